@@ -1,0 +1,157 @@
+"""The ``kb`` command line: a thin layer that parses, calls one library function, and prints.
+
+Commands live in ``kb/commands/<module>.py`` and are imported only when used, so ``kb search``
+starts without loading the network, graph or web stacks.
+"""
+from __future__ import annotations
+
+import importlib
+import sqlite3
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from . import __version__
+from .errors import InputError, KBError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: command name -> "module:attribute" under kb.commands, in the order --help lists them.
+COMMANDS: dict[str, str] = {
+    "init": "core:init",
+    "stats": "core:stats",
+    "search": "search:search",
+    "add": "add:add",
+    "pubmed": "pubmed:pubmed",
+    "import": "imports:import_",
+    "export": "export:export",
+    "graph": "graph:graph",
+    "crawl": "crawl:crawl",
+    "resolve": "resolve:resolve",
+    "gaps": "graph:gaps",
+    "evidence": "evidence:evidence",
+    "build": "build:build",
+    "serve": "serve:serve",
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose commands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [name for name in COMMANDS if self._load(name) is not None]
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        return self._load(name)
+
+    @staticmethod
+    def _load(name: str) -> click.Command | None:
+        target = COMMANDS.get(name)
+        if target is None:
+            return None
+        module_name, attribute = target.split(":")
+        try:
+            module = importlib.import_module(f"kb.commands.{module_name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"kb.commands.{module_name}":
+                return None  # not built in this version
+            raise
+        return getattr(module, attribute, None)
+
+
+@dataclass
+class Settings:
+    """Global options, handed to every command through the click context."""
+
+    db_path: Path
+    verbosity: int = 0
+    debug: bool = False
+
+    def open(self, *, create: bool = False) -> sqlite3.Connection:
+        """Open the knowledge base (``create`` makes a new one if the file is missing)."""
+        from . import store
+        return store.connect(self.db_path, create=create)
+
+    def say(self, message: str, *, level: int = 0) -> None:
+        """Print a message to stderr unless --quiet (level 1 needs --verbose)."""
+        if self.verbosity >= level:
+            click.echo(message, err=True)
+
+
+pass_settings = click.make_pass_decorator(Settings)
+
+
+@contextmanager
+def kb_errors(settings: Settings | None = None) -> Iterator[None]:
+    """Turn kb errors into clean click errors: exit 1 for runtime failures, 2 for bad input."""
+    try:
+        yield
+    except KBError as exc:
+        if settings is not None and settings.debug:
+            raise
+        error = click.ClickException(str(exc))
+        error.exit_code = exc.exit_code
+        raise error from exc
+    except sqlite3.OperationalError as exc:
+        if settings is not None and settings.debug:
+            raise
+        raise click.ClickException(f"database error: {exc}") from exc
+
+
+def network_options(func: F) -> F:
+    """--no-cache / --refresh / --offline, for commands that fetch."""
+    func = click.option("--offline", is_flag=True, envvar="KB_OFFLINE",
+                        help="Answer only from the HTTP cache (KB_OFFLINE=1).")(func)
+    func = click.option("--refresh", is_flag=True,
+                        help="Fetch again even when the cache has an answer.")(func)
+    func = click.option("--no-cache", "no_cache", is_flag=True,
+                        help="Neither read nor write the HTTP cache.")(func)
+    return func
+
+
+def format_option(*choices: str, default: str | None = None) -> Callable[[F], F]:
+    """A --format option with these choices (the first is the default)."""
+    return click.option("--format", "fmt", type=click.Choice(choices), default=default or choices[0],
+                        show_default=True, help="Output format.")
+
+
+def out_option(func: F) -> F:
+    """--out FILE (default: standard output)."""
+    return click.option("--out", "out", type=click.Path(dir_okay=False, writable=True),
+                        help="Write to FILE instead of standard output.")(func)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"],
+                                               "max_content_width": 100})
+@click.option("--db", "db_path", envvar="KB_DB", default="kb.db", show_default=True,
+              type=click.Path(path_type=Path), help="The knowledge base file (env KB_DB).")
+@click.option("-q", "--quiet", "verbosity", flag_value=-1, help="Print only results and errors.")
+@click.option("-v", "--verbose", "verbosity", flag_value=1, help="Print more about the work done.")
+@click.option("--debug", is_flag=True, hidden=True, help="Show tracebacks.")
+@click.version_option(__version__, prog_name="kb")
+@click.pass_context
+def cli(ctx: click.Context, db_path: Path, verbosity: int | None, debug: bool) -> None:
+    """kb: the literature and evidence knowledge base for cell therapy in cerebral palsy.
+
+    Collect the field's papers (Crossref, DataCite, PubMed, OpenAlex, OpenCitations), see which
+    trials a pooled analysis or review stands on, search the evidence, and browse it in
+    Datasette. Start with `kb search mesenchymal` on the bundled kb.db.
+    """
+    ctx.obj = Settings(db_path=db_path, verbosity=verbosity or 0, debug=debug)
+
+
+def main() -> None:  # pragma: no cover - console entry point alias
+    cli(prog_name="kb")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
+
+
+__all__ = ["cli", "Settings", "pass_settings", "kb_errors", "network_options", "format_option",
+           "out_option", "InputError"]

@@ -1,0 +1,84 @@
+"""Run-time settings from the environment: base URLs, identity, cache, offline mode.
+
+Read once per command into a frozen :class:`Config` that is passed down; nothing global.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+__all__ = ["Config", "load_config", "BASE_URLS"]
+
+#: service -> (environment variable, production root)
+BASE_URLS: dict[str, tuple[str, str]] = {
+    "crossref": ("KB_CROSSREF_URL", "https://api.crossref.org"),
+    "datacite": ("KB_DATACITE_URL", "https://api.datacite.org"),
+    "doi": ("KB_DOI_URL", "https://doi.org"),
+    "eutils": ("KB_EUTILS_URL", "https://eutils.ncbi.nlm.nih.gov/entrez/eutils"),
+    "idconv": ("KB_IDCONV_URL", "https://pmc.ncbi.nlm.nih.gov/tools/idconv/api/v1/articles"),
+    "openalex": ("KB_OPENALEX_URL", "https://api.openalex.org"),
+    "opencitations": ("KB_OPENCITATIONS_URL", "https://api.opencitations.net/index/v2"),
+    "ctgov": ("KB_CTGOV_URL", "https://clinicaltrials.gov/api/v2"),
+}
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _default_cache_dir() -> Path:
+    from platformdirs import user_cache_dir
+    return Path(user_cache_dir("kb", appauthor=False))
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything a fetch needs to know. Secrets are kept out of ``repr``."""
+
+    base_urls: dict[str, str] = field(default_factory=lambda: {k: v[1] for k, v in BASE_URLS.items()})
+    mailto: str | None = None
+    ncbi_api_key: str | None = field(default=None, repr=False)
+    openalex_api_key: str | None = field(default=None, repr=False)
+    cache_dir: Path | None = None
+    use_cache: bool = True
+    refresh: bool = False
+    offline: bool = False
+    timeout: float = 30.0
+    retries: int = 5
+    backoff: float = 0.5
+    max_retry_wait: float = 60.0
+
+    def url(self, service: str, path: str = "") -> str:
+        """The base URL of ``service`` joined with ``path``."""
+        root = self.base_urls[service].rstrip("/")
+        return f"{root}/{path.lstrip('/')}" if path else root
+
+    def with_options(self, **changes: object) -> "Config":
+        """A copy with some settings changed (used for --no-cache, --refresh)."""
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def load_config(env: Mapping[str, str] | None = None) -> Config:
+    """Build a :class:`Config` from environment variables (``os.environ`` by default).
+
+    ``KB_CROSSREF_URL`` … ``KB_CTGOV_URL`` override the services' roots; ``KB_MAILTO`` is the
+    contact sent to Crossref, NCBI and OpenAlex; ``NCBI_API_KEY`` and ``OPENALEX_API_KEY`` raise
+    rate limits; ``KB_CACHE_DIR`` moves the HTTP cache; ``KB_OFFLINE=1`` answers from the cache
+    only; ``KB_TIMEOUT`` and ``KB_RETRIES`` tune the client.
+    """
+    env = os.environ if env is None else env
+    base_urls = {name: env.get(var) or default for name, (var, default) in BASE_URLS.items()}
+    cache_dir = env.get("KB_CACHE_DIR")
+    return Config(
+        base_urls=base_urls,
+        mailto=env.get("KB_MAILTO") or None,
+        ncbi_api_key=env.get("NCBI_API_KEY") or None,
+        openalex_api_key=env.get("OPENALEX_API_KEY") or None,
+        cache_dir=Path(cache_dir) if cache_dir else _default_cache_dir(),
+        use_cache=not _flag(env.get("KB_NO_CACHE")),
+        offline=_flag(env.get("KB_OFFLINE")),
+        timeout=float(env.get("KB_TIMEOUT") or 30),
+        retries=int(env.get("KB_RETRIES") or 5),
+    )

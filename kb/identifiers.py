@@ -1,0 +1,177 @@
+"""Parse and normalise the identifiers people paste: DOIs, PMIDs, PMCIDs, OpenAlex ids, URLs.
+
+Pure functions, no I/O. DOIs are stored lower-case without a resolver prefix.
+"""
+from __future__ import annotations
+
+import re
+from typing import NamedTuple
+from urllib.parse import unquote, urlsplit
+
+from .errors import InputError
+
+__all__ = ["Identifier", "classify", "normalize_doi", "normalize_pmid", "normalize_pmcid",
+           "normalize_openalex", "parse_identifier", "find_dois", "is_url"]
+
+_DOI_PREFIXES = re.compile(
+    r"^(?:(?:https?://)?(?:dx\.|www\.)?doi\.org/|doi\s*:\s*|doi\s+|urn:doi:|info:doi/)", re.I)
+_DOI_CORE = re.compile(r"^10\.\d{4,9}/\S+$")
+_DOI_IN_TEXT = re.compile(r"\b10\.\d{4,9}/[^\s\"'<>]+(?:<[^\s>]*>[^\s\"'<>]*)*", re.I)
+_TRAILING = ".,;:)]}>'\""
+_PMID_URL = re.compile(r"^(?:https?://)?(?:www\.)?(?:pubmed\.ncbi\.nlm\.nih\.gov|ncbi\.nlm\.nih\.gov/pubmed)/(\d+)/?(?:[?#].*)?$", re.I)
+_PMC_URL = re.compile(r"^(?:https?://)?(?:www\.)?(?:pmc\.ncbi\.nlm\.nih\.gov|ncbi\.nlm\.nih\.gov/pmc)/articles/(PMC\d+)/?(?:[?#].*)?$", re.I)
+_OPENALEX = re.compile(r"^(?:https?://openalex\.org/|openalex:)?(W\d+)$", re.I)
+
+
+class Identifier(NamedTuple):
+    """A classified identifier: ``kind`` is doi, pmid, pmcid, openalex or url."""
+
+    kind: str
+    value: str
+
+
+def _strip_trailing(doi: str) -> str:
+    """Drop punctuation pasted after a DOI, keeping balanced brackets that belong to it."""
+    while doi and doi[-1] in _TRAILING:
+        closer = doi[-1]
+        opener = {")": "(", "]": "[", "}": "{", ">": "<"}.get(closer)
+        if opener and doi.count(opener) >= doi.count(closer):
+            break
+        doi = doi[:-1]
+    return doi
+
+
+def normalize_doi(text: str) -> str | None:
+    """Return the canonical (lower-case, bare) DOI in ``text``, or None if it is not a DOI.
+
+    >>> normalize_doi("https://doi.org/10.1186/S13287-021-02513-4")
+    '10.1186/s13287-021-02513-4'
+    >>> normalize_doi("doi:10.1002/(SICI)1097-4636(199706)35:4<491::AID-JBM9>3.0.CO;2-E.")
+    '10.1002/(sici)1097-4636(199706)35:4<491::aid-jbm9>3.0.co;2-e'
+    >>> normalize_doi("http://dx.doi.org/10.22074%2Fcellj.2024.2032098.1600")
+    '10.22074/cellj.2024.2032098.1600'
+    >>> normalize_doi("10.1234") is None
+    True
+    """
+    value = text.strip()
+    if "%" in value:
+        value = unquote(value)
+    value = _DOI_PREFIXES.sub("", value.strip()).strip()
+    value = _strip_trailing(value)
+    if not _DOI_CORE.match(value):
+        return None
+    return value.lower()
+
+
+def normalize_pmid(text: str) -> str | None:
+    """Return the PMID in ``text`` (digits, ``pmid:``/``PMID`` prefixes, PubMed URLs), or None.
+
+    >>> normalize_pmid("PMID: 34362453")
+    '34362453'
+    >>> normalize_pmid("https://pubmed.ncbi.nlm.nih.gov/34362453/")
+    '34362453'
+    >>> normalize_pmid("0") is None
+    True
+    """
+    value = text.strip()
+    match = _PMID_URL.match(value)
+    if match:
+        value = match.group(1)
+    value = re.sub(r"^(?:pmid|pubmed)\s*[:=]?\s*", "", value, flags=re.I)
+    if not re.fullmatch(r"\d{1,9}", value) or int(value) == 0:
+        return None
+    return str(int(value))
+
+
+def normalize_pmcid(text: str) -> str | None:
+    """Return the PMCID (``PMC`` + digits) in ``text``, or None.
+
+    >>> normalize_pmcid("pmc8343813")
+    'PMC8343813'
+    >>> normalize_pmcid("https://www.ncbi.nlm.nih.gov/pmc/articles/PMC8343813/")
+    'PMC8343813'
+    """
+    value = text.strip()
+    match = _PMC_URL.match(value)
+    if match:
+        value = match.group(1)
+    value = re.sub(r"^pmcid\s*:?\s*", "", value, flags=re.I)
+    match = re.fullmatch(r"PMC(\d{1,9})(?:\.\d+)?", value, flags=re.I)
+    return f"PMC{int(match.group(1))}" if match and int(match.group(1)) else None
+
+
+def normalize_openalex(text: str) -> str | None:
+    """Return the OpenAlex work id (``W…``) in ``text``, or None.
+
+    >>> normalize_openalex("https://openalex.org/W2741809807")
+    'W2741809807'
+    """
+    match = _OPENALEX.match(text.strip())
+    return match.group(1).upper() if match else None
+
+
+def is_url(text: str) -> bool:
+    """True for an http(s) URL with a host.
+
+    >>> is_url("https://cells4life.com/2025/03/x"), is_url("10.1/x")
+    (True, False)
+    """
+    parts = urlsplit(text.strip())
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
+def classify(text: str) -> Identifier | None:
+    """Classify one pasted identifier, or return None if it is none of the known kinds.
+
+    PubMed and PMC URLs and doi.org links are recognised before other URLs.
+
+    >>> classify("DOI: 10.3389/FBIOE.2022.1006845")
+    Identifier(kind='doi', value='10.3389/fbioe.2022.1006845')
+    >>> classify("pmid:36588957")
+    Identifier(kind='pmid', value='36588957')
+    >>> classify("PMC9794999")
+    Identifier(kind='pmcid', value='PMC9794999')
+    >>> classify("https://cells4life.com/2025/03/fresh-insights-cell-therapy-cerebral-palsy").kind
+    'url'
+    >>> classify("hello") is None
+    True
+    """
+    value = text.strip()
+    if not value:
+        return None
+    for kind, normalize in (("doi", normalize_doi), ("pmcid", normalize_pmcid),
+                            ("pmid", normalize_pmid), ("openalex", normalize_openalex)):
+        normalized = normalize(value)
+        if normalized:
+            return Identifier(kind, normalized)
+    if is_url(value):
+        return Identifier("url", value)
+    return None
+
+
+def parse_identifier(text: str) -> Identifier:
+    """Like :func:`classify`, but raise :class:`~kb.errors.InputError` naming bad input.
+
+    >>> parse_identifier("10.1234")
+    Traceback (most recent call last):
+    ...
+    kb.errors.InputError: not a DOI, PMID, PMCID, OpenAlex id or URL: '10.1234'
+    """
+    ident = classify(text)
+    if ident is None:
+        raise InputError(f"not a DOI, PMID, PMCID, OpenAlex id or URL: {text.strip()!r}")
+    return ident
+
+
+def find_dois(text: str) -> list[str]:
+    """Return the distinct DOIs in free text, normalised, in order of appearance.
+
+    >>> find_dois("see doi:10.1186/s12883-022-02636-y. and https://doi.org/10.3389/fbioe.2022.1006845")
+    ['10.1186/s12883-022-02636-y', '10.3389/fbioe.2022.1006845']
+    """
+    found: list[str] = []
+    for match in _DOI_IN_TEXT.finditer(text):
+        doi = normalize_doi(match.group(0))
+        if doi and doi not in found:
+            found.append(doi)
+    return found
