@@ -29,8 +29,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from .errors import DatabaseError, InputError
-from .records import SOURCES, LinkRecord, ReferenceRecord, WorkRecord, WorkRef
+from ..errors import DatabaseError, InputError
+from ..records import SOURCES, LinkRecord, ReferenceRecord, WorkRecord, WorkRef
 
 __all__ = ["connect", "migrate", "latest_version", "transaction", "upsert_work", "upsert_works",
            "add_links", "delete_works", "merge_works", "link_citation", "set_study_design",
