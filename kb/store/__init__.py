@@ -137,15 +137,16 @@ def connect(path: str | Path, *, create: bool = True, migrate_schema: bool = Tru
     return conn
 
 
-def migrate(conn: sqlite3.Connection) -> int:
-    """Apply every ``schema/NNNN_*.sql`` newer than the file's ``user_version``.
+def migrate(conn: sqlite3.Connection, target: int | None = None) -> int:
+    """Apply every ``schema/NNNN_*.sql`` newer than the file's ``user_version`` (up to
+    ``target``, default the latest).
 
     Each script runs in its own transaction together with its ``user_version`` bump, so a
     failing step leaves the file at the previous version. Returns the new version.
     """
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     for number, sql in _scripts():
-        if number <= version:
+        if number <= version or (target is not None and number > target):
             continue
         try:
             conn.executescript(f"BEGIN IMMEDIATE;\n{sql}\nPRAGMA user_version = {number};\nCOMMIT;")
