@@ -1,0 +1,403 @@
+"""The one HTTP client every request of every scraper goes through.
+
+:class:`Client` owns identification (a User-Agent naming kb, its version and the ``KB_MAILTO``
+contact), a timeout on every call, per-service pacing, retries with exponential backoff that
+honour ``Retry-After`` (429, 500, 502, 503, 504, connection errors, stalls and truncated
+bodies), and an on-disk cache (requests-cache, SQLite, under ``KB_CACHE_DIR``).
+
+It knows no service's format: services are recognised only by which configured base URL a
+request falls under, to pace each at its own rate. Secrets (``api_key`` parameters, API tokens)
+never reach cache keys, the cached copy of a request, log lines or error messages.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta, timezone
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+import tenacity
+from requests.adapters import HTTPAdapter
+
+from . import __version__
+from .config import Config
+from .errors import FetchError, NotFoundError, OfflineError, QuotaError
+
+__all__ = ["Client", "default_rates", "user_agent", "redact", "RETRY_STATUSES",
+           "SECRET_PARAMS", "CACHE_EXPIRE"]
+
+log = logging.getLogger(__name__)
+
+#: Statuses worth another try after a pause.
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+#: Query parameters and headers that carry secrets.
+SECRET_PARAMS = ("api_key", "api-key", "apikey", "key", "token", "access_token",
+                 "Crossref-Plus-API-Token", "Authorization")
+#: Identity parameters left out of cache keys too (another contact gets the same answer).
+_IDENTITY_PARAMS = ("mailto", "email", "tool")
+#: How long a cached answer is used before it is fetched again (``--refresh`` forces it).
+CACHE_EXPIRE = timedelta(days=30)
+#: Services sharing one rate budget (NCBI counts E-utilities and the ID converter per IP).
+_PACING_GROUPS = {"eutils": "ncbi", "idconv": "ncbi"}
+_SECRET_RE = re.compile(
+    r"(?i)\b(" + "|".join(re.escape(p) for p in SECRET_PARAMS) + r")(=|:\s*)([^&\s;,'\"]+)")
+_TRANSIENT_ERRORS = (requests.ConnectionError, requests.Timeout,
+                     requests.exceptions.ChunkedEncodingError,
+                     requests.exceptions.ContentDecodingError)
+
+
+def user_agent(mailto: str | None) -> str:
+    """The User-Agent kb sends (Crossref's polite pool reads the ``mailto:``).
+
+    >>> user_agent("me@example.org")
+    'kb/0.1.0 (https://github.com/kb-cp/kb; mailto:me@example.org)'
+    """
+    contact = f"; mailto:{mailto}" if mailto else ""
+    return f"kb/{__version__} (https://github.com/kb-cp/kb{contact})"
+
+
+def redact(text: str) -> str:
+    """Hide secret parameter values in a URL or message.
+
+    >>> redact("https://x.org/efetch.fcgi?id=1&api_key=abc123&tool=kb")
+    'https://x.org/efetch.fcgi?id=1&api_key=REDACTED&tool=kb'
+    """
+    return _SECRET_RE.sub(lambda m: f"{m.group(1)}{m.group(2)}REDACTED", text)
+
+
+def default_rates(config: Config) -> dict[str, float]:
+    """Requests per second per service before the service says otherwise.
+
+    Crossref's figure is replaced by its ``x-rate-limit-*`` headers as soon as it answers;
+    NCBI allows 3/s, 10/s with ``NCBI_API_KEY``.
+    """
+    return {
+        "crossref": 10.0 if config.mailto else 5.0,
+        "datacite": 3.0,
+        "doi": 5.0,
+        "ncbi": 10.0 if config.ncbi_api_key else 3.0,
+        "openalex": 10.0,
+        "opencitations": 3.0,
+        "ctgov": 0.8,
+    }
+
+
+def _parse_interval(text: str) -> float | None:
+    """Seconds in an ``x-rate-limit-interval`` value such as ``1s``.
+
+    >>> _parse_interval("1s"), _parse_interval("60"), _parse_interval("2m"), _parse_interval("x")
+    (1.0, 60.0, 120.0, None)
+    """
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*", text or "")
+    if not match:
+        return None
+    scale = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[match.group(2) or "s"]
+    return float(match.group(1)) * scale
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date).
+
+    >>> _retry_after("3"), _retry_after(None), _retry_after("soon")
+    (3.0, None, None)
+    """
+    if not value:
+        return None
+    value = value.strip()
+    if re.fullmatch(r"\d+(?:\.\d+)?", value):
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+
+
+class _Pacer:
+    """Spaces requests per key at a given rate; thread-safe, one per :class:`Client`."""
+
+    def __init__(self, rates: Mapping[str, float]) -> None:
+        self._interval = {key: 1.0 / rate for key, rate in rates.items() if rate > 0}
+        self._next: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def wait(self, key: str) -> None:
+        with self._lock:
+            now = time.monotonic()
+            slot = max(now, self._next.get(key, 0.0))
+            self._next[key] = slot + self._interval.get(key, 0.0)
+        if slot > now:
+            time.sleep(slot - now)
+
+    def set_rate(self, key: str, limit: float, seconds: float) -> None:
+        if limit > 0 and seconds > 0:
+            with self._lock:
+                self._interval[key] = seconds / limit
+
+    def interval(self, key: str) -> float:
+        return self._interval.get(key, 0.0)
+
+
+class _Transient(Exception):
+    """An attempt failed in a way another attempt may fix."""
+
+    def __init__(self, message: str, *, url: str, status: int | None = None,
+                 retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.url = url
+        self.status = status
+        self.retry_after = retry_after
+
+
+class _CountingAdapter(HTTPAdapter):
+    """The transport: paces and counts every request that really goes on the wire."""
+
+    def __init__(self, client: Client) -> None:
+        super().__init__(pool_maxsize=10)
+        self._client = client
+
+    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any
+             ) -> requests.Response:
+        key = self._client._pace_key(request.url or "")
+        self._client._pacer.wait(key)
+        self._client._count("requests")
+        log.debug("%s %s", request.method, redact(request.url or ""))
+        response = super().send(request, *args, **kwargs)
+        self._client._learn_rate(key, response.headers)
+        return response
+
+
+class Client:
+    """The HTTP client: ``get``/``post`` return a 2xx :class:`requests.Response` or raise.
+
+    :raises NotFoundError: the service answered 404 or 410.
+    :raises QuotaError: a rate limit that waiting ``config.max_retry_wait`` will not fix.
+    :raises OfflineError: offline (``KB_OFFLINE``) and the answer is not in the cache.
+    :raises FetchError: anything else, after ``config.retries`` retries.
+    """
+
+    def __init__(self, config: Config, *, rates: Mapping[str, float] | None = None) -> None:
+        self.config = config
+        self._pacer = _Pacer(default_rates(config) if rates is None else rates)
+        self._stats = {"requests": 0, "retries": 0, "cache_hits": 0}
+        self._lock = threading.Lock()
+        self._cached = bool(config.use_cache and config.cache_dir)
+        self._session = self._make_session()
+
+    # -- setup --------------------------------------------------------------------------------
+
+    def _make_session(self) -> requests.Session:
+        if self._cached:
+            import requests_cache
+            assert self.config.cache_dir is not None
+            self.config.cache_dir.mkdir(parents=True, exist_ok=True)
+            session: requests.Session = requests_cache.CachedSession(
+                str(self.config.cache_dir / "http_cache.sqlite"), backend="sqlite", wal=True,
+                expire_after=CACHE_EXPIRE, allowable_codes=(200, 404, 410),
+                allowable_methods=("GET", "HEAD", "POST"), cache_control=False,
+                stale_if_error=True, match_headers=False,
+                ignored_parameters=list(SECRET_PARAMS + _IDENTITY_PARAMS))
+        else:
+            session = requests.Session()
+        adapter = _CountingAdapter(self)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        session.headers["User-Agent"] = user_agent(self.config.mailto)
+        session.headers["Accept-Encoding"] = "gzip, deflate"
+        return session
+
+    def close(self) -> None:
+        """Close the session and its cache connection."""
+        self._session.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- bookkeeping --------------------------------------------------------------------------
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """Counts so far: ``requests`` on the wire, ``retries``, ``cache_hits``."""
+        with self._lock:
+            return dict(self._stats)
+
+    def _count(self, name: str) -> None:
+        with self._lock:
+            self._stats[name] += 1
+
+    def service(self, url: str) -> str | None:
+        """The configured service whose base URL ``url`` falls under (longest match)."""
+        best: tuple[int, str | None] = (0, None)
+        for name, root in self.config.base_urls.items():
+            root = root.rstrip("/")
+            if (url == root or url.startswith(root + "/") or url.startswith(root + "?")) \
+                    and len(root) > best[0]:
+                best = (len(root), name)
+        return best[1]
+
+    def _pace_key(self, url: str) -> str:
+        name = self.service(url)
+        if name is None:
+            return urlsplit(url).netloc.lower()
+        return _PACING_GROUPS.get(name, name)
+
+    def _learn_rate(self, key: str, headers: Mapping[str, str]) -> None:
+        limit = headers.get("x-rate-limit-limit") or headers.get("x-ratelimit-limit")
+        interval = headers.get("x-rate-limit-interval") or headers.get("x-ratelimit-interval")
+        if limit and interval:
+            seconds = _parse_interval(interval)
+            try:
+                count = float(limit)
+            except ValueError:
+                return
+            if seconds:
+                self._pacer.set_rate(key, count, seconds)
+
+    # -- requests -----------------------------------------------------------------------------
+
+    def get(self, url: str, params: Mapping[str, Any] | None = None,
+            headers: Mapping[str, str] | None = None) -> requests.Response:
+        """GET ``url``; a 2xx response (see the class for what it raises)."""
+        return self._request("GET", url, params=params, headers=headers)
+
+    def post(self, url: str, data: Any = None, params: Mapping[str, Any] | None = None,
+             headers: Mapping[str, str] | None = None) -> requests.Response:
+        """POST ``data`` (a form dict or bytes) to ``url``; a 2xx response."""
+        return self._request("POST", url, params=params, data=data, headers=headers)
+
+    def get_json(self, url: str, params: Mapping[str, Any] | None = None,
+                 headers: Mapping[str, str] | None = None) -> Any:
+        """GET ``url`` and decode its JSON body. A body that is not JSON (an HTML error page,
+        a garbled answer) is dropped from the cache and fetched again, then a FetchError."""
+        response = self._request("GET", url, params=params, headers=headers,
+                                 check=_check_json)
+        return response.json()
+
+    def _request(self, method: str, url: str, *, params: Mapping[str, Any] | None = None,
+                 data: Any = None, headers: Mapping[str, str] | None = None,
+                 check: Callable[[requests.Response], str | None] | None = None
+                 ) -> requests.Response:
+        if self.config.offline and not self._cached:
+            raise OfflineError(f"offline, and the HTTP cache is off: cannot fetch {redact(url)}",
+                               url=redact(url))
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(_Transient),
+            stop=tenacity.stop_after_attempt(max(0, self.config.retries) + 1),
+            wait=self._wait, before_sleep=self._before_sleep, reraise=True)
+        try:
+            return retrying(self._attempt, method, url, params, data, headers, check)
+        except _Transient as exc:
+            attempts = max(0, self.config.retries) + 1
+            if exc.status == 429:
+                raise QuotaError(f"rate limited (HTTP 429) {attempts} times in a row: {exc.url}",
+                                 url=exc.url, status=429,
+                                 hint="wait a few minutes and run again; set KB_MAILTO") from None
+            raise FetchError(f"{exc} (gave up after {attempts} attempts): {exc.url}",
+                             url=exc.url, status=exc.status) from None
+
+    def _attempt(self, method: str, url: str, params: Mapping[str, Any] | None, data: Any,
+                 headers: Mapping[str, str] | None,
+                 check: Callable[[requests.Response], str | None] | None) -> requests.Response:
+        extra: dict[str, Any] = {}
+        if self._cached:
+            extra = {"only_if_cached": self.config.offline,
+                     "force_refresh": self.config.refresh and not self.config.offline}
+        shown = redact(_with_params(url, params))
+        try:
+            response = self._session.request(method, url, params=params, data=data,
+                                             headers=dict(headers or {}),
+                                             timeout=self.config.timeout, **extra)
+        except _TRANSIENT_ERRORS as exc:
+            raise _Transient(_describe(exc), url=shown) from None
+        except requests.RequestException as exc:
+            raise FetchError(f"request failed: {redact(str(exc))}", url=shown) from None
+        shown = redact(response.url or shown)
+        from_cache = bool(getattr(response, "from_cache", False))
+        if self.config.offline and response.status_code == 504 and from_cache \
+                and response.reason == "Not Cached":
+            raise OfflineError(f"offline, and not in the HTTP cache: {shown}", url=shown,
+                               hint="run once without --offline / KB_OFFLINE to fill the cache")
+        if from_cache:
+            self._count("cache_hits")
+        status = response.status_code
+        if 200 <= status < 300:
+            problem = check(response) if check else None
+            if problem:
+                self._forget(response)
+                raise _Transient(problem, url=shown, status=status)
+            return response
+        if status in (404, 410):
+            raise NotFoundError(f"not found (HTTP {status}): {shown}", url=shown, status=status)
+        if status in RETRY_STATUSES:
+            wait = _retry_after(response.headers.get("Retry-After"))
+            if wait is not None and wait > self.config.max_retry_wait:
+                raise QuotaError(
+                    f"the service asks kb to wait {wait:.0f} s before retrying (HTTP {status}), "
+                    f"more than the {self.config.max_retry_wait:.0f} s kb waits: {shown}",
+                    url=shown, status=status, hint="run again later")
+            raise _Transient(f"HTTP {status} {response.reason or ''}".strip(), url=shown,
+                             status=status, retry_after=wait)
+        raise FetchError(f"HTTP {status} from {shown}: {_snippet(response)}", url=shown,
+                         status=status)
+
+    def _forget(self, response: requests.Response) -> None:
+        key = getattr(response, "cache_key", None)
+        if self._cached and key:
+            self._session.cache.delete(key)  # type: ignore[attr-defined]
+
+    def _wait(self, state: tenacity.RetryCallState) -> float:
+        backoff = self.config.backoff * 2 ** (state.attempt_number - 1)
+        exc = state.outcome.exception() if state.outcome else None
+        floor = getattr(exc, "retry_after", None) or 0.0
+        return min(max(backoff, floor), self.config.max_retry_wait)
+
+    def _before_sleep(self, state: tenacity.RetryCallState) -> None:
+        self._count("retries")
+        exc = state.outcome.exception() if state.outcome else None
+        log.info("retrying in %.2f s after %s: %s", state.next_action.sleep if state.next_action
+                 else 0.0, exc, getattr(exc, "url", ""))
+
+
+def _with_params(url: str, params: Mapping[str, Any] | None) -> str:
+    if not params:
+        return url
+    prepared = requests.Request("GET", url, params=params).prepare()
+    return prepared.url or url
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, requests.Timeout):
+        return "timed out"
+    if isinstance(exc, (requests.exceptions.ChunkedEncodingError,
+                        requests.exceptions.ContentDecodingError)):
+        return "the answer was cut off"
+    return f"connection failed ({type(exc).__name__})"
+
+
+def _snippet(response: requests.Response, size: int = 200) -> str:
+    text = response.text.strip()
+    if text.lower().startswith(("<!doctype html", "<html")):
+        title = re.search(r"(?is)<title>(.*?)</title>|<h1>(.*?)</h1>", text)
+        found = title.group(1) or title.group(2) if title else None
+        return f"an HTML page ({found.strip()!r})" if found else "an HTML page"
+    return redact(" ".join(text.split())[:size]) or "(empty body)"
+
+
+def _check_json(response: requests.Response) -> str | None:
+    try:
+        json.loads(response.content)
+    except ValueError:
+        return f"expected JSON, got {_snippet(response, 80)}"
+    return None
