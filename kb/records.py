@@ -44,6 +44,7 @@ class ReferenceRecord(TypedDict, total=False):
     volume: str | None
     first_page: str | None
     unstructured: str | None  # the reference as printed
+    url: str | None           # a cited page with no other identifier (it becomes a work)
 
 
 class UpdateRecord(TypedDict, total=False):
