@@ -1,0 +1,149 @@
+"""Build a knowledge base from the embedded seed, through the same importers every user runs.
+
+Order: the corpus works (:mod:`kb.seed_reader` → :func:`kb.store.upsert_works`), the seed news
+article through the web-article scraper (:func:`kb.scrapers.webpage.parse_page`; its reference
+list gives the citation rows their position and text), the corpus citation links
+(:func:`kb.store.add_links`), the curated trials and ``pools`` lineage (the evidence
+store), then the evidence annotations and reference resolution. With the network it then
+refreshes the seed works from Crossref / PubMed / OpenAlex and crawls one level out.
+
+The file is written under a temporary name next to the target and renamed at the end, so a
+failed or interrupted build never leaves a half-written ``kb.db``. Inputs are sorted, so the
+same seed gives the same works, ids and edges.
+"""
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import seed_reader, store
+from .config import Config
+from .errors import DatabaseError, KBError
+
+__all__ = ["BuildReport", "build_kb", "load_seed", "SEED_ARTICLE"]
+
+#: The seed news article, as shipped in ``kb/seed/``.
+SEED_ARTICLE = "cells4life-2025-03.html"
+
+
+@dataclass
+class BuildReport:
+    """What a build did: counts per step, and what failed (online steps only)."""
+
+    path: Path
+    steps: dict[str, Any] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+
+
+def load_seed(conn: sqlite3.Connection, say: Callable[[str], None] = lambda _: None
+              ) -> dict[str, Any]:
+    """Import the embedded seed into ``conn`` through the normal importers (no network)."""
+    from .scrapers.webpage import parse_page
+
+    steps: dict[str, Any] = {}
+    works = seed_reader.read_works()
+    results = store.upsert_works(conn, works)
+    steps["corpus works"] = len(results)
+    say(f"corpus: {len(results)} works")
+
+    html = seed_reader.seed_files().joinpath(SEED_ARTICLE).read_bytes()
+    page = parse_page(html, seed_reader.SEED_ARTICLE_URL)
+    store.upsert_work(conn, page)
+    steps["seed article references"] = len(page.get("references") or [])
+    say(f"seed article: {page.get('title')} ({steps['seed article references']} references)")
+
+    links, lineage = seed_reader.read_links()
+    steps["corpus citation links"] = store.add_links(conn, links)
+    say(f"corpus: {len(links)} citation links")
+
+    steps.update(_load_evidence(conn, lineage, seed_reader.read_trials(), say))
+    return steps
+
+
+def _load_evidence(conn: sqlite3.Connection, lineage: list[seed_reader.Lineage],
+                   trials: list[dict[str, Any]], say: Callable[[str], None]) -> dict[str, Any]:
+    """Curated trials and ``pools`` lineage through the evidence store."""
+    from .store import evidence
+
+    steps = {"curated trials": evidence.load_curated_trials(conn, trials)}
+    for edge in lineage:
+        evidence.add_lineage(conn, seed_reader.ref_for_id(edge.from_id),
+                             seed_reader.ref_for_id(edge.to_id), edge.relation,
+                             provenance="curated", reason="stated by the seed corpus",
+                             source=edge.source)
+    steps["curated lineage"] = len(lineage)
+    say(f"evidence: {steps['curated trials']} curated trials, {len(lineage)} lineage edges")
+    return steps
+
+
+def _annotate(conn: sqlite3.Connection, say: Callable[[str], None]) -> dict[str, Any]:
+    """Derived layers: study designs, trial facts, lineage and flags; then resolution."""
+    from . import evidence, resolve
+
+    steps: dict[str, Any] = {"evidence": evidence.annotate(conn)}
+    steps["resolution"] = resolve.resolve(conn)
+    say("annotated evidence and resolved references")
+    return steps
+
+
+def _refresh(conn: sqlite3.Connection, config: Config, report: BuildReport,
+             say: Callable[[str], None]) -> None:
+    """Refresh the seed works from Crossref / PubMed / OpenAlex and crawl one level out."""
+    from . import crawl, ingest
+
+    ids = [row[0] for row in conn.execute(
+        "SELECT coalesce('doi:' || doi, 'pmid:' || pmid) FROM works "
+        "WHERE status = 'full' AND (doi IS NOT NULL OR pmid IS NOT NULL) ORDER BY 1")]
+    added = ingest.add_ids(conn, ids, config=config)
+    report.steps["refreshed"] = len(ids)
+    report.failures.extend(str(f) for f in getattr(added, "failures", []) or [])
+    say(f"refreshed {len(ids)} seed works online")
+    crawled = crawl.crawl(conn, config=config, depth=1)
+    report.steps["crawled"] = crawled
+    report.failures.extend(str(f) for f in getattr(crawled, "failures", []) or [])
+
+
+def build_kb(out: str | Path, *, offline: bool = True, config: Config | None = None,
+             say: Callable[[str], None] = lambda _: None) -> BuildReport:
+    """Build a knowledge base at ``out`` from the seed (and, online, the services).
+
+    :param offline: only the seed (deterministic); otherwise also refresh and crawl.
+    :raises KBError: the build failed; ``out`` is left as it was.
+    """
+    out = Path(out)
+    if out.is_dir():
+        raise DatabaseError(f"{out} is a folder, not a database file")
+    tmp = out.with_name(f".{out.name}.building-{os.getpid()}")
+    for leftover in (tmp, *_sidecars(tmp)):
+        leftover.unlink(missing_ok=True)
+    report = BuildReport(out)
+    try:
+        conn = store.connect(tmp)
+        try:
+            report.steps.update(load_seed(conn, say))
+            report.steps.update(_annotate(conn, say))
+            if not offline:
+                if config is None:
+                    raise KBError("an online build needs a configuration")
+                _refresh(conn, config, report, say)
+                report.steps.update(_annotate(conn, say))
+            store.rebuild_fts(conn)
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            conn.execute("VACUUM")
+        finally:
+            conn.close()
+        for sidecar in _sidecars(out):
+            sidecar.unlink(missing_ok=True)  # a stale WAL must not be replayed onto the new file
+        os.replace(tmp, out)
+    finally:
+        for leftover in (tmp, *_sidecars(tmp)):
+            leftover.unlink(missing_ok=True)
+    return report
+
+
+def _sidecars(path: Path) -> tuple[Path, Path]:
+    return path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")

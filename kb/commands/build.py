@@ -1,0 +1,43 @@
+"""kb build."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..cli import Settings, kb_errors, network_options, pass_settings
+
+
+@click.command()
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the knowledge base here (default: --db, i.e. kb.db).")
+@network_options
+@pass_settings
+def build(settings: Settings, out: Path | None, offline: bool, refresh: bool,
+          no_cache: bool) -> None:
+    """Build the curated knowledge base from the seed in kb/seed/.
+
+    Imports the seed's works, citation links, news article and trial facts through the normal
+    importers, then annotates evidence and resolves references. With --offline that is all,
+    and the result is the same every time (it is how the bundled kb.db is made). Without
+    --offline it also refreshes the seed works from Crossref, PubMed and OpenAlex and crawls
+    one level of references and citing works.
+
+    The new file replaces the old one only when the build has finished.
+    """
+    from ..build import build_kb
+    from ..config import load_config
+
+    target = out or settings.db_path
+    config = None
+    if not offline:
+        config = load_config().with_options(use_cache=not no_cache, refresh=refresh)
+    with kb_errors(settings):
+        report = build_kb(target, offline=offline, config=config,
+                          say=lambda m: settings.say(m, level=1))
+    summary = ", ".join(f"{k} {v}" for k, v in report.steps.items() if isinstance(v, int))
+    settings.say(f"Built {target}: {summary}")
+    if report.failures:
+        for failure in report.failures:
+            settings.say(f"failed: {failure}")
+        raise click.exceptions.Exit(1)
