@@ -1,0 +1,197 @@
+"""``kb import``: bring files of records into the knowledge base.
+
+PubMed XML (efetch output, baseline and update files, ``.xml`` or ``.xml.gz``) streams through
+:func:`kb.scrapers.pubmed_xml.parse_pubmed_xml` into :class:`kb.store.bulk.BulkWriter`, one
+transaction per file: a malformed or truncated file leaves the database as it was. Other
+formats (RIS, BibTeX, CSL-JSON, MEDLINE, citation CSV) come from :mod:`kb.formats` when it is
+installed and are stored with :func:`kb.store.upsert_works` / :func:`kb.store.add_links`.
+"""
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from .errors import InputError, KBError
+from .store import add_links, transaction, upsert_works
+
+__all__ = ["FileReport", "detect_format", "import_file", "import_files", "import_pubmed_xml"]
+
+PUBMED_XML = "pubmed-xml"
+
+#: progress(bytes_done, bytes_total) after each batch of records.
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class FileReport:
+    """What importing one file did."""
+
+    path: str
+    format: str
+    records: int = 0
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    merged: int = 0
+    deleted: int = 0
+    citations: int = 0
+    stubs: int = 0
+    links: int = 0
+    fts: str = ""
+    seconds: float = 0.0
+    error: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        """One line for the user."""
+        if self.error:
+            return f"{self.path}: FAILED, nothing imported: {self.error}"
+        parts = [f"{self.records} records", f"{self.added} added", f"{self.updated} updated",
+                 f"{self.unchanged} unchanged"]
+        if self.merged:
+            parts.append(f"{self.merged} merged")
+        if self.deleted or self.format == PUBMED_XML:
+            parts.append(f"{self.deleted} deleted")
+        if self.citations or self.stubs:
+            parts.append(f"{self.citations} citations ({self.stubs} new cited works)")
+        if self.links:
+            parts.append(f"{self.links} citation links")
+        return f"{self.path} [{self.format}]: " + ", ".join(parts) + f" in {self.seconds:.1f}s"
+
+
+def detect_format(path: Path) -> str:
+    """The file's format, from its content (``pubmed-xml`` or a :mod:`kb.formats` name).
+
+    :raises InputError: the file cannot be read or its format is not recognised.
+    """
+    from .scrapers.pubmed_xml import is_pubmed_xml
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(8192)
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    if is_pubmed_xml(head):
+        return PUBMED_XML
+    formats = _formats()
+    if formats is None:
+        raise InputError(f"{path}: not PubMed XML, and this kb has no readers for other formats")
+    return formats.detect(path)
+
+
+def _formats() -> Any:
+    try:
+        from . import formats  # type: ignore[attr-defined]
+    except ImportError as exc:
+        if exc.name not in (f"{__package__}.formats", "kb.formats"):
+            raise
+        return None
+    return formats
+
+
+def import_file(conn: sqlite3.Connection, path: Path, *, keep_raw: bool = False,
+                progress: Progress | None = None) -> FileReport:
+    """Import one file of any supported format in one transaction.
+
+    Errors in the file are reported in :attr:`FileReport.error` (and nothing of it is
+    stored); database errors propagate.
+    """
+    path = Path(path)
+    try:
+        fmt = detect_format(path)
+    except KBError as exc:
+        return FileReport(str(path), "unknown", error=str(exc))
+    if fmt == PUBMED_XML:
+        return import_pubmed_xml(conn, path, keep_raw=keep_raw, progress=progress)
+    return _import_other(conn, path, fmt)
+
+
+def import_pubmed_xml(conn: sqlite3.Connection, path: Path, *, keep_raw: bool = False,
+                      progress: Progress | None = None, batch_size: int = 2000) -> FileReport:
+    """Import a PubMed XML file (``.xml`` / ``.xml.gz``): records, citations, deletions.
+
+    :param keep_raw: store each record's XML in the ``records`` table (slower, larger).
+    """
+    from .scrapers.pubmed_xml import Deletion, parse_pubmed_xml
+    from .store.bulk import BulkWriter
+
+    report = FileReport(str(path), PUBMED_XML)
+    started = time.perf_counter()
+    try:
+        handle: IO[bytes] = open(path, "rb")
+    except OSError as exc:
+        report.error = f"cannot read {path}: {exc.strerror or exc}"
+        return report
+    total = path.stat().st_size
+    try:
+        with transaction(conn):
+            writer = BulkWriter(conn, batch_size=batch_size)
+            deletions: list[str] = []
+            for item in parse_pubmed_xml(handle, raw=keep_raw):
+                if isinstance(item, Deletion):
+                    deletions.append(item.pmid)
+                    continue
+                if deletions:
+                    writer.delete(deletions)
+                    deletions = []
+                writer.add(item)
+                report.records += 1
+                if progress is not None and report.records % batch_size == 0:
+                    progress(_position(handle, total), total)
+            if deletions:
+                writer.delete(deletions)
+            stats = writer.finish()
+    except KBError as exc:
+        report.error = str(exc)
+        report.records = 0
+        return report
+    finally:
+        handle.close()
+    if progress is not None:
+        progress(total, total)
+    for name in ("added", "updated", "unchanged", "merged", "deleted", "citations", "stubs",
+                 "fts"):
+        setattr(report, name, getattr(stats, name))
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _position(handle: IO[bytes], total: int) -> int:
+    try:
+        return min(handle.tell(), total)
+    except (OSError, ValueError):
+        return 0
+
+
+def _import_other(conn: sqlite3.Connection, path: Path, fmt: str) -> FileReport:
+    """A non-PubMed file through :mod:`kb.formats`: works, then citation links."""
+    formats = _formats()
+    report = FileReport(str(path), fmt)
+    started = time.perf_counter()
+    works: list[Any] = []
+    links: list[Any] = []
+    try:
+        for item in formats.read(path, fmt):
+            (links if "citing" in item else works).append(item)
+        with transaction(conn):
+            results = upsert_works(conn, works)
+            report.links = add_links(conn, links) if links else 0
+    except KBError as exc:
+        report.error = str(exc)
+        return report
+    report.records = len(works)
+    for result in results:
+        setattr(report, result.action, getattr(report, result.action) + 1)
+        report.merged += len(result.merged)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def import_files(conn: sqlite3.Connection, paths: Iterable[Path], *, keep_raw: bool = False,
+                 progress: Callable[[Path], Progress | None] | None = None) -> list[FileReport]:
+    """Import files one after another, one transaction each; see :func:`import_file`."""
+    return [import_file(conn, Path(p), keep_raw=keep_raw,
+                        progress=progress(Path(p)) if progress else None) for p in paths]

@@ -1,0 +1,358 @@
+"""Bulk writes for large imports (PubMed baseline and update files).
+
+:class:`BulkWriter` stores records with the same outcome as :func:`kb.store.upsert_work` called
+on each in turn, but set-based: a batch's identifiers are looked up in a few ``IN`` queries, new
+works, their authors, terms and citations go in with ``executemany``, and the full-text index
+can be filled once at the end. Records that meet a stored work, or another record of the batch,
+go through the store's own merge (:func:`kb.store.upsert_work`'s code path), so the merge rule
+lives in one place. The caller owns the transaction (one per file).
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..records import ReferenceRecord, WorkRecord
+from . import (ID_FIELDS, LIST_FIELDS, SCALAR_FIELDS, _author_key, _author_name,
+               _ensure_work, _rank, _ref_key, _upsert, delete_works, now, sync_fts)
+
+__all__ = ["BulkWriter", "BulkStats"]
+
+_CHUNK = 500  # bound parameters per IN (...) query
+
+
+@dataclass
+class BulkStats:
+    """What a :class:`BulkWriter` did."""
+
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    merged: int = 0
+    deleted: int = 0
+    citations: int = 0
+    stubs: int = 0
+    fts: str = ""
+    touched: set[int] = field(default_factory=set, repr=False)
+
+
+def _chunks(values: list[Any], size: int = _CHUNK) -> Iterable[list[Any]]:
+    for start in range(0, len(values), size):
+        yield values[start:start + size]
+
+
+def _lookup(conn: sqlite3.Connection, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """Map (id field, value) to the stored work carrying it, in one query per field and chunk."""
+    by_field: dict[str, set[str]] = {}
+    for name, value in pairs:
+        by_field.setdefault(name, set()).add(value)
+    found: dict[tuple[str, str], int] = {}
+    for name, values in by_field.items():
+        for chunk in _chunks(sorted(values)):
+            marks = ",".join("?" * len(chunk))
+            for work_id, value in conn.execute(
+                    f"SELECT id, {name} FROM works WHERE {name} IN ({marks})", chunk):
+                found[(name, value)] = work_id
+    return found
+
+
+def _id_pairs(record: WorkRecord | ReferenceRecord) -> list[tuple[str, str]]:
+    return [(name, record[name]) for name in ID_FIELDS if record.get(name)]  # type: ignore[literal-required]
+
+
+def _new_work_row(record: WorkRecord, work_id: int, stamp: str) -> dict[str, Any]:
+    """The works row :func:`kb.store.upsert_work` writes for a record that matches nothing
+    (``_new_work`` + ``_apply`` on an empty row): ids without provenance, every non-empty
+    scalar and list field credited to the record's source."""
+    source = record["source"]
+    row: dict[str, Any] = {name: record.get(name) or None for name in ID_FIELDS}
+    provenance: dict[str, str] = {}
+    for name in SCALAR_FIELDS:
+        value = record.get(name)
+        if value is None or value == "" or value == []:
+            row[name] = None
+            continue
+        row[name] = value
+        provenance[name] = source
+    for name in LIST_FIELDS:
+        if record.get(name):
+            provenance[name] = source
+    status = record.get("status") or "full"
+    design = record.get("study_design")
+    row.update(
+        id=work_id, status=status, provenance=json.dumps(provenance, sort_keys=True),
+        study_design=design or None,
+        design_source=("curated" if source == "corpus" else source) if design else None,
+        is_retracted=int(bool(record.get("is_retracted") or any(
+            u.get("kind") == "retraction" and u.get("direction") == "updated-by"
+            for u in record.get("updates") or []))),
+        unverified=0 if (_rank("title", source) < _rank("title", "corpus") and status == "full")
+        else int(bool(record.get("unverified"))),
+        created_at=stamp, updated_at=stamp)
+    return row
+
+
+_WORK_COLUMNS = ("id",) + ID_FIELDS + SCALAR_FIELDS + (
+    "status", "provenance", "study_design", "design_source", "is_retracted", "unverified",
+    "created_at", "updated_at")
+_INSERT_WORK = (f"INSERT INTO works({', '.join(_WORK_COLUMNS)}) "
+                f"VALUES ({', '.join('?' * len(_WORK_COLUMNS))})")
+_INSERT_CITATION = (
+    "INSERT INTO citations(citing_id, cited_id, ref_key, position, cited_doi, cited_pmid, "
+    "cited_pmcid, cited_openalex, title, journal, year, first_author, volume, first_page, "
+    "unstructured, sources, resolved_by) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
+
+
+class BulkWriter:
+    """Buffer records and write them in set-based batches; call :meth:`finish` at the end.
+
+    :param defer_fts: leave the full-text index of new works to :meth:`finish`, which refills
+        the whole index when the import is large next to the table, or syncs the new rows.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, *, batch_size: int = 2000,
+                 defer_fts: bool = True) -> None:
+        self.conn = conn
+        self.batch_size = batch_size
+        self.defer_fts = defer_fts
+        self.stats = BulkStats()
+        self._pending: list[WorkRecord] = []
+        self._rows_before = conn.execute("SELECT count(*) FROM works").fetchone()[0]
+
+    # -- public API -----------------------------------------------------------------------
+
+    def add(self, record: WorkRecord) -> None:
+        """Queue one record (written when the batch is full, or by :meth:`flush`)."""
+        self._pending.append(record)
+        if len(self._pending) >= self.batch_size:
+            self.flush()
+
+    def delete(self, pmids: Iterable[str]) -> int:
+        """Delete the works with these PMIDs (after writing everything queued before)."""
+        self.flush()
+        deleted = delete_works(self.conn, pmids)
+        self.stats.deleted += deleted
+        return deleted
+
+    def flush(self) -> None:
+        """Write the queued records."""
+        records, self._pending = self._pending, []
+        if records:
+            self._write(records)
+
+    def finish(self) -> BulkStats:
+        """Flush, then bring the full-text index up to date."""
+        self.flush()
+        touched = sorted(self.stats.touched)
+        if not touched:
+            self.stats.fts = "unchanged"
+        elif len(touched) * 2 >= self._rows_before:
+            self.conn.execute("DELETE FROM works_fts")
+            self.conn.execute("INSERT INTO works_fts(rowid, title, abstract, keywords, mesh, "
+                              "authors) SELECT * FROM works_fts_source")
+            self.stats.fts = "rebuilt"
+        else:
+            sync_fts(self.conn, touched)
+            self.stats.fts = "synced"
+        return self.stats
+
+    # -- one batch ------------------------------------------------------------------------
+
+    def _write(self, records: list[WorkRecord]) -> None:
+        pairs = [pair for record in records for pair in _id_pairs(record)]
+        stored = _lookup(self.conn, pairs)
+        seen: dict[tuple[str, str], int] = {}
+        for pair in pairs:
+            seen[pair] = seen.get(pair, 0) + 1
+        fresh: list[WorkRecord] = []
+        known: list[WorkRecord] = []
+        for record in records:
+            ids = _id_pairs(record)
+            if ids and not any(p in stored or seen[p] > 1 for p in ids):
+                fresh.append(record)
+            else:
+                known.append(record)
+        new_ids = self._insert_new(fresh)
+        for record in known:
+            result = _upsert(self.conn, record)
+            setattr(self.stats, result.action, getattr(self.stats, result.action) + 1)
+            self.stats.merged += len(result.merged)
+        self._add_references([(work_id, record) for work_id, record in zip(new_ids, fresh)
+                              if record.get("references")])
+
+    def _next_id(self) -> int:
+        return (self.conn.execute("SELECT max(id) FROM works").fetchone()[0] or 0) + 1
+
+    def _insert_new(self, records: list[WorkRecord], *, count: bool = True) -> list[int]:
+        """Insert works that match nothing stored, with their lists and extras."""
+        if not records:
+            return []
+        conn, stamp = self.conn, now()
+        first = self._next_id()
+        ids = list(range(first, first + len(records)))
+        conn.executemany(_INSERT_WORK, [
+            tuple(row[c] for c in _WORK_COLUMNS)
+            for row in (_new_work_row(r, i, stamp) for r, i in zip(records, ids))])
+        authors: dict[str, tuple] = {}
+        links: list[tuple[int, int, str, str | None]] = []
+        mesh, keywords, types, accessions, updates, raws = [], [], [], [], [], []
+        for work_id, record in zip(ids, records):
+            source = record["source"]
+            position = 0
+            for author in record.get("authors") or []:
+                name = _author_name(author)
+                if not name:
+                    continue
+                position += 1
+                key = _author_key(author)
+                authors.setdefault(key, (key, author.get("family"), author.get("given"), name,
+                                         author.get("orcid")))
+                links.append((work_id, position, key, author.get("affiliation")))
+            mesh += [(work_id, m["descriptor"], m.get("descriptor_ui"), m.get("qualifier"),
+                      int(bool(m.get("major")))) for m in record.get("mesh") or []]
+            keywords += [(work_id, k) for k in record.get("keywords") or [] if k]
+            types += [(work_id, t) for t in record.get("publication_types") or [] if t]
+            accessions += [(work_id, a["bank"], a["accession"])
+                           for a in record.get("accessions") or []]
+            updates += [(work_id, u["kind"], u.get("direction", "updated-by"), u.get("doi"),
+                         u.get("pmid"), u.get("label"), u.get("source") or source)
+                        for u in record.get("updates") or []]
+            if record.get("raw") is not None and record.get("source_id"):
+                raws.append((source, record["source_id"], work_id, record.get("source_url"),
+                             record.get("fetched_at") or stamp, record["raw"]))
+        if authors:
+            conn.executemany("INSERT OR IGNORE INTO authors(key, family, given, name, orcid) "
+                             "VALUES (?, ?, ?, ?, ?)", list(authors.values()))
+            author_ids: dict[str, int] = {}
+            for chunk in _chunks(list(authors)):
+                marks = ",".join("?" * len(chunk))
+                author_ids.update(conn.execute(
+                    f"SELECT key, id FROM authors WHERE key IN ({marks})", chunk).fetchall())
+            conn.executemany("INSERT INTO work_authors(work_id, position, author_id, affiliation) "
+                             "VALUES (?, ?, ?, ?)",
+                             [(w, p, author_ids[k], a) for w, p, k, a in links])
+        conn.executemany("INSERT INTO mesh(work_id, descriptor, descriptor_ui, qualifier, major) "
+                         "VALUES (?, ?, ?, ?, ?)", mesh)
+        conn.executemany("INSERT OR IGNORE INTO keywords(work_id, keyword) VALUES (?, ?)",
+                         keywords)
+        conn.executemany("INSERT OR IGNORE INTO publication_types(work_id, type) VALUES (?, ?)",
+                         types)
+        conn.executemany("INSERT OR IGNORE INTO accessions(work_id, bank, accession) "
+                         "VALUES (?, ?, ?)", accessions)
+        conn.executemany("INSERT OR IGNORE INTO updates(work_id, kind, direction, other_doi, "
+                         "other_pmid, label, source) VALUES (?, ?, ?, ?, ?, ?, ?)", updates)
+        conn.executemany(
+            "INSERT INTO records(source, source_id, work_id, url, fetched_at, body) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(source, source_id) DO UPDATE SET "
+            "work_id = excluded.work_id, url = excluded.url, fetched_at = excluded.fetched_at, "
+            "body = excluded.body WHERE body IS NOT excluded.body OR work_id IS NOT "
+            "excluded.work_id", raws)
+        if count:
+            self.stats.added += len(records)
+        self._touch(ids)
+        return ids
+
+    def _touch(self, ids: Iterable[int]) -> None:
+        if self.defer_fts:
+            self.stats.touched.update(ids)
+        else:
+            sync_fts(self.conn, ids)
+
+    # -- references -----------------------------------------------------------------------
+
+    def _add_references(self, citing: list[tuple[int, WorkRecord]]) -> None:
+        """Citation rows (and stub works) for new works, as ``_add_citation`` makes them."""
+        if not citing:
+            return
+        conn = self.conn
+        works = _lookup(conn, [p for _, record in citing for ref in record["references"]
+                               for p in _id_pairs(ref)])
+        next_id = self._next_id()
+        stubs: list[WorkRecord] = []
+        stub_ids: list[int] = []
+        rows: list[tuple] = []
+        for citing_id, record in citing:
+            source = record["source"]
+            keys: set[str] = set()
+            edges: set[int] = set()
+            for ref in record["references"]:
+                key = _ref_key(ref)
+                if key in keys:
+                    continue
+                ids = _id_pairs(ref)
+                if not ids and ref.get("url"):
+                    self._flush_refs(rows, stubs, stub_ids)
+                    cited_id = _ensure_work(conn, ref)
+                    next_id = self._next_id()
+                else:
+                    matches = sorted({works[p] for p in ids if p in works})
+                    if len(matches) > 1:  # the reference joins two stored works: merge them
+                        self._flush_refs(rows, stubs, stub_ids)
+                        cited_id = _ensure_work(conn, ref)
+                        next_id = self._next_id()
+                        works = {p: w for p, w in works.items() if w not in matches}
+                        row = conn.execute("SELECT doi, pmid, pmcid, openalex_id FROM works "
+                                           "WHERE id = ?", (cited_id,)).fetchone()
+                        works.update({(f, row[f]): cited_id for f in ID_FIELDS if row[f]})
+                        keys, edges = self._citations_of(citing_id)
+                        if key in keys:
+                            continue
+                    elif matches:
+                        cited_id = matches[0]
+                    elif ids:
+                        cited_id = next_id
+                        next_id += 1
+                        stubs.append(_stub(ref))
+                        stub_ids.append(cited_id)
+                        works.update({p: cited_id for p in ids})
+                    else:
+                        cited_id = None
+                if cited_id is not None and cited_id in edges:
+                    continue
+                if cited_id == citing_id:
+                    continue
+                keys.add(key)
+                if cited_id is not None:
+                    edges.add(cited_id)
+                how = next((f for f in ID_FIELDS if ref.get(f)), None)
+                rows.append((citing_id, cited_id, key, ref.get("position"), ref.get("doi"),
+                             ref.get("pmid"), ref.get("pmcid"), ref.get("openalex_id"),
+                             ref.get("title"), ref.get("journal"), ref.get("year"),
+                             ref.get("first_author"), ref.get("volume"), ref.get("first_page"),
+                             ref.get("unstructured"), json.dumps([source]),
+                             ("openalex" if how == "openalex_id" else how) if cited_id else None))
+        self._flush_refs(rows, stubs, stub_ids)
+
+    def _citations_of(self, citing_id: int) -> tuple[set[str], set[int]]:
+        rows = self.conn.execute("SELECT ref_key, cited_id FROM citations WHERE citing_id = ?",
+                                 (citing_id,)).fetchall()
+        return {r[0] for r in rows}, {r[1] for r in rows if r[1] is not None}
+
+    def _flush_refs(self, rows: list[tuple], stubs: list[WorkRecord], stub_ids: list[int]) -> None:
+        if stubs:
+            first = self._next_id()
+            if first != stub_ids[0]:  # ids are handed out in order; a gap means a bug
+                raise RuntimeError("stub ids out of step with the works table")
+            self._insert_new(stubs, count=False)
+            self.stats.stubs += len(stubs)
+        if rows:
+            self.conn.executemany(_INSERT_CITATION, rows)
+            self.stats.citations += len(rows)
+        rows.clear()
+        stubs.clear()
+        stub_ids.clear()
+
+
+def _stub(ref: ReferenceRecord) -> WorkRecord:
+    """The stub work ``_ensure_work`` creates for a reference that names an unknown id."""
+    stub: WorkRecord = {"source": "reference", "status": "stub",  # type: ignore[typeddict-item]
+                        **{f: ref[f] for f in ID_FIELDS if ref.get(f)},  # type: ignore[literal-required]
+                        "title": ref.get("title"), "year": ref.get("year"),
+                        "journal": ref.get("journal"), "url": ref.get("url"),
+                        "volume": ref.get("volume")}
+    if ref.get("first_author"):
+        stub["authors"] = [{"family": ref["first_author"]}]
+    return stub
