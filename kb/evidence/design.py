@@ -1,0 +1,144 @@
+"""Study design of a work: PubMed publication types and MeSH first, then title / abstract rules.
+
+Pure functions, no I/O.
+
+>>> classify_design("Stem cells in cerebral palsy", publication_types=["Journal Article",
+...                 "Randomized Controlled Trial"])
+('rct', 'pubtype')
+>>> classify_design("Cord blood for cerebral palsy: individual participant data meta-analysis")
+('meta-analysis', 'rule')
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+__all__ = ["DESIGNS", "TRIAL_DESIGNS", "PRIMARY_DESIGNS", "SYNTHESIS_DESIGNS", "classify_design",
+           "design_from_publication_types", "design_from_text"]
+
+DESIGNS = ("rct", "controlled-trial", "open-label-trial", "pooled-analysis", "meta-analysis",
+           "systematic-review", "review", "case-report", "case-series", "cohort", "preclinical",
+           "protocol", "web-article", "other")
+#: designs whose works report a trial of their own.
+TRIAL_DESIGNS = ("rct", "controlled-trial", "open-label-trial", "protocol")
+#: designs of primary clinical studies (a trial, or treated patients described).
+PRIMARY_DESIGNS = TRIAL_DESIGNS + ("case-series", "case-report", "cohort")
+#: designs that stand on other studies' participants or findings.
+SYNTHESIS_DESIGNS = ("pooled-analysis", "meta-analysis", "systematic-review", "review")
+
+# PubMed publication type -> design, strongest first.
+_PUBTYPES: list[tuple[str, str]] = [
+    ("Retraction of Publication", "other"),
+    ("Meta-Analysis", "meta-analysis"),
+    ("Systematic Review", "systematic-review"),
+    ("Clinical Trial Protocol", "protocol"),
+    ("Randomized Controlled Trial", "rct"),
+    ("Controlled Clinical Trial", "controlled-trial"),
+    ("Case Reports", "case-report"),
+    ("Review", "review"),
+    ("Observational Study", "cohort"),
+]
+_TRIAL_PUBTYPE = re.compile(r"^Clinical Trial(?:, Phase [IV/]+)?$|^Clinical Study$", re.I)
+_ANIMAL_MESH = {"rats", "mice", "rats, sprague-dawley", "rats, wistar", "disease models, animal",
+                "swine", "sheep", "rabbits", "mice, inbred c57bl"}
+_COHORT_MESH = {"cohort studies", "retrospective studies", "prospective studies",
+                "longitudinal studies", "follow-up studies"}
+
+# (design, pattern) tried in order on the title first, then on the abstract.
+_TEXT_RULES: list[tuple[str, str]] = [
+    ("review", r"^(?:progress|advances|recent advances|an update) (?:in|on)\b|state of the art"),
+    ("pooled-analysis", r"pooled analys[ie]s|pooled data|individual (?:participant|patient) data"
+                        r"(?! meta)|combined analysis of (?:two|three|\d+) (?:randomi[sz]ed )?trials"),
+    ("meta-analysis", r"meta-?analys[ie]s|meta-?regression"),
+    ("systematic-review", r"systematic(?:al)? review|scoping review|systemic review"),
+    ("protocol", r"study protocol|trial protocol|protocol (?:and|for) (?:a|the)|: protocol\b|"
+                 r"design and rationale|protocol and rationale"),
+    ("rct", r"randomi[sz]ed(?:,)?(?: [\w-]+){0,4} (?:controlled |clinical |placebo[- ]controlled )?"
+            r"(?:trial|study)|randomi[sz]ed,? (?:double|single|triple)[- ]blind|"
+            r"(?:placebo|sham)[- ]controlled (?:trial|study|crossover)|"
+            r"factorial randomi[sz]ed|randomi[sz]ed (?:cross-?over|phase)"),
+    ("case-report", r"case report|a case of\b|: a case\b|one case of|a (?:child|boy|girl|patient) "
+                    r"with|individual treatment"),
+    ("case-series", r"case series|report of \d+ cases|\b\w+ cases of|retrospective (?:study|"
+                    r"analysis|review) of \d+"),
+    ("preclinical", r"\b(?:rats?|mice|mouse|murine|rodents?|piglets?|lambs?|rabbits?)\b|"
+                    r"animal models?|in vitro|neonatal hypoxic[- ]ischemic (?:rat|mouse)"),
+    ("controlled-trial", r"non-?randomi[sz]ed|\bcontrolled (?:clinical )?(?:trial|study)|"
+                         r"case[- ]control(?:led)? study|compared with (?:a )?control group"),
+    ("open-label-trial", r"open[- ]label|single[- ](?:arm|group)|uncontrolled|phase (?:i|1|ii|2)"
+                         r"(?:/(?:ii|2))? (?:trial|study)|pilot (?:trial|study)|"
+                         r"(?:safety|feasibility)(?: and [\w]+)? (?:trial|study)|clinical trial|"
+                         r"clinical study"),
+    ("cohort", r"\bcohort\b|retrospective (?:study|analysis)|prospective (?:study|observational)|"
+               r"registry[- ]based|population[- ]based|prevalence|surveillance|"
+               r"follow-?up study|longitudinal study"),
+    ("review", r"\breview\b|state of the art|an update\b|current (?:status|proceedings|concepts)|"
+               r"progress in\b|perspectives?\b|advances in\b|overview"),
+]
+_TEXT_RES = [(design, re.compile(pattern, re.I)) for design, pattern in _TEXT_RULES]
+
+
+def design_from_publication_types(publication_types: Iterable[str],
+                                  mesh: Iterable[str] = ()) -> str | None:
+    """The design PubMed's publication types (and animal / cohort MeSH) state, or None.
+
+    A bare "Clinical Trial" type is not enough to tell randomised from single-arm trials and
+    returns None (the text rules decide); "Retracted Publication" says nothing of design.
+
+    >>> design_from_publication_types(["Journal Article", "Review", "Systematic Review"])
+    'systematic-review'
+    >>> design_from_publication_types(["Journal Article"], ["Animals", "Rats"])
+    'preclinical'
+    """
+    types = {t.strip().lower() for t in publication_types}
+    for name, design in _PUBTYPES:
+        if name.lower() in types:
+            return design
+    terms = {m.strip().lower() for m in mesh}
+    if terms & _ANIMAL_MESH or ("animals" in terms and "humans" not in terms):
+        return "preclinical"
+    if terms & _COHORT_MESH and not any(_TRIAL_PUBTYPE.match(t) for t in publication_types):
+        return "cohort"
+    return None
+
+
+def design_from_text(title: str | None, abstract: str | None = None) -> str | None:
+    """The design a title (then an abstract) words, or None.
+
+    >>> design_from_text("Outcomes of autologous bone marrow mononuclear cells for cerebral "
+    ...                  "palsy: an open label uncontrolled clinical trial")
+    'open-label-trial'
+    >>> design_from_text("Forty cases of cerebral palsy treated with human neural stem cells")
+    'case-series'
+    """
+    for text in (title, (abstract or "")[:1500]):
+        if not text:
+            continue
+        for design, pattern in _TEXT_RES:
+            if pattern.search(text):
+                return design
+    return None
+
+
+def classify_design(title: str | None, abstract: str | None = None,
+                    publication_types: Iterable[str] = (), mesh: Iterable[str] = (),
+                    work_type: str | None = None) -> tuple[str, str] | None:
+    """``(design, source)`` for one work: ``pubtype`` when PubMed's types (or MeSH) decide,
+    ``rule`` when the text does; None when there is no text to judge (a stub)."""
+    publication_types = list(publication_types)
+    design = design_from_publication_types(publication_types, mesh)
+    if design is not None:
+        return design, "pubtype"
+    trial_type = any(_TRIAL_PUBTYPE.match(t) for t in publication_types)
+    text_design = design_from_text(title, abstract)
+    if trial_type:
+        if text_design in ("rct", "controlled-trial", "open-label-trial", "protocol"):
+            return text_design, "pubtype"
+        return "open-label-trial", "pubtype"
+    if work_type in ("web-article", "webpage", "post", "blog-post"):
+        return "web-article", "rule"
+    if text_design is not None:
+        return text_design, "rule"
+    if title or abstract:
+        return "other", "rule"
+    return None

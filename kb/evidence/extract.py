@@ -1,0 +1,541 @@
+"""Rule-based extraction of trial facts from the text a user has: title, abstract, MeSH, keywords.
+
+Pure functions, no I/O. Every ``canonical_*`` helper maps free text (a paper's wording or a
+curated value) onto kb's controlled vocabulary, so extracted and curated facts can be compared.
+
+>>> facts = extract_facts("Intrathecal umbilical cord tissue mesenchymal stem cells in cerebral "
+...                       "palsy: a randomized double-blind sham-controlled trial")
+>>> facts["cell_type"], facts["route"], facts["blinding"], facts["control"]
+(['UC-MSC'], ['intrathecal'], 'double-blind', 'sham')
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+__all__ = ["REGISTRIES", "registry_of", "find_registry_ids", "canonical_cell_types",
+           "canonical_routes", "canonical_origin", "canonical_blinding", "canonical_control",
+           "canonical_outcomes", "canonical_age_range", "find_doses", "find_n", "find_arms",
+           "find_follow_up", "extract_facts", "words_to_int", "CELL_TYPE_GROUPS"]
+
+_I = re.IGNORECASE
+
+#: registry name -> pattern of its trial ids.
+REGISTRIES: dict[str, str] = {
+    "ClinicalTrials.gov": r"NCT\d{8}",
+    "IRCT": r"IRCT\d{6,}N\d+|IRCT\d{10,}",
+    "ChiCTR": r"ChiCTR-?(?:[A-Z]{2,4}-)?\d{8,10}",
+    "ISRCTN": r"ISRCTN\d{8}",
+    "CRiS": r"KCT\d{7}",
+    "CTRI": r"CTRI/\d{4}/\d{2,3}/\d{6}",
+    "ANZCTR": r"ACTRN\d{14}",
+}
+_REGISTRY_RE = re.compile("|".join(f"(?P<r{i}>\\b{p}\\b)" for i, p in enumerate(REGISTRIES.values())))
+_REGISTRY_NAMES = list(REGISTRIES)
+
+
+def registry_of(trial_id: str) -> str | None:
+    """The registry a trial id belongs to, or None.
+
+    >>> registry_of("NCT01147653"), registry_of("ChiCTR-TRC-12002568"), registry_of("10.1/x")
+    ('ClinicalTrials.gov', 'ChiCTR', None)
+    """
+    for name, pattern in REGISTRIES.items():
+        if re.fullmatch(pattern, trial_id.strip()):
+            return name
+    return None
+
+
+def find_registry_ids(text: str) -> list[str]:
+    """Registry ids in ``text``, in order, without repeats (NCT ids upper-cased).
+
+    >>> find_registry_ids("Registered at ClinicalTrials.gov (nct01147653) and IRCT20140528017891N3.")
+    ['NCT01147653', 'IRCT20140528017891N3']
+    """
+    found: list[str] = []
+    for match in re.finditer(_REGISTRY_RE, re.sub(r"\b(nct|irct|isrctn|actrn|kct)(\d)",
+                                                  lambda m: m.group(1).upper() + m.group(2),
+                                                  text or "", flags=_I)):
+        value = match.group(0)
+        if value not in found:
+            found.append(value)
+    return found
+
+
+# -- number words -----------------------------------------------------------------------------
+
+_UNITS = {w: i for i, w in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+    "fifteen sixteen seventeen eighteen nineteen".split())}
+_TENS = {w: 10 * i for i, w in enumerate(
+    "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()) if w != "_"}
+_NUMBER_WORD = (r"(?:(?:twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)(?:[- ](?:one|two|three|"
+                r"four|five|six|seven|eight|nine))?|one hundred(?: and [a-z-]+)?|zero|one|two|three|"
+                r"four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|"
+                r"sixteen|seventeen|eighteen|nineteen)")
+_NUM = rf"(\d{{1,4}}|{_NUMBER_WORD})"
+
+
+def words_to_int(text: str) -> int | None:
+    """``"72"``, ``"seventy-two"`` or ``"Forty"`` as an int.
+
+    >>> words_to_int("Seventy-two"), words_to_int("105"), words_to_int("many")
+    (72, 105, None)
+    """
+    text = text.strip().lower()
+    if text.isdigit():
+        return int(text)
+    if text.startswith("one hundred"):
+        rest = text[len("one hundred"):].replace(" and ", " ").strip()
+        return 100 + (words_to_int(rest) or 0) if rest else 100
+    parts = re.split(r"[- ]", text)
+    total = 0
+    for part in parts:
+        if part in _TENS:
+            total += _TENS[part]
+        elif part in _UNITS:
+            total += _UNITS[part]
+        else:
+            return None
+    return total
+
+
+# -- lexicons ---------------------------------------------------------------------------------
+
+_MSC = r"mesenchymal (?:stem|stromal|progenitor)(?: cells?)?"
+#: canonical cell type -> patterns, most specific first. Overlapping matches keep the longest.
+_CELL_TYPES: list[tuple[str, list[str]]] = [
+    ("UCB-MNC", [r"(?:umbilical )?cord[- ]blood[- ](?:derived )?mononuclear cells?",
+                 r"\b(?:h|allo)?U?CB[- ]?MNCs?\b", r"\bUCBMNCs?\b"]),
+    ("UCB-MSC", [rf"(?:umbilical )?cord[- ]blood[- ](?:derived )?{_MSC}", r"\bh?UCB[- ]?MSCs?\b"]),
+    ("UC-MSC", [rf"umbilical cord(?:[- ]tissue)?(?:[- ]derived)? {_MSC}",
+                rf"(?:umbilical )?cord[- ]tissue(?:[- ]derived)? {_MSC}",
+                rf"wharton'?s[- ]jelly(?:[- ]derived)?(?: {_MSC}| (?:stem|stromal) cells?)",
+                r"\bh?UCT?[- ]?MSCs?\b", r"\bh?WJ[- ]?MSCs?\b", r"\bhWJSCs?\b",
+                r"\bh?CT[- ]MSCs?\b"]),
+    ("BM-MNC", [r"bone[- ]marrow(?:[- ]derived)? mononuclear cells?", r"\bBM[- ]?MNCs?\b",
+                r"\bBMMCs?\b"]),
+    ("BM-TNC", [r"bone[- ]marrow(?:[- ]derived)? (?:total )?nucleated cells?", r"\bBM[- ]?TNCs?\b"]),
+    ("BM-MSC", [rf"bone[- ]marrow(?:[- ]derived)? {_MSC}", rf"\bbone {_MSC}",
+                r"\bBM[- ]?MSCs?\b", r"\bBMSCs?\b"]),
+    ("AD-MSC", [rf"adipose(?:[- ]tissue)?(?:[- ]derived)? (?:{_MSC}|(?:stem|stromal) cells?)",
+                r"\bAD[- ]?MSCs?\b", r"\bADSCs?\b"]),
+    ("NSC/NPC", [r"neural (?:stem|progenitor|precursor)(?:[- ]like)? cells?",
+                 r"\bh?NSCs?\b", r"\bh?NPCs?\b", r"Neural Stem Cells"]),
+    ("OEC", [r"olfactory ensheathing (?:glia|cells?)", r"\bOECs?\b"]),
+    ("CD34+", [r"\bCD34\+?(?:[- ](?:selected|positive))?(?: cells?)?"]),
+    ("PB-MNC", [r"(?:mobili[sz]ed )?peripheral blood (?:mononuclear|stem) cells?",
+                r"\bm?PB[- ]?MNCs?\b", r"\bm?PBMCs?\b", r"\bPBSCs?\b"]),
+    ("UCB", [r"(?:umbilical )?cord[- ]blood", r"\b[hp]?UCB(?:SCs?)?\b", r"\bA(?:llo)?CB\b",
+             r"\bCB\b", r"Fetal Blood"]),
+    ("MSC", [_MSC, r"\bh?MSCs?\b"]),
+    ("BM", [r"bone[- ]marrow(?:[- ]derived)?(?: stem)? cells?", r"\bBM\b"]),
+]
+_CELL_RES = [(name, re.compile("|".join(patterns), _I)) for name, patterns in _CELL_TYPES]
+_GENERIC = {"UCB": ("UCB-MNC", "UCB-MSC"), "MSC": ("UCB-MSC", "UC-MSC", "BM-MSC", "AD-MSC"),
+            "BM": ("BM-MNC", "BM-TNC", "BM-MSC")}
+#: canonical types counted as the same product family when comparing.
+CELL_TYPE_GROUPS = {name: name for name, _ in _CELL_TYPES}
+
+
+def _spans(text: str, lexicon: Sequence[tuple[str, re.Pattern[str]]]) -> list[tuple[int, str]]:
+    """Non-overlapping lexicon hits (longest first), as (position, canonical name)."""
+    hits = []
+    for name, pattern in lexicon:
+        for match in pattern.finditer(text):
+            hits.append((match.start(), match.end(), name))
+    hits.sort(key=lambda h: (-(h[1] - h[0]), h[0]))
+    taken: list[tuple[int, int]] = []
+    kept = []
+    for start, end, name in hits:
+        if any(start < e and s < end for s, e in taken):
+            continue
+        taken.append((start, end))
+        kept.append((start, name))
+    return sorted(kept)
+
+
+def _ordered(names: Iterable[str]) -> list[str]:
+    out: list[str] = []
+    for name in names:
+        if name not in out:
+            out.append(name)
+    return out
+
+
+def canonical_cell_types(text: str) -> list[str]:
+    """Canonical cell types named in ``text``, in order of appearance; a generic name (cord
+    blood, MSC, bone marrow) is dropped when a specific product of it is named too.
+
+    >>> canonical_cell_types("hUC-MSC vs cord blood mononuclear cells (UCB-MNC) and cord blood")
+    ['UC-MSC', 'UCB-MNC']
+    >>> canonical_cell_types("autologous UCB or BMMNC")
+    ['UCB', 'BM-MNC']
+    """
+    names = _ordered(name for _, name in _spans(text or "", _CELL_RES))
+    return [n for n in names if not any(s in names for s in _GENERIC.get(n, ()))]
+
+
+_ROUTES: list[tuple[str, list[str]]] = [
+    ("intrathecal", [r"intra-?thecal(?:ly)?", r"lumbar punctures?", r"sub-?arachnoid",
+                     r"Injections, Spinal", r"intraspinal"]),
+    ("intravenous", [r"intra-?venous(?:ly)?", r"\bi\.v\.", r"\bIV\b(?= (?:infusion|injection|administration))",
+                     r"Infusions, Intravenous", r"Administration, Intravenous", r"Injections, Intravenous"]),
+    ("intra-arterial", [r"intra-?arterial(?:ly)?", r"carotid (?:artery )?(?:infusion|injection)"]),
+    ("intracerebroventricular", [r"intra-?cerebro-?ventricular", r"intra-?ventricular",
+                                 r"lateral ventricles?"]),
+    ("intracerebral", [r"intra-?cerebral(?:ly)?", r"intra-?parenchymal", r"stereotactic(?:ally)?"]),
+    ("intranasal", [r"intra-?nasal(?:ly)?", r"Administration, Intranasal", r"nasal administration"]),
+    ("intramuscular", [r"intra-?muscular(?:ly)?", r"Injections, Intramuscular"]),
+]
+_ROUTE_RES = [(name, re.compile("|".join(patterns), _I)) for name, patterns in _ROUTES]
+_INFUSION = re.compile(r"\b(?:infusions?|transfusions?|infused)\b", _I)
+
+
+def canonical_routes(text: str) -> list[str]:
+    """Routes of administration named in ``text``; a bare "infusion" of cells means intravenous
+    when no other route is named.
+
+    >>> canonical_routes("cells were given by lumbar puncture and intravenously")
+    ['intrathecal', 'intravenous']
+    >>> canonical_routes("Sibling cord blood infusion is safe")
+    ['intravenous']
+    """
+    text = text or ""
+    routes = _ordered(name for _, name in _spans(text, _ROUTE_RES))
+    if not routes and _INFUSION.search(text):
+        routes = ["intravenous"]
+    return routes
+
+
+_ORIGIN = [("autologous", re.compile(r"\bautologous|\bACB\b", _I)),
+           ("allogeneic", re.compile(r"\ballogen(?:e)?ic|\bsibling|\bdonat(?:ed|ion)|\bdonor|"
+                                     r"\bHLA[- ]matched|\bAlloCB\b|\bunrelated", _I))]
+
+
+def canonical_origin(text: str) -> list[str]:
+    """``autologous`` and/or ``allogeneic`` as ``text`` says.
+
+    >>> canonical_origin("sibling cord blood"), canonical_origin("Autologous bone marrow")
+    (['allogeneic'], ['autologous'])
+    """
+    return [name for name, pattern in _ORIGIN if pattern.search(text or "")]
+
+
+_BLINDING = [
+    ("quadruple", r"quadruple"), ("triple", r"triple[- ]blind(?:ed)?|\btriple\b"),
+    ("double-blind", r"double[- ]blind(?:ed)?|double[- ]masked"),
+    ("single", r"single[- ]blind(?:ed)?|(?:observer|assessor|evaluator|rater)[- ]blind(?:ed)?|"
+               r"blinded (?:outcome )?(?:assessors?|evaluators?|raters?)|^single\b"),
+    ("open-label", r"open[- ]label|unblinded|non-?blinded|^none\b"),
+    ("blinded", r"\bblind(?:ed)?\b"),
+]
+_BLINDING_RES = [(name, re.compile(p, _I)) for name, p in _BLINDING]
+
+
+def canonical_blinding(text: str) -> str | None:
+    """The strongest masking ``text`` states.
+
+    >>> canonical_blinding("A Double-blind, Randomized, Placebo-Controlled Trial")
+    'double-blind'
+    >>> canonical_blinding("observer-blinded (open-label)")
+    'single'
+    """
+    for name, pattern in _BLINDING_RES:
+        if pattern.search(text or ""):
+            return name
+    return None
+
+
+_CONTROL = [
+    ("sham", r"\bsham"),
+    ("placebo", r"placebo|\bsaline\b|sodium chloride|dextrose"),
+    ("rehabilitation", r"rehabilitation (?:alone|only)|(?:conventional|standard|usual) "
+                       r"(?:treatment|therapy|care|rehabilitation)|bobath|control group received "
+                       r"rehabilitation|^rehabilitation|^standard therapy|^conventional"),
+    ("none", r"uncontrolled|single[- ](?:arm|group)|non-?controlled|without (?:a )?control|^none"),
+    ("no-treatment", r"no (?:cell )?(?:treatment|therapy|intervention|injection)|"
+                     r"natural history|wait(?:ing)?[- ]list"),
+]
+_CONTROL_RES = [(name, re.compile(p, _I)) for name, p in _CONTROL]
+
+
+def canonical_control(text: str) -> str | None:
+    """The comparator: sham, placebo, rehabilitation, no-treatment or none (single arm).
+
+    >>> canonical_control("a randomized double-blind sham-controlled clinical trial")
+    'sham'
+    >>> canonical_control("an open label uncontrolled clinical trial")
+    'none'
+    """
+    for name, pattern in _CONTROL_RES:
+        if pattern.search(text or ""):
+            return name
+    return None
+
+
+_OUTCOMES: list[tuple[str, list[str]]] = [
+    ("GMFM-66", [r"GMFM[- ]?66", r"Gross Motor Function Measure[- ]66"]),
+    ("GMFM-88", [r"GMFM[- ]?88", r"Gross Motor Function Measure[- ]88", r"GMFCS[- ]88"]),
+    ("GMFM", [r"\bGMFM\b", r"gross motor function measure"]),
+    ("GMPM", [r"\bGMPM\b", r"gross motor performance measure"]),
+    ("GMFCS", [r"\bGMFCS\b", r"gross motor function classification"]),
+    ("FMFM", [r"\bFMFM\b", r"fine motor function measure"]),
+    ("PEDI", [r"\bPEDI\b", r"pediatric evaluation of disability inventory"]),
+    ("MAS", [r"\bMAS\b", r"(?:modified )?ashworth(?: scale)?"]),
+    ("Tardieu", [r"tardieu"]),
+    ("CP-QoL", [r"\bCP[- ]QO?L\b", r"cerebral palsy quality of life"]),
+    ("WeeFIM", [r"\bWee[- ]?FIM\b", r"functional independence measure for children"]),
+    ("FIM", [r"\bFIM\b", r"functional independence measure"]),
+    ("DTI", [r"\bDTI\b", r"diffusion tensor(?: imaging)?", r"fractional anisotropy",
+             r"\bFA/MD\b"]),
+    ("PET", [r"\bPET(?:[-/]CT)?\b", r"positron emission tomography"]),
+    ("SPECT", [r"\bSPECT\b"]),
+    ("EEG", [r"\bEEG\b", r"electroencephalogra\w+"]),
+    ("BSID", [r"\b(?:K-)?BSID(?:-II)?\b", r"bayley scales?"]),
+    ("PDMS", [r"\bPDMS(?:-2|-FM)?\b", r"peabody(?: developmental motor scales?| gross motor)?"]),
+    ("QUEST", [r"\bQUEST\b", r"quality of upper extremity skills"]),
+    ("VABS", [r"\bVABS(?:-II)?\b", r"vineland"]),
+    ("Gesell", [r"gesell"]),
+    ("MACS", [r"\bMACS\b", r"manual ability classification"]),
+    ("CFCS", [r"\bCFCS\b"]),
+    ("TCMS", [r"\bTCMS\b", r"trunk control measurement scale"]),
+    ("adverse events", [r"adverse (?:events?|effects?|reactions?)", r"\bsafety\b"]),
+]
+_OUTCOME_RES = [(name, re.compile("|".join(p), _I)) for name, p in _OUTCOMES]
+
+
+def canonical_outcomes(text: str) -> list[str]:
+    """Outcome instruments named in ``text`` (GMFM-66 / 88, PEDI, MAS, CP-QoL, WeeFIM, DTI …).
+
+    >>> canonical_outcomes("GMFM-66, modified Ashworth scale, PEDI and DTI FA/MD")
+    ['GMFM-66', 'MAS', 'PEDI', 'DTI']
+    """
+    return _ordered(name for _, name in _spans(text or "", _OUTCOME_RES))
+
+
+_UNIT = r"(years?|yrs?|months?|mo)"
+_AGE_PATTERNS = [
+    rf"aged?(?: between| from)? {_NUM}(?:\.\d+)?(?: {_UNIT})?\s*(?:-|–|to|and)\s*{_NUM}(?:\.\d+)? {_UNIT}",
+    rf"between {_NUM} and {_NUM} {_UNIT} (?:of age|old)",
+    rf"{_NUM}\s*(?:-|–|to)\s*{_NUM}[- ]{_UNIT}[- ]old",
+    rf"{_NUM}\s*(?:-|–|to)\s*{_NUM} {_UNIT} of age",
+    rf"(?:children|patients|participants)(?: \w+){{0,4}} \({_NUM}\s*(?:-|–|to)\s*{_NUM} {_UNIT}\)",
+]
+_AGE_RES = [re.compile(p, _I) for p in _AGE_PATTERNS]
+
+
+def _unit(word: str) -> str:
+    return "months" if word.lower().startswith("mo") else "years"
+
+
+def canonical_age_range(text: str) -> str | None:
+    """An age range normalised to ``"4-14 years"`` (the first one ``text`` states).
+
+    >>> canonical_age_range("children aged 4 to 14 years with spastic CP")
+    '4-14 years'
+    >>> canonical_age_range("24-60 months")
+    '24-60 months'
+    >>> canonical_age_range("6 months-20 years")
+    '6 months-20 years'
+    """
+    text = text or ""
+    mixed = re.search(rf"{_NUM} {_UNIT}\s*(?:-|–|to)\s*{_NUM} {_UNIT}", text, _I)
+    if mixed and _unit(mixed.group(2)) != _unit(mixed.group(4)):
+        return (f"{words_to_int(mixed.group(1))} {_unit(mixed.group(2))}-"
+                f"{words_to_int(mixed.group(3))} {_unit(mixed.group(4))}")
+    for pattern in _AGE_RES:
+        match = pattern.search(text)
+        if match:
+            groups = [g for g in match.groups() if g]
+            numbers = [words_to_int(g) for g in groups if words_to_int(g) is not None]
+            units = [g for g in groups if words_to_int(g) is None]
+            if len(numbers) >= 2 and units and numbers[0] < numbers[1]:
+                return f"{numbers[0]}-{numbers[1]} {_unit(units[-1])}"
+    bare = re.match(rf"^\s*{_NUM}\s*(?:-|–)\s*{_NUM} {_UNIT}", text, _I)
+    if bare:
+        return f"{words_to_int(bare.group(1))}-{words_to_int(bare.group(2))} {_unit(bare.group(3))}"
+    return None
+
+
+_DOSE = re.compile(
+    r"(\d+(?:\.\d+)?)\s*(?:x|×|\*)\s*10\s*(?:\^|e|\*\*)?\s*(\d{1,2})"
+    r"(?:\s*(?:cells|TNC|MNCs?|MSCs?|viable cells))?(\s*(?:/|per)\s*kg)?"
+    r"|(\d+(?:\.\d+)?)\s*million\s*(?:cells|MNCs?|MSCs?)?(\s*(?:/|per)\s*kg)?", _I)
+
+
+def find_doses(text: str) -> list[tuple[float, bool]]:
+    """Cell doses in ``text`` as (cells, per_kg) pairs, in order.
+
+    >>> find_doses("a single dose of 5 × 10^6 cells/kg; another 2 x 10^7 cells")
+    [(5000000.0, True), (20000000.0, False)]
+    """
+    doses: list[tuple[float, bool]] = []
+    for match in _DOSE.finditer(text or ""):
+        if match.group(1):
+            value = float(match.group(1)) * 10 ** int(match.group(2))
+            per_kg = bool(match.group(3))
+        else:
+            value = float(match.group(4)) * 1e6
+            per_kg = bool(match.group(5))
+        if (value, per_kg) not in doses:
+            doses.append((value, per_kg))
+    return doses
+
+
+def _dose_phrase(text: str) -> str | None:
+    match = _DOSE.search(text or "")
+    return match.group(0).strip() if match else None
+
+
+_PEOPLE = r"(?:children|patients|participants|subjects|individuals|infants|cases|toddlers|boys and girls)"
+_RANDOMISED = [
+    rf"{_NUM} (?:eligible )?{_PEOPLE}(?: with (?:spastic |severe )?(?:cerebral palsy|CP))?"
+    rf"(?: aged [^.,;]{{1,30}})? (?:were|was) (?:randomly (?:assigned|allocated|divided)|randomi[sz]ed)",
+    rf"randomi[sz]ed {_NUM} {_PEOPLE}",
+    rf"{_NUM} {_PEOPLE} (?:were )?randomi[sz]ed",
+    rf"(?:a total of|in total,?) {_NUM} {_PEOPLE}[^.]{{0,60}}randomi[sz]",
+]
+_TREATED = [
+    rf"{_NUM} (?:eligible )?{_PEOPLE}(?: with (?:spastic |severe )?(?:cerebral palsy|CP))?"
+    rf"(?: aged [^.,;]{{1,30}})? (?:were|was) (?:enrolled|included|treated|recruited)",
+    rf"(?:a total of|in total,?) {_NUM} {_PEOPLE}",
+    rf"report of {_NUM} cases", rf"^{_NUM} cases of",
+    rf"{_NUM} {_PEOPLE} (?:received|underwent)",
+]
+_RANDOMISED_RES = [re.compile(p, _I) for p in _RANDOMISED]
+_TREATED_RES = [re.compile(p, _I | re.M) for p in _TREATED]
+
+
+def find_n(text: str) -> dict[str, int]:
+    """Participants: ``{"n_randomised": 72}`` or ``{"n_treated": 40}``, as ``text`` states.
+
+    >>> find_n("Seventy-two children with spastic CP were randomly assigned to two groups.")
+    {'n_randomised': 72}
+    >>> find_n("Forty cases of cerebral palsy treated with neural stem cells")
+    {'n_treated': 40}
+    """
+    for key, patterns in (("n_randomised", _RANDOMISED_RES), ("n_treated", _TREATED_RES)):
+        for pattern in patterns:
+            match = pattern.search(text or "")
+            if match:
+                value = words_to_int(next(g for g in match.groups() if g))
+                if value:
+                    return {key: value}
+    return {}
+
+
+_ARM_PATTERNS = [
+    re.compile(rf"(?:the )?([A-Za-z][\w+-]*(?: [\w+-]+){{0,3}}) (?:group|arm) \((?:n\s*=\s*)?(\d+)\)", _I),
+    re.compile(rf"{_NUM} (?:{_PEOPLE} )?(?:were )?(?:randomly )?(?:assigned |allocated )?(?:in|to) "
+               rf"(?:the|an?) ([\w+-]+(?: [\w+-]+){{0,2}}?) (?:group|arm)\b", _I),
+]
+_EACH = re.compile(rf"{_NUM} (?:{_PEOPLE} )?(?:in|per) (?:each|every) (?:group|arm)", _I)
+
+
+def find_arms(text: str) -> list[dict[str, Any]]:
+    """Arms with their sizes, as the text gives them.
+
+    >>> find_arms("72 children were randomized to the UC-MSC group (n = 36) or the sham group (n = 36).")
+    [{'name': 'UC-MSC', 'n': 36}, {'name': 'sham', 'n': 36}]
+    """
+    arms: list[dict[str, Any]] = []
+    for match in _ARM_PATTERNS[0].finditer(text or ""):
+        name = re.sub(r"^.*\b(?:to|or|and|the|in|vs|versus)\s+", "", match.group(1), flags=_I)
+        arms.append({"name": name.strip(), "n": int(match.group(2))})
+    if not arms:
+        for match in _ARM_PATTERNS[1].finditer(text or ""):
+            n = words_to_int(match.group(1))
+            if n:
+                arms.append({"name": match.group(2).strip(), "n": n})
+    return arms
+
+
+_NUMX = rf"(?:\d{{1,3}}(?:\.\d)?|{_NUMBER_WORD})"
+_LIST = rf"{_NUMX}(?:(?:,|,? and|,? or| to|-)\s?{_NUMX})*"
+_FOLLOW = re.compile(
+    rf"(?:follow(?:ed)?[- ]?up|assessed|evaluated|measured|examined|observed|monitored)"
+    rf"(?: (?:was|were) (?:performed|done|conducted))?(?: (?:for|over|of|at|after|until|up to|"
+    rf"during))?(?: (?:a|the) (?:period|duration) of)? ({_LIST}) ?(months?|years?|weeks?)\b"
+    rf"|({_LIST})[- ](months?|years?|weeks?)[- ](?:follow[- ]?up|outcomes?|results?)"
+    rf"|at ({_LIST}) (months?|years?) (?:after|post|following)", _I)
+
+
+def find_follow_up(text: str) -> list[float]:
+    """Follow-up time points in months, sorted.
+
+    >>> find_follow_up("Patients were followed up at 1, 3, 6 and 12 months; a 24-month follow-up")
+    [1.0, 3.0, 6.0, 12.0, 24.0]
+    """
+    months: set[float] = set()
+    for match in _FOLLOW.finditer(text or ""):
+        groups = match.groups()
+        numbers, unit = next((groups[i], groups[i + 1]) for i in (0, 2, 4) if groups[i])
+        factor = {"y": 12.0, "m": 1.0, "w": 0.25}[unit[0].lower()]
+        for token in re.findall(_NUMX, numbers, _I):
+            value = words_to_int(token) if not re.fullmatch(r"\d+\.\d", token) else float(token)
+            if value is not None and 0 < value * factor <= 240:
+                months.add(float(value * factor))
+    return sorted(months)
+
+
+# -- all facts of one work --------------------------------------------------------------------
+
+def extract_facts(title: str | None, abstract: str | None = None,
+                  mesh: Iterable[str] = (), keywords: Iterable[str] = (),
+                  accessions: Iterable[str] = ()) -> dict[str, Any]:
+    """Every fact the rules find in one work's text, keyed like the curated trial facts.
+
+    Keys present only when found: registry_ids, cell_type (list), origin, route (list), dose,
+    n_randomised / n_treated, arms, age_range, blinding, control, outcomes, follow_up_months.
+    """
+    terms = "; ".join([*mesh, *keywords])
+    prose = " ".join(t for t in (title, abstract) if t)
+    text = f"{prose}\n{terms}" if terms else prose
+    facts: dict[str, Any] = {}
+    registry_ids = _ordered([*accessions, *find_registry_ids(text)])
+    if registry_ids:
+        facts["registry_ids"] = registry_ids
+    cell_types = canonical_cell_types(text)
+    if cell_types:
+        facts["cell_type"] = cell_types
+    origin = canonical_origin(prose)
+    if origin:
+        facts["origin"] = origin[0] if len(origin) == 1 else origin
+    routes = canonical_routes(text)
+    if routes and (cell_types or _ROUTE_RES[0][1].search(text)):
+        facts["route"] = routes
+    phrase = _dose_phrase(prose)
+    if phrase:
+        facts["dose"] = phrase
+    facts.update(find_n(prose))
+    arms = find_arms(prose)
+    if arms:
+        facts["arms"] = arms
+    each = _EACH.search(prose)
+    if each and "arms" not in facts and facts.get("n_randomised"):
+        size = words_to_int(each.group(1)) or 0
+        if size and facts["n_randomised"] % size == 0:
+            facts["arms"] = [{"name": f"arm {i + 1}", "n": size}
+                             for i in range(facts["n_randomised"] // size)]
+    if "n_randomised" not in facts and facts.get("arms") and all(a.get("n") for a in facts["arms"]) \
+            and re.search(r"randomi[sz]", prose, _I):
+        facts["n_randomised"] = sum(a["n"] for a in facts["arms"])
+    age = canonical_age_range(prose)
+    if age:
+        facts["age_range"] = age
+    blinding = canonical_blinding(prose)
+    if blinding:
+        facts["blinding"] = blinding
+    control = canonical_control(prose)
+    if control:
+        facts["control"] = control
+    outcomes = [o for o in canonical_outcomes(text) if o != "adverse events"
+                or re.search(r"adverse", text, _I)]
+    if outcomes:
+        facts["outcomes"] = outcomes
+    follow_up = find_follow_up(prose)
+    if follow_up:
+        facts["follow_up_months"] = follow_up
+    return facts

@@ -1,0 +1,170 @@
+"""Recompute what the rules know: designs, rule facts and trials, lineage, retraction flags."""
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+from typing import Any
+
+from .. import store
+from ..store import evidence as ev
+from .design import PRIMARY_DESIGNS, classify_design
+from .extract import extract_facts
+from .lineage import infer_lineage, is_follow_up
+from .retractions import compute_flags
+
+__all__ = ["annotate", "assign_designs", "extract_trials", "infer_edges", "flag_retractions"]
+
+
+def _chunks(ids: list[int], size: int = 400) -> Iterable[list[int]]:
+    for start in range(0, len(ids), size):
+        yield ids[start:start + size]
+
+
+def _grouped(conn: sqlite3.Connection, sql: str, ids: list[int]) -> dict[int, list[Any]]:
+    out: dict[int, list[Any]] = {}
+    for chunk in _chunks(ids):
+        marks = ",".join("?" * len(chunk))
+        for work_id, value in conn.execute(sql.format(marks=marks), chunk):
+            out.setdefault(work_id, []).append(value)
+    return out
+
+
+def _texts(conn: sqlite3.Connection, ids: list[int]) -> list[dict[str, Any]]:
+    rows = []
+    for chunk in _chunks(ids):
+        marks = ",".join("?" * len(chunk))
+        rows += [dict(r) for r in conn.execute(
+            f"SELECT id, doi, url, title, abstract, type, year, study_design, design_source "
+            f"FROM works WHERE id IN ({marks})", chunk)]
+    pubtypes = _grouped(conn, "SELECT work_id, type FROM publication_types WHERE work_id IN ({marks})", ids)
+    mesh = _grouped(conn, "SELECT DISTINCT work_id, descriptor FROM mesh WHERE work_id IN ({marks})", ids)
+    keywords = _grouped(conn, "SELECT work_id, keyword FROM keywords WHERE work_id IN ({marks})", ids)
+    accessions = _grouped(conn, "SELECT work_id, accession FROM accessions WHERE work_id IN ({marks})", ids)
+    for row in rows:
+        row["publication_types"] = pubtypes.get(row["id"], [])
+        row["mesh"] = mesh.get(row["id"], [])
+        row["keywords"] = keywords.get(row["id"], [])
+        row["accessions"] = accessions.get(row["id"], [])
+    return rows
+
+
+def assign_designs(conn: sqlite3.Connection, works: list[dict[str, Any]]) -> int:
+    """Set each work's design from publication types / MeSH, then text rules (a curated design
+    stays). Returns how many changed; ``works`` get their new ``study_design``."""
+    changed = 0
+    for work in works:
+        result = classify_design(work["title"], work["abstract"], work["publication_types"],
+                                 work["mesh"], work["type"])
+        if result is None or work["design_source"] == "curated":
+            continue
+        changed += store.set_study_design(conn, work["id"], *result)
+        work["study_design"], work["design_source"] = result
+    return changed
+
+
+def _key(work: dict[str, Any]) -> str:
+    if work["doi"]:
+        return f"doi:{work['doi']}"
+    return f"url:{work['url']}" if work["url"] else f"work:{work['id']}"
+
+
+def extract_trials(conn: sqlite3.Connection, works: list[dict[str, Any]]) -> int:
+    """Replace the rule facts these works give; a work that names a registry id, or a primary
+    study that names a cell type, becomes (or joins) a trial. Returns the trials touched."""
+    ids = [w["id"] for w in works]
+    touched: set[int] = set()
+    with store.transaction(conn):
+        for chunk in _chunks(ids):
+            marks = ",".join("?" * len(chunk))
+            touched.update(r[0] for r in conn.execute(
+                f"SELECT trial_id FROM trial_facts WHERE provenance = 'rule' AND work_id IN ({marks}) "
+                f"UNION SELECT trial_id FROM trial_reports WHERE provenance = 'rule' AND work_id IN ({marks})",
+                chunk + chunk))
+            conn.execute(f"DELETE FROM trial_facts WHERE provenance = 'rule' AND work_id IN ({marks})", chunk)
+            conn.execute(f"DELETE FROM trial_reports WHERE provenance = 'rule' AND work_id IN ({marks})", chunk)
+            conn.execute(f"DELETE FROM trial_registry_ids WHERE provenance = 'rule' AND source_url IN "
+                         f"({marks})", [f"rule:work/{i}" for i in chunk])
+        for work in works:
+            facts = extract_facts(work["title"], work["abstract"], work["mesh"], work["keywords"],
+                                  work["accessions"])
+            design = work["study_design"]
+            if not facts.get("registry_ids") and not (design in PRIMARY_DESIGNS and facts.get("cell_type")):
+                continue
+            if design:
+                facts["design"] = design
+            role = ("protocol" if design == "protocol" else
+                    "follow-up" if is_follow_up(work["title"]) else "results")
+            reason = ("names registry id " + ", ".join(facts["registry_ids"])
+                      if facts.get("registry_ids") else f"{design} naming {', '.join(facts['cell_type'])}")
+            touched.add(ev.store_rule_trial(conn, work["id"], facts, key=_key(work), role=role,
+                                            reason=reason))
+        for trial_id in sorted(touched):
+            row = conn.execute(
+                "SELECT EXISTS (SELECT 1 FROM trial_facts WHERE trial_id = ?) OR EXISTS (SELECT 1 "
+                "FROM trial_reports WHERE trial_id = ?) OR EXISTS (SELECT 1 FROM trial_registry_ids "
+                "WHERE trial_id = ?)", (trial_id, trial_id, trial_id)).fetchone()
+            if row[0]:
+                if conn.execute("SELECT 1 FROM trials WHERE id = ?", (trial_id,)).fetchone():
+                    ev.refresh_trial(conn, trial_id)
+            else:
+                conn.execute("DELETE FROM trials WHERE id = ?", (trial_id,))
+    return len(touched)
+
+
+def infer_edges(conn: sqlite3.Connection, work_ids: list[int] | None) -> int:
+    """Recompute the rule lineage edges touching ``work_ids`` (all when None)."""
+    works = {r["id"]: dict(r) for r in conn.execute(
+        "SELECT w.id, w.study_design AS design, w.year, w.title, l.label FROM works w "
+        "JOIN work_labels l ON l.work_id = w.id")}
+    reports = [tuple(r) for r in conn.execute("SELECT trial_id, work_id, role FROM trial_reports")]
+    labels = {r[0]: r[1] for r in conn.execute(
+        "SELECT id, coalesce(registry_ids, label, key) FROM trials")}
+    citations = [tuple(r) for r in conn.execute(
+        "SELECT citing_id, cited_id FROM citations WHERE cited_id IS NOT NULL")]
+    wanted = None if work_ids is None else set(work_ids)
+    added = 0
+    with store.transaction(conn):
+        ev.delete_lineage(conn, "rule", work_ids)
+        for edge in infer_lineage(works, reports, labels, citations):
+            if wanted is not None and edge.source not in wanted and edge.target not in wanted:
+                continue
+            if conn.execute("SELECT 1 FROM lineage WHERE from_work_id = ? AND to_work_id = ? AND "
+                            "relation = ?", (edge.source, edge.target, edge.relation)).fetchone():
+                continue
+            added += ev.add_lineage(conn, edge.source, edge.target, edge.relation, edge.reason,
+                                    edge.rule, provenance="rule")
+    return added
+
+
+def flag_retractions(conn: sqlite3.Connection) -> int:
+    """Recompute every retraction / correction flag; returns how many there are."""
+    works = {r["id"]: dict(r) for r in conn.execute(
+        "SELECT w.id, w.study_design AS design, w.is_retracted, l.label FROM works w "
+        "JOIN work_labels l ON l.work_id = w.id")}
+    find = {}
+    for row in conn.execute("SELECT id, doi, pmid FROM works WHERE doi IS NOT NULL OR pmid IS NOT NULL"):
+        if row["doi"]:
+            find[f"doi:{row['doi']}"] = row["id"]
+        if row["pmid"]:
+            find[f"pmid:{row['pmid']}"] = row["id"]
+    flags = compute_flags(
+        works, [dict(r) for r in conn.execute("SELECT * FROM updates")],
+        [tuple(r) for r in conn.execute("SELECT work_id, type FROM publication_types")],
+        [tuple(r) for r in conn.execute("SELECT from_work_id, to_work_id, relation FROM lineage")],
+        [tuple(r) for r in conn.execute(
+            "SELECT citing_id, cited_id FROM citations WHERE cited_id IS NOT NULL")], find)
+    return ev.replace_flags(conn, flags)
+
+
+def annotate(conn: sqlite3.Connection, work_ids: Iterable[int] | None = None) -> dict[str, int]:
+    """(Re)compute designs, rule facts and trials, lineage and retraction flags for these works
+    (all when None). Curated designs, facts and edges are never replaced. Returns counts."""
+    ids = sorted({r[0] for r in conn.execute("SELECT id FROM works")} if work_ids is None
+                 else set(work_ids))
+    works = _texts(conn, ids)
+    designs = assign_designs(conn, works)
+    trials = extract_trials(conn, works)
+    edges = infer_edges(conn, None if work_ids is None else ids)
+    flags = flag_retractions(conn)
+    return {"works": len(works), "designs_changed": designs, "trials_touched": trials,
+            "rule_edges": edges, "flags": flags}

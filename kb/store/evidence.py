@@ -1,0 +1,477 @@
+"""Writes for the evidence tables (schema 0002): trials, their facts, arms, reports, lineage and
+retraction flags.
+
+Every fact keeps its provenance: ``curated`` (a person read it on the pages in ``sources``),
+``registry`` (a trial registry record) or ``rule`` (kb.evidence.extract read it in a work's text).
+The ``trials`` columns show, per field, the value of the highest provenance in
+:data:`PROVENANCE` order, so a curated value overrides a registry or rule value without
+erasing it. Lineage edges are ``pools``, ``follow_up_of`` or ``same_trial``, each with a reason.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, NamedTuple
+
+from ..errors import InputError
+from ..evidence.extract import registry_of
+from . import now, transaction, upsert_work
+
+__all__ = ["PROVENANCE", "RELATIONS", "REPORT_ROLES", "TRIAL_COLUMNS", "ensure_trial",
+           "find_trials", "set_fact", "delete_facts", "set_arms", "add_registry_id",
+           "add_report", "add_lineage", "delete_lineage", "replace_flags", "refresh_trial",
+           "merge_trials", "load_curated_trials", "store_registry_trial", "store_rule_trial",
+           "work_id_for", "CuratedLoad"]
+
+#: provenances, highest first.
+PROVENANCE = ("curated", "registry", "rule")
+RELATIONS = ("pools", "follow_up_of", "same_trial")
+REPORT_ROLES = ("results", "protocol", "follow-up", "secondary", "pooled-analysis",
+                "registry-record")
+#: trials columns filled from the best fact of the same name.
+TRIAL_COLUMNS = ("design", "phase", "status", "cell_type", "origin", "route", "dose",
+                 "age_range", "blinding", "control", "outcomes", "follow_up_months", "country")
+_N_FIELDS = ("n_randomised", "n_treated", "n_enrolled", "enrollment")
+_NOT_FACTS = {"doi", "work_id", "registry_ids", "sources", "arms", "linked_publication"}
+
+
+def _rank(provenance: str) -> int:
+    if provenance not in PROVENANCE:
+        raise InputError(f"unknown provenance {provenance!r} (one of {', '.join(PROVENANCE)})")
+    return PROVENANCE.index(provenance)
+
+
+def _display(value: Any) -> str:
+    """A fact as one line of text: lists joined with "; ", whole floats without ".0"."""
+    if isinstance(value, (list, tuple)):
+        return "; ".join(_display(v) for v in value)
+    if isinstance(value, dict):
+        return f"{value.get('name', '')}" + (f" (n={value['n']})" if value.get("n") else "")
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _registry_sort(ids: Iterable[str]) -> list[str]:
+    return sorted(set(ids), key=lambda i: (not i.startswith("NCT"), i))
+
+
+# -- trials -------------------------------------------------------------------------------------
+
+def find_trials(conn: sqlite3.Connection, *, registry_ids: Iterable[str] = (),
+                work_ids: Iterable[int] = (), key: str | None = None) -> list[int]:
+    """Ids of the trials that carry any of these registry ids, are reported by any of these
+    works (pooled analyses aside), or have this key; oldest first."""
+    found: set[int] = set()
+    for registry_id in registry_ids:
+        row = conn.execute("SELECT trial_id FROM trial_registry_ids WHERE registry_id = ?",
+                           (registry_id,)).fetchone()
+        if row:
+            found.add(row[0])
+    for work_id in work_ids:
+        found.update(r[0] for r in conn.execute(
+            "SELECT trial_id FROM trial_reports WHERE work_id = ? AND role != 'pooled-analysis'",
+            (work_id,)))
+    if key:
+        row = conn.execute("SELECT id FROM trials WHERE key = ?", (key,)).fetchone()
+        if row:
+            found.add(row[0])
+    return sorted(found)
+
+
+def ensure_trial(conn: sqlite3.Connection, key: str, *, registry_ids: Iterable[str] = (),
+                 work_ids: Iterable[int] = ()) -> int:
+    """The trial these registry ids, report works or key identify; created when there is none,
+    and two or more found are merged into the oldest."""
+    registry_ids, work_ids = list(registry_ids), list(work_ids)
+    with transaction(conn):
+        found = find_trials(conn, registry_ids=registry_ids, work_ids=work_ids, key=key)
+        if not found:
+            stamp = now()
+            return conn.execute("INSERT INTO trials(key, created_at, updated_at) VALUES (?, ?, ?)",
+                                (key, stamp, stamp)).lastrowid
+        for other in found[1:]:
+            merge_trials(conn, found[0], other)
+        return found[0]
+
+
+def merge_trials(conn: sqlite3.Connection, keep_id: int, drop_id: int) -> None:
+    """Fold trial ``drop_id`` into ``keep_id``: facts and arms the kept trial lacks at the same
+    provenance, registry ids and reports."""
+    if keep_id == drop_id:
+        return
+    with transaction(conn):
+        for table in ("trial_facts", "trial_arms", "trial_reports"):
+            conn.execute(f"UPDATE OR IGNORE {table} SET trial_id = ? WHERE trial_id = ?",
+                         (keep_id, drop_id))
+        conn.execute("UPDATE trial_registry_ids SET trial_id = ? WHERE trial_id = ?",
+                     (keep_id, drop_id))
+        conn.execute("DELETE FROM trials WHERE id = ?", (drop_id,))
+        refresh_trial(conn, keep_id)
+
+
+def set_fact(conn: sqlite3.Connection, trial_id: int, field: str, value: Any, provenance: str,
+             *, source_url: str | None = None, sources: Sequence[str] | None = None,
+             work_id: int | None = None) -> bool:
+    """Store one value of ``field`` at ``provenance`` (replacing that provenance's value).
+    ``None`` or an empty list deletes it. Returns True if the database changed."""
+    _rank(provenance)
+    if value is None or value == [] or value == "":
+        return bool(conn.execute("DELETE FROM trial_facts WHERE trial_id = ? AND field = ? AND "
+                                 "provenance = ?", (trial_id, field, provenance)).rowcount)
+    sources = list(sources or ([source_url] if source_url else []))
+    row = (_display(value), json.dumps(value, ensure_ascii=False), source_url or
+           (sources[0] if sources else None), json.dumps(sources, ensure_ascii=False), work_id)
+    old = conn.execute("SELECT value, data, source_url, sources, work_id FROM trial_facts WHERE "
+                       "trial_id = ? AND field = ? AND provenance = ?",
+                       (trial_id, field, provenance)).fetchone()
+    if old is not None and tuple(old) == row:
+        return False
+    conn.execute("INSERT INTO trial_facts(trial_id, field, provenance, value, data, source_url, "
+                 "sources, work_id, updated_at) VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(trial_id, "
+                 "field, provenance) DO UPDATE SET value = excluded.value, data = excluded.data, "
+                 "source_url = excluded.source_url, sources = excluded.sources, "
+                 "work_id = excluded.work_id, updated_at = excluded.updated_at",
+                 (trial_id, field, provenance, *row, now()))
+    return True
+
+
+def delete_facts(conn: sqlite3.Connection, trial_id: int, provenance: str, *,
+                 keep: Iterable[str] = ()) -> int:
+    """Delete a trial's facts of one provenance except the fields in ``keep``."""
+    keep = list(keep)
+    marks = ",".join("?" * len(keep))
+    where = f" AND field NOT IN ({marks})" if keep else ""
+    return conn.execute(f"DELETE FROM trial_facts WHERE trial_id = ? AND provenance = ?{where}",
+                        (trial_id, provenance, *keep)).rowcount
+
+
+def set_arms(conn: sqlite3.Connection, trial_id: int, provenance: str,
+             arms: Sequence[Mapping[str, Any]], source_url: str | None = None) -> bool:
+    """Replace the arms a provenance gives for a trial; True if they changed."""
+    _rank(provenance)
+    new = [(i + 1, str(a.get("name") or f"arm {i + 1}"), a.get("n"), a.get("arm_type"),
+            a.get("description"), source_url) for i, a in enumerate(arms)]
+    old = [tuple(r) for r in conn.execute(
+        "SELECT position, name, n, arm_type, description, source_url FROM trial_arms "
+        "WHERE trial_id = ? AND provenance = ? ORDER BY position", (trial_id, provenance))]
+    if old == new:
+        return False
+    conn.execute("DELETE FROM trial_arms WHERE trial_id = ? AND provenance = ?",
+                 (trial_id, provenance))
+    conn.executemany("INSERT INTO trial_arms(trial_id, provenance, position, name, n, arm_type, "
+                     "description, source_url) VALUES (?,?,?,?,?,?,?,?)",
+                     [(trial_id, provenance, *row) for row in new])
+    return True
+
+
+def add_registry_id(conn: sqlite3.Connection, trial_id: int, registry_id: str, provenance: str,
+                    source_url: str | None = None) -> bool:
+    """Attach a registry id to a trial (a higher provenance takes over an existing row).
+
+    :raises InputError: ``registry_id`` is not a known registry's id form.
+    """
+    registry = registry_of(registry_id)
+    if registry is None:
+        raise InputError(f"not a trial registry id: {registry_id!r}")
+    row = conn.execute("SELECT trial_id, provenance FROM trial_registry_ids WHERE "
+                       "registry_id = ?", (registry_id,)).fetchone()
+    if row is None:
+        conn.execute("INSERT INTO trial_registry_ids(registry_id, trial_id, registry, provenance, "
+                     "source_url) VALUES (?,?,?,?,?)",
+                     (registry_id, trial_id, registry, provenance, source_url))
+        return True
+    if row["trial_id"] != trial_id:
+        merge_trials(conn, min(row["trial_id"], trial_id), max(row["trial_id"], trial_id))
+        return True
+    if _rank(provenance) < _rank(row["provenance"]):
+        conn.execute("UPDATE trial_registry_ids SET provenance = ?, source_url = ? WHERE "
+                     "registry_id = ?", (provenance, source_url, registry_id))
+        return True
+    return False
+
+
+def add_report(conn: sqlite3.Connection, trial_id: int, work_id: int, role: str,
+               provenance: str, reason: str | None = None, source_url: str | None = None) -> bool:
+    """Record that ``work_id`` reports ``trial_id`` in ``role``; a lower provenance never
+    overrides a higher one's role."""
+    if role not in REPORT_ROLES:
+        raise InputError(f"unknown report role {role!r} (one of {', '.join(REPORT_ROLES)})")
+    row = conn.execute("SELECT role, provenance, reason, source_url FROM trial_reports WHERE "
+                       "trial_id = ? AND work_id = ?", (trial_id, work_id)).fetchone()
+    if row is not None:
+        if _rank(provenance) > _rank(row["provenance"]) or \
+                tuple(row) == (role, provenance, reason, source_url):
+            return False
+        conn.execute("UPDATE trial_reports SET role = ?, provenance = ?, reason = ?, "
+                     "source_url = ? WHERE trial_id = ? AND work_id = ?",
+                     (role, provenance, reason, source_url, trial_id, work_id))
+        return True
+    conn.execute("INSERT INTO trial_reports(trial_id, work_id, role, provenance, reason, "
+                 "source_url) VALUES (?,?,?,?,?,?)",
+                 (trial_id, work_id, role, provenance, reason, source_url))
+    return True
+
+
+def refresh_trial(conn: sqlite3.Connection, trial_id: int) -> None:
+    """Recompute a trial's columns from its best facts, registry ids and reports."""
+    best: dict[str, tuple[str, Any]] = {}
+    for row in conn.execute("SELECT field, provenance, value, data FROM trial_facts WHERE "
+                            "trial_id = ?", (trial_id,)):
+        current = best.get(row["field"])
+        if current is None or _rank(row["provenance"]) < current[0]:
+            best[row["field"]] = (_rank(row["provenance"]), (row["value"], json.loads(row["data"])))
+    value = {field: entry[1][0] for field, entry in best.items()}
+    data = {field: entry[1][1] for field, entry in best.items()}
+    n = next((data[f] for f in _N_FIELDS if isinstance(data.get(f), int)), None)
+    enrollment = data.get("enrollment") if isinstance(data.get("enrollment"), int) else None
+    registry_ids = _registry_sort(r[0] for r in conn.execute(
+        "SELECT registry_id FROM trial_registry_ids WHERE trial_id = ?", (trial_id,)))
+    report = conn.execute(
+        "SELECT l.label, w.title FROM trial_reports r JOIN works w ON w.id = r.work_id "
+        "JOIN work_labels l ON l.work_id = w.id WHERE r.trial_id = ? "
+        "ORDER BY r.role = 'pooled-analysis', r.role != 'results', w.year, w.id LIMIT 1",
+        (trial_id,)).fetchone()
+    title = value.get("title") or value.get("official_title") or (report["title"] if report else None)
+    label = report["label"] if report else (registry_ids[0] if registry_ids else title)
+    columns = {c: value.get(c) for c in TRIAL_COLUMNS}
+    columns.update(label=label, title=title, registry_ids="; ".join(registry_ids) or None,
+                   n=n, enrollment=enrollment)
+    old = conn.execute(f"SELECT {', '.join(columns)} FROM trials WHERE id = ?",
+                       (trial_id,)).fetchone()
+    if old is not None and tuple(old) == tuple(columns.values()):
+        return
+    assignments = ", ".join(f"{c} = ?" for c in columns)
+    conn.execute(f"UPDATE trials SET {assignments}, updated_at = ? WHERE id = ?",
+                 (*columns.values(), now(), trial_id))
+
+
+# -- lineage and flags ----------------------------------------------------------------------
+
+def add_lineage(conn: sqlite3.Connection, from_work_id: int, to_work_id: int, relation: str,
+                reason: str, source: str | None, provenance: str = "curated") -> bool:
+    """Record a typed lineage edge: ``from_work_id`` pools / is a follow-up of / reports the
+    same trial as ``to_work_id``. A curated edge replaces a rule edge, never the reverse.
+    Returns True if the database changed.
+
+    :raises InputError: unknown relation, or an edge from a work to itself.
+    """
+    if relation not in RELATIONS:
+        raise InputError(f"unknown lineage relation {relation!r} (one of {', '.join(RELATIONS)})")
+    if from_work_id == to_work_id:
+        raise InputError("a lineage edge needs two different works")
+    _rank(provenance)
+    with transaction(conn):
+        row = conn.execute("SELECT id, provenance, reason, source FROM lineage WHERE "
+                           "from_work_id = ? AND to_work_id = ? AND relation = ?",
+                           (from_work_id, to_work_id, relation)).fetchone()
+        if row is None:
+            conn.execute("INSERT INTO lineage(from_work_id, to_work_id, relation, provenance, "
+                         "reason, source, created_at) VALUES (?,?,?,?,?,?,?)",
+                         (from_work_id, to_work_id, relation, provenance, reason, source, now()))
+            return True
+        if _rank(provenance) > _rank(row["provenance"]) or \
+                (row["provenance"], row["reason"], row["source"]) == (provenance, reason, source):
+            return False
+        conn.execute("UPDATE lineage SET provenance = ?, reason = ?, source = ? WHERE id = ?",
+                     (provenance, reason, source, row["id"]))
+        return True
+
+
+def delete_lineage(conn: sqlite3.Connection, provenance: str = "rule",
+                   work_ids: Iterable[int] | None = None) -> int:
+    """Delete lineage edges of one provenance (touching ``work_ids`` when given)."""
+    if work_ids is None:
+        return conn.execute("DELETE FROM lineage WHERE provenance = ?", (provenance,)).rowcount
+    ids = sorted(set(work_ids))
+    deleted = 0
+    for start in range(0, len(ids), 400):
+        chunk = ids[start:start + 400]
+        marks = ",".join("?" * len(chunk))
+        deleted += conn.execute(
+            f"DELETE FROM lineage WHERE provenance = ? AND (from_work_id IN ({marks}) OR "
+            f"to_work_id IN ({marks}))", (provenance, *chunk, *chunk)).rowcount
+    return deleted
+
+
+def replace_flags(conn: sqlite3.Connection, flags: Iterable[Mapping[str, Any]]) -> int:
+    """Replace every work flag (retracted, corrected, expression-of-concern,
+    depends-on-retracted) and sync ``works.is_retracted``; returns the number of flags."""
+    rows = {(f["work_id"], f["flag"], f["reason"]): (f.get("other_work_id"), f.get("source"))
+            for f in flags}
+    with transaction(conn):
+        conn.execute("DELETE FROM work_flags")
+        conn.executemany("INSERT INTO work_flags(work_id, flag, reason, other_work_id, source) "
+                         "VALUES (?,?,?,?,?)", [(*k, *v) for k, v in rows.items()])
+        retracted = {k[0] for k in rows if k[1] == "retracted"}
+        stamp = now()
+        for work_id in retracted:
+            conn.execute("UPDATE works SET is_retracted = 1, updated_at = ? WHERE id = ? AND "
+                         "is_retracted = 0", (stamp, work_id))
+    return len(rows)
+
+
+# -- loaders --------------------------------------------------------------------------------
+
+def work_id_for(conn: sqlite3.Connection, ref: str) -> int | None:
+    """The work a corpus id names: a DOI (``10.…``) or ``url:<URL>``."""
+    if ref.startswith("url:"):
+        row = conn.execute("SELECT id FROM works WHERE url = ? ORDER BY id LIMIT 1",
+                           (ref[4:],)).fetchone()
+    else:
+        row = conn.execute("SELECT id FROM works WHERE doi = ?", (ref.lower(),)).fetchone()
+    return row[0] if row else None
+
+
+def _ensure_work(conn: sqlite3.Connection, ref: str) -> int:
+    work_id = work_id_for(conn, ref)
+    if work_id is not None:
+        return work_id
+    record: dict[str, Any] = {"source": "corpus", "status": "stub"}
+    record.update({"url": ref[4:]} if ref.startswith("url:") else {"doi": ref.lower()})
+    return upsert_work(conn, record).work_id  # type: ignore[arg-type]
+
+
+class CuratedLoad(NamedTuple):
+    """What :func:`load_curated_trials` stored."""
+
+    trials: int
+    facts: int
+    reports: int
+    stub_works: tuple[str, ...]
+
+
+def _groups(entries: Sequence[Mapping[str, Any]]) -> list[list[Mapping[str, Any]]]:
+    """Entries that share a registry id or a work, grouped (union-find), in input order."""
+    parent = list(range(len(entries)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    owner: dict[str, int] = {}
+    for i, entry in enumerate(entries):
+        keys = list(entry.get("registry_ids") or [])
+        ref = entry.get("doi") or entry.get("work_id")
+        if ref:
+            keys.append(ref.lower() if not ref.startswith("url:") else ref)
+        for key in keys:
+            if key in owner:
+                parent[root(i)] = root(owner[key])
+            else:
+                owner[key] = i
+    groups: dict[int, list[Mapping[str, Any]]] = {}
+    for i, entry in enumerate(entries):
+        groups.setdefault(root(i), []).append(entry)
+    return list(groups.values())
+
+
+def load_curated_trials(conn: sqlite3.Connection,
+                        entries: Sequence[Mapping[str, Any]]) -> CuratedLoad:
+    """Store curated trial entries shaped like the corpus ``trials.json``.
+
+    Entries sharing a registry id or report work are one trial. A publication's entry is read
+    before a registry-only entry of the same trial, so per field its value wins; the other fills
+    gaps. Each fact keeps the entry's ``sources``. A report work missing from the KB is added as
+    a stub (listed in the result). Loading the same entries twice changes nothing.
+    """
+    trials = facts = reports = 0
+    stubs: list[str] = []
+    with transaction(conn):
+        for group in _groups(entries):
+            group = sorted(group, key=lambda e: not (e.get("doi") or e.get("work_id")))
+            registry_ids = _registry_sort(r for e in group for r in e.get("registry_ids") or [])
+            refs = [e.get("doi") or e.get("work_id") for e in group]
+            refs = [r for r in refs if r]
+            linked = [e["linked_publication"] for e in group if e.get("linked_publication")]
+            work_ids: dict[str, int] = {}
+            for ref in dict.fromkeys(refs + linked):
+                if work_id_for(conn, ref) is None:
+                    stubs.append(ref)
+                work_ids[ref] = _ensure_work(conn, ref)
+            key = registry_ids[0] if registry_ids else (
+                f"doi:{refs[0].lower()}" if not refs[0].startswith("url:") else refs[0])
+            trial_id = ensure_trial(conn, key, registry_ids=registry_ids,
+                                    work_ids=work_ids.values())
+            trials += 1
+            merged: dict[str, tuple[Any, list[str]]] = {}
+            arms: tuple[list[Any], list[str]] | None = None
+            for entry in group:
+                for field, value in entry.items():
+                    if field in _NOT_FACTS or field in merged or value is None:
+                        continue
+                    merged[field] = (value, list(entry.get("sources") or []))
+                if entry.get("arms") and arms is None:
+                    arms = (list(entry["arms"]), list(entry.get("sources") or []))
+                for registry_id in entry.get("registry_ids") or []:
+                    add_registry_id(conn, trial_id, registry_id, "curated",
+                                    (entry.get("sources") or [None])[0])
+            delete_facts(conn, trial_id, "curated", keep=merged)
+            for field, (value, sources) in merged.items():
+                facts += set_fact(conn, trial_id, field, value, "curated", sources=sources)
+            if arms is not None:
+                set_arms(conn, trial_id, "curated", arms[0], arms[1][0] if arms[1] else None)
+            for entry in group:
+                ref = entry.get("doi") or entry.get("work_id")
+                own_role = "protocol" if entry.get("design") == "protocol" else "results"
+                for target, role in ((ref, own_role),
+                                     (entry.get("linked_publication"), "results")):
+                    if target:
+                        reports += add_report(conn, trial_id, work_ids[target], role, "curated",
+                                              "curated trial entry",
+                                              (entry.get("sources") or [None])[0])
+            refresh_trial(conn, trial_id)
+    return CuratedLoad(trials, facts, reports, tuple(stubs))
+
+
+def store_registry_trial(conn: sqlite3.Connection, trial: Mapping[str, Any]) -> int:
+    """Store what a registry record says of a trial (``kb.scrapers.ctgov.to_trial`` output:
+    ``registry_id``, ``source_url``, facts, ``arms``); returns the trial id."""
+    registry_id = trial["registry_id"]
+    source_url = trial.get("source_url")
+    with transaction(conn):
+        trial_id = ensure_trial(conn, registry_id, registry_ids=[registry_id])
+        add_registry_id(conn, trial_id, registry_id, "registry", source_url)
+        fields = {k: v for k, v in trial.items()
+                  if k not in ("registry_id", "source_url", "arms", "secondary_ids")}
+        delete_facts(conn, trial_id, "registry", keep=fields)
+        for field, value in fields.items():
+            set_fact(conn, trial_id, field, value, "registry", source_url=source_url)
+        set_arms(conn, trial_id, "registry", trial.get("arms") or [], source_url)
+        for other in trial.get("secondary_ids") or []:
+            if registry_of(other):
+                add_registry_id(conn, trial_id, other, "registry", source_url)
+        refresh_trial(conn, trial_id)
+    return trial_id
+
+
+def store_rule_trial(conn: sqlite3.Connection, work_id: int, facts: Mapping[str, Any], *,
+                     key: str, role: str, reason: str) -> int:
+    """Store the facts the rules read in one work as that work's trial (found by registry id,
+    report or ``key``); replaces the rule facts that work gave before. Returns the trial id."""
+    registry_ids = list(facts.get("registry_ids") or [])
+    with transaction(conn):
+        trial_id = ensure_trial(conn, registry_ids[0] if registry_ids else key,
+                                registry_ids=registry_ids, work_ids=[work_id])
+        for registry_id in registry_ids:
+            add_registry_id(conn, trial_id, registry_id, "rule", f"rule:work/{work_id}")
+        add_report(conn, trial_id, work_id, role, "rule", reason)
+        fields = {k: v for k, v in facts.items() if k not in ("registry_ids", "arms")}
+        conn.execute("DELETE FROM trial_facts WHERE trial_id = ? AND provenance = 'rule' AND "
+                     "work_id = ?", (trial_id, work_id))
+        for field, value in fields.items():
+            existing = conn.execute("SELECT work_id FROM trial_facts WHERE trial_id = ? AND "
+                                    "field = ? AND provenance = 'rule'",
+                                    (trial_id, field)).fetchone()
+            if existing is None:
+                set_fact(conn, trial_id, field, value, "rule", source_url=f"rule:work/{work_id}",
+                         work_id=work_id)
+        if facts.get("arms"):
+            set_arms(conn, trial_id, "rule", facts["arms"], f"rule:work/{work_id}")
+        refresh_trial(conn, trial_id)
+    return trial_id
