@@ -557,7 +557,7 @@ def _add_citation(conn: sqlite3.Connection, citing_id: int, ref: ReferenceRecord
             return True
     if cited_id == citing_id:
         return False
-    how = next((f for f in ("doi", "pmid", "pmcid", "openalex_id") if ref.get(f)), None)
+    how = next((f for f in ("doi", "pmid", "pmcid", "openalex_id", "url") if ref.get(f)), None)
     conn.execute(
         "INSERT INTO citations(citing_id, cited_id, ref_key, position, cited_doi, cited_pmid, "
         "cited_pmcid, cited_openalex, title, journal, year, first_author, volume, first_page, "
