@@ -431,14 +431,16 @@ def load_curated_trials(conn: sqlite3.Connection,
 
 def store_registry_trial(conn: sqlite3.Connection, trial: Mapping[str, Any]) -> int:
     """Store what a registry record says of a trial (``kb.scrapers.ctgov.to_trial`` output:
-    ``registry_id``, ``source_url``, facts, ``arms``); returns the trial id."""
+    ``registry_id``, ``source_url``, facts, ``arms``, ``secondary_ids``, ``references``).
+    Works the record lists as results publications (by PMID) become reports. Returns the
+    trial id."""
     registry_id = trial["registry_id"]
     source_url = trial.get("source_url")
     with transaction(conn):
         trial_id = ensure_trial(conn, registry_id, registry_ids=[registry_id])
         add_registry_id(conn, trial_id, registry_id, "registry", source_url)
         fields = {k: v for k, v in trial.items()
-                  if k not in ("registry_id", "source_url", "arms", "secondary_ids")}
+                  if k not in ("registry_id", "source_url", "arms", "secondary_ids", "references")}
         delete_facts(conn, trial_id, "registry", keep=fields)
         for field, value in fields.items():
             set_fact(conn, trial_id, field, value, "registry", source_url=source_url)
@@ -446,6 +448,13 @@ def store_registry_trial(conn: sqlite3.Connection, trial: Mapping[str, Any]) -> 
         for other in trial.get("secondary_ids") or []:
             if registry_of(other):
                 add_registry_id(conn, trial_id, other, "registry", source_url)
+        for reference in trial.get("references") or []:
+            row = conn.execute("SELECT id FROM works WHERE pmid = ?",
+                               (str(reference["pmid"]),)).fetchone()
+            if row and reference.get("type") in ("RESULT", "DERIVED"):
+                add_report(conn, trial_id, row[0], "results", "registry",
+                           f"the {registry_id} record lists it as a {reference['type'].lower()} "
+                           "publication", source_url)
         refresh_trial(conn, trial_id)
     return trial_id
 

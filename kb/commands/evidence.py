@@ -1,0 +1,168 @@
+"""kb evidence."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+from typing import Any
+
+import click
+
+from ..cli import Settings, format_option, kb_errors, network_options, out_option, pass_settings
+from ..errors import InputError, KBError
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return "; ".join(_text(v) for v in value)
+    return str(value)
+
+
+def _arms(arms: list[dict[str, Any]]) -> str:
+    return "; ".join(f"{a['name']}" + (f" ({a['n']})" if a.get("n") else "") for a in arms)
+
+
+def _report(report: dict[str, Any]) -> str:
+    ident = report.get("doi") or (f"PMID {report['pmid']}" if report.get("pmid") else None) \
+        or report.get("url") or ""
+    mark = f" [{report['mark']}]" if report.get("mark") else ""
+    return f"{report['label']} ({report['role']}){mark} {ident}".strip()
+
+
+def _flat(row: dict[str, Any]) -> dict[str, str]:
+    """A row as the strings the table and CSV print."""
+    flat = {key: _text(row.get(key)) for key in ("label", "design", "cell_type", "origin", "route",
+                                                  "dose", "n", "age_range", "blinding", "control",
+                                                  "outcomes", "follow_up_months", "registry_ids",
+                                                  "phase", "status", "country")}
+    flat["arms"] = _arms(row["arms"])
+    flat["pools"] = "; ".join(p["label"] + (f" [{p['mark']}]" if p.get("mark") else "")
+                              for p in row["pools"])
+    flat["reports"] = " | ".join(_report(r) for r in row["reports"])
+    if row["marks"]:
+        flat["label"] = f"{flat['label']} [{', '.join(row['marks'])}]"
+    return flat
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    width = max(80, shutil.get_terminal_size((120, 24)).columns)
+    lines = []
+    for row in rows:
+        flat = _flat(row)
+        head = f"{flat['label']} — {flat['design'] or 'design ?'}"
+        if flat["registry_ids"]:
+            head += f" — {flat['registry_ids']}"
+        lines.append(head)
+        cells = [("cells", " ".join(v for v in (flat["origin"], flat["cell_type"]) if v)),
+                 ("route", flat["route"]), ("dose", flat["dose"]),
+                 ("N", flat["n"] + (f" ({flat['arms']})" if flat["arms"] else "")),
+                 ("ages", flat["age_range"]), ("blinding", flat["blinding"]),
+                 ("control", flat["control"]), ("outcomes", flat["outcomes"]),
+                 ("follow-up", flat["follow_up_months"] and flat["follow_up_months"] + " months"),
+                 ("registry", " ".join(v for v in (flat["phase"] and f"phase {flat['phase']}",
+                                                   flat["status"]) if v)),
+                 ("pools", flat["pools"])]
+        for name, value in cells:
+            if value:
+                lines.append(f"  {name:<10}{value}"[:width])
+        for report in row["reports"]:
+            lines.append(f"  {'report':<10}{_report(report)}"[:width])
+        lines.append("")
+    lines.append(f"{len(rows)} trial{'s' if len(rows) != 1 else ''}")
+    return "\n".join(lines) + "\n"
+
+
+def _csv(rows: list[dict[str, Any]]) -> str:
+    from ..evidence.table import COLUMNS
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(COLUMNS), extrasaction="ignore",
+                            lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(_flat(row))
+    return buffer.getvalue()
+
+
+def _json(rows: list[dict[str, Any]]) -> str:
+    keep = ("id", "key", "label", "title", "design", "cell_type", "origin", "route", "dose", "n",
+            "enrollment", "age_range", "blinding", "control", "outcomes", "follow_up_months",
+            "registry_ids", "phase", "status", "country", "arms", "reports", "pools", "marks",
+            "provenance")
+    return json.dumps([{k: row.get(k) for k in keep} for row in rows], indent=2,
+                      ensure_ascii=False) + "\n"
+
+
+def _refresh_registry(settings: Settings, conn: Any, rows: list[dict[str, Any]],
+                      no_cache: bool, refresh: bool, offline: bool) -> list[str]:
+    """Fetch the NCT records of these trials from ClinicalTrials.gov; returns failures."""
+    from ..config import load_config
+    from ..http import Client
+    from ..scrapers import ctgov
+    from ..store import evidence as store_evidence
+
+    ncts = sorted({i for r in rows for i in (r["registry_ids"] or "").split("; ")
+                   if i.startswith("NCT")})
+    if not ncts:
+        settings.say("no ClinicalTrials.gov ids among these trials")
+        return []
+    base = load_config()
+    config = base.with_options(use_cache=base.use_cache and not no_cache, refresh=refresh,
+                               offline=base.offline or offline)
+    with Client(config) as client:
+        studies, missing = ctgov.fetch_studies(client, ncts)
+    for study in studies:
+        store_evidence.store_registry_trial(conn, ctgov.to_trial(study))
+    settings.say(f"ClinicalTrials.gov: {len(studies)} of {len(ncts)} records stored")
+    return [f"{nct}: not found on ClinicalTrials.gov" for nct in missing]
+
+
+@click.command()
+@click.argument("query", required=False)
+@format_option("table", "csv", "json")
+@click.option("--refresh-registry", is_flag=True,
+              help="First fetch the listed trials' records from ClinicalTrials.gov "
+                   "(enrolment, phase, status, masking, arms).")
+@network_options
+@out_option
+@pass_settings
+def evidence(settings: Settings, query: str | None, fmt: str, refresh_registry: bool,
+             no_cache: bool, refresh: bool, offline: bool, out: str | None) -> None:
+    """The evidence table: one row per trial, with its design, cell type, route, dose,
+    participants (and arms), ages, blinding, control, outcomes, follow-up, registry ids and
+    every report (results, protocol, follow-up, pooled analyses), retracted reports marked.
+
+    QUERY keeps the trials whose facts or reports contain every word (a cell type such as
+    UC-MSC also finds its synonyms, e.g. UCT-MSC or WJ-MSC). Curated facts override values
+    read by rules or from a registry; --format json shows each value's provenance and source.
+
+    Example: kb evidence intrathecal --format csv --out trials.csv
+    """
+    from ..evidence.table import evidence_rows
+
+    with kb_errors(settings):
+        conn = settings.open()
+        try:
+            if conn.execute("SELECT count(*) FROM trials").fetchone()[0] == 0:
+                settings.say("no trials yet: run `kb build`, or import works and their "
+                             "evidence is annotated as they arrive")
+            rows = evidence_rows(conn, query)
+            failures: list[str] = []
+            if refresh_registry and rows:
+                failures = _refresh_registry(settings, conn, rows, no_cache, refresh, offline)
+                rows = evidence_rows(conn, query)
+        finally:
+            conn.close()
+        payload = {"table": _table, "csv": _csv, "json": _json}[fmt](rows)
+        if out:
+            try:
+                with open(out, "w", encoding="utf-8") as handle:
+                    handle.write(payload)
+            except OSError as exc:
+                raise InputError(f"cannot write {out}: {exc.strerror or exc}") from exc
+        else:
+            click.echo(payload, nl=False)
+        if failures:
+            raise KBError("; ".join(failures))
