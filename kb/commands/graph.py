@@ -1,0 +1,277 @@
+"""kb graph, kb gaps."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..cli import Settings, format_option, kb_errors, out_option, pass_settings
+from ..errors import InputError, KBError
+from ..identifiers import normalize_doi, normalize_pmid
+
+GRAPH_FORMATS = ("text", "json", "graphml", "gexf", "dot", "png", "svg", "html")
+
+
+def _emit(payload: str | bytes, out: str | None) -> None:
+    """Write to --out (a clear error if it cannot be written) or to standard output."""
+    if out:
+        try:
+            mode = "wb" if isinstance(payload, bytes) else "w"
+            with open(out, mode, **({} if mode == "wb" else {"encoding": "utf-8"})) as handle:
+                handle.write(payload)
+        except OSError as exc:
+            raise InputError(f"cannot write {out}: {exc.strerror or exc}") from exc
+    elif isinstance(payload, bytes):
+        stream = click.get_binary_stream("stdout")
+        stream.write(payload)
+        stream.flush()
+    else:
+        click.echo(payload, nl=False)
+
+
+def _focus_text(doi: str | None, pmid: str | None, work: str | None) -> str | None:
+    given = [v for v in (doi, pmid, work) if v]
+    if len(given) > 1:
+        raise click.UsageError("give one of --doi, --pmid, --id")
+    if doi:
+        if normalize_doi(doi) is None:
+            raise click.BadParameter(f"not a DOI: {doi!r}", param_hint="--doi")
+        return normalize_doi(doi)
+    if pmid:
+        if normalize_pmid(pmid) is None:
+            raise click.BadParameter(f"not a PMID: {pmid!r}", param_hint="--pmid")
+        return f"pmid:{normalize_pmid(pmid)}"
+    return work
+
+
+def _resolve(conn: Any, text: str) -> int:
+    from ..graph import find_work
+    if text.isdigit() and conn.execute("SELECT 1 FROM works WHERE id = ?",
+                                       (int(text),)).fetchone():
+        return int(text)
+    return find_work(conn, text)
+
+
+def _width() -> int:
+    return max(80, shutil.get_terminal_size((120, 24)).columns)
+
+
+def _table_text(works: dict[int, dict[str, Any]], rows: list[dict[str, Any]], columns: list[tuple[str, str]],
+                title: str) -> str:
+    from ..graph_render import work_ident
+    lines = [title, ""]
+    for row in rows:
+        attrs = works[row["id"]]
+        figures = "  ".join(f"{name} {row[key]:.4f}" if isinstance(row[key], float)
+                            else f"{name} {row[key]}" for key, name in columns)
+        mark = f"[{attrs['mark']}] " if attrs.get("mark") else ""
+        lines.append(f"  {figures}  {attrs['label'][:22]:<22} "
+                     f"{(attrs.get('study_design') or 'design ?'):<17} "
+                     f"{mark}{attrs['short_title'] or '(no title)'}  {work_ident(attrs)}")
+    if not rows:
+        lines.append("  (none)")
+    return "\n".join(lines) + "\n"
+
+
+@click.command()
+@click.option("--doi", help="The work's DOI (any pasted form).")
+@click.option("--pmid", help="The work's PMID.")
+@click.option("--id", "work", metavar="ID",
+              help="A kb work id, or any identifier: PMCID, OpenAlex id, URL.")
+@click.option("--depth", type=click.IntRange(0, 4), default=1, show_default=True,
+              help="Citation steps to follow from the work.")
+@click.option("--direction", type=click.Choice(["refs", "cited-by", "both"]), default="both",
+              show_default=True, help="Follow references, citing works, or both.")
+@format_option(*GRAPH_FORMATS)
+@out_option
+@click.option("--similar", is_flag=True,
+              help="List the works most like it (co-citation and bibliographic coupling).")
+@click.option("--rank", "rank_", is_flag=True,
+              help="Rank by PageRank and in-degree within the whole KB (the neighbourhood, "
+                   "or the top works when no work is given).")
+@click.option("--path", nargs=2, metavar="A B",
+              help="The shortest citation path from work A to work B (any identifiers).")
+@click.option("--limit", type=click.IntRange(0), default=25, show_default=True,
+              help="Lines per group or list (0: all).")
+@pass_settings
+def graph(settings: Settings, doi: str | None, pmid: str | None, work: str | None, depth: int,
+          direction: str, fmt: str, out: str | None, similar: bool, rank_: bool,
+          path: tuple[str, str] | None, limit: int) -> None:
+    """Show a work's citation neighbourhood: the trials a pooled analysis or review stands on,
+    the reviews around it, its other references and who cites it.
+
+    \b
+      kb graph --doi 10.22074/cellj.2024.2032098.1600
+      kb graph --doi 10.22074/cellj.2024.2032098.1600 --format png --out pooled.png
+      kb graph --doi 10.3389/fbioe.2022.1006845 --similar
+      kb graph --path 10.22074/cellj.2024.2032098.1600 10.1186/s13287-021-02513-4
+
+    Formats: text (grouped by role), json (networkx node-link), graphml, gexf (Gephi),
+    dot (Graphviz), png / svg (a drawn picture), html (one interactive page, works offline).
+    """
+    focus_text = _focus_text(doi, pmid, work)
+    if fmt == "png" and not out and sys.stdout.isatty():
+        raise click.UsageError("PNG is binary: pass --out FILE or redirect standard output")
+    if (similar or rank_) and fmt not in ("text", "json"):
+        raise click.UsageError("--similar and --rank print text or json")
+    if similar and rank_:
+        raise click.UsageError("give one of --similar, --rank")
+    if path and (similar or rank_ or focus_text):
+        raise click.UsageError("--path takes its two works instead of --doi/--pmid/--id")
+    if not path and not focus_text and not rank_:
+        raise click.UsageError("name a work: --doi, --pmid or --id (or use --path A B)")
+    from .. import graph as kbgraph
+    from .. import graph_render
+    with kb_errors(settings):
+        conn = settings.open()
+        try:
+            if path:
+                payload = _path(conn, path, fmt)
+            elif rank_ and not focus_text:
+                payload = _rank_kb(conn, fmt, limit)
+            else:
+                focus = _resolve(conn, focus_text)
+                if similar:
+                    payload = _similar(conn, focus, fmt, limit)
+                else:
+                    G = kbgraph.neighbourhood(conn, focus, depth=depth, direction=direction)
+                    if rank_:
+                        payload = _rank_neighbourhood(conn, G, focus, fmt, limit)
+                    elif fmt == "text":
+                        payload = graph_render.render_text(G, focus, width=_width(),
+                                                           limit=limit or None)
+                    else:
+                        payload = graph_render.render(G, focus, fmt)
+                    if G.graph.get("truncated"):
+                        settings.say("warning: the neighbourhood was truncated; lower --depth")
+        finally:
+            conn.close()
+        _emit(payload, out)
+    if out:
+        settings.say(f"wrote {out}", level=1)
+
+
+def _similar(conn: Any, focus: int, fmt: str, limit: int) -> str:
+    from .. import graph as kbgraph
+    rows = kbgraph.similar(conn, focus, limit=limit)
+    attrs = kbgraph.work_attributes(conn, [focus] + [r["id"] for r in rows])
+    if fmt == "json":
+        return json.dumps({"focus": attrs[focus], "similar": [
+            {**r, **{k: attrs[r["id"]][k] for k in ("doi", "pmid", "label", "title", "year",
+                                                    "study_design", "status", "mark")}}
+            for r in rows]}, indent=2, ensure_ascii=False) + "\n"
+    return _table_text(attrs, rows, [("cocitation", "co-cited"), ("coupling", "coupled")],
+                       f"Works like {attrs[focus]['label']} (co-cited: cited together by the "
+                       "same works; coupled: shared references)")
+
+
+def _rank_neighbourhood(conn: Any, G: Any, focus: int, fmt: str, limit: int) -> str:
+    from .. import graph as kbgraph
+    ranked = kbgraph.rank(kbgraph.full_graph(conn))
+    position = {row["id"]: i + 1 for i, row in enumerate(ranked)}
+    rows = [{**row, "position": position[row["id"]]} for row in ranked if row["id"] in G]
+    rows = rows[:limit] if limit else rows
+    attrs = dict(G.nodes(data=True))
+    if fmt == "json":
+        return json.dumps({"works_in_kb": len(ranked), "focus": focus, "ranked": [
+            {**row, **{k: attrs[row["id"]].get(k) for k in ("doi", "pmid", "label", "title",
+                                                          "year", "study_design")}}
+            for row in rows]}, indent=2, ensure_ascii=False) + "\n"
+    return _table_text(attrs, rows, [("position", "#"), ("pagerank", "pagerank"),
+                                     ("in_degree", "cited by")],
+                       f"The neighbourhood of {attrs[focus]['label']} ranked within the KB "
+                       f"({len(ranked)} works)")
+
+
+def _rank_kb(conn: Any, fmt: str, limit: int) -> str:
+    from .. import graph as kbgraph
+    ranked = kbgraph.rank(kbgraph.full_graph(conn))
+    rows = [{**row, "position": i + 1} for i, row in enumerate(ranked[:limit or None])]
+    attrs = kbgraph.work_attributes(conn, [r["id"] for r in rows])
+    if fmt == "json":
+        return json.dumps({"works_in_kb": len(ranked), "ranked": [
+            {**row, **{k: attrs[row["id"]].get(k) for k in ("doi", "pmid", "label", "title",
+                                                          "year", "study_design", "status")}}
+            for row in rows]}, indent=2, ensure_ascii=False) + "\n"
+    return _table_text(attrs, rows, [("position", "#"), ("pagerank", "pagerank"),
+                                     ("in_degree", "cited by")],
+                       f"The most central works of the KB ({len(ranked)} works)")
+
+
+def _path(conn: Any, ends: tuple[str, str], fmt: str) -> str | bytes:
+    from .. import graph as kbgraph
+    from .. import graph_render
+    a, b = (_resolve(conn, text) for text in ends)
+    P = kbgraph.path_graph(conn, a, b)
+    if P is None:
+        raise KBError(f"no citation path between {ends[0]} and {ends[1]} in the KB "
+                      "(within 8 steps either way)")
+    if fmt == "text":
+        return graph_render.render_path_text(P)
+    return graph_render.render(P, a, fmt)
+
+
+@click.command()
+@click.option("--topic", help="Count only citing works about this (title, abstract, MeSH).")
+@click.option("--min-citers", type=click.IntRange(1), default=2, show_default=True,
+              help="How many KB works must cite a missing work.")
+@click.option("--limit", type=click.IntRange(0), default=50, show_default=True,
+              help="How many to list (0: all).")
+@format_option("table", "json", "csv")
+@out_option
+@pass_settings
+def gaps(settings: Settings, topic: str | None, min_citers: int, limit: int, fmt: str,
+         out: str | None) -> None:
+    """List the works that several KB works cite but the KB does not hold yet (stubs): what a
+    reviewer should add next, with how many KB works cite each and which.
+
+    \b
+      kb gaps --topic "cerebral palsy"
+      kb gaps --format csv --out to-add.csv
+    """
+    from .. import graph as kbgraph
+    from ..graph_render import work_ident
+    with kb_errors(settings):
+        conn = settings.open()
+        try:
+            rows = kbgraph.gaps(conn, topic=topic, min_citers=min_citers, limit=limit or None)
+        finally:
+            conn.close()
+        if fmt == "json":
+            payload = json.dumps(rows, indent=2, ensure_ascii=False) + "\n"
+        elif fmt == "csv":
+            buffer = io.StringIO()
+            writer = csv.writer(buffer, lineterminator="\n")
+            writer.writerow(["n_citers", "doi", "pmid", "first_author", "year", "title",
+                             "journal", "cited_by"])
+            for row in rows:
+                writer.writerow([row["n_citers"], row["doi"], row["pmid"], row["first_author"],
+                                 row["year"], row["title"], row["journal"],
+                                 "; ".join(c["doi"] or c["label"] for c in row["citers"])])
+            payload = buffer.getvalue()
+        else:
+            payload = _gaps_table(rows, work_ident)
+        _emit(payload, out)
+    if not rows:
+        settings.say("no missing work is cited by "
+                     f"{min_citers} or more KB works{' on ' + repr(topic) if topic else ''}")
+
+
+def _gaps_table(rows: list[dict[str, Any]], ident: Any) -> str:
+    width = _width()
+    lines = []
+    for row in rows:
+        title = row["title"] or "(title not known yet)"
+        head = f"{row['n_citers']:>4}  {row['label'][:24]:<24}  {ident(row)}"
+        room = max(20, width - len(head) - 2)
+        lines.append(f"{head}  {title[:room - 1] + '…' if len(title) > room else title}")
+        names = [c["label"] for c in row["citers"]]
+        lines.append(f"      cited by: {', '.join(names[:6])}"
+                     f"{f' and {len(names) - 6} more' if len(names) > 6 else ''}")
+    return "\n".join(lines) + ("\n" if lines else "")

@@ -1,0 +1,575 @@
+"""The citation graph: a work's neighbourhood from indexed SQL, and algorithms over it.
+
+Graph queries never load the whole knowledge base: :func:`neighbourhood` walks the
+``citations`` table (and the evidence layer's typed ``lineage`` edges, when present) outward
+from one work through its indexes, level by level, and returns a small :class:`networkx.DiGraph`
+whose nodes are work ids. Edges point from the citing (pooling, following-up) work to the cited
+one. The other functions are plain functions of such a graph, networkx style; only
+:func:`full_graph` (and :func:`rank` over it) reads every edge, and only when asked.
+"""
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from collections import deque
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .errors import InputError, KBError
+from .identifiers import parse_identifier
+
+if TYPE_CHECKING:  # networkx is imported inside functions: `kb search` never loads it
+    import networkx as nx
+
+__all__ = ["TRIAL_DESIGNS", "REVIEW_DESIGNS", "RELATIONS", "ROLES", "find_work",
+           "work_attributes", "neighbourhood", "subgraph", "path_graph", "roles", "similar", "rank", "citation_path",
+           "gaps", "full_graph", "short_title"]
+
+#: Designs that make a work a trial report ("source trials" of a synthesis).
+TRIAL_DESIGNS = frozenset({"rct", "controlled-trial", "open-label-trial"})
+#: Designs that make a work a synthesis ("reviews" around a work).
+REVIEW_DESIGNS = frozenset({"review", "systematic-review", "meta-analysis", "pooled-analysis"})
+#: Edge relations, strongest first: an edge that both cites and pools is shown as ``pools``.
+RELATIONS = ("pools", "follow_up_of", "same_trial", "cites")
+#: The groups of :func:`roles`, in display order.
+ROLES = ("source trials", "same trial", "reviews", "other references", "cited by", "further out")
+DIRECTIONS = ("refs", "cited-by", "both")
+#: Neighbourhoods stop growing past this many works (the graph says it was truncated).
+MAX_NODES = 20000
+
+_NODE_SQL = """
+SELECT w.id, w.doi, w.pmid, w.pmcid, w.title, w.year, w.journal, w.journal_abbrev,
+       w.study_design, w.status, w.is_retracted, w.unverified, w.type, w.url,
+       (SELECT coalesce(a.family, a.name) FROM work_authors wa JOIN authors a
+         ON a.id = wa.author_id WHERE wa.work_id = w.id ORDER BY wa.position LIMIT 1)
+         AS first_author
+FROM works w WHERE w.id IN (SELECT value FROM json_each(?))
+"""
+
+
+# -- small pure helpers ---------------------------------------------------------------------
+
+def short_title(title: str | None, width: int = 60) -> str:
+    """The main title (before a subtitle colon, when that is long enough), cut at a word.
+
+    >>> short_title("Efficacy and safety of stem cell therapy in cerebral palsy: "
+    ...             "A systematic review and meta-analysis")
+    'Efficacy and safety of stem cell therapy in cerebral palsy'
+    >>> short_title("Clinical and imaging outcomes after intrathecal injection of umbilical "
+    ...             "cord tissue mesenchymal stem cells in cerebral palsy", 40)
+    'Clinical and imaging outcomes after…'
+    >>> short_title(None)
+    ''
+    """
+    text = re.sub(r"\s+", " ", title or "").strip()
+    main = re.split(r"[:.?]\s", text, maxsplit=1)[0]
+    if len(main) >= 20:
+        text = main
+    if len(text) <= width:
+        return text
+    cut = text[:width - 1].rsplit(" ", 1)[0].rstrip(" ,;:-")
+    return cut + "…"
+
+
+def _label(attrs: dict[str, Any]) -> str:
+    """ "Author Year", else the site or journal and year, else a short title or id."""
+    who = attrs.get("first_author") or attrs.get("journal")
+    if not who and attrs.get("url"):
+        who = re.sub(r"^(?:https?://)?(?:www\.)?", "", attrs["url"]).split("/")[0]
+    if not who:
+        return short_title(attrs.get("title"), 30) or attrs.get("doi") or f"work {attrs['id']}"
+    return f"{who} {attrs['year']}" if attrs.get("year") else str(who)
+
+
+def _is_trial(attrs: dict[str, Any]) -> bool:
+    return attrs.get("study_design") in TRIAL_DESIGNS
+
+
+def _is_review(attrs: dict[str, Any]) -> bool:
+    return attrs.get("study_design") in REVIEW_DESIGNS
+
+
+def _has_table(conn: sqlite3.Connection, name: str) -> bool:
+    return conn.execute("SELECT 1 FROM sqlite_master WHERE name = ? AND type IN ('table', 'view')",
+                        (name,)).fetchone() is not None
+
+
+# -- reading works --------------------------------------------------------------------------
+
+def find_work(conn: sqlite3.Connection, text: str) -> int:
+    """The id of the work named by a DOI, PMID, PMCID, OpenAlex id or URL.
+
+    :raises InputError: ``text`` is not an identifier (exit 2).
+    :raises KBError: no work in the knowledge base has it (exit 1).
+    """
+    ident = parse_identifier(text)
+    column = {"openalex": "openalex_id"}.get(ident.kind, ident.kind)
+    row = conn.execute(f"SELECT id FROM works WHERE {column} = ? ORDER BY id LIMIT 1",
+                       (ident.value,)).fetchone()
+    if row is None:
+        name = {"doi": "DOI", "pmid": "PMID", "pmcid": "PMCID", "openalex": "OpenAlex id",
+                "url": "URL"}[ident.kind]
+        raise KBError(f"no work with {name} {ident.value} in the knowledge base",
+                      hint=f"add it first: kb add {ident.value}")
+    return int(row[0])
+
+
+def work_attributes(conn: sqlite3.Connection, ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+    """Node attributes for these works: ids, title, short title, label ("Author Year"), year,
+    first author, journal, design, status, type, and the retraction / unverified marks."""
+    wanted = sorted(set(ids))
+    marks: dict[int, str] = {}
+    if wanted and _has_table(conn, "work_marks"):
+        marks = {row[0]: row[1] for row in conn.execute(
+            "SELECT work_id, mark FROM work_marks WHERE work_id IN "
+            "(SELECT value FROM json_each(?))", (json.dumps(wanted),))}
+    out: dict[int, dict[str, Any]] = {}
+    for row in conn.execute(_NODE_SQL, (json.dumps(wanted),)) if wanted else ():
+        attrs = dict(row)
+        attrs["is_retracted"] = bool(attrs["is_retracted"]) or marks.get(row["id"]) == "RETRACTED"
+        attrs["unverified"] = bool(attrs["unverified"])
+        attrs["mark"] = "RETRACTED" if attrs["is_retracted"] else marks.get(row["id"])
+        attrs["short_title"] = short_title(attrs["title"])
+        attrs["label"] = _label(attrs)
+        out[row["id"]] = attrs
+    return out
+
+
+# -- edges ----------------------------------------------------------------------------------
+
+def _edge_rows(conn: sqlite3.Connection, ids: Sequence[int], side: str
+               ) -> Iterable[tuple[int, int, str, list[str], str | None, float | None]]:
+    """Resolved edges whose ``side`` end (citing | cited) is one of ``ids``:
+    (from, to, relation, sources, resolved_by, score), citations then lineage."""
+    if not ids:
+        return
+    param = (json.dumps(list(ids)),)
+    column = "citing_id" if side == "citing" else "cited_id"
+    for row in conn.execute(
+            "SELECT citing_id, cited_id, sources, resolved_by, match_score FROM citations "
+            f"WHERE {column} IN (SELECT value FROM json_each(?)) AND cited_id IS NOT NULL",
+            param):
+        yield row[0], row[1], "cites", json.loads(row[2] or "[]"), row[3], row[4]
+    if _has_table(conn, "lineage"):
+        column = "from_work_id" if side == "citing" else "to_work_id"
+        for row in conn.execute(
+                "SELECT from_work_id, to_work_id, relation, provenance, source, reason "
+                f"FROM lineage WHERE {column} IN (SELECT value FROM json_each(?))", param):
+            sources = [s for s in (row[4],) if s]
+            yield row[0], row[1], row[2], sources, row[3], None
+
+
+def _add_edge(G: nx.DiGraph, u: int, v: int, relation: str, sources: list[str],
+              resolved_by: str | None, score: float | None) -> None:
+    """Add or fold an edge: one edge per pair, all its relations and sources kept."""
+    if G.has_edge(u, v):
+        data = G.edges[u, v]
+        if relation not in data["relations"]:
+            data["relations"] = sorted(data["relations"] + [relation], key=RELATIONS.index)
+        data["sources"] += [s for s in sources if s not in data["sources"]]
+        if relation == "cites":
+            data["resolved_by"], data["score"] = resolved_by, score
+    else:
+        G.add_edge(u, v, relations=[relation], sources=list(sources),
+                   resolved_by=resolved_by if relation == "cites" else None,
+                   score=score if relation == "cites" else None)
+    G.edges[u, v]["relation"] = G.edges[u, v]["relations"][0]
+
+
+# -- the neighbourhood ----------------------------------------------------------------------
+
+def neighbourhood(conn: sqlite3.Connection, work_id: int, *, depth: int = 1,
+                  direction: str = "both", co_cited: bool = True,
+                  max_nodes: int = MAX_NODES) -> nx.DiGraph:
+    """The works within ``depth`` citation steps of ``work_id``, from indexed SQL only.
+
+    :param direction: ``refs`` follows what works cite, ``cited-by`` who cites them,
+        ``both`` either way (at each step).
+    :param co_cited: also bring in the reviews that the focus's citers cite beside it (the
+        news article citing a pooled study and a meta-analysis makes the meta-analysis a
+        review "around" the pooled study).
+    :param max_nodes: stop growing past this many works; ``G.graph["truncated"]`` says so.
+
+    Every edge among the collected works is included (the induced subgraph, like
+    :func:`networkx.ego_graph`). Node attributes come from :func:`work_attributes` plus
+    ``level``: 0 for the focus, +n for n steps along references, -n along citers.
+    ``G.graph`` holds ``focus``, ``depth``, ``direction``, ``truncated``, ``co_cited`` (the
+    reviews brought in that way) and ``unresolved_references`` (the focus's references not
+    linked to any work).
+    """
+    import networkx as nx
+
+    if direction not in DIRECTIONS:
+        raise InputError(f"direction must be one of {', '.join(DIRECTIONS)}, not {direction!r}")
+    if depth < 0:
+        raise InputError("depth must be 0 or more")
+    G = nx.DiGraph(focus=work_id, depth=depth, direction=direction, truncated=False)
+    level = {work_id: 0}
+    frontier = [work_id]
+    sides = [s for s, d in (("citing", "refs"), ("cited", "cited-by")) if direction in (d, "both")]
+    for step in range(1, depth + 1):
+        found: list[int] = []
+        for side in sides:
+            for u, v, *_ in _edge_rows(conn, frontier, side):
+                other = v if side == "citing" else u
+                if other not in level:
+                    level[other] = step if side == "citing" else -step
+                    found.append(other)
+        frontier = found
+        if len(level) >= max_nodes:
+            G.graph["truncated"] = True
+            break
+        if not frontier:
+            break
+    citers = [n for n, lv in level.items() if lv == -1]
+    review_ids: set[int] = set()
+    if co_cited and citers:
+        review_ids = {row[0] for row in conn.execute(
+            "SELECT DISTINCT c.cited_id FROM citations c JOIN works w ON w.id = c.cited_id "
+            "WHERE c.citing_id IN (SELECT value FROM json_each(?)) AND w.study_design IN "
+            f"({','.join('?' * len(REVIEW_DESIGNS))})",
+            (json.dumps(citers), *sorted(REVIEW_DESIGNS)))} - set(level)
+        level.update(dict.fromkeys(review_ids, 0))
+    _close(conn, G, level)
+    G.graph["co_cited"] = sorted(review_ids)
+    G.graph["unresolved_references"] = conn.execute(
+        "SELECT count(*) FROM citations WHERE citing_id = ? AND cited_id IS NULL",
+        (work_id,)).fetchone()[0]
+    return G
+
+
+def _close(conn: sqlite3.Connection, G: nx.DiGraph, level: dict[int, int]) -> None:
+    """Add the works of ``level`` (work id -> level) with their attributes, and every edge
+    among them: each such edge has its citing end in the set, so one indexed scan suffices."""
+    members = set(level)
+    for u, v, relation, sources, how, score in _edge_rows(conn, list(level), "citing"):
+        if v in members:
+            _add_edge(G, u, v, relation, sources, how, score)
+    G.add_nodes_from(members)
+    for node, attrs in work_attributes(conn, members).items():
+        G.nodes[node].update(attrs, level=level[node])
+
+
+def subgraph(conn: sqlite3.Connection, ids: Sequence[int]) -> nx.DiGraph:
+    """The works ``ids`` and every edge among them (levels = their order in ``ids``)."""
+    import networkx as nx
+    G = nx.DiGraph()
+    _close(conn, G, {node: i for i, node in enumerate(ids)})
+    return G
+
+
+# -- roles ----------------------------------------------------------------------------------
+
+def roles(G: nx.DiGraph, focus: int) -> dict[str, list[int]]:
+    """Group the focus's neighbours for reading, each work in one group (see :data:`ROLES`).
+
+    For a synthesis (pooled analysis, meta-analysis, review, or any work that pools others):
+    "source trials" are the works it pools, and the trials it cites. "same trial" holds
+    follow-ups and other reports of the same trial (typed edges either way). "reviews" are
+    syntheses around it: cited by it, citing it, or co-cited with it by the same citing works.
+    Then "other references", "cited by", and "further out" (more than one step away).
+    Groups are sorted by year then label.
+
+    >>> import networkx as nx
+    >>> G = nx.DiGraph()
+    >>> G.add_nodes_from([(1, {"study_design": "pooled-analysis"}), (2, {"study_design": "rct"}),
+    ...                   (3, {"study_design": "rct"}), (4, {"study_design": "meta-analysis"}),
+    ...                   (5, {"study_design": "web-article"})])
+    >>> G.add_edges_from([(1, 2, {"relation": "pools"}), (1, 3, {"relation": "pools"}),
+    ...                   (5, 1, {"relation": "cites"}), (5, 4, {"relation": "cites"})])
+    >>> {k: v for k, v in roles(G, 1).items() if v}
+    {'source trials': [2, 3], 'reviews': [4], 'cited by': [5]}
+    """
+    focus_attrs = G.nodes[focus]
+    pools = any(d.get("relation") == "pools" for _, _, d in G.out_edges(focus, data=True))
+    synthesis = pools or _is_review(focus_attrs)
+    groups: dict[str, list[int]] = {name: [] for name in ROLES}
+    for node in G.nodes:
+        if node == focus:
+            continue
+        attrs = G.nodes[node]
+        out = G.edges[focus, node] if G.has_edge(focus, node) else None
+        into = G.edges[node, focus] if G.has_edge(node, focus) else None
+        relations = {r for d in (out, into) if d for r in d.get("relations", [d.get("relation")])}
+        if out and "pools" in relations or (synthesis and out and _is_trial(attrs)):
+            group = "source trials"
+        elif relations & {"follow_up_of", "same_trial"}:
+            group = "same trial"
+        elif _is_review(attrs) and (out or into or _co_cited(G, focus, node)):
+            group = "reviews"
+        elif out:
+            group = "other references"
+        elif into:
+            group = "cited by"
+        else:
+            group = "further out"
+        groups[group].append(node)
+    for members in groups.values():
+        members.sort(key=lambda n: (G.nodes[n].get("year") or 9999,
+                                    str(G.nodes[n].get("label") or ""), n))
+    return groups
+
+
+def _co_cited(G: nx.DiGraph, a: int, b: int) -> bool:
+    return any(G.has_edge(citer, b) for citer in G.predecessors(a))
+
+
+# -- similarity, rank, paths ----------------------------------------------------------------
+
+def similar(source: sqlite3.Connection | nx.DiGraph, focus: int, *, limit: int = 20
+            ) -> list[dict[str, Any]]:
+    """Works most like ``focus`` by co-citation (cited together by the same works) and
+    bibliographic coupling (citing the same works), best first.
+
+    ``source`` is a knowledge base (the whole KB is ranked with indexed SQL) or a graph.
+    Each row: ``id``, ``cocitation``, ``coupling``, ``score`` (their sum).
+
+    >>> import networkx as nx
+    >>> G = nx.DiGraph([(10, 1), (10, 2), (11, 1), (11, 2), (12, 1), (12, 3), (1, 5), (4, 5)])
+    >>> [(r["id"], r["cocitation"], r["coupling"]) for r in similar(G, 1)]
+    [(2, 2, 0), (3, 1, 0), (4, 0, 1)]
+    """
+    cocitation: dict[int, int] = {}
+    coupling: dict[int, int] = {}
+    if isinstance(source, sqlite3.Connection):
+        for other, count in source.execute(
+                "SELECT b.cited_id, count(DISTINCT a.citing_id) FROM citations a "
+                "JOIN citations b ON b.citing_id = a.citing_id "
+                "WHERE a.cited_id = ? AND b.cited_id IS NOT NULL AND b.cited_id != ? "
+                "GROUP BY b.cited_id", (focus, focus)):
+            cocitation[other] = count
+        for other, count in source.execute(
+                "SELECT b.citing_id, count(DISTINCT a.cited_id) FROM citations a "
+                "JOIN citations b ON b.cited_id = a.cited_id "
+                "WHERE a.citing_id = ? AND a.cited_id IS NOT NULL AND b.citing_id != ? "
+                "GROUP BY b.citing_id", (focus, focus)):
+            coupling[other] = count
+    else:
+        for citer in source.predecessors(focus):
+            for other in source.successors(citer):
+                if other != focus:
+                    cocitation[other] = cocitation.get(other, 0) + 1
+        for ref in source.successors(focus):
+            for other in source.predecessors(ref):
+                if other != focus:
+                    coupling[other] = coupling.get(other, 0) + 1
+    rows = [{"id": n, "cocitation": cocitation.get(n, 0), "coupling": coupling.get(n, 0),
+             "score": cocitation.get(n, 0) + coupling.get(n, 0)}
+            for n in set(cocitation) | set(coupling)]
+    rows.sort(key=lambda r: (-r["score"], -r["cocitation"], r["id"]))
+    return rows[:limit] if limit else rows
+
+
+def _pagerank(G: nx.DiGraph, alpha: float = 0.85, tol: float = 1.0e-10,
+              max_iter: int = 200) -> dict[Any, float]:
+    """PageRank by power iteration over numpy arrays (dangling mass spread evenly)."""
+    import numpy as np
+
+    nodes = list(G)
+    n = len(nodes)
+    if n == 0:
+        return {}
+    index = {node: i for i, node in enumerate(nodes)}
+    src = np.fromiter((index[u] for u, _ in G.edges), dtype=np.int64, count=G.number_of_edges())
+    dst = np.fromiter((index[v] for _, v in G.edges), dtype=np.int64, count=G.number_of_edges())
+    out_degree = np.bincount(src, minlength=n).astype(float)
+    dangling = out_degree == 0
+    weight = np.divide(1.0, out_degree, out=np.zeros(n), where=~dangling)
+    rank = np.full(n, 1.0 / n)
+    for _ in range(max_iter):
+        spread = np.bincount(dst, weights=rank[src] * weight[src], minlength=n)
+        new = alpha * (spread + rank[dangling].sum() / n) + (1 - alpha) / n
+        done = np.abs(new - rank).sum() < n * tol
+        rank = new
+        if done:
+            break
+    return dict(zip(nodes, rank.tolist()))
+
+
+def rank(G: nx.DiGraph, *, limit: int | None = None) -> list[dict[str, Any]]:
+    """Works by PageRank over ``G`` (citations as votes), with in-degree; best first.
+
+    Rank within a neighbourhood, or over :func:`full_graph` for the whole KB.
+
+    >>> import networkx as nx
+    >>> G = nx.DiGraph([(1, 3), (2, 3), (4, 3), (3, 5), (4, 5)])
+    >>> [(r["id"], r["in_degree"]) for r in rank(G, limit=2)]
+    [(5, 2), (3, 3)]
+    """
+    scores = _pagerank(G)
+    rows = [{"id": n, "pagerank": scores[n], "in_degree": G.in_degree(n)} for n in G]
+    rows.sort(key=lambda r: (-r["pagerank"], -r["in_degree"], r["id"]))
+    return rows[:limit] if limit else rows
+
+
+def citation_path(source: sqlite3.Connection | nx.DiGraph, a: int, b: int, *,
+                  directed: bool = True, max_depth: int = 8) -> list[int] | None:
+    """The shortest chain of citations from ``a`` to ``b`` (``a`` cites … cites ``b``),
+    or None. ``directed=False`` lets the chain run either way along each edge.
+
+    On a knowledge base the search is a bidirectional breadth-first search over the indexed
+    ``citations`` / ``lineage`` tables, up to ``max_depth`` edges; nothing else is loaded.
+
+    >>> import networkx as nx
+    >>> G = nx.DiGraph([(1, 2), (2, 3), (4, 3)])
+    >>> citation_path(G, 1, 3), citation_path(G, 1, 4), citation_path(G, 1, 4, directed=False)
+    ([1, 2, 3], None, [1, 2, 3, 4])
+    """
+    if a == b:
+        return [a]
+    if not isinstance(source, sqlite3.Connection):
+        import networkx as nx
+        graph = source if directed else source.to_undirected(as_view=True)
+        try:
+            return list(nx.shortest_path(graph, a, b))
+        except (nx.NetworkXNoPath, nx.NodeNotFound):
+            return None
+    conn = source
+
+    def step(ids: list[int], forward: bool) -> dict[int, int]:
+        """next node -> the node it was reached from, one step along (or against) citations."""
+        found: dict[int, int] = {}
+        sides = ["citing" if forward else "cited"] if directed else ["citing", "cited"]
+        for side in sides:
+            for u, v, *_ in _edge_rows(conn, ids, side):
+                nxt, prev = (v, u) if side == "citing" else (u, v)
+                found.setdefault(nxt, prev)
+        return found
+
+    parents: dict[int, int | None] = {a: None}
+    children: dict[int, int | None] = {b: None}
+    front_a, front_b = [a], [b]
+    for _ in range(max_depth):
+        if not front_a or not front_b:
+            return None
+        forward = len(front_a) <= len(front_b)
+        reached = step(front_a if forward else front_b, forward)
+        seen, other = (parents, children) if forward else (children, parents)
+        new = [n for n in reached if n not in seen]
+        for n in new:
+            seen[n] = reached[n]
+        meet = next((n for n in new if n in other), None)
+        if meet is not None:
+            return _join(parents, children, meet)
+        if forward:
+            front_a = new
+        else:
+            front_b = new
+    return None
+
+
+def _join(parents: dict[int, int | None], children: dict[int, int | None], meet: int
+          ) -> list[int]:
+    path: deque[int] = deque([meet])
+    node = parents[meet]
+    while node is not None:
+        path.appendleft(node)
+        node = parents[node]
+    node = children[meet]
+    while node is not None:
+        path.append(node)
+        node = children[node]
+    return list(path)
+
+
+def path_graph(conn: sqlite3.Connection, a: int, b: int, *, max_depth: int = 8
+               ) -> nx.DiGraph | None:
+    """The shortest citation path between two works as a graph, or None if there is none.
+
+    Tries ``a`` cites … ``b``, then ``b`` cites … ``a``, then a chain along edges either way.
+    ``G.graph`` holds ``path`` (the works in order, from ``a``), ``how`` (cites | cited-by |
+    linked) and ``focus`` (``a``).
+    """
+    for how, (x, y), directed in (("cites", (a, b), True), ("cited-by", (b, a), True),
+                                  ("linked", (a, b), False)):
+        found = citation_path(conn, x, y, directed=directed, max_depth=max_depth)
+        if found is not None:
+            if how == "cited-by":
+                found.reverse()
+            G = subgraph(conn, found)
+            G.graph.update(path=found, how=how, focus=a)
+            return G
+    return None
+
+
+# -- gaps -----------------------------------------------------------------------------------
+
+def _fts_terms(topic: str) -> str:
+    """A user's topic as an FTS5 query: every word required, each quoted (no syntax errors).
+
+    >>> _fts_terms('cerebral palsy "stem"')
+    '"cerebral" "palsy" "stem"'
+    """
+    words = re.findall(r"\w+", topic)
+    if not words:
+        raise InputError(f"the topic {topic!r} has no words to search for")
+    return " ".join(f'"{w}"' for w in words)
+
+
+def gaps(conn: sqlite3.Connection, *, topic: str | None = None, min_citers: int = 2,
+         limit: int | None = 50) -> list[dict[str, Any]]:
+    """Works cited by several KB works but not in the KB yet (stubs): what to add next.
+
+    :param topic: count only citing works whose title, abstract, keywords or MeSH match
+        every word of ``topic``.
+    :param min_citers: how many distinct KB works must cite a stub.
+
+    Each row carries the stub's attributes (as :func:`work_attributes`), ``n_citers`` and
+    ``citers`` (the citing works' id, label, DOI, title), most-cited first, newest first
+    among equals.
+    """
+    if min_citers < 1:
+        raise InputError("--min-citers must be at least 1")
+    where, params = "", [min_citers]
+    if topic:
+        where = "AND c.citing_id IN (SELECT rowid FROM works_fts WHERE works_fts MATCH ?)"
+        params = [_fts_terms(topic), min_citers]
+    sql = ("SELECT c.cited_id, count(DISTINCT c.citing_id) AS n FROM citations c "
+           "JOIN works s ON s.id = c.cited_id JOIN works k ON k.id = c.citing_id "
+           f"WHERE s.status = 'stub' AND k.status = 'full' {where} "
+           "GROUP BY c.cited_id HAVING n >= ? ORDER BY n DESC, s.year DESC, c.cited_id")
+    if limit:
+        sql += f" LIMIT {int(limit)}"
+    try:
+        counts = conn.execute(sql, params).fetchall()
+    except sqlite3.OperationalError as exc:
+        raise InputError(f"cannot search for the topic {topic!r}: {exc}") from exc
+    stub_ids = [row[0] for row in counts]
+    citing: dict[int, list[int]] = {n: [] for n in stub_ids}
+    topic_filter = where.replace("c.citing_id", "citing_id")
+    for cited, citer in conn.execute(
+            "SELECT DISTINCT cited_id, citing_id FROM citations WHERE cited_id IN "
+            f"(SELECT value FROM json_each(?)) {topic_filter}",
+            [json.dumps(stub_ids)] + params[:-1]):
+        citing[cited].append(citer)
+    attrs = work_attributes(conn, set(stub_ids) | {c for cs in citing.values() for c in cs})
+    rows = []
+    for stub, n in counts:
+        citers = [attrs[c] for c in citing[stub] if attrs[c]["status"] == "full"]
+        citers.sort(key=lambda w: (-(w["year"] or 0), w["label"]))
+        rows.append({**attrs[stub], "n_citers": n,
+                     "citers": [{k: w[k] for k in ("id", "label", "doi", "pmid", "title", "year")}
+                                for w in citers]})
+    return rows
+
+
+# -- the whole graph (only where asked) -----------------------------------------------------
+
+def full_graph(conn: sqlite3.Connection) -> nx.DiGraph:
+    """Every resolved citation and lineage edge of the knowledge base, nodes as bare work ids.
+
+    Whole-graph analytics only (:func:`rank` over the KB); neighbourhood questions go
+    through :func:`neighbourhood`.
+    """
+    import networkx as nx
+
+    G = nx.DiGraph()
+    G.add_nodes_from(row[0] for row in conn.execute("SELECT id FROM works"))
+    G.add_edges_from(conn.execute(
+        "SELECT citing_id, cited_id FROM citations WHERE cited_id IS NOT NULL"), relation="cites")
+    if _has_table(conn, "lineage"):
+        for u, v, relation in conn.execute("SELECT from_work_id, to_work_id, relation FROM lineage"):
+            if not G.has_edge(u, v):
+                G.add_edge(u, v, relation=relation)
+    return G

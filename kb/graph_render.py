@@ -1,0 +1,646 @@
+"""Ways to show a citation neighbourhood: a terminal view grouped by role, networkx node-link
+JSON, GraphML, GEXF, Graphviz DOT, a drawn PNG / SVG, and one self-contained HTML page.
+
+Every renderer takes the graph from :func:`kb.graph.neighbourhood` and its focus, and returns
+``str`` (text formats) or ``bytes`` (PNG). networkx and matplotlib are imported inside.
+"""
+from __future__ import annotations
+
+import html
+import json
+import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from .graph import REVIEW_DESIGNS, ROLES, roles
+
+if TYPE_CHECKING:
+    import networkx as nx
+
+__all__ = ["FORMATS", "BINARY_FORMATS", "DESIGN_COLOURS", "render", "annotate", "layout",
+           "render_text", "render_path_text", "work_ident", "render_json", "render_graphml", "render_gexf", "render_dot",
+           "render_image", "render_html"]
+
+FORMATS = ("text", "json", "graphml", "gexf", "dot", "png", "svg", "html")
+BINARY_FORMATS = frozenset({"png"})
+
+#: Node colour per study design (trials blue, syntheses warm, observational green).
+DESIGN_COLOURS: dict[str, str] = {
+    "rct": "#1f4e99",
+    "controlled-trial": "#3b7dd8",
+    "open-label-trial": "#8cbcf0",
+    "pooled-analysis": "#7b3fa0",
+    "meta-analysis": "#c0392b",
+    "systematic-review": "#e67e22",
+    "review": "#f4c542",
+    "cohort": "#1e8449",
+    "case-series": "#52be80",
+    "case-report": "#a9dfbf",
+    "preclinical": "#8d6e63",
+    "protocol": "#45b5aa",
+    "web-article": "#95a5a6",
+    "other": "#d5d8dc",
+}
+UNKNOWN_COLOUR = "#f2f2f2"
+#: Drawing style per edge relation: (colour, width, line style).
+EDGE_STYLES: dict[str, tuple[str, float, str]] = {
+    "pools": ("#7b3fa0", 2.8, "solid"),
+    "follow_up_of": ("#1e8449", 2.0, "dashed"),
+    "same_trial": ("#1e8449", 2.0, "dotted"),
+    "cites": ("#8a8f94", 1.0, "solid"),
+}
+_ROLE_ORDER = {name: i for i, name in enumerate(("focus",) + ROLES)}
+
+
+def _colour(design: str | None) -> str:
+    return DESIGN_COLOURS.get(design or "", UNKNOWN_COLOUR)
+
+
+def annotate(G: nx.DiGraph, focus: int) -> dict[str, list[int]]:
+    """Set each node's ``role`` (see :func:`kb.graph.roles`; the focus gets ``focus``) and
+    return the groups."""
+    groups = roles(G, focus)
+    G.nodes[focus]["role"] = "focus"
+    for name, members in groups.items():
+        for node in members:
+            G.nodes[node]["role"] = name
+    return groups
+
+
+# -- terminal view --------------------------------------------------------------------------
+
+def work_ident(attrs: dict[str, Any]) -> str:
+    """The DOI, else "PMID n", else the URL: what a reader can look a work up by."""
+    if attrs.get("doi"):
+        return attrs["doi"]
+    if attrs.get("pmid"):
+        return f"PMID {attrs['pmid']}"
+    return attrs.get("url") or f"work {attrs.get('id')}"
+
+
+def _marks(attrs: dict[str, Any]) -> list[str]:
+    marks = []
+    if attrs.get("mark"):
+        marks.append(attrs["mark"])
+    if attrs.get("status") == "stub":
+        marks.append("stub")
+    if attrs.get("unverified"):
+        marks.append("unverified")
+    return marks
+
+
+def _how(G: nx.DiGraph, focus: int, node: int) -> str:
+    """How a neighbour relates to the focus, in a word or two."""
+    if G.has_edge(focus, node):
+        relation = G.edges[focus, node]["relation"]
+        return "cited" if relation == "cites" else relation.replace("_", " ")
+    if G.has_edge(node, focus):
+        relation = G.edges[node, focus]["relation"]
+        return {"cites": "cites it", "pools": "pools it", "follow_up_of": "follows it up",
+                "same_trial": "same trial"}.get(relation, relation)
+    if any(G.has_edge(citer, node) for citer in G.predecessors(focus)):
+        return "co-cited"
+    level = abs(int(G.nodes[node].get("level") or 0))
+    return f"{level} steps" if level > 1 else ""
+
+
+def render_text(G: nx.DiGraph, focus: int, *, width: int = 120, limit: int | None = 25) -> str:
+    """The terminal view: the focus, then its neighbours grouped by role, one work a line:
+    first author and year, design, how it relates (cited, pools, cites it, co-cited …),
+    title with [RETRACTED] / [stub] / [unverified] marks, and DOI (else PMID, else URL)."""
+    groups = annotate(G, focus)
+    attrs = G.nodes[focus]
+    lines = [f"{attrs['label']} · {attrs.get('title') or '(no title)'}"]
+    facts = [attrs.get("study_design") or "design unknown", attrs.get("journal"),
+             work_ident(attrs)] + _marks(attrs)
+    lines.append(" · ".join(f for f in facts if f))
+    depth, direction = G.graph.get("depth", 1), G.graph.get("direction", "both")
+    summary = (f"depth {depth}, {'both directions' if direction == 'both' else direction}: "
+               f"{G.number_of_nodes() - 1} related works, {G.number_of_edges()} edges")
+    if G.graph.get("unresolved_references"):
+        summary += (f"; {G.graph['unresolved_references']} of its references not linked to a "
+                    "work yet")
+    lines.append(summary)
+    if G.graph.get("truncated"):
+        lines.append("(neighbourhood truncated: too many works; lower --depth)")
+    shown = {name: members[:limit] if limit else members for name, members in groups.items()}
+    rows = [(n, _how(G, focus, n)) for members in shown.values() for n in members]
+    widths = [max([len(text) for text in column] + [1]) for column in zip(*(
+        ((G.nodes[n].get("label") or "")[:24], G.nodes[n].get("study_design") or "design ?",
+         how, work_ident(G.nodes[n])) for n, how in rows))] or [1, 1, 1, 1]
+    ident_width = min(widths[3], 32)
+    room = max(30, width - 2 - (widths[0] + 1) - (widths[1] + 1) - (widths[2] + 1)
+               - 2 - ident_width)
+    how = dict(rows)
+    synthesis = attrs.get("study_design") in REVIEW_DESIGNS
+    for name in ROLES:
+        members = groups[name]
+        if not members and not (name == "source trials" and synthesis):
+            continue
+        lines += ["", f"{name.capitalize()} ({len(members)})"]
+        if not members:
+            lines.append("  none in the knowledge base")
+        for node in shown[name]:
+            data = G.nodes[node]
+            title = "".join(f"[{m}] " for m in _marks(data)) + (data.get("title") or "(no title)")
+            if len(title) > room:
+                title = title[:room - 1].rsplit(" ", 1)[0].rstrip(" ,;:-") + "…"
+            lines.append(f"  {(data.get('label') or '')[:24]:<{widths[0]}} "
+                         f"{data.get('study_design') or 'design ?':<{widths[1]}} "
+                         f"{how[node]:<{widths[2]}} {title:<{room}}  {work_ident(data)}")
+        if len(shown[name]) < len(members):
+            lines.append(f"  … {len(members) - len(shown[name])} more (--limit 0 shows all)")
+    return "\n".join(lines) + "\n"
+
+
+def render_path_text(P: nx.DiGraph) -> str:
+    """A citation path (from :func:`kb.graph.path_graph`) as one work a line, with arrows."""
+    found = P.graph["path"]
+    lines = [f"{len(found) - 1} step{'' if len(found) == 2 else 's'} from "
+             f"{P.nodes[found[0]]['label']} to {P.nodes[found[-1]]['label']}:"]
+    for i, node in enumerate(found):
+        if i:
+            prev = found[i - 1]
+            if P.has_edge(prev, node):
+                lines.append(f"    ↓ {P.edges[prev, node]['relation']}")
+            else:
+                relation = P.edges[node, prev]["relation"]
+                lines.append(f"    ↑ {relation} (the work below {relation} the one above)")
+        attrs = P.nodes[node]
+        lines.append(f"  {attrs['label']}  {attrs['short_title'] or '(no title)'}  "
+                     f"{work_ident(attrs)}")
+    return "\n".join(lines) + "\n"
+
+
+# -- interchange formats --------------------------------------------------------------------
+
+def render_json(G: nx.DiGraph, focus: int) -> str:
+    """networkx node-link JSON (``nodes``, ``edges``), each node with its ``role``."""
+    import networkx as nx
+    annotate(G, focus)
+    return json.dumps(nx.node_link_data(G), indent=2, ensure_ascii=False) + "\n"
+
+
+def _flat(G: nx.DiGraph, focus: int) -> nx.DiGraph:
+    """A copy with only scalar attributes (lists joined by "; ", None dropped), for XML."""
+    annotate(G, focus)
+    H = G.__class__()
+
+    def clean(data: dict[str, Any]) -> dict[str, Any]:
+        return {k: "; ".join(map(str, v)) if isinstance(v, list) else v
+                for k, v in data.items() if v is not None and v != []}
+
+    H.graph.update(clean(G.graph))
+
+    H.add_nodes_from((n, clean(d)) for n, d in G.nodes(data=True))
+    H.add_edges_from((u, v, clean(d)) for u, v, d in G.edges(data=True))
+    return H
+
+
+def render_graphml(G: nx.DiGraph, focus: int) -> str:
+    """GraphML (yEd, Cytoscape, networkx.read_graphml)."""
+    import networkx as nx
+    return "\n".join(nx.generate_graphml(_flat(G, focus), named_key_ids=True)) + "\n"
+
+
+def render_gexf(G: nx.DiGraph, focus: int) -> str:
+    """GEXF 1.2 for Gephi, with colours, sizes and positions from the drawn layout."""
+    import networkx as nx
+    H = _flat(G, focus)
+    positions = layout(G, focus)
+    for node, (x, y) in positions.items():
+        rgb = _colour(H.nodes[node].get("study_design")).lstrip("#")
+        H.nodes[node]["viz"] = {
+            "color": {"r": int(rgb[0:2], 16), "g": int(rgb[2:4], 16), "b": int(rgb[4:6], 16),
+                      "a": 1.0},
+            "size": 20.0 if node == focus else 10.0,
+            "position": {"x": float(x * 200), "y": float(y * 100), "z": 0.0}}
+    H.graph.pop("truncated", None)
+    return "\n".join(nx.generate_gexf(H, version="1.2draft")) + "\n"
+
+
+def _dot_id(value: Any) -> str:
+    """A DOT double-quoted string.
+
+    >>> _dot_id('Say "hi"\\\\')
+    '"Say \\\\"hi\\\\"\\\\\\\\"'
+    """
+    text = str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{text}"'
+
+
+def _dot_attrs(attrs: dict[str, Any]) -> str:
+    return ", ".join(f"{key}={_dot_id(value)}" for key, value in attrs.items()
+                     if value is not None and value != "")
+
+
+def render_dot(G: nx.DiGraph, focus: int) -> str:
+    """Graphviz DOT: nodes labelled "Author Year", filled by design; ``pools`` edges bold."""
+    H = _flat(G, focus)
+    lines = ["digraph kb {", "  rankdir=LR;",
+             '  node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=10];',
+             '  edge [color="#8a8f94"];']
+    for node, data in H.nodes(data=True):
+        design = data.get("study_design")
+        style = "rounded,filled" + (",dashed" if data.get("status") == "stub" else "")
+        label = data.get("label") or str(node)
+        if data.get("mark"):
+            label += f"\n{data['mark']}"
+        attrs = {"label": label, "tooltip": data.get("title"), "fillcolor": _colour(design),
+                 "fontcolor": "white" if design in _DARK else "black", "style": style,
+                 "penwidth": 3 if node == focus else None,
+                 "color": "#b00020" if data.get("mark") == "RETRACTED" else None,
+                 "URL": f"https://doi.org/{data['doi']}" if data.get("doi") else data.get("url"),
+                 "doi": data.get("doi"), "pmid": data.get("pmid"), "design": design,
+                 "year": data.get("year"), "role": data.get("role")}
+        lines.append(f"  {_dot_id(node)} [{_dot_attrs(attrs)}];")
+    for u, v, data in H.edges(data=True):
+        colour, width, style = EDGE_STYLES.get(data.get("relation"), EDGE_STYLES["cites"])
+        attrs = {"relation": data.get("relation"), "color": colour, "penwidth": width,
+                 "style": style, "sources": data.get("sources")}
+        lines.append(f"  {_dot_id(u)} -> {_dot_id(v)} [{_dot_attrs(attrs)}];")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+_DARK = {"rct", "controlled-trial", "pooled-analysis", "meta-analysis", "cohort", "preclinical"}
+
+
+# -- layout ---------------------------------------------------------------------------------
+
+def layout(G: nx.DiGraph, focus: int, *, per_column: int = 30) -> dict[int, tuple[float, float]]:
+    """Columns by citation level: citing works on the left, the focus (and the reviews
+    co-cited with it) in the middle, references on the right; within a column, grouped by
+    role then year. Tall columns wrap into several."""
+    if "role" not in G.nodes[focus]:
+        annotate(G, focus)
+    columns: dict[int, list[int]] = {}
+    for node, data in G.nodes(data=True):
+        columns.setdefault(int(data.get("level", 0)), []).append(node)
+    positions: dict[int, tuple[float, float]] = {}
+    x = 0.0
+    tallest = max(min(len(m), per_column) for m in columns.values())
+    for lvl in sorted(columns):
+        members = sorted(columns[lvl], key=lambda n: (
+            n != focus, _ROLE_ORDER.get(G.nodes[n].get("role"), 99),
+            G.nodes[n].get("year") or 9999, str(G.nodes[n].get("label")), n))
+        if lvl == 0 and len(members) > 1:  # the focus in the middle of its column
+            rest = members[1:]
+            members = rest[:len(rest) // 2] + [focus] + rest[len(rest) // 2:]
+        wraps = math.ceil(len(members) / per_column)
+        for i, node in enumerate(members):
+            col, row = divmod(i, per_column)
+            count = min(per_column, len(members) - col * per_column)
+            y = (count - 1) / 2 - row if count > 1 else 0.0
+            positions[node] = (x + col * 1.0, y * (tallest / max(count, 1)) ** 0.5)
+        x += wraps * 1.0 + 0.6
+    return positions
+
+
+# -- pictures -------------------------------------------------------------------------------
+
+def render_image(G: nx.DiGraph, focus: int, fmt: str = "png") -> bytes:
+    """A drawn picture (``png`` or ``svg``): nodes coloured by design and labelled "Author
+    Year", the focus ringed, stubs hollow, retracted works crossed, ``pools`` edges bold,
+    and a legend of the designs and relations shown."""
+    import io
+
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+    import networkx as nx
+
+    annotate(G, focus)
+    pos = layout(G, focus)
+    xs = [p[0] for p in pos.values()]
+    ys = [p[1] for p in pos.values()]
+    span_x, span_y = max(xs) - min(xs), max(ys) - min(ys)
+    many = G.number_of_nodes() > 60
+    fig_w = min(26.0, max(8.0, 2.7 * (span_x + 1) + 3.0))
+    fig_h = min(26.0, max(4.5, 0.6 * (span_y + 1) + 2.2))
+    fig, ax = plt.subplots(figsize=(fig_w, fig_h), dpi=110)
+    node_size = 260 if many else 620
+    sizes = {n: node_size * (2.6 if n == focus else 1.0) for n in G}
+    nodelist = list(G)
+    limits = ((min(xs) - 0.35, max(xs) + 0.85),
+              (min(ys) - 0.6, max(ys) + (1.0 if len(set(xs)) > 1 else 0.6)))
+    scale = (0.8 * fig_w / (limits[0][1] - limits[0][0]),
+             0.75 * fig_h / (limits[1][1] - limits[1][0]))
+    inches = {n: (pos[n][0] * scale[0], pos[n][1] * scale[1]) for n in G}
+    radius = {n: sizes[n] ** 0.5 / 2 / 72 + 0.06 for n in G}
+    batches: dict[tuple[str, float], list[tuple[int, int]]] = {}
+    for u, v, d in G.edges(data=True):
+        bend = 0.06 if many else _bend(u, v, inches, radius, 0.12)
+        batches.setdefault((d.get("relation") or "cites", bend), []).append((u, v))
+    for (relation, bend), edges in sorted(batches.items()):
+        colour, width, style = EDGE_STYLES.get(relation, EDGE_STYLES["cites"])
+        nx.draw_networkx_edges(
+            G, pos, edgelist=edges, ax=ax, edge_color=colour,
+            width=width if not many else width * 0.6, style=style, arrows=True,
+            arrowstyle="-|>", arrowsize=14, nodelist=nodelist,
+            node_size=[sizes[n] for n in nodelist], alpha=0.85,
+            connectionstyle=f"arc3,rad={bend}")
+    full = [n for n in G if G.nodes[n].get("status") != "stub"]
+    stubs = [n for n in G if G.nodes[n].get("status") == "stub"]
+    nx.draw_networkx_nodes(G, pos, nodelist=full, ax=ax, node_size=node_size,
+                           node_color=[_colour(G.nodes[n].get("study_design")) for n in full],
+                           edgecolors="#333333", linewidths=0.8)
+    if stubs:
+        nx.draw_networkx_nodes(G, pos, nodelist=stubs, ax=ax, node_size=node_size,
+                               node_color="white", linewidths=2.0,
+                               edgecolors=[_colour(G.nodes[n].get("study_design"))
+                                           if G.nodes[n].get("study_design") else "#777777"
+                                           for n in stubs])
+    nx.draw_networkx_nodes(G, pos, nodelist=[focus], ax=ax, node_size=sizes[focus],
+                           node_color=_colour(G.nodes[focus].get("study_design")),
+                           edgecolors="black", linewidths=3.0)
+    retracted = [n for n in G if G.nodes[n].get("mark") == "RETRACTED"]
+    if retracted:
+        ax.scatter([pos[n][0] for n in retracted], [pos[n][1] for n in retracted], marker="x",
+                   s=node_size * 0.9, c="#b00020", linewidths=3, zorder=5)
+    labelled = set(G) if not many else {focus} | set(
+        sorted(G, key=lambda n: -G.degree(n))[:40])
+    for node in labelled:
+        data = G.nodes[node]
+        text = data.get("label") or str(node)
+        if data.get("mark"):
+            text += f" ({data['mark']})"
+        elif data.get("status") == "stub":
+            text += " (stub)"
+        x, y = pos[node]
+        radius = (sizes[node] ** 0.5) / 2
+        ax.annotate(text, (x, y), xytext=(0, radius + 3), textcoords="offset points",
+                    va="bottom", ha="center",
+                    fontsize=12 if node == focus else (8 if many else 10),
+                    fontweight="bold" if node == focus else "normal",
+                    color="#b00020" if data.get("mark") == "RETRACTED" else "#111111",
+                    bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none",
+                          "alpha": 0.75})
+    focus_attrs = G.nodes[focus]
+    title = f"{focus_attrs.get('label')}: {focus_attrs.get('short_title') or ''}".strip(": ")
+    subtitle = " · ".join(str(f) for f in (focus_attrs.get("study_design"), work_ident(
+        focus_attrs), focus_attrs.get("mark")) if f)
+    ax.set_title(f"{title}\n{subtitle}", fontsize=12, loc="left")
+    handles = [Line2D([], [], marker="o", linestyle="", markersize=9,
+                      markerfacecolor=_colour(d), markeredgecolor="#333333",
+                      label=d or "design unknown")
+               for d in sorted({G.nodes[n].get("study_design") for n in G},
+                               key=lambda d: list(DESIGN_COLOURS).index(d)
+                               if d in DESIGN_COLOURS else 99)]
+    if stubs:
+        handles.append(Line2D([], [], marker="o", linestyle="", markersize=9,
+                              markerfacecolor="white", markeredgecolor="#777777",
+                              label="stub (not yet in KB)"))
+    if retracted:
+        handles.append(Line2D([], [], marker="x", linestyle="", markersize=9, color="#b00020",
+                              markeredgewidth=2.5, label="retracted"))
+    for relation in sorted({d.get("relation") for *_, d in G.edges(data=True)},
+                           key=lambda r: list(EDGE_STYLES).index(r) if r in EDGE_STYLES else 9):
+        colour, width, style = EDGE_STYLES.get(relation, EDGE_STYLES["cites"])
+        handles.append(Line2D([], [], color=colour, linewidth=width, linestyle=style,
+                              label=f"{relation} →"))
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=9,
+              frameon=False, title="design / relation", title_fontsize=9)
+    ax.set_xlim(*limits[0])
+    ax.set_ylim(*limits[1])
+    ax.axis("off")
+    if len(set(xs)) > 1:
+        for label_x, text in _column_captions(G, pos):
+            ax.text(label_x, max(ys) + 0.65, text, ha="center", fontsize=9, color="#555555",
+                    style="italic")
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format=fmt, metadata={"Date": None} if fmt == "svg" else None)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def _bend(u: int, v: int, centres: dict[int, tuple[float, float]],
+          radius: dict[int, float], label_above: float) -> float:
+    """The curvature (matplotlib ``arc3`` rad; the HTML page uses the same formula) that keeps
+    edge u→v clear of other works and their labels: the slightest of a few candidates whose
+    curve passes no other node, else the one that passes fewest. ``label_above`` is the
+    signed vertical offset of a label's centre from its node's, in the units of ``centres``."""
+    (x1, y1), (x2, y2) = centres[u], centres[v]
+    dx, dy = x2 - x1, y2 - y1
+    obstacles = []
+    for n in centres:
+        if n in (u, v):
+            continue
+        x, y = centres[n]
+        r = radius[n]
+        offset = label_above + math.copysign(r, label_above)
+        obstacles += [(x, y, r)] + [(x + k * r, y + offset, r * 0.8) for k in (-1.5, 0, 1.5)]
+    best, fewest = 0.06, None
+    for rad in (0.06, -0.2, 0.2, -0.35, 0.35, -0.5, 0.5):
+        cx, cy = (x1 + x2) / 2 + rad * dy, (y1 + y2) / 2 - rad * dx
+        hits = 0
+        for step in range(1, 24):
+            t = step / 24
+            px = (1 - t) ** 2 * x1 + 2 * (1 - t) * t * cx + t * t * x2
+            py = (1 - t) ** 2 * y1 + 2 * (1 - t) * t * cy + t * t * y2
+            hits += sum(1 for x, y, r in obstacles if math.hypot(px - x, py - y) < r)
+        if hits == 0:
+            return rad
+        if fewest is None or hits < fewest:
+            best, fewest = rad, hits
+    return best
+
+
+def _column_captions(G: nx.DiGraph, pos: dict[int, tuple[float, float]]
+                     ) -> list[tuple[float, str]]:
+    by_level: dict[int, list[float]] = {}
+    for node, (x, _) in pos.items():
+        by_level.setdefault(int(G.nodes[node].get("level", 0)), []).append(x)
+    names = {0: "focus", 1: "cited by the focus", -1: "citing the focus"}
+    out = []
+    for lvl, xs in by_level.items():
+        text = names.get(lvl) or (f"{lvl} steps along references" if lvl > 0
+                                  else f"{-lvl} steps along citers")
+        out.append(((min(xs) + max(xs)) / 2, text))
+    return out
+
+
+# -- one self-contained HTML page -----------------------------------------------------------
+
+_HTML = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>__TITLE__</title>
+<style>
+body{margin:0;font:14px/1.4 system-ui,-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;
+ color:#222;display:flex;height:100vh}
+#main{flex:1;position:relative}svg{width:100%;height:100%;cursor:grab;background:#fcfcfc}
+#side{width:340px;border-left:1px solid #ddd;padding:12px 14px;overflow:auto}
+h1{font-size:16px;margin:0 0 6px}h2{font-size:13px;margin:14px 0 4px;color:#555}
+.node text{font-size:12px;pointer-events:none;paint-order:stroke;stroke:#fff;stroke-width:3px}
+.node{cursor:pointer}.dim{opacity:.15}.edge{fill:none}
+.legend span{display:inline-block;width:11px;height:11px;border-radius:50%;margin-right:5px;
+ vertical-align:-1px;border:1px solid #555}.legend div{margin:2px 0}
+#q{width:100%;box-sizing:border-box;padding:5px;margin:6px 0}
+.mark{color:#b00020;font-weight:bold}#side a{word-break:break-all}dt{font-weight:600;margin-top:6px}dd{margin:0}
+#tip{position:absolute;pointer-events:none;background:#fff;border:1px solid #aaa;
+ padding:6px 8px;max-width:380px;font-size:12px;display:none;box-shadow:0 2px 6px #0002}
+</style></head><body>
+<div id="main"><svg id="graph" xmlns="http://www.w3.org/2000/svg" role="img"
+ aria-label="citation graph"><defs></defs><g id="view"></g></svg><div id="tip"></div></div>
+<div id="side"><h1>__TITLE__</h1>
+<div>Drag to pan, wheel to zoom, drag a work to move it, click a work for details.</div>
+<input id="q" placeholder="Find a work (author, title, DOI)">
+<div id="details"></div><h2>Designs and relations</h2><div class="legend" id="legend"></div>
+</div>
+<script id="data" type="application/json">__DATA__</script>
+<script>
+(function(){
+"use strict";
+var data=JSON.parse(document.getElementById("data").textContent);
+var NS="http://www.w3.org/2000/svg",svg=document.getElementById("graph"),
+ view=document.getElementById("view"),tip=document.getElementById("tip");
+function el(name,attrs,parent){var e=document.createElementNS(NS,name);
+ for(var k in attrs)e.setAttribute(k,attrs[k]);if(parent)parent.appendChild(e);return e;}
+var byId={},scale=90,tx=0,ty=0,zoom=1;
+data.nodes.forEach(function(n){byId[n.id]=n;n.px=n.x*scale*2.4;n.py=-n.y*scale*1.3;});
+var defs=svg.querySelector("defs");
+Object.keys(data.edge_styles).forEach(function(r){var s=data.edge_styles[r];
+ var m=el("marker",{id:"arrow-"+r,viewBox:"0 0 10 10",refX:"10",refY:"5",markerWidth:"7",
+  markerHeight:"7",orient:"auto-start-reverse"},defs);
+ el("path",{d:"M0,0L10,5L0,10z",fill:s[0]},m);});
+var edgeLayer=el("g",{},view),nodeLayer=el("g",{},view);
+data.edges.forEach(function(e){var s=data.edge_styles[e.relation]||data.edge_styles.cites;
+ e.el=el("path",{"class":"edge",stroke:s[0],"stroke-width":s[1],
+  "stroke-dasharray":s[2]==="dashed"?"6 4":(s[2]==="dotted"?"2 3":"none"),
+  "marker-end":"url(#arrow-"+(data.edge_styles[e.relation]?e.relation:"cites")+")"},edgeLayer);
+ var t=el("title",{},e.el);t.textContent=e.relation+(e.sources&&e.sources.length?
+  " ("+e.sources.join(", ")+")":"");});
+data.nodes.forEach(function(n){var g=el("g",{"class":"node"},nodeLayer);n.el=g;
+ var r=n.focus?16:9;n.r=r;
+ el("circle",{r:r,fill:n.stub?"#fff":n.colour,stroke:n.focus?"#000":(n.stub?n.colour:"#333"),
+  "stroke-width":n.focus?3:(n.stub?2.5:1)},g);
+ if(n.mark==="RETRACTED"){el("path",{d:"M-7,-7L7,7M7,-7L-7,7",stroke:"#b00020",
+  "stroke-width":3},g);}
+ var label=el("text",{x:0,y:-(r+6),"text-anchor":"middle","font-weight":n.focus?"bold":"normal",
+  fill:n.mark?"#b00020":"#111"},g);
+ label.textContent=n.label+(n.mark?" ("+n.mark+")":(n.stub?" (stub)":""));
+ g.addEventListener("mouseenter",function(ev){tip.style.display="block";
+  tip.innerHTML="<b>"+esc(n.label)+"</b><br>"+esc(n.title||"(no title)")+"<br>"+
+  esc(n.study_design||"design unknown")+(n.doi?" · "+esc(n.doi):"");});
+ g.addEventListener("mousemove",function(ev){tip.style.left=(ev.offsetX+14)+"px";
+  tip.style.top=(ev.offsetY+14)+"px";});
+ g.addEventListener("mouseleave",function(){tip.style.display="none";});
+ g.addEventListener("mousedown",function(ev){ev.stopPropagation();drag={node:n,x:ev.clientX,
+  y:ev.clientY,moved:false};});});
+function esc(s){return String(s).replace(/[&<>"]/g,function(c){return {"&":"&amp;",
+ "<":"&lt;",">":"&gt;","\\"":"&quot;"}[c];});}
+function place(){data.nodes.forEach(function(n){n.el.setAttribute("transform",
+  "translate("+n.px+","+n.py+")");});
+ data.edges.forEach(function(e){var a=byId[e.source],b=byId[e.target];
+  var dx=b.px-a.px,dy=b.py-a.py,d=Math.sqrt(dx*dx+dy*dy)||1;
+  var x1=a.px+dx/d*a.r,y1=a.py+dy/d*a.r,x2=b.px-dx/d*(b.r+2),y2=b.py-dy/d*(b.r+2);
+  var f=e.bend,mx=(x1+x2)/2+f*(b.py-a.py),my=(y1+y2)/2-f*(b.px-a.px);
+  e.el.setAttribute("d","M"+x1+","+y1+"Q"+mx+","+my+" "+x2+","+y2);});}
+function frame(){view.setAttribute("transform","translate("+tx+","+ty+") scale("+zoom+")");}
+function fit(){var xs=data.nodes.map(function(n){return n.px;}),
+  ys=data.nodes.map(function(n){return n.py;});
+ var w=svg.clientWidth||900,h=svg.clientHeight||600;
+ var minx=Math.min.apply(null,xs)-70,maxx=Math.max.apply(null,xs)+60,
+  miny=Math.min.apply(null,ys)-50,maxy=Math.max.apply(null,ys)+30;
+ zoom=Math.min(1.6,Math.min(w/(maxx-minx+80),h/(maxy-miny+80)));
+ tx=(w-(maxx+minx)*zoom)/2;ty=(h-(maxy+miny)*zoom)/2;frame();}
+var drag=null;
+svg.addEventListener("mousedown",function(ev){drag={pan:true,x:ev.clientX,y:ev.clientY};
+ svg.style.cursor="grabbing";});
+window.addEventListener("mousemove",function(ev){if(!drag)return;
+ var dx=ev.clientX-drag.x,dy=ev.clientY-drag.y;drag.x=ev.clientX;drag.y=ev.clientY;
+ if(drag.pan){tx+=dx;ty+=dy;frame();}else{drag.moved=true;drag.node.px+=dx/zoom;
+  drag.node.py+=dy/zoom;place();}});
+window.addEventListener("mouseup",function(){if(drag&&drag.node&&!drag.moved)select(drag.node);
+ drag=null;svg.style.cursor="grab";});
+svg.addEventListener("wheel",function(ev){ev.preventDefault();
+ var f=ev.deltaY<0?1.15:1/1.15,r=svg.getBoundingClientRect(),
+  mx=ev.clientX-r.left,my=ev.clientY-r.top;
+ tx=mx-(mx-tx)*f;ty=my-(my-ty)*f;zoom*=f;frame();},{passive:false});
+function select(n,quiet){var near={};near[n.id]=true;
+ data.edges.forEach(function(e){if(e.source===n.id)near[e.target]=true;
+  if(e.target===n.id)near[e.source]=true;});
+ if(!quiet){data.nodes.forEach(function(m){m.el.classList.toggle("dim",!near[m.id]);});
+  data.edges.forEach(function(e){e.el.classList.toggle("dim",
+   e.source!==n.id&&e.target!==n.id);});}
+ var link=n.doi?"https://doi.org/"+n.doi:(n.url||"");
+ var rows=[["Role",n.role],["Design",n.study_design||"unknown"],["Year",n.year],
+  ["Journal / site",n.journal],["DOI",n.doi],["PMID",n.pmid],["Status",n.status]];
+ var out="<h2>Selected work</h2>"+(n.mark?"<div class='mark'>"+esc(n.mark)+"</div>":"")+
+  "<div><b>"+esc(n.label)+"</b></div><div>"+esc(n.title||"(no title)")+"</div><dl>";
+ rows.forEach(function(r){if(r[1]!==null&&r[1]!==undefined&&r[1]!=="")
+  out+="<dt>"+r[0]+"</dt><dd>"+esc(r[1])+"</dd>";});
+ out+="</dl>"+(link?"<p><a href='"+esc(link)+"'>"+esc(link)+"</a></p>":"")+
+  "<p><a href='#' id='clear'>show all</a></p>";
+ document.getElementById("details").innerHTML=out;
+ document.getElementById("clear").onclick=function(ev){ev.preventDefault();clear();};}
+function clear(){data.nodes.forEach(function(m){m.el.classList.remove("dim");});
+ data.edges.forEach(function(e){e.el.classList.remove("dim");});
+ document.getElementById("details").innerHTML="";}
+document.getElementById("q").addEventListener("input",function(){
+ var q=this.value.toLowerCase();if(!q){clear();return;}
+ data.nodes.forEach(function(n){var hay=(n.label+" "+(n.title||"")+" "+(n.doi||""))
+  .toLowerCase();n.el.classList.toggle("dim",hay.indexOf(q)<0);});});
+var legend=document.getElementById("legend");
+data.legend.forEach(function(item){var d=document.createElement("div");
+ d.innerHTML="<span style='background:"+item[1]+"'></span>"+esc(item[0]);
+ legend.appendChild(d);});
+Object.keys(data.edge_styles).forEach(function(r){if(!data.edges.some(function(e){
+  return e.relation===r;}))return;var s=data.edge_styles[r],d=document.createElement("div");
+ d.innerHTML="<svg width='28' height='10' style='vertical-align:middle'><line x1='0' y1='5'"+
+  " x2='28' y2='5' stroke='"+s[0]+"' stroke-width='"+s[1]+"' stroke-dasharray='"+
+  (s[2]==="dashed"?"6 4":(s[2]==="dotted"?"2 3":"none"))+"'/></svg> "+esc(r);
+ legend.appendChild(d);});
+place();fit();window.addEventListener("resize",fit);
+select(byId[data.focus],true);
+})();
+</script></body></html>
+"""
+
+
+def render_html(G: nx.DiGraph, focus: int) -> str:
+    """One self-contained interactive page (inline SVG and JavaScript, nothing fetched):
+    pan, zoom, drag, hover for titles, click for details, a search box and a legend."""
+    annotate(G, focus)
+    pos = layout(G, focus)
+    keep = ("label", "title", "study_design", "year", "journal", "doi", "pmid", "url",
+            "status", "mark", "role")
+    nodes = [{"id": n, **{k: d.get(k) for k in keep}, "x": pos[n][0], "y": pos[n][1],
+              "colour": _colour(d.get("study_design")), "focus": n == focus,
+              "stub": d.get("status") == "stub"} for n, d in G.nodes(data=True)]
+    svg_xy = {n: (x * 2.4 * 90, -y * 1.3 * 90) for n, (x, y) in pos.items()}
+    radius = {n: 24.0 if n == focus else 14.0 for n in G}
+    edges = [{"source": u, "target": v, "relation": d.get("relation"),
+              "sources": d.get("sources") or [], "bend": _bend(u, v, svg_xy, radius, -14.0)}
+             for u, v, d in G.edges(data=True)]
+    designs = sorted({d.get("study_design") for _, d in G.nodes(data=True)},
+                     key=lambda d: list(DESIGN_COLOURS).index(d) if d in DESIGN_COLOURS else 99)
+    payload = {"focus": focus, "nodes": nodes, "edges": edges,
+               "legend": [[d or "design unknown", _colour(d)] for d in designs],
+               "edge_styles": {k: list(v) for k, v in EDGE_STYLES.items()}}
+    data = json.dumps(payload, ensure_ascii=False).replace("<", "\\u003c")
+    title = f"{G.nodes[focus].get('label')}: {G.nodes[focus].get('short_title') or ''}"
+    return _HTML.replace("__TITLE__", html.escape(title.strip(": "))).replace("__DATA__", data)
+
+
+# -- dispatch -------------------------------------------------------------------------------
+
+_RENDERERS: dict[str, Callable[[nx.DiGraph, int], str | bytes]] = {
+    "json": render_json, "graphml": render_graphml, "gexf": render_gexf, "dot": render_dot,
+    "png": lambda G, focus: render_image(G, focus, "png"),
+    "svg": lambda G, focus: render_image(G, focus, "svg").decode("utf-8"),
+    "html": render_html,
+}
+
+
+def render(G: nx.DiGraph, focus: int, fmt: str, **text_options: Any) -> str | bytes:
+    """Render in ``fmt`` (one of :data:`FORMATS`); ``bytes`` for PNG, ``str`` otherwise."""
+    if fmt == "text":
+        return render_text(G, focus, **text_options)
+    if fmt not in _RENDERERS:
+        raise ValueError(f"unknown graph format {fmt!r}")
+    return _RENDERERS[fmt](G, focus)
+
