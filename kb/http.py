@@ -128,6 +128,7 @@ class _Pacer:
     def __init__(self, rates: Mapping[str, float]) -> None:
         self._interval = {key: 1.0 / rate for key, rate in rates.items() if rate > 0}
         self._next: dict[str, float] = {}
+        self._last: dict[str, float] = {}
         self._lock = threading.Lock()
 
     def wait(self, key: str) -> None:
@@ -135,6 +136,7 @@ class _Pacer:
             now = time.monotonic()
             slot = max(now, self._next.get(key, 0.0))
             self._next[key] = slot + self._interval.get(key, 0.0)
+            self._last[key] = slot
         if slot > now:
             time.sleep(slot - now)
 
@@ -142,9 +144,8 @@ class _Pacer:
         if limit > 0 and seconds > 0:
             with self._lock:
                 self._interval[key] = seconds / limit
-
-    def interval(self, key: str) -> float:
-        return self._interval.get(key, 0.0)
+                if key in self._last:
+                    self._next[key] = self._last[key] + self._interval[key]
 
 
 class _Transient(Exception):
