@@ -1,0 +1,44 @@
+"""kb export."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ..cli import Settings, format_option, kb_errors, out_option, pass_settings
+from .search import filter_options
+
+
+@click.command()
+@click.argument("query", required=False)
+@filter_options
+@format_option("bibtex", "ris", "csljson", "nbib", "csv", "jsonl")
+@out_option
+@pass_settings
+def export(settings: Settings, query: str | None, year: str | None, design: str | None,
+           mesh: tuple[str, ...], cell_type: str | None, fmt: str, out: str | None) -> None:
+    """Export works for a reference manager or a spreadsheet (all works without QUERY).
+
+    QUERY and the filters work as in `kb search`. Citation keys (familyYEARword, with a, b, …
+    for works that share one) stay the same for the same KB.
+
+    \b
+      kb export 'mesenchymal' --design rct --format bibtex --out trials.bib
+      kb export --format ris --out everything.ris
+      kb export --year 2020- --format csljson > recent.json
+    """
+    from ..export import export_works, write_file
+    with kb_errors(settings):
+        conn = settings.open()
+        try:
+            def produce(handle) -> int:  # type: ignore[no-untyped-def]
+                return export_works(conn, query, fmt, handle, year=year, design=design,
+                                    mesh=mesh, cell_type=cell_type)
+            count = write_file(out, produce) if out else produce(sys.stdout)
+        finally:
+            conn.close()
+    if not count:
+        settings.say("No works match" + (f" {query!r}" if query else "") + "; nothing exported.")
+    else:
+        settings.say(f"Exported {count} work{'s' if count != 1 else ''}"
+                     + (f" to {out}" if out else ""))

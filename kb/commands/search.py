@@ -1,0 +1,130 @@
+"""kb search."""
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import sys
+import textwrap
+
+import click
+
+from ..cli import Settings, format_option, kb_errors, pass_settings
+
+_CSV_COLUMNS = ("doi", "pmid", "title", "year", "journal", "authors", "study_design", "score",
+                "is_retracted", "status", "snippet")
+
+
+def filter_options(func):  # type: ignore[no-untyped-def]
+    """--year, --design, --mesh, --cell-type: the filters search and export share."""
+    func = click.option("--cell-type", "cell_type", metavar="TYPE",
+                        help="Only works about this cell type (UCB-MNC, UC-MSC, BM-MNC, …).")(func)
+    func = click.option("--mesh", multiple=True, metavar="TERM",
+                        help="Only works indexed with this MeSH heading (repeat to need all).")(func)
+    func = click.option("--design", metavar="DESIGN",
+                        help="Only these study designs, comma-separated (rct, meta-analysis, …).")(func)
+    func = click.option("--year", metavar="RANGE",
+                        help="Only works from this year or range: 2021, 2015-2025, 2015-, -2020.")(func)
+    return func
+
+
+@click.command()
+@click.argument("query", required=False)
+@filter_options
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Show at most this many works.")
+@click.option("--fuzzy", is_flag=True,
+              help="Also match words of the KB spelled like the query's words.")
+@format_option("table", "json", "csv", "bibtex", "ris")
+@pass_settings
+def search(settings: Settings, query: str | None, year: str | None, design: str | None,
+           mesh: tuple[str, ...], cell_type: str | None, limit: int, fuzzy: bool,
+           fmt: str) -> None:
+    """Search titles, abstracts, keywords, MeSH and authors; best matches first.
+
+    QUERY takes words, "exact phrases", AND / OR / NOT, brackets, prefix* and the fields
+    title:, abstract:, author:, mesh:, keyword: — for example
+
+    \b
+      kb search 'title:"cerebral palsy" AND (mesenchymal OR "cord blood")'
+      kb search author:Zarrabi --design rct --year 2015-2025
+      kb search UC-MSC --format bibtex > trials.bib
+
+    Retracted works are marked; so are stubs (works known only from a reference list).
+    Without QUERY, the works passing the filters are listed, newest first.
+    """
+    from ..search import search as run_search
+    with kb_errors(settings):
+        conn = settings.open()
+        try:
+            result = run_search(conn, query, year=year, design=design, mesh=list(mesh) or None,
+                                cell_type=cell_type, limit=limit, fuzzy=fuzzy)
+            records = None
+            if fmt in ("bibtex", "ris") and result.hits:
+                from ..export import load_records
+                records = load_records(conn, [hit.id for hit in result.hits])
+        finally:
+            conn.close()
+    for word, alternatives in result.widened.items():
+        settings.say(f"also searching {', '.join(alternatives)} for {word}", level=0)
+    if not result.hits:
+        settings.say("No works match" + (f" {query!r}" if query else "") + ".")
+        if result.suggestions:
+            settings.say("Did you mean: " + ", ".join(result.suggestions) + "?"
+                         + ("" if fuzzy else "  (or try --fuzzy)"))
+        if fmt == "json":
+            click.echo("[]")
+        return
+    if fmt == "json":
+        click.echo(json.dumps([h.to_dict() for h in result.hits], indent=2, ensure_ascii=False))
+    elif fmt == "csv":
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(_CSV_COLUMNS)
+        for hit in result.hits:
+            row = hit.to_dict()
+            writer.writerow(["" if row[c] is None else row[c] for c in _CSV_COLUMNS])
+    elif fmt in ("bibtex", "ris"):
+        from ..formats import write
+        write(records or [], fmt, sys.stdout)
+    else:
+        _table(result.hits)
+        settings.say(f"{len(result.hits)} work{'s' if len(result.hits) != 1 else ''}"
+                     + (f" (the first {limit}; use --limit for more)"
+                        if len(result.hits) == limit else ""), level=1)
+
+
+def _table(hits: list) -> None:
+    """One block per hit: rank, tags, authors and year, title, ids, snippet."""
+    width = max(60, min(shutil.get_terminal_size((100, 24)).columns, 120))
+    indent = "     "
+    for rank, hit in enumerate(hits, 1):
+        tags = []
+        if hit.is_retracted:
+            tags.append(click.style("RETRACTED", fg="red", bold=True))
+        if hit.status == "stub":
+            tags.append(click.style("stub", fg="yellow"))
+        if hit.study_design:
+            tags.append(click.style(hit.study_design, fg="cyan"))
+        authors = hit.authors.split("; ")
+        byline = ", ".join(authors[:3]) + (" et al." if len(authors) > 3 else "")
+        source = " · ".join(str(p) for p in (byline or None, hit.year, hit.journal) if p)
+        click.echo(f"{rank:>3}. " + " ".join(f"[{t}]" for t in tags) + (" " if tags else "")
+                   + source)
+        title = hit.title or "(untitled)"
+        for line in textwrap.wrap(title, width - len(indent)) or [title]:
+            click.echo(indent + click.style(line, bold=True))
+        ids = "  ".join(p for p in (f"doi:{hit.doi}" if hit.doi else "",
+                                    f"pmid:{hit.pmid}" if hit.pmid else "",
+                                    f"score {hit.score:.1f}" if hit.score else "") if p)
+        if ids:
+            click.echo(indent + click.style(ids, dim=True))
+        snippet = hit.snippet_text("\x02", "\x03")
+        plain = hit.snippet_text().strip("… ")
+        if plain and plain not in title:
+            open_mark = False
+            for line in textwrap.wrap(snippet, width - len(indent)):
+                text = ("\x02" if open_mark else "") + line
+                open_mark = text.count("\x02") > text.count("\x03")
+                text += "\x03" if open_mark else ""
+                click.echo(indent + text.replace("\x02", "\x1b[1;33m").replace("\x03", "\x1b[0m"))
+        click.echo("")

@@ -1,0 +1,144 @@
+"""Read works out of the knowledge base for export, with stable citation keys."""
+from __future__ import annotations
+
+import os
+import sqlite3
+import tempfile
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import TextIO
+
+from .errors import InputError, KBError
+from .formats import ExportRecord, base_key, write
+
+__all__ = ["citation_keys", "load_records", "export_works", "write_file"]
+
+_SCALARS = ("doi", "pmid", "pmcid", "openalex_id", "url", "title", "subtitle", "abstract",
+            "journal", "journal_abbrev", "issn", "publisher", "year", "pub_date", "volume",
+            "issue", "pages", "language", "type", "license", "cited_by_count", "is_retracted",
+            "study_design", "status", "unverified", "note")
+
+
+def _suffix(index: int) -> str:
+    """'', 'a', 'b', … 'z', 'aa', … for the 1st, 2nd, 3rd … work sharing a key."""
+    if index == 0:
+        return ""
+    letters = ""
+    index -= 1
+    while True:
+        letters = chr(ord("a") + index % 26) + letters
+        index = index // 26 - 1
+        if index < 0:
+            return letters
+
+
+def citation_keys(conn: sqlite3.Connection) -> dict[int, str]:
+    """A citation key for every work: ``familyYEARword``; works sharing one get ``a``, ``b``, …
+    in the order they entered the KB, so keys do not move when works are added."""
+    first_authors = {row[0]: row[1:] for row in conn.execute(
+        "SELECT wa.work_id, a.family, a.name FROM work_authors wa JOIN authors a "
+        "ON a.id = wa.author_id WHERE wa.position = 1")}
+    groups: dict[str, list[int]] = defaultdict(list)
+    for work_id, title, year in conn.execute("SELECT id, title, year FROM works ORDER BY id"):
+        family, name = first_authors.get(work_id, (None, None))
+        key = base_key({"title": title, "year": year,  # type: ignore[typeddict-item]
+                        "authors": [{"family": family, "name": name}]})
+        groups[key].append(work_id)
+    return {work_id: key + _suffix(index) for key, members in groups.items()
+            for index, work_id in enumerate(members)}
+
+
+def load_records(conn: sqlite3.Connection, work_ids: Sequence[int]) -> list[ExportRecord]:
+    """The works with these ids as export records (lists included), in the order given."""
+    keys = citation_keys(conn)
+    records: list[ExportRecord] = []
+    for start in range(0, len(work_ids), 500):
+        chunk = list(work_ids[start:start + 500])
+        marks = ",".join("?" * len(chunk))
+        rows = {r["id"]: r for r in conn.execute(
+            f"SELECT id, {', '.join(_SCALARS)} FROM works WHERE id IN ({marks})", chunk)}
+        lists = _lists(conn, chunk, marks)
+        for work_id in chunk:
+            row = rows.get(work_id)
+            if row is None:
+                continue
+            record: ExportRecord = {k: row[k] for k in _SCALARS  # type: ignore[assignment]
+                                    if row[k] not in (None, "")}
+            record["is_retracted"] = bool(row["is_retracted"])
+            record["unverified"] = bool(row["unverified"])
+            record["key"] = keys[work_id]
+            for field, values in lists.items():
+                if values.get(work_id):
+                    record[field] = values[work_id]  # type: ignore[literal-required]
+            records.append(record)
+    return records
+
+
+def _lists(conn: sqlite3.Connection, chunk: list[int], marks: str) -> dict[str, dict[int, list]]:
+    out: dict[str, dict[int, list]] = {f: defaultdict(list) for f in
+                                       ("authors", "mesh", "keywords", "publication_types",
+                                        "accessions")}
+    for r in conn.execute(
+            "SELECT wa.work_id, a.family, a.given, a.name, a.orcid, wa.affiliation "
+            f"FROM work_authors wa JOIN authors a ON a.id = wa.author_id "
+            f"WHERE wa.work_id IN ({marks}) ORDER BY wa.work_id, wa.position", chunk):
+        author = {"family": r[1], "given": r[2], "orcid": r[4], "affiliation": r[5]} if r[1] \
+            else {"name": r[3], "orcid": r[4], "affiliation": r[5]}
+        out["authors"][r[0]].append({k: v for k, v in author.items() if v})
+    for r in conn.execute("SELECT work_id, descriptor, descriptor_ui, qualifier, major FROM mesh "
+                          f"WHERE work_id IN ({marks}) ORDER BY rowid", chunk):
+        out["mesh"][r[0]].append({k: v for k, v in {
+            "descriptor": r[1], "descriptor_ui": r[2], "qualifier": r[3]}.items() if v}
+            | {"major": bool(r[4])})
+    for table, column, field in (("keywords", "keyword", "keywords"),
+                                 ("publication_types", "type", "publication_types")):
+        for r in conn.execute(f"SELECT work_id, {column} FROM {table} WHERE work_id IN ({marks}) "
+                              f"ORDER BY work_id, {column}", chunk):
+            out[field][r[0]].append(r[1])
+    for r in conn.execute("SELECT work_id, bank, accession FROM accessions "
+                          f"WHERE work_id IN ({marks}) ORDER BY work_id, accession", chunk):
+        out["accessions"][r[0]].append({"bank": r[1], "accession": r[2]})
+    return out
+
+
+def export_works(conn: sqlite3.Connection, query: str | None, fmt: str, out: TextIO, *,
+                 year: str | None = None, design: str | None = None,
+                 mesh: Iterable[str] | None = None, cell_type: str | None = None) -> int:
+    """Write the works matching ``query`` and the filters (all works if no query) to ``out``;
+    returns how many were written."""
+    from .search import search
+    result = search(conn, query, year=year, design=design, mesh=list(mesh or []) or None,
+                    cell_type=cell_type, limit=None)
+    return write(load_records(conn, [hit.id for hit in result.hits]), fmt, out)
+
+
+def write_file(path: str | Path, produce: Callable[[TextIO], int]) -> int:
+    """Write a file all at once: ``produce(handle)`` writes to a temporary file beside
+    ``path``, which replaces ``path`` only when it succeeds.
+
+    :raises InputError: the folder does not exist or cannot be written.
+    """
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise InputError(f"cannot write {path}: it is a folder")
+    if not folder.is_dir():
+        raise InputError(f"cannot write {path}: the folder {folder} does not exist")
+    try:
+        fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise InputError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            count = produce(handle)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temp, 0o666 & ~umask)
+        os.replace(temp, path)
+    except OSError as exc:
+        raise KBError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    finally:
+        if os.path.exists(temp):
+            os.unlink(temp)
+    return count

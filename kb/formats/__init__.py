@@ -1,0 +1,280 @@
+"""Bibliographic file formats: read what researchers already have, write what their tools read.
+
+Readers yield plain records (:class:`kb.records.WorkRecord`, or :class:`kb.records.LinkRecord`
+for citation CSVs) with ``source="import"``; :mod:`kb.store` writes them. Writers take
+:class:`ExportRecord` (a work record plus its citation ``key``) and a text stream.
+
+==================  ======  ======  ==========================================================
+format              read    write   what it is
+==================  ======  ======  ==========================================================
+``bibtex``          yes     yes     BibTeX / BibLaTeX (``@article{key, …}``)
+``ris``             yes     yes     RIS (``TY  - JOUR`` … ``ER  -``), as Zotero/EndNote/Mendeley
+``csljson``         yes     yes     CSL-JSON array (Zotero, citeproc, pandoc)
+``nbib``            yes     yes     PubMed's MEDLINE text export (``PMID- …``, ``.nbib``/``.txt``)
+``citations-csv``   yes     no      citation pairs ``citing,cited`` (OpenCitations; kb corpus
+                                    ``citing,cited,relation,source``)
+``csv``             yes     yes     one work per row, kb's column names
+``jsonl``           yes     yes     one work record per line (every field)
+``pubmed-xml``      detect  no      PubMed/MEDLINE XML: read by kb's PubMed importer
+==================  ======  ======  ==========================================================
+
+``detect(path)`` looks at the content (gzip is opened transparently), not only the name.
+"""
+from __future__ import annotations
+
+import gzip
+import io
+import re
+import unicodedata
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import TextIO
+
+from ..errors import InputError, ParseError
+from ..records import LinkRecord, WorkRecord
+
+__all__ = ["ExportRecord", "READ_FORMATS", "WRITE_FORMATS", "detect", "read", "write",
+           "base_key", "open_text"]
+
+
+class ExportRecord(WorkRecord, total=False):
+    """A work as exported: its record fields plus a stable citation key."""
+
+    key: str
+
+
+#: Formats :func:`read` understands (``pubmed-xml`` is only detected here).
+READ_FORMATS = ("bibtex", "ris", "csljson", "nbib", "citations-csv", "csv", "jsonl")
+#: Formats :func:`write` produces.
+WRITE_FORMATS = ("bibtex", "ris", "csljson", "nbib", "csv", "jsonl")
+_SNIFF = 16384
+
+
+def open_text(path: str | Path) -> TextIO:
+    """Open a file as UTF-8 text (a BOM is dropped; ``.gz`` content is decompressed).
+
+    :raises InputError: the file is missing or is a folder.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"no such file: {path}")
+    if path.is_dir():
+        raise InputError(f"{path} is a folder, not a file")
+    with path.open("rb") as handle:
+        gzipped = handle.read(2) == b"\x1f\x8b"
+    raw = gzip.open(path, "rb") if gzipped else path.open("rb")
+    return io.TextIOWrapper(raw, encoding="utf-8-sig", errors="replace", newline="")
+
+
+def _head(path: Path) -> str:
+    try:
+        with open_text(path) as handle:
+            return handle.read(_SNIFF)
+    except (OSError, EOFError) as exc:
+        raise InputError(f"cannot read {path}: {exc}") from exc
+
+
+def detect(path: str | Path) -> str:
+    """The format of a file, from its content (the extension only breaks ties).
+
+    Returns one of :data:`READ_FORMATS` or ``"pubmed-xml"``.
+
+    :raises InputError: the file is missing, empty, or in no format kb reads.
+    """
+    path = Path(path)
+    head = _head(path)
+    text = head.lstrip()
+    if not text:
+        raise InputError(f"{path} is empty")
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    first = lines[0]
+    if text.startswith("<"):
+        if re.search(r"<(PubmedArticleSet|PubmedArticle|MedlineCitationSet|MedlineCitation|"
+                     r"PubmedBookArticle|DeleteCitation)[\s>]", head):
+            return "pubmed-xml"
+        raise InputError(f"{path} is XML but not PubMed XML",
+                         hint="kb imports PubMed XML, RIS, BibTeX, CSL-JSON, MEDLINE (nbib), "
+                              "citation CSV, CSV and JSON Lines")
+    if re.match(r"^TY\s{1,2}-", first):
+        return "ris"
+    if re.match(r"^PMID-\s*\d", first) or (
+            re.match(r"^[A-Z][A-Z0-9]{1,3}\s*-\s", first)
+            and any(re.match(r"^(PMID|TI|FAU)\s*- ", line) for line in lines[:40])):
+        return "nbib"
+    if re.match(r"^@\s*[A-Za-z]+\s*[{(]", first) or (
+            first.startswith("%") and re.search(r"^\s*@\s*[A-Za-z]+\s*[{(]", head, re.M)):
+        return "bibtex"
+    if first.startswith("["):
+        return "csljson"
+    if first.startswith("{"):
+        return _json_kind(path, head)
+    if "," in first or "\t" in first:
+        header = {c.strip().strip('"').lower() for c in re.split(r"[,\t]", first)}
+        if {"citing", "cited"} <= header:
+            return "citations-csv"
+        if header & {"doi", "pmid", "title"}:
+            return "csv"
+    raise InputError(f"cannot tell the format of {path}",
+                     hint="kb imports PubMed XML, RIS, BibTeX, CSL-JSON, MEDLINE (nbib), citation "
+                          "CSV (citing,cited), CSV with a doi/pmid/title column and JSON Lines")
+
+
+def _json_kind(path: Path, head: str) -> str:
+    """A file starting with ``{``: CSL-JSON (one item) or JSON Lines (kb's own keys)."""
+    import json
+    first_line = head.split("\n", 1)[0].strip()
+    try:
+        item = json.loads(first_line)
+    except ValueError:
+        try:
+            with open_text(path) as handle:
+                item = json.load(handle)
+        except ValueError as exc:
+            raise InputError(f"{path} starts like JSON but is not valid JSON: {exc}") from exc
+    if not isinstance(item, dict):
+        raise InputError(f"cannot tell the format of {path}: JSON that is not a record")
+    if item.keys() & {"container-title", "issued", "DOI", "PMID", "citation-key"} or \
+            any(isinstance(a, dict) and "literal" in a for a in item.get("author") or []):
+        return "csljson"
+    return "jsonl"
+
+
+def read(path: str | Path, fmt: str | None = None, *, source: str = "import"
+         ) -> Iterator[WorkRecord | LinkRecord]:
+    """Yield the records in a file (``fmt`` as :func:`detect` names it; detected if None).
+
+    Work records carry ``source`` (``"import"`` unless told otherwise); citation CSVs yield
+    :class:`~kb.records.LinkRecord` edges. Identifiers are normalised with
+    :mod:`kb.identifiers`; a value a record does not give is absent.
+
+    :raises InputError: an unknown format, or ``pubmed-xml`` (read by the PubMed importer).
+    :raises ParseError: the content is broken (names the file and, where known, the line).
+    """
+    path = Path(path)
+    fmt = fmt or detect(path)
+    if fmt == "pubmed-xml":
+        raise InputError(f"{path} is PubMed XML: kb's PubMed importer reads it (kb import)")
+    reader = _readers().get(fmt)
+    if reader is None:
+        raise InputError(f"unknown format {fmt!r}", hint="formats: " + ", ".join(READ_FORMATS))
+    with open_text(path) as handle:
+        try:
+            for record in reader(handle):
+                if "citing" not in record:
+                    record["source"] = source  # type: ignore[typeddict-unknown-key]
+                yield record
+        except ParseError as exc:
+            raise ParseError(f"{path}: {exc}", hint=exc.hint) from exc
+
+
+def write(records: Iterable[ExportRecord], fmt: str, out: TextIO) -> int:
+    """Write records to a text stream in ``fmt``; returns how many were written.
+
+    :raises InputError: an unknown format.
+    """
+    writer = _writers().get(fmt)
+    if writer is None:
+        raise InputError(f"unknown export format {fmt!r}",
+                         hint="formats: " + ", ".join(WRITE_FORMATS))
+    return writer(records, out)
+
+
+def _readers() -> dict[str, Callable[[TextIO], Iterator]]:
+    from . import bibtex, citations_csv, csljson, nbib, ris, tabular
+    return {"bibtex": bibtex.read, "ris": ris.read, "csljson": csljson.read, "nbib": nbib.read,
+            "citations-csv": citations_csv.read, "csv": tabular.read_csv,
+            "jsonl": tabular.read_jsonl}
+
+
+def _writers() -> dict[str, Callable[[Iterable[ExportRecord], TextIO], int]]:
+    from . import bibtex, csljson, nbib, ris, tabular
+    return {"bibtex": bibtex.write, "ris": ris.write, "csljson": csljson.write,
+            "nbib": nbib.write, "csv": tabular.write_csv, "jsonl": tabular.write_jsonl}
+
+
+# -- shared helpers for the format modules --------------------------------------------------
+
+_STOPWORDS = frozenset("a an the of on in for and to with at by from is are as or its".split())
+
+
+def _ascii_word(text: str) -> str:
+    folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]", "", folded.lower())
+
+
+def base_key(record: WorkRecord) -> str:
+    """The citation key before clashes: first author's family name, year, first title word.
+
+    >>> base_key({"authors": [{"family": "Amanat", "given": "M"}], "year": 2021,
+    ...           "title": "Clinical and imaging outcomes after intrathecal injection"})
+    'amanat2021clinical'
+    >>> base_key({"title": "The Cerebral palsy"})
+    'anonndcerebral'
+    """
+    authors = record.get("authors") or []
+    first = authors[0] if authors else {}
+    name = _ascii_word(first.get("family") or (first.get("name") or "").split(" ")[0]) or "anon"
+    year = str(record.get("year")) if record.get("year") else "nd"
+    words = [_ascii_word(w) for w in re.split(r"[\s\-/:]+", record.get("title") or "")]
+    word = next((w for w in words if w and w not in _STOPWORDS), "")
+    return f"{name}{year}{word}"
+
+
+def split_pages(pages: str | None) -> tuple[str | None, str | None]:
+    """First and last page of a page range.
+
+    >>> split_pages("1075-1081"), split_pages("e12"), split_pages(None)
+    (('1075', '1081'), ('e12', None), (None, None))
+    """
+    if not pages:
+        return None, None
+    parts = re.split(r"\s*(?:--|[-–—])\s*", pages.strip(), maxsplit=1)
+    return parts[0] or None, (parts[1] if len(parts) > 1 and parts[1] else None)
+
+
+def join_pages(first: str | None, last: str | None) -> str | None:
+    """The inverse of :func:`split_pages`."""
+    if first and last:
+        return f"{first}-{last}"
+    return first or last or None
+
+
+def year_of(date: str | None) -> int | None:
+    """The year at the start of an ISO (partial) date."""
+    match = re.match(r"^\s*(\d{4})", date or "")
+    return int(match.group(1)) if match else None
+
+
+def subject_terms(record: WorkRecord) -> list[str]:
+    """Keywords and MeSH descriptors as one de-duplicated, sorted list (for formats that have
+    only keywords)."""
+    terms: dict[str, str] = {}
+    for term in list(record.get("keywords") or []) + [m["descriptor"] for m in
+                                                       record.get("mesh") or []]:
+        terms.setdefault(term.strip().casefold(), term.strip())
+    return sorted((t for t in terms.values() if t), key=lambda t: (t.casefold(), t))
+
+
+def clean(text: str | None) -> str | None:
+    """Collapse whitespace (line breaks included); empty becomes None."""
+    if text is None:
+        return None
+    text = re.sub(r"\s+", " ", str(text)).strip()
+    return text or None
+
+
+def ids(doi: str | None = None, pmid: str | None = None, pmcid: str | None = None
+        ) -> dict[str, str]:
+    """Normalised identifiers, dropping any that do not parse."""
+    from ..identifiers import normalize_doi, normalize_pmcid, normalize_pmid
+    out: dict[str, str] = {}
+    for name, value, normalize in (("doi", doi, normalize_doi), ("pmid", pmid, normalize_pmid),
+                                   ("pmcid", pmcid, normalize_pmcid)):
+        if value and normalize(str(value)):
+            out[name] = normalize(str(value))  # type: ignore[assignment]
+    return out
+
+
+def prune(record: dict) -> WorkRecord:
+    """Drop empty values so an absent field means "the file does not say"."""
+    return {k: v for k, v in record.items() if v not in (None, "", [], {})}  # type: ignore[return-value]

@@ -1,0 +1,132 @@
+"""Flat formats: CSV (one work per row, for spreadsheets) and JSON Lines (one whole work record
+per line, every field kept)."""
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterable, Iterator
+from typing import TextIO
+
+from ..errors import ParseError
+from ..records import AuthorRecord, MeshRecord, WorkRecord
+from . import ExportRecord, clean, ids, prune, year_of
+
+__all__ = ["CSV_COLUMNS", "read_csv", "write_csv", "read_jsonl", "write_jsonl"]
+
+#: CSV columns, in order. Lists are joined with "; "; authors are "Family, Given".
+CSV_COLUMNS = ("key", "doi", "pmid", "pmcid", "title", "authors", "year", "pub_date", "journal",
+               "journal_abbrev", "volume", "issue", "pages", "issn", "publisher", "type",
+               "study_design", "is_retracted", "status", "language", "url", "keywords", "mesh",
+               "publication_types", "abstract")
+_JSON_FIELDS = ("key", "doi", "pmid", "pmcid", "openalex_id", "url", "title", "subtitle",
+                "abstract", "journal", "journal_abbrev", "issn", "publisher", "year", "pub_date",
+                "volume", "issue", "pages", "language", "type", "license", "cited_by_count",
+                "is_retracted", "study_design", "status", "unverified", "note", "authors",
+                "mesh", "keywords", "publication_types", "accessions", "updates")
+
+
+def _author_text(author: AuthorRecord) -> str:
+    if author.get("family"):
+        return ", ".join(p for p in (author["family"], author.get("given")) if p)
+    return author.get("name") or ""
+
+
+def _mesh_text(row: MeshRecord) -> str:
+    text = row["descriptor"] + (f"/{row['qualifier']}" if row.get("qualifier") else "")
+    return ("*" if row.get("major") else "") + text
+
+
+def write_csv(records: Iterable[ExportRecord], out: TextIO) -> int:
+    """Write a header row and one row per work."""
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    count = 0
+    for record in records:
+        row = {
+            **{k: record.get(k) for k in CSV_COLUMNS},
+            "authors": "; ".join(_author_text(a) for a in record.get("authors") or []),
+            "keywords": "; ".join(record.get("keywords") or []),
+            "mesh": "; ".join(_mesh_text(m) for m in record.get("mesh") or []),
+            "publication_types": "; ".join(record.get("publication_types") or []),
+            "is_retracted": "1" if record.get("is_retracted") else "0",
+            "abstract": clean(record.get("abstract")),
+        }
+        writer.writerow(["" if row[c] is None else row[c] for c in CSV_COLUMNS])
+        count += 1
+    return count
+
+
+def _split(value: str | None) -> list[str]:
+    return [part.strip() for part in (value or "").split(";") if part.strip()]
+
+
+def _csv_author(text: str) -> AuthorRecord:
+    family, comma, given = text.partition(",")
+    if comma:
+        return prune({"family": family.strip(), "given": given.strip()})  # type: ignore[return-value]
+    return {"name": text.strip()}
+
+
+def _csv_mesh(text: str) -> MeshRecord:
+    major = text.startswith("*")
+    descriptor, _, qualifier = text.lstrip("*").partition("/")
+    return prune({"descriptor": descriptor.strip(), "qualifier": qualifier.strip(),  # type: ignore[return-value]
+                  "major": major}) | {"major": major}
+
+
+def read_csv(handle: TextIO) -> Iterator[WorkRecord]:
+    """Yield one work per row of a CSV with kb's column names (any subset; case-insensitive;
+    at least one of doi, pmid, title)."""
+    reader = csv.DictReader(handle)
+    names = {name.strip().lower(): name for name in reader.fieldnames or []}
+    if not names.keys() & {"doi", "pmid", "title"}:
+        raise ParseError("a works CSV needs a doi, pmid or title column")
+    for row in reader:
+        get = {key: clean(row.get(name)) for key, name in names.items()}
+        year = get.get("year")
+        record = {
+            **ids(get.get("doi"), get.get("pmid"), get.get("pmcid")),
+            **{k: get.get(k) for k in ("title", "pub_date", "journal", "journal_abbrev", "volume",
+                                       "issue", "pages", "issn", "publisher", "type", "language",
+                                       "url", "abstract")},
+            "year": int(year) if year and year.isdigit() else year_of(get.get("pub_date")),
+            "authors": [_csv_author(a) for a in _split(get.get("authors"))],
+            "keywords": _split(get.get("keywords")),
+            "mesh": [_csv_mesh(m) for m in _split(get.get("mesh"))],
+            "publication_types": _split(get.get("publication_types")),
+            "study_design": get.get("study_design"),
+            "is_retracted": True if get.get("is_retracted") in ("1", "true", "True") else None,
+            "status": get.get("status") if get.get("status") in ("full", "stub") else None,
+        }
+        record = prune(record)
+        if not record.keys() & {"doi", "pmid", "pmcid", "title", "url"}:
+            raise ParseError(f"line {reader.line_num}: the row has no doi, pmid or title")
+        yield record
+
+
+def write_jsonl(records: Iterable[ExportRecord], out: TextIO) -> int:
+    """Write one JSON object per line with every field the work has."""
+    count = 0
+    for record in records:
+        item = {k: record[k] for k in _JSON_FIELDS if record.get(k) not in (None, "", [])}
+        out.write(json.dumps(item, ensure_ascii=False, sort_keys=False) + "\n")
+        count += 1
+    return count
+
+
+def read_jsonl(handle: TextIO) -> Iterator[WorkRecord]:
+    """Yield one work per non-blank line (kb's record keys; others are ignored)."""
+    for number, line in enumerate(handle, 1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except ValueError as exc:
+            raise ParseError(f"line {number}: not valid JSON: {exc}") from exc
+        if not isinstance(item, dict):
+            raise ParseError(f"line {number}: not a JSON object")
+        record = {k: item[k] for k in _JSON_FIELDS if k != "key" and k in item}
+        record.update(ids(item.get("doi"), item.get("pmid"), item.get("pmcid")))
+        if not any(record.get(k) for k in ("doi", "pmid", "pmcid", "openalex_id", "url", "title")):
+            raise ParseError(f"line {number}: the record has no identifier, URL or title")
+        yield prune(record)

@@ -1,0 +1,439 @@
+"""Full-text search over the knowledge base (SQLite FTS5, ranked by bm25).
+
+The query language is FTS5's, made forgiving: words, ``"phrases"``, ``AND`` / ``OR`` / ``NOT``
+(upper case), brackets, ``prefix*``, ``-word`` for ``NOT word``, and field prefixes
+``title:`` ``abstract:`` ``author:`` ``mesh:`` ``keyword:`` (PubMed's ``ti:`` ``ab:`` ``au:``
+``mh:`` ``kw:`` too). Words FTS5 would misread (``UC-MSC``, ``GMFM-88``, ``CD34+``) are quoted
+for it. Filters (year, design, MeSH, cell type) are plain parameterised SQL.
+"""
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+
+from .errors import InputError
+
+__all__ = ["Hit", "SearchResult", "search", "translate", "quote", "parse_years",
+           "suggest", "DESIGNS", "FIELDS"]
+
+#: Field prefixes users may write -> works_fts column.
+FIELDS: dict[str, str] = {
+    "title": "title", "ti": "title",
+    "abstract": "abstract", "ab": "abstract",
+    "author": "authors", "authors": "authors", "au": "authors",
+    "mesh": "mesh", "mh": "mesh",
+    "keyword": "keywords", "keywords": "keywords", "kw": "keywords",
+}
+#: Study designs kb assigns (works.study_design).
+DESIGNS = ("rct", "controlled-trial", "open-label-trial", "pooled-analysis", "meta-analysis",
+           "systematic-review", "review", "case-report", "case-series", "cohort", "preclinical",
+           "protocol", "web-article", "other")
+#: bm25 column weights, in works_fts column order: title, abstract, keywords, mesh, authors.
+WEIGHTS = (10.0, 1.0, 4.0, 4.0, 3.0)
+_OPERATORS = {"AND", "OR", "NOT"}
+_BAREWORD = re.compile(r"\w+\*?")
+_TOKEN = re.compile(r'\s+|\(|\)|"(?:[^"]|"")*"\*?|"[^"]*$|[^\s()"]+')
+_MARK_OPEN, _MARK_CLOSE = "\x02", "\x03"
+
+
+@dataclass
+class Hit:
+    """One search result."""
+
+    id: int
+    doi: str | None
+    pmid: str | None
+    title: str | None
+    year: int | None
+    journal: str | None
+    authors: str
+    study_design: str | None
+    score: float
+    is_retracted: bool
+    status: str
+    snippet: str = field(repr=False)  # highlights wrapped in \x02 ... \x03
+
+    def snippet_text(self, before: str = "", after: str = "") -> str:
+        """The snippet with each highlighted run wrapped in ``before`` / ``after``."""
+        return self.snippet.replace(_MARK_OPEN, before).replace(_MARK_CLOSE, after)
+
+    def to_dict(self) -> dict[str, object]:
+        """A JSON-ready row (plain-text snippet)."""
+        row = asdict(self)
+        row["snippet"] = self.snippet_text()
+        return row
+
+
+@dataclass
+class SearchResult:
+    """Hits plus how the query was read: ``fts_query`` is what FTS5 ran, ``suggestions``
+    the KB's own words close to query words that found nothing, ``widened`` the words
+    --fuzzy added."""
+
+    query: str
+    fts_query: str
+    hits: list[Hit]
+    suggestions: list[str] = field(default_factory=list)
+    widened: dict[str, list[str]] = field(default_factory=dict)
+
+
+# -- reading the query ----------------------------------------------------------------------
+
+def quote(text: str) -> str:
+    """Make plain text safe for FTS5: every word becomes a quoted term (all must match).
+
+    >>> quote('UC-MSC cells OR')
+    '"UC-MSC" "cells" "OR"'
+    """
+    return " ".join('"' + word.replace('"', '""') + '"' for word in text.split())
+
+
+def _phrase(text: str) -> str:
+    """Text as one FTS5 phrase (its words in order)."""
+    return '"' + " ".join(text.split()).replace('"', '""') + '"'
+
+
+def _term(word: str) -> str:
+    """A bare word as FTS5 syntax: kept when FTS5 reads it as one term, quoted otherwise."""
+    if _BAREWORD.fullmatch(word):
+        return word
+    star = "*" if word.endswith("*") and len(word) > 1 else ""
+    core = word[:-1] if star else word
+    return '"' + core.replace('"', '""') + '"' + star
+
+
+def _tokens(query: str) -> list[str]:
+    tokens = [t for t in _TOKEN.findall(query) if not t.isspace()]
+    for token in tokens:
+        if token.startswith('"') and (len(token) == 1 or not re.search(r'"\*?$', token[1:])):
+            raise InputError(f"the search query {query!r} has an unclosed double quote",
+                             hint='close the phrase: "stem cells"')
+    return tokens
+
+
+def translate(query: str) -> tuple[str, list[str]]:
+    """Turn a user query into FTS5 syntax; also return its plain words (for suggestions).
+
+    >>> translate('author:Amanat UC-MSC')
+    ('authors:Amanat "UC-MSC"', ['Amanat', 'UC-MSC'])
+    >>> translate('ti:"cerebral palsy" -autism')[0]
+    'title:"cerebral palsy" NOT autism'
+    >>> translate('title:(stem OR stromal) cells')[0]
+    'title:( stem OR stromal ) cells'
+
+    :raises InputError: an unknown field prefix or an unclosed quote.
+    """
+    out: list[str] = []
+    words: list[str] = []
+    prefix = ""
+    for token in _tokens(query):
+        if token.startswith("-") and len(token) > 1 and not prefix:
+            out.append("NOT")
+            token = token[1:]
+        match = re.match(r"^([A-Za-z]+):(.*)$", token)
+        if match:
+            name, rest = match.group(1).lower(), match.group(2)
+            if name not in FIELDS:
+                raise InputError(
+                    f"unknown search field {match.group(1)!r} in {query!r}",
+                    hint="fields are title:, abstract:, author:, mesh:, keyword: "
+                         f"(or quote the word to search for it: '\"{token}\"')")
+            prefix, token = FIELDS[name] + ":", rest
+            if not token:  # the field applies to the next token: title:"a b", title:(a OR b)
+                continue
+        if token in ("(", ")") or token in _OPERATORS:
+            out.append(prefix + token)
+        elif token.startswith('"'):
+            out.append(prefix + token)
+            words.extend(token.rstrip("*").strip('"').replace('""', '"').split())
+        else:
+            out.append(prefix + _term(token))
+            words.append(token.rstrip("*"))
+        prefix = ""
+    if prefix:
+        raise InputError(f"the field {prefix} in {query!r} has nothing after it",
+                         hint='write the words right after it: title:stem or title:"stem cells"')
+    return " ".join(out), words
+
+
+def parse_years(text: str | None) -> tuple[int | None, int | None]:
+    """Read a year or a range: ``2021``, ``2015-2025``, ``2015-`` or ``-2020``.
+
+    >>> parse_years("2015-2025"), parse_years("2021"), parse_years("-2020")
+    ((2015, 2025), (2021, 2021), (None, 2020))
+
+    :raises InputError: anything else, or a range that ends before it starts.
+    """
+    if text is None or not text.strip():
+        return None, None
+    match = re.fullmatch(r"\s*(\d{4})?\s*(?:([-–:]|\.\.)\s*(\d{4})?)?\s*", text)
+    if not match or not (match.group(1) or match.group(3)):
+        raise InputError(f"cannot read the year {text!r}",
+                         hint="give a year (2021) or a range (2015-2025, 2015-, -2020)")
+    start = int(match.group(1)) if match.group(1) else None
+    end = int(match.group(3)) if match.group(3) else (None if match.group(2) else start)
+    if start is not None and end is not None and end < start:
+        raise InputError(f"the year range {text!r} ends before it starts",
+                         hint=f"did you mean {end}-{start}?")
+    return start, end
+
+
+def _designs(design: str | Sequence[str] | None) -> list[str]:
+    if not design:
+        return []
+    items = design.split(",") if isinstance(design, str) else list(design)
+    wanted = [d.strip().lower() for d in items if d.strip()]
+    unknown = [d for d in wanted if d not in DESIGNS]
+    if unknown:
+        raise InputError(f"unknown study design {unknown[0]!r}",
+                         hint="designs are " + ", ".join(DESIGNS))
+    return wanted
+
+
+# -- the evidence layer, when it is there ---------------------------------------------------
+
+def _has_table(conn: sqlite3.Connection, name: str) -> bool:
+    return conn.execute("SELECT 1 FROM sqlite_master WHERE type IN ('table', 'view') "
+                        "AND name = ?", (name,)).fetchone() is not None
+
+
+def _cell_type_filter(conn: sqlite3.Connection, cell_type: str) -> tuple[str, list[object]]:
+    """SQL (and parameters) keeping works about ``cell_type``.
+
+    The name is read with the evidence layer's cell-type lexicon (``WJ-MSC`` and
+    ``umbilical cord mesenchymal stem cells`` are both ``UC-MSC``). A work qualifies when it
+    reports a trial of that type (``trials`` / ``trial_reports``, when that schema is there) or
+    when the lexicon finds the type in its title or abstract.
+    """
+    from .evidence.extract import canonical_cell_types
+
+    names = canonical_cell_types(cell_type)
+    if not names:
+        raise InputError(f"unknown cell type {cell_type!r}",
+                         hint="for example UCB-MNC, UC-MSC, WJ-MSC, BM-MNC, BM-MSC, AD-MSC, NSC, "
+                              "OEC, CD34+, or written out: 'cord blood mononuclear cells'")
+    conn.create_function("kb_cell_types", 1,
+                         lambda text: "|" + "|".join(canonical_cell_types(text or "")) + "|",
+                         deterministic=True)
+    found = " OR ".join("instr(kb_cell_types(coalesce(w.title, '') || ' ' || "
+                        "coalesce(w.abstract, '')), ?)" for _ in names)
+    keys = [f"|{n}|" for n in names]
+    if not (_has_table(conn, "trial_reports") and _has_table(conn, "trials")):
+        return f"({found})", keys
+    trials = " OR ".join("instr(kb_cell_types(t.cell_type), ?)" for _ in names)
+    return (f"(w.id IN (SELECT tr.work_id FROM trial_reports tr JOIN trials t ON t.id = "
+            f"tr.trial_id WHERE t.cell_type IS NOT NULL AND ({trials})) OR {found})",
+            [*keys, *keys])
+
+
+# -- searching ------------------------------------------------------------------------------
+
+def _filters(conn: sqlite3.Connection, *, year: str | tuple[int | None, int | None] | None,
+             design: str | Sequence[str] | None, mesh: str | Sequence[str] | None,
+             cell_type: str | None) -> tuple[list[str], list[object]]:
+    clauses: list[str] = []
+    params: list[object] = []
+    start, end = parse_years(year) if isinstance(year, str) or year is None else year
+    if start is not None:
+        clauses.append("w.year >= ?")
+        params.append(start)
+    if end is not None:
+        clauses.append("w.year <= ?")
+        params.append(end)
+    designs = _designs(design)
+    if designs:
+        clauses.append(f"w.study_design IN ({','.join('?' * len(designs))})")
+        params.extend(designs)
+    for term in [mesh] if isinstance(mesh, str) else list(mesh or []):
+        clauses.append("EXISTS (SELECT 1 FROM mesh m WHERE m.work_id = w.id "
+                       "AND m.descriptor = ? COLLATE NOCASE)")
+        params.append(term.strip())
+    if cell_type:
+        sql, extra = _cell_type_filter(conn, cell_type.strip())
+        clauses.append(sql)
+        params.extend(extra)
+    return clauses, params
+
+
+def _run(conn: sqlite3.Connection, fts_query: str | None, clauses: list[str],
+         params: list[object], limit: int | None) -> list[Hit]:
+    """Rank in an inner query, then build snippets for the kept rows only."""
+    where = "".join(f" AND {clause}" for clause in clauses)
+    limit_sql = " LIMIT ?" if limit is not None else ""
+    tail = [limit] if limit is not None else []
+    if not fts_query:
+        sql = ("SELECT w.id, w.doi, w.pmid, w.title, w.year, w.journal, "
+               "coalesce(f.authors, '') AS authors, w.study_design, 0.0 AS score, "
+               "w.is_retracted, w.status, '' AS snippet "
+               f"FROM works w LEFT JOIN works_fts f ON f.rowid = w.id WHERE 1{where} "
+               f"ORDER BY w.year IS NULL, w.year DESC, w.title COLLATE NOCASE, w.id{limit_sql}")
+        args: list[object] = [*params, *tail]
+    else:
+        weights = ", ".join(str(w) for w in WEIGHTS)
+        join = " JOIN works w ON w.id = f.rowid" if clauses else ""
+        sql = (f"WITH top AS (SELECT f.rowid AS id, bm25(works_fts, {weights}) AS rank "
+               f"FROM works_fts f{join} WHERE works_fts MATCH ?{where} "
+               f"ORDER BY rank, f.rowid{limit_sql}) "
+               "SELECT w.id, w.doi, w.pmid, w.title, w.year, w.journal, f.authors, "
+               "w.study_design, -top.rank, w.is_retracted, w.status, "
+               "snippet(works_fts, -1, char(2), char(3), '…', 14) "
+               "FROM top CROSS JOIN works_fts f ON f.rowid = top.id "
+               "CROSS JOIN works w ON w.id = top.id "
+               "WHERE works_fts MATCH ? ORDER BY top.rank, top.id")
+        args = [fts_query, *params, *tail, fts_query]
+    try:
+        rows = conn.execute(sql, args).fetchall()
+    except sqlite3.OperationalError as exc:
+        message = str(exc)
+        if fts_query and ("fts5" in message or "no such column" in message
+                          or "unknown special query" in message):
+            raise _query_error(fts_query, message) from exc
+        raise
+    return [Hit(id=r[0], doi=r[1], pmid=r[2], title=r[3], year=r[4], journal=r[5],
+                authors=r[6] or "", study_design=r[7], score=round(r[8], 3),
+                is_retracted=bool(r[9]), status=r[10], snippet=r[11] or "") for r in rows]
+
+
+def _query_error(fts_query: str, message: str) -> InputError:
+    detail = message.removeprefix("fts5: ")
+    if "syntax error near \"\"" in message:
+        reason = "it ends too early (an AND / OR / NOT with nothing after it, or an open bracket)"
+    elif "syntax error near \"NOT\"" in message or fts_query.lstrip("( ").startswith("NOT"):
+        reason = "NOT needs a word before it (cells NOT autism)"
+    elif "syntax error" in message:
+        reason = f"FTS5 stopped at {detail.removeprefix('syntax error near ')}"
+    elif "no such column" in message:
+        reason = f"{detail} (a word before a colon is read as a field)"
+    else:
+        reason = detail
+    return InputError(f"cannot read the search query {fts_query!r}: {reason}",
+                      hint="balance brackets and operators, or put the words in double quotes "
+                           "to search for them as they are")
+
+
+def search(conn: sqlite3.Connection, query: str | None, *,
+           year: str | tuple[int | None, int | None] | None = None,
+           design: str | Sequence[str] | None = None, mesh: str | Sequence[str] | None = None,
+           cell_type: str | None = None, limit: int | None = 20,
+           fuzzy: bool = False) -> SearchResult:
+    """Search the knowledge base; best matches first (bm25, title weighted over abstract).
+
+    With no query, every work passing the filters is listed, newest first. With zero hits,
+    ``suggestions`` holds words of the KB close to the query's words; ``fuzzy`` widens every
+    word with those close words before searching.
+
+    :param year: ``"2015-2025"``, ``"2021"``, ``"2015-"`` or a ``(start, end)`` pair.
+    :param design: a study design (or several, comma-separated or a list).
+    :param mesh: a MeSH descriptor (or several, all required), matched case-insensitively.
+    :param cell_type: a cell type (UCB-MNC, UC-MSC, BM-MNC, …).
+    :raises InputError: a query FTS5 cannot read, a bad year, an unknown design or field.
+    """
+    if limit is not None and limit < 1:
+        raise InputError(f"--limit must be at least 1, not {limit}")
+    clauses, params = _filters(conn, year=year, design=design, mesh=mesh, cell_type=cell_type)
+    text = (query or "").strip()
+    if not text:
+        return SearchResult(query="", fts_query="", hits=_run(conn, None, clauses, params, limit))
+    fts_query, words = translate(text)
+    widened: dict[str, list[str]] = {}
+    if fuzzy:
+        fts_query, widened = _widen(conn, text, words)
+    hits = _run(conn, fts_query, clauses, params, limit)
+    suggestions: list[str] = []
+    if not hits:
+        suggestions = suggest(conn, words)
+    return SearchResult(query=text, fts_query=fts_query, hits=hits, suggestions=suggestions,
+                        widened=widened)
+
+
+# -- did you mean ---------------------------------------------------------------------------
+
+def _vocab(conn: sqlite3.Connection) -> str:
+    """The name of a read-only fts5vocab view of works_fts (made in the temp schema)."""
+    conn.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.kb_works_vocab "
+                 "USING fts5vocab(main, works_fts, 'row')")
+    return "temp.kb_works_vocab"
+
+
+def _count(conn: sqlite3.Connection, fts_query: str) -> int:
+    return conn.execute("SELECT count(*) FROM (SELECT 1 FROM works_fts WHERE works_fts MATCH ? "
+                        "LIMIT 1)", (fts_query,)).fetchone()[0]
+
+
+def _close_terms(conn: sqlite3.Connection, word: str, *, limit: int = 3,
+                 cutoff: float = 75.0) -> list[str]:
+    """Indexed terms (stems) close to ``word``, most similar then most frequent first."""
+    from rapidfuzz import fuzz, process
+
+    vocab = _vocab(conn)
+    lowered = word.lower()
+    first = lowered[:1]
+    ranges = [(first, first + "\U0010ffff"), ("", "\U0010ffff")]
+    for low, high in ranges:
+        rows = conn.execute(f"SELECT term, doc FROM {vocab} WHERE term >= ? AND term < ? "
+                            "AND length(term) BETWEEN ? AND ?",
+                            (low, high, max(2, len(lowered) - 3), len(lowered) + 3)).fetchall()
+        docs = {term: doc for term, doc in rows if term != lowered}
+        found = process.extract(lowered, list(docs), scorer=fuzz.ratio, score_cutoff=cutoff,
+                                limit=limit * 4)
+        if found:
+            found.sort(key=lambda item: (-round(item[1]), -docs[item[0]], item[0]))
+            return [term for term, _score, _index in found[:limit]]
+    return []
+
+
+def _surface(conn: sqlite3.Connection, term: str) -> str:
+    """A word as it is written in the KB for an indexed stem (``mesenchym`` → ``mesenchymal``)."""
+    row = conn.execute("SELECT highlight(works_fts, 0, char(2), char(3)), "
+                       "highlight(works_fts, 1, char(2), char(3)) FROM works_fts "
+                       "WHERE works_fts MATCH ? LIMIT 1", (quote(term),)).fetchone()
+    for text in row or ():
+        match = re.search("\x02([^\x03]+)\x03", text or "")
+        if match:
+            return match.group(1).lower()
+    return term
+
+
+def _missing(conn: sqlite3.Connection, words: Iterable[str]) -> list[str]:
+    return [w for w in words if w.upper() not in _OPERATORS and not _count(conn, quote(w))]
+
+
+def suggest(conn: sqlite3.Connection, words: Iterable[str], *, limit: int = 5) -> list[str]:
+    """"Did you mean" words: for each query word the KB does not contain, close words it does.
+
+    Built on an fts5vocab view of the index and rapidfuzz; each suggestion is shown as the word
+    appears in the KB's titles or abstracts.
+    """
+    out: list[str] = []
+    for word in _missing(conn, words):
+        for term in _close_terms(conn, word):
+            surface = _surface(conn, term)
+            if surface not in out and surface.lower() != word.lower():
+                out.append(surface)
+    return out[:limit]
+
+
+def _widen(conn: sqlite3.Connection, text: str, words: list[str]) -> tuple[str, dict[str, list[str]]]:
+    """Rewrite the query with every plain word ORed with the KB's close terms."""
+    widened: dict[str, list[str]] = {}
+    for word in words:
+        if " " in word or word.upper() in _OPERATORS:
+            continue
+        close = _close_terms(conn, word, cutoff=80.0)
+        if close:
+            widened[word] = close
+    if not widened:
+        return translate(text)[0], {}
+    out: list[str] = []
+    for token in translate(text)[0].split(" "):
+        head, sep, word = token.rpartition(":") if ":" in token and not token.startswith('"') \
+            else ("", "", token)
+        key = word.strip('"').rstrip("*")
+        if key in widened and not word.endswith("*"):
+            alternatives = " OR ".join([word] + [quote(t) for t in widened[key]])
+            out.append(f"{head}{sep}({alternatives})")
+        else:
+            out.append(token)
+    return " ".join(out), widened
