@@ -69,14 +69,17 @@ def _load_evidence(conn: sqlite3.Connection, lineage: list[seed_reader.Lineage],
     """Curated trials and ``pools`` lineage through the evidence store."""
     from .store import evidence
 
-    steps = {"curated trials": evidence.load_curated_trials(conn, trials)}
+    loaded = evidence.load_curated_trials(conn, trials)
+    steps = {"curated trials": loaded.trials}
     for edge in lineage:
-        evidence.add_lineage(conn, seed_reader.ref_for_id(edge.from_id),
-                             seed_reader.ref_for_id(edge.to_id), edge.relation,
-                             provenance="curated", reason="stated by the seed corpus",
-                             source=edge.source)
+        from_id, to_id = evidence.work_id_for(conn, edge.from_id), evidence.work_id_for(conn, edge.to_id)
+        if from_id is None or to_id is None:
+            raise KBError(f"seed lineage names a work the seed lacks: {edge.from_id} -> {edge.to_id}")
+        evidence.add_lineage(conn, from_id, to_id, edge.relation,
+                             reason="stated by the page the seed corpus read it from",
+                             source=edge.source, provenance="curated")
     steps["curated lineage"] = len(lineage)
-    say(f"evidence: {steps['curated trials']} curated trials, {len(lineage)} lineage edges")
+    say(f"evidence: {loaded.trials} curated trials, {len(lineage)} lineage edges")
     return steps
 
 

@@ -251,7 +251,9 @@ def parse_page(html: str | bytes, url: str | None = None) -> WorkRecord:
         html, bytes) else html
     ld = _json_ld(soup)
     saved_from = re.search(r"<!-- saved from url=\(\d+\)(\S+?) ?-->", head)
-    page_url = _canonical(soup, url or (saved_from.group(1) if saved_from else None))
+    if saved_from and not (url and is_url(url)):
+        url = saved_from.group(1)  # a page saved by a browser says where it came from
+    page_url = _canonical(soup, url)
     if not page_url:
         raise ParseError("the page names no URL of its own (no canonical link or og:url)",
                          hint="add it by its address, or pass the URL it was saved from")

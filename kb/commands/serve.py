@@ -1,0 +1,46 @@
+"""kb serve."""
+from __future__ import annotations
+
+import click
+
+from ..cli import Settings, kb_errors, pass_settings
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on. 127.0.0.1 keeps the KB to this machine; "
+                   "0.0.0.0 shares it with your network.")
+@click.option("--port", default=8001, show_default=True, type=click.IntRange(0, 65535),
+              help="Port to listen on.")
+@click.option("--live", is_flag=True,
+              help="Show what other kb commands write while serving (read-only connections "
+                   "instead of an immutable file).")
+@pass_settings
+def serve(settings: Settings, host: str, port: int, live: bool) -> None:
+    """Browse the knowledge base in Datasette, read-only.
+
+    Full-text search of works, facets by year, design and journal, the citation edge list,
+    and ready-made queries: source trials of a pooled study, the evidence table, unresolved
+    references, most cited works, works citing a DOI. Listens on 127.0.0.1 (this machine
+    only) unless --host says otherwise.
+    """
+    import asyncio
+
+    import uvicorn
+
+    from ..serve import DB_NAME, is_loopback, make_datasette, schema_version
+    from ..store import latest_version
+
+    with kb_errors(settings):
+        version = schema_version(settings.db_path)
+        ds = make_datasette(settings.db_path, live=live)
+    if version < latest_version():
+        settings.say(f"warning: {settings.db_path} is at schema {version} of {latest_version()}; "
+                     "some views and queries need `kb init` to upgrade it")
+    if not is_loopback(host):
+        settings.say(f"warning: listening on {host}: anyone who can reach this machine on port "
+                     f"{port} can read the KB (it stays read-only)")
+    settings.say(f"Serving {settings.db_path} read-only at http://{host}:{port}/{DB_NAME} "
+                 "(Ctrl+C to stop)")
+    asyncio.run(ds.invoke_startup())
+    uvicorn.run(ds.app(), host=host, port=port, log_level="warning", lifespan="on")
