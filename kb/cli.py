@@ -97,7 +97,7 @@ def kb_errors(settings: Settings | None = None) -> Iterator[None]:
         error = click.ClickException(str(exc))
         error.exit_code = exc.exit_code
         raise error from exc
-    except sqlite3.OperationalError as exc:
+    except sqlite3.DatabaseError as exc:  # OperationalError, and a damaged file
         if settings is not None and settings.debug:
             raise
         raise click.ClickException(f"database error: {exc}") from exc

@@ -122,6 +122,7 @@ def connect(path: str | Path, *, create: bool = True, migrate_schema: bool = Tru
         conn.execute("PRAGMA busy_timeout = 30000")
         conn.execute("PRAGMA foreign_keys = ON")
         version = conn.execute("PRAGMA user_version").fetchone()[0]
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # a damaged file fails here
     except sqlite3.DatabaseError as exc:
         raise DatabaseError(f"{path} cannot be opened as a kb database: {exc}") from exc
     if version > latest_version():
