@@ -397,7 +397,8 @@ def _surface(conn: sqlite3.Connection, term: str) -> str:
 
 
 def _missing(conn: sqlite3.Connection, words: Iterable[str]) -> list[str]:
-    return [w for w in words if w.upper() not in _OPERATORS and not _count(conn, quote(w))]
+    return [w for w in words if quote(w) and w.upper() not in _OPERATORS
+            and not _count(conn, quote(w))]
 
 
 def suggest(conn: sqlite3.Connection, words: Iterable[str], *, limit: int = 5) -> list[str]:
