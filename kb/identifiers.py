@@ -15,7 +15,7 @@ __all__ = ["Identifier", "classify", "normalize_doi", "normalize_pmid", "normali
 
 _DOI_PREFIXES = re.compile(
     r"^(?:(?:https?://)?(?:dx\.|www\.)?doi\.org/|doi\s*:\s*|doi\s+|urn:doi:|info:doi/)", re.I)
-_DOI_CORE = re.compile(r"^10\.\d{4,9}/\S+$")
+_DOI_CORE = re.compile(r"^10\.\d{4,9}/[^\s\x00-\x1f\x7f]+$")  # no control characters
 _DOI_IN_TEXT = re.compile(r"\b10\.\d{4,9}/[^\s\"'<>]+(?:<[^\s>]*>[^\s\"'<>]*)*", re.I)
 _TRAILING = ".,;:)]}>'\""
 _PMID_URL = re.compile(r"^(?:https?://)?(?:www\.)?(?:pubmed\.ncbi\.nlm\.nih\.gov|ncbi\.nlm\.nih\.gov/pubmed)/(\d+)/?(?:[?#].*)?$", re.I)
