@@ -57,10 +57,10 @@ _TEXT_RULES: list[tuple[str, str]] = [
             r"(?:trial|study)|randomi[sz]ed,? (?:double|single|triple)[- ]blind|"
             r"(?:placebo|sham)[- ]controlled (?:trial|study|crossover)|"
             r"factorial randomi[sz]ed|randomi[sz]ed (?:cross-?over|phase)"),
-    ("case-report", r"case report|a case of\b|: a case\b|one case of|a (?:child|boy|girl|patient) "
-                    r"with|individual treatment"),
     ("case-series", r"case series|report of \d+ cases|\b\w+ cases of|retrospective (?:study|"
                     r"analysis|review) of \d+"),
+    ("case-report", r"case report|a case of\b|: a case\b(?! series)|one case of|a (?:child|boy|girl|patient) "
+                    r"with|individual treatment"),
     ("preclinical", r"\b(?:rats?|mice|mouse|murine|rodents?|piglets?|lambs?|rabbits?)\b|"
                     r"animal models?|in vitro|neonatal hypoxic[- ]ischemic (?:rat|mouse)"),
     ("controlled-trial", r"non-?randomi[sz]ed|\bcontrolled (?:clinical )?(?:trial|study)|"

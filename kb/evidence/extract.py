@@ -456,7 +456,8 @@ _NUMX = rf"(?:\d{{1,3}}(?:\.\d)?|{_NUMBER_WORD})"
 _LIST = rf"{_NUMX}(?:(?:,|,? and|,? or| to|-)\s?{_NUMX})*"
 _FOLLOW = re.compile(
     rf"(?:follow(?:ed)?[- ]?up|assessed|evaluated|measured|examined|observed|monitored)"
-    rf"(?: (?:was|were) (?:performed|done|conducted))?(?: (?:for|over|of|at|after|until|up to|"
+    rf"(?: (?:was|were) (?:performed|done|conducted)| lasted| continued| period)?"
+    rf"(?: (?:for|over|of|at|after|until|up to|"
     rf"during))?(?: (?:a|the) (?:period|duration) of)? ({_LIST}) ?(months?|years?|weeks?)\b"
     rf"|({_LIST})[- ](months?|years?|weeks?)[- ](?:follow[- ]?up|outcomes?|results?)"
     rf"|at ({_LIST}) (months?|years?) (?:after|post|following)", _I)
