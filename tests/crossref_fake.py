@@ -60,6 +60,8 @@ class FakeCrossref:
         self.works = crossref_works()
         self.datacite = datacite_documents()
         self.prefix = prefix
+        #: when True, Crossref answers 429 with a day-long Retry-After (an exhausted quota)
+        self.blocked = False
         server.add("GET", f"{prefix}/crossref/works", self._list)
         server.add("GET", f"{prefix}/crossref/works/.+", self._single)
         server.add("GET", f"{prefix}/datacite/dois/.+", self._datacite)
@@ -68,7 +70,13 @@ class FakeCrossref:
         found = self.works.get(doi) or _bulk(doi)
         return copy.deepcopy(found) if found else None
 
+    def _quota(self) -> Reply:
+        return Reply(429, fixture_text("crossref", "too-many-requests.html"),
+                     content_type="text/html", headers={"Retry-After": "86400"})
+
     def _list(self, request: Request) -> Reply:
+        if self.blocked:
+            return self._quota()
         rows = int(request.query.get("rows", ["20"])[0])
         if rows > 1000:
             return Reply(400, fixture_json("crossref", "validation-failure.json"))
@@ -84,6 +92,8 @@ class FakeCrossref:
         return Reply(200, body, headers=POLITE_HEADERS)
 
     def _single(self, request: Request) -> Reply:
+        if self.blocked:
+            return self._quota()
         doi = normalize_doi(unquote(request.path.split("/works/", 1)[1]))
         work = self.work(doi) if doi else None
         if work is None:

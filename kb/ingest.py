@@ -1,0 +1,344 @@
+"""``kb add``: identifiers in; records fetched from the services that know them; stored; a report.
+
+DOIs go to Crossref (batched, then singly), then DataCite for what Crossref does not know;
+every DOI is also looked up in PubMed (PMC ID converter, then E-utilities) so the PubMed record
+merges into the same work, and a DOI known only to PubMed is still found. PMIDs and PMCIDs go
+to PubMed; web pages (URLs or saved ``.html`` files) to the web-page scraper. References become
+citation rows, and referenced works stubs, in :mod:`kb.store`; with ``fetch_refs`` the
+referenced DOIs are fetched in full too.
+"""
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from . import store
+from .errors import FetchError, InputError, KBError, NotFoundError, QuotaError
+from .identifiers import Identifier, normalize_doi, parse_identifier
+from .records import WorkRecord
+
+__all__ = ["AddReport", "add", "parse_inputs", "read_id_file"]
+
+log = logging.getLogger(__name__)
+
+_RANK = {"added": 3, "updated": 2, "unchanged": 1}
+_PAGE_SUFFIXES = (".html", ".htm", ".xhtml")
+
+
+@dataclass
+class AddReport:
+    """What :func:`add` did, per input (labels as the user would recognise them)."""
+
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    #: ``--refs``: referenced DOIs fetched in full, by action, and those that failed.
+    refs: dict[str, int] = field(default_factory=lambda: {"added": 0, "updated": 0,
+                                                           "unchanged": 0})
+    ref_failures: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    stats: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """True when every input was stored."""
+        return not self.failed
+
+    def summary(self) -> str:
+        """One line of counts, then one line per failed input."""
+        parts = [f"added {len(self.added)}", f"updated {len(self.updated)}",
+                 f"unchanged {len(self.unchanged)}", f"failed {len(self.failed)}"]
+        line = ", ".join(parts)
+        fetched = sum(self.refs.values())
+        if fetched or self.ref_failures:
+            line += (f"; references fetched: {fetched} ({self.refs['added']} new), "
+                     f"{len(self.ref_failures)} not found")
+        if self.stats:
+            line += (f"; {self.stats.get('requests', 0)} HTTP requests, "
+                     f"{self.stats.get('cache_hits', 0)} from cache")
+        lines = [line[0].upper() + line[1:]]
+        lines += [f"  failed: {label}: {reason}" for label, reason in self.failed.items()]
+        return "\n".join(lines)
+
+
+def read_id_file(handle: IO[str]) -> list[str]:
+    """Identifiers from a file: one per line; blank lines and ``#`` comments are skipped.
+
+    >>> import io
+    >>> read_id_file(io.StringIO("# my list\\n10.1186/s13287-021-02513-4  # Amanat\\n\\nPMID 34085782\\n"))
+    ['10.1186/s13287-021-02513-4', 'PMID 34085782']
+    """
+    values = []
+    for line in handle:
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        text = text.split(" #", 1)[0].split("\t#", 1)[0].strip()
+        if text:
+            values.append(text)
+    return values
+
+
+def parse_inputs(values: Iterable[str | Identifier]) -> list[Identifier]:
+    """Classify every input before anything is fetched; duplicates are dropped.
+
+    A path to an existing ``.html`` file is kind ``file``.
+
+    :raises InputError: an input is none of DOI, PMID, PMCID, OpenAlex id, URL or page file.
+    """
+    found: list[Identifier] = []
+    for value in values:
+        if isinstance(value, Identifier):
+            ident = value
+        else:
+            path = Path(value.strip()).expanduser()
+            if path.suffix.lower() in _PAGE_SUFFIXES and path.is_file():
+                ident = Identifier("file", str(path.resolve()))
+            else:
+                ident = parse_identifier(value)
+        if ident not in found:
+            found.append(ident)
+    return found
+
+
+def _label(ident: Identifier) -> str:
+    return {"pmid": f"PMID {ident.value}", "openalex": f"OpenAlex {ident.value}"}.get(
+        ident.kind, ident.value)
+
+
+class _Run:
+    """One ``add`` call: the connection, client, report and per-input outcome."""
+
+    def __init__(self, conn: sqlite3.Connection, client: Any, report: AddReport,
+                 progress: Callable[[int], None] | None) -> None:
+        self.conn = conn
+        self.client = client
+        self.report = report
+        self.progress = progress
+        self.actions: dict[str, str] = {}
+
+    def store(self, label: str, records: list[WorkRecord]) -> list[WorkRecord]:
+        """Upsert ``records`` for one input; remember the strongest action."""
+        for record in records:
+            result = store.upsert_work(self.conn, record)
+            best = self.actions.get(label)
+            if best is None or _RANK[result.action] > _RANK[best]:
+                self.actions[label] = result.action
+        return records
+
+    def fail(self, label: str, reason: str) -> None:
+        self.report.failed[label] = reason
+
+    def tick(self, count: int = 1) -> None:
+        if self.progress and count:
+            self.progress(count)
+
+
+def _pubmed(report: AddReport, *names: str) -> Any:
+    """The PubMed scraper module if it offers ``names``; otherwise None with a note."""
+    try:
+        from .scrapers import pubmed
+    except ImportError:
+        pubmed = None
+    if pubmed is None or not all(hasattr(pubmed, n) for n in names):
+        note = "PubMed lookups are not available in this kb build; skipped"
+        if note not in report.notes:
+            report.notes.append(note)
+        return None
+    return pubmed
+
+
+def _pubmed_by_doi(run: _Run, dois: list[str]) -> dict[str, WorkRecord]:
+    """PubMed records for these DOIs (via the PMC ID converter); {} when PubMed cannot say."""
+    pubmed = _pubmed(run.report, "convert_ids", "fetch_works")
+    if pubmed is None or not dois:
+        return {}
+    try:
+        mapping = pubmed.convert_ids(run.client, dois)
+        pmid_of: dict[str, str] = {}
+        for key, ids in (mapping or {}).items():
+            doi = normalize_doi(str(key)) or normalize_doi(str((ids or {}).get("doi") or ""))
+            if doi and (ids or {}).get("pmid"):
+                pmid_of[doi] = str(ids["pmid"])
+        if not pmid_of:
+            return {}
+        records, _missing = pubmed.fetch_works(run.client, sorted(set(pmid_of.values())))
+    except FetchError as exc:  # PubMed only adds to what Crossref / DataCite said
+        run.report.notes.append(f"PubMed lookup by DOI failed: {exc.args[0]}")
+        return {}
+    by_pmid = {str(r.get("pmid")): r for r in records if r.get("pmid")}
+    return {doi: by_pmid[pmid] for doi, pmid in pmid_of.items() if pmid in by_pmid}
+
+
+def _fetch_dois(run: _Run, dois: list[str]) -> tuple[dict[str, list[WorkRecord]],
+                                                       dict[str, str]]:
+    """Records per DOI (Crossref or DataCite, plus PubMed) and a reason per DOI not found."""
+    from .scrapers import crossref, datacite
+    found: dict[str, list[WorkRecord]] = {}
+    errors: dict[str, str] = {}
+    records, missing = crossref.fetch_works(run.client, dois, errors=errors)
+    for record in records:
+        found[record["doi"]] = [record]  # type: ignore[index]
+    reasons: dict[str, str] = {}
+    for doi in missing:
+        try:
+            found[doi] = [datacite.fetch_work(run.client, doi)]
+        except NotFoundError:
+            reasons[doi] = "; ".join(filter(None, [
+                errors.get(doi), "not found in Crossref or DataCite" if doi not in errors
+                else "not found in DataCite"]))
+        except FetchError as exc:
+            reasons[doi] = "; ".join(filter(None, [errors.get(doi), f"DataCite: {exc.args[0]}"]))
+    for doi, record in _pubmed_by_doi(run, dois).items():
+        found.setdefault(doi, []).append(record)
+        reasons.pop(doi, None)
+    return found, reasons
+
+
+def _add_dois(run: _Run, idents: list[Identifier]) -> list[WorkRecord]:
+    dois = [i.value for i in idents]
+    found, reasons = _fetch_dois(run, dois)
+    stored: list[WorkRecord] = []
+    for ident in idents:
+        if ident.value in found:
+            stored += run.store(_label(ident), found[ident.value])
+        else:
+            run.fail(_label(ident), reasons.get(ident.value, "not found"))
+    run.tick(len(idents))
+    return stored
+
+
+def _add_pubmed(run: _Run, idents: list[Identifier]) -> list[WorkRecord]:
+    pubmed = _pubmed(run.report, "convert_ids", "fetch_works")
+    if pubmed is None:
+        for ident in idents:
+            run.fail(_label(ident), "PubMed is not available in this kb build")
+        run.tick(len(idents))
+        return []
+    pmid_of = {i.value: i.value for i in idents if i.kind == "pmid"}
+    pmcids = [i.value for i in idents if i.kind == "pmcid"]
+    reasons: dict[str, str] = {}
+    if pmcids:
+        try:
+            for key, ids in (pubmed.convert_ids(run.client, pmcids) or {}).items():
+                if (ids or {}).get("pmid"):
+                    pmid_of[str(key).upper()] = str(ids["pmid"])
+        except QuotaError:
+            raise
+        except FetchError as exc:
+            reasons.update({p: f"PMC ID converter: {exc.args[0]}" for p in pmcids})
+    try:
+        records, _missing = pubmed.fetch_works(run.client, sorted(set(pmid_of.values())))
+    except QuotaError:
+        raise
+    except FetchError as exc:
+        records = []
+        reasons.update({i.value: f"PubMed: {exc.args[0]}" for i in idents
+                        if i.value not in reasons})
+    by_pmid = {str(r.get("pmid")): r for r in records if r.get("pmid")}
+    stored: list[WorkRecord] = []
+    for ident in idents:
+        pmid = pmid_of.get(ident.value)
+        if pmid in by_pmid:
+            stored += run.store(_label(ident), [by_pmid[pmid]])  # type: ignore[index]
+        elif ident.kind == "pmcid" and ident.value not in reasons and pmid is None:
+            run.fail(_label(ident), "the PMC ID converter knows no PMID for it")
+        else:
+            run.fail(_label(ident), reasons.get(ident.value, "not found in PubMed"))
+    run.tick(len(idents))
+    return stored
+
+
+def _add_pages(run: _Run, idents: list[Identifier]) -> list[WorkRecord]:
+    from .scrapers import webpage
+    stored: list[WorkRecord] = []
+    for ident in idents:
+        try:
+            if ident.kind == "file":
+                path = Path(ident.value)
+                record = webpage.parse_page(path.read_bytes(), path.as_uri())
+            else:
+                record = webpage.fetch_page(run.client, ident.value)
+        except QuotaError:
+            raise
+        except (FetchError, InputError, OSError) as exc:
+            run.fail(_label(ident), str(exc.args[0]) if exc.args else type(exc).__name__)
+        else:
+            stored += run.store(_label(ident), [record])
+        run.tick()
+    return stored
+
+
+def _add_refs(run: _Run, records: list[WorkRecord], skip: set[str]) -> None:
+    """Fetch, in full, the DOIs the stored records cite that the KB holds only as stubs."""
+    wanted: list[str] = []
+    for record in records:
+        for ref in record.get("references") or []:
+            doi = ref.get("doi")
+            if doi and doi not in skip and doi not in wanted:
+                wanted.append(doi)
+    full = {row[0] for row in run.conn.execute(
+        "SELECT doi FROM works WHERE status = 'full' AND doi IS NOT NULL")}
+    wanted = [d for d in wanted if d not in full]
+    if not wanted:
+        return
+    found, reasons = _fetch_dois(run, wanted)
+    for doi in wanted:
+        if doi not in found:
+            run.report.ref_failures[doi] = reasons.get(doi, "not found")
+            continue
+        for record in found[doi]:
+            result = store.upsert_work(run.conn, record)
+        run.report.refs[result.action] += 1
+
+
+def add(conn: sqlite3.Connection, client: Any, identifiers: Iterable[str | Identifier], *,
+        fetch_refs: bool = False, progress: Callable[[int], None] | None = None) -> AddReport:
+    """Fetch and store the works these identifiers name; failures are reported per input.
+
+    :param client: a :class:`kb.http.Client`.
+    :param fetch_refs: also fetch full metadata of every DOI the added works cite.
+    :param progress: called with the number of inputs just finished.
+    :raises InputError: an identifier is malformed (nothing is fetched or stored).
+    A quota that is exhausted (:class:`~kb.errors.QuotaError`) stops the run: what was fetched
+    is stored and every input not yet done fails with its message.
+    """
+    idents = parse_inputs(identifiers)
+    report = AddReport()
+    run = _Run(conn, client, report, progress)
+    stored: list[WorkRecord] = []
+    groups = {
+        "doi": [i for i in idents if i.kind == "doi"],
+        "pubmed": [i for i in idents if i.kind in ("pmid", "pmcid")],
+        "page": [i for i in idents if i.kind in ("url", "file")],
+    }
+    try:
+        if groups["doi"]:
+            stored += _add_dois(run, groups["doi"])
+        if groups["pubmed"]:
+            stored += _add_pubmed(run, groups["pubmed"])
+        if groups["page"]:
+            stored += _add_pages(run, groups["page"])
+        for ident in idents:
+            if ident.kind == "openalex":
+                run.fail(_label(ident), "kb add does not take OpenAlex ids; give its DOI or PMID")
+                run.tick()
+        if fetch_refs and stored:
+            _add_refs(run, stored, {i.value for i in groups["doi"]})
+    except KBError as exc:
+        for ident in idents:
+            label = _label(ident)
+            if label not in run.actions and label not in report.failed:
+                report.failed[label] = exc.args[0]
+        if not isinstance(exc, QuotaError):
+            raise
+    finally:
+        for label, action in run.actions.items():
+            getattr(report, action).append(label)
+        report.stats = client.stats
+    return report

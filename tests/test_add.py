@@ -1,0 +1,199 @@
+"""kb add, end to end: CliRunner on a tmp_path KB, services faked on the loopback server."""
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from kb import ingest
+from kb.cli import cli
+from kb.config import Config
+from kb.http import Client
+from kb.store import connect
+from tests.crossref_fake import FakeCrossref
+from tests.replay import Reply, ReplayServer
+
+AMANAT = "10.1186/s13287-021-02513-4"
+REVIEW = "10.1007/s12035-016-0030-0"
+ZENODO = "10.5281/zenodo.3478556"
+
+
+def _db(env: dict[str, str]) -> sqlite3.Connection:
+    conn = sqlite3.connect(env["KB_DB"])
+    conn.row_factory = sqlite3.Row
+    return conn
+
+
+def _work(conn: sqlite3.Connection, doi: str) -> sqlite3.Row:
+    return conn.execute("SELECT * FROM works WHERE doi = ?", (doi,)).fetchone()
+
+
+def test_add_dois_in_pasted_forms(runner: CliRunner, kb_env: dict[str, str],
+                                  server: ReplayServer) -> None:
+    FakeCrossref(server)
+    result = runner.invoke(cli, ["add", f"https://doi.org/{AMANAT.upper()}", f"doi:{REVIEW}",
+                                 "10.1186/s12883-022-02636-y."])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [f"added\t{AMANAT}", f"added\t{REVIEW}",
+                                          "added\t10.1186/s12883-022-02636-y"]
+    assert "Added 3, updated 0, unchanged 0, failed 0" in result.stderr
+    assert server.count("/crossref/works") == 1  # one batch for all three
+    conn = _db(kb_env)
+    amanat = _work(conn, AMANAT)
+    assert amanat["title"].startswith("Clinical and imaging outcomes after intrathecal")
+    assert (amanat["journal"], amanat["volume"], amanat["pages"], amanat["year"]) == (
+        "Stem Cell Research & Therapy", "12", "439", 2021)
+    assert amanat["status"] == "full"
+    assert conn.execute("SELECT count(*) FROM work_authors WHERE work_id = ?",
+                        (amanat["id"],)).fetchone()[0] == 20
+    review = _work(conn, REVIEW)
+    cites = conn.execute(
+        "SELECT c.position, c.cited_doi, w.status, w.title, c.unstructured FROM citations c "
+        "LEFT JOIN works w ON w.id = c.cited_id WHERE c.citing_id = ? ORDER BY c.position",
+        (review["id"],)).fetchall()
+    assert [tuple(r)[:3] for r in cites] == [
+        (1, "10.1016/j.pmr.2009.06.001", "stub"), (2, "10.1111/dmcn.12262", "stub"),
+        (3, "10.3233/nre-2003-18310", "stub"), (4, None, None)]
+    assert cites[3]["unstructured"].startswith("Verschuren O, et al. (2007)")
+    stub = _work(conn, "10.1016/j.pmr.2009.06.001")
+    assert stub["year"] == 2009 and stub["journal"] == "Phys Med Rehabil Clin N Am"
+    raw = conn.execute("SELECT source, url FROM records WHERE source_id = ?",
+                       (AMANAT,)).fetchone()
+    assert raw["source"] == "crossref" and "tests@example.org" not in raw["url"]
+
+
+def test_datacite_fallback_and_a_doi_nobody_knows(runner: CliRunner, kb_env: dict[str, str],
+                                                  server: ReplayServer) -> None:
+    FakeCrossref(server)
+    result = runner.invoke(cli, ["add", AMANAT, ZENODO, "10.5555/kb-test.nowhere"])
+    assert result.exit_code == 1
+    assert result.stdout.splitlines() == [f"added\t{AMANAT}", f"added\t{ZENODO}"]
+    assert "Added 2, updated 0, unchanged 0, failed 1" in result.stderr
+    assert "10.5555/kb-test.nowhere: not found in Crossref or DataCite" in result.stderr
+    assert "Traceback" not in result.output
+    conn = _db(kb_env)
+    zenodo = _work(conn, ZENODO)
+    assert zenodo["title"] == "Treatment of cerebral palsy using stem cells"
+    assert _work(conn, "10.5555/kb-test.nowhere") is None
+    assert server.count(r"/datacite/dois/.+") == 2  # only for the two Crossref did not know
+
+
+def test_bad_identifier_exits_2_and_leaves_the_db_alone(runner: CliRunner,
+                                                        kb_env: dict[str, str],
+                                                        server: ReplayServer) -> None:
+    result = runner.invoke(cli, ["add", AMANAT, "10.1234"])
+    assert result.exit_code == 2
+    assert "'10.1234'" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not Path(kb_env["KB_DB"]).exists() and server.count() == 0
+
+
+def test_from_file_with_comments(runner: CliRunner, kb_env: dict[str, str],
+                                 server: ReplayServer, tmp_path: Path) -> None:
+    FakeCrossref(server)
+    ids = tmp_path / "ids.txt"
+    ids.write_text(f"# trials\n{AMANAT}   # Amanat 2021\n\nhttps://doi.org/{REVIEW}\n",
+                   encoding="utf-8")
+    result = runner.invoke(cli, ["add", "--from-file", str(ids)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [f"added\t{AMANAT}", f"added\t{REVIEW}"]
+    bad = tmp_path / "bad.txt"
+    bad.write_text("PMID 34362453\nnot-an-id\n", encoding="utf-8")
+    result = runner.invoke(cli, ["add", "--from-file", str(bad)])
+    assert result.exit_code == 2 and "'not-an-id'" in result.stderr
+
+
+def test_no_ids_is_a_usage_error(runner: CliRunner, kb_env: dict[str, str]) -> None:
+    result = runner.invoke(cli, ["add"])
+    assert result.exit_code == 2 and "at least one" in result.stderr
+
+
+def test_second_run_is_unchanged_and_makes_no_requests(runner: CliRunner,
+                                                       kb_env: dict[str, str],
+                                                       server: ReplayServer) -> None:
+    FakeCrossref(server)
+    assert runner.invoke(cli, ["add", AMANAT, REVIEW]).exit_code == 0
+    before = server.count()
+    conn = _db(kb_env)
+    stamps = conn.execute("SELECT id, updated_at FROM works ORDER BY id").fetchall()
+    result = runner.invoke(cli, ["add", AMANAT, REVIEW])
+    assert result.exit_code == 0
+    assert result.stdout.splitlines() == [f"unchanged\t{AMANAT}", f"unchanged\t{REVIEW}"]
+    assert server.count() == before
+    assert conn.execute("SELECT id, updated_at FROM works ORDER BY id").fetchall() == stamps
+    offline = runner.invoke(cli, ["add", "--offline", REVIEW, AMANAT])  # the same batch
+    assert offline.exit_code == 0 and server.count() == before
+
+
+def test_offline_without_a_cache_names_what_it_could_not_answer(
+        runner: CliRunner, kb_env: dict[str, str], server: ReplayServer) -> None:
+    FakeCrossref(server)
+    result = runner.invoke(cli, ["add", "--offline", AMANAT])
+    assert result.exit_code == 1
+    assert "offline" in result.stderr and AMANAT in result.stderr
+    assert server.count() == 0
+
+
+def test_refresh_fetches_again(runner: CliRunner, kb_env: dict[str, str],
+                               server: ReplayServer) -> None:
+    FakeCrossref(server)
+    runner.invoke(cli, ["add", AMANAT])
+    before = server.count()
+    assert runner.invoke(cli, ["add", "--refresh", AMANAT]).exit_code == 0
+    assert server.count() > before
+
+
+def test_refs_fetches_the_cited_dois_in_batches(runner: CliRunner, kb_env: dict[str, str],
+                                                server: ReplayServer) -> None:
+    fake = FakeCrossref(server)
+    for n, doi in enumerate(["10.1016/j.pmr.2009.06.001", "10.1111/dmcn.12262"]):
+        work = fake.work(f"10.5555/kb-bulk.{n}")
+        work["DOI"] = doi.upper()
+        fake.works[doi] = work
+    result = runner.invoke(cli, ["add", "--refs", REVIEW])
+    assert result.exit_code == 0, result.output
+    assert "references fetched: 2 (0 new), 1 not found" in result.stderr
+    conn = _db(kb_env)
+    assert _work(conn, "10.1016/j.pmr.2009.06.001")["status"] == "full"
+    assert _work(conn, "10.3233/nre-2003-18310")["status"] == "stub"
+    lists = [r for r in server.requests if r.path == "/crossref/works"]
+    assert len(lists) == 2  # the work, then its three cited DOIs together
+    assert len(lists[1].query["filter"][0].split(",")) == 3
+
+
+def test_retractions_are_flagged(runner: CliRunner, kb_env: dict[str, str],
+                                 server: ReplayServer) -> None:
+    FakeCrossref(server)
+    result = runner.invoke(cli, ["add", "10.5555/kb-test.full", "10.5555/kb-test.retraction"])
+    assert result.exit_code == 0, result.output
+    conn = _db(kb_env)
+    work = _work(conn, "10.5555/kb-test.full")
+    assert work["is_retracted"] == 1
+    assert _work(conn, "10.5555/kb-test.retraction")["is_retracted"] == 0
+    kinds = conn.execute("SELECT kind, direction, other_doi FROM updates WHERE work_id = ? "
+                         "ORDER BY kind", (work["id"],)).fetchall()
+    assert [tuple(k) for k in kinds] == [
+        ("correction", "updated-by", "10.5555/kb-test.correction"),
+        ("retraction", "updated-by", "10.5555/kb-test.retraction")]
+
+
+def test_a_quota_stores_what_was_fetched_and_fails_the_rest(config: Config,
+                                                            server: ReplayServer,
+                                                            tmp_path: Path) -> None:
+    fake = FakeCrossref(server)
+    fake.blocked = True  # Crossref answers 429 with a day-long Retry-After
+    report = ingest.add(connect(tmp_path / "kb.db"), Client(config), [REVIEW, ZENODO])
+    assert report.added == [ZENODO]  # DataCite still answered
+    assert list(report.failed) == [REVIEW]
+    assert "86400 s" in report.failed[REVIEW] and "not found in DataCite" in report.failed[REVIEW]
+    assert server.count("/crossref/.*") == 1  # no hammering after the first 429
+    assert not report.ok and "failed 1" in report.summary()
+
+
+def test_progress_is_reported_per_input(config: Config, server: ReplayServer,
+                                        tmp_path: Path) -> None:
+    FakeCrossref(server)
+    ticks: list[int] = []
+    report = ingest.add(connect(tmp_path / "kb.db"), Client(config),
+                        [AMANAT, REVIEW, "10.5555/kb-test.nowhere"], progress=ticks.append)
+    assert sum(ticks) == 3 and len(report.added) == 2 and len(report.failed) == 1
