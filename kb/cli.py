@@ -150,7 +150,9 @@ def main() -> None:  # pragma: no cover - console entry point alias
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    # run the imported kb.cli, not this __main__ copy: commands look up kb.cli.Settings
+    from kb.cli import main as _main
+    sys.exit(_main())
 
 
 __all__ = ["cli", "Settings", "pass_settings", "kb_errors", "network_options", "format_option",
