@@ -74,7 +74,12 @@ def read_id_file(handle: IO[str]) -> list[str]:
     ['10.1186/s13287-021-02513-4', 'PMID 34085782']
     """
     values = []
-    for line in handle:
+    try:
+        lines = list(handle)
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{getattr(handle, 'name', 'the identifier file')} is not UTF-8 text "
+                         f"(byte {exc.start}); give one DOI, PMID or URL per line") from None
+    for line in lines:
         text = line.strip()
         if not text or text.startswith("#"):
             continue
