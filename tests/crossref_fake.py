@@ -56,12 +56,14 @@ def _bulk(doi: str) -> dict[str, Any] | None:
 class FakeCrossref:
     """Routes /crossref/works, /crossref/works/{doi} and /datacite/dois/{doi}."""
 
-    def __init__(self, server: ReplayServer, *, prefix: str = "") -> None:
+    def __init__(self, server: ReplayServer, *, prefix: str = "", latency: float = 0.0) -> None:
         self.works = crossref_works()
         self.datacite = datacite_documents()
         self.prefix = prefix
         #: when True, Crossref answers 429 with a day-long Retry-After (an exhausted quota)
         self.blocked = False
+        #: seconds each answer is delayed (to imitate a real network in benchmarks)
+        self.latency = latency
         server.add("GET", f"{prefix}/crossref/works", self._list)
         server.add("GET", f"{prefix}/crossref/works/.+", self._single)
         server.add("GET", f"{prefix}/datacite/dois/.+", self._datacite)
@@ -89,7 +91,7 @@ class FakeCrossref:
                 "message": {"facets": {}, "total-results": len(items), "items": items,
                             "items-per-page": rows, "query": {"start-index": 0,
                                                               "search-terms": None}}}
-        return Reply(200, body, headers=POLITE_HEADERS)
+        return Reply(200, body, headers=POLITE_HEADERS, delay=self.latency)
 
     def _single(self, request: Request) -> Reply:
         if self.blocked:
@@ -97,9 +99,10 @@ class FakeCrossref:
         doi = normalize_doi(unquote(request.path.split("/works/", 1)[1]))
         work = self.work(doi) if doi else None
         if work is None:
-            return Reply(404, fixture_text("crossref", "not-found.txt"), headers=POLITE_HEADERS)
+            return Reply(404, fixture_text("crossref", "not-found.txt"), headers=POLITE_HEADERS,
+                         delay=self.latency)
         return Reply(200, {"status": "ok", "message-type": "work", "message-version": "1.0.0",
-                           "message": work}, headers=POLITE_HEADERS)
+                           "message": work}, headers=POLITE_HEADERS, delay=self.latency)
 
     def _datacite(self, request: Request) -> Reply:
         doi = normalize_doi(unquote(request.path.split("/dois/", 1)[1]))
