@@ -31,10 +31,10 @@ from pathlib import Path
 from typing import TextIO
 
 from ..errors import InputError, ParseError
-from ..records import LinkRecord, WorkRecord
+from ..records import AuthorRecord, LinkRecord, WorkRecord
 
 __all__ = ["ExportRecord", "READ_FORMATS", "WRITE_FORMATS", "detect", "read", "write",
-           "base_key", "open_text"]
+           "base_key", "open_text", "split_name"]
 
 
 class ExportRecord(WorkRecord, total=False):
@@ -213,11 +213,26 @@ def base_key(record: WorkRecord) -> str:
     """
     authors = record.get("authors") or []
     first = authors[0] if authors else {}
-    name = _ascii_word(first.get("family") or (first.get("name") or "").split(" ")[0]) or "anon"
+    name = _ascii_word(first.get("family") or "") or next(
+        (w for w in map(_ascii_word, (first.get("name") or "").split()) if w and w not in _STOPWORDS),
+        "anon")
     year = str(record.get("year")) if record.get("year") else "nd"
     words = [_ascii_word(w) for w in re.split(r"[\s\-/:]+", record.get("title") or "")]
     word = next((w for w in words if w and w not in _STOPWORDS), "")
     return f"{name}{year}{word}"
+
+
+def split_name(text: str) -> AuthorRecord:
+    """``Family, Given`` as a person; a name without a comma, or whose parts are too long to be
+    a person's (``The Royal College of Physicians, Faculty of …``), as a collective name.
+
+    >>> split_name("Amanat, Man"), split_name("Cerebral Palsy Alliance")
+    ({'family': 'Amanat', 'given': 'Man'}, {'name': 'Cerebral Palsy Alliance'})
+    """
+    family, comma, given = text.partition(",")
+    if not comma or len(family.split()) > 4 or len(given.split()) > 4:
+        return {"name": text.strip()}
+    return prune({"family": family.strip(), "given": given.strip()})  # type: ignore[return-value]
 
 
 def split_pages(pages: str | None) -> tuple[str | None, str | None]:

@@ -15,7 +15,7 @@ __all__ = ["read", "write", "latex_to_text", "text_to_latex"]
 
 _TYPES = {"journal-article": "article", "book": "book", "book-chapter": "incollection",
           "proceedings-article": "inproceedings", "dissertation": "phdthesis",
-          "report": "techreport", "web-article": "online", "dataset": "dataset"}
+          "report": "techreport"}
 _KB_TYPES = {"article": "journal-article", "book": "book", "incollection": "book-chapter",
              "inbook": "book-chapter", "inproceedings": "proceedings-article",
              "conference": "proceedings-article", "phdthesis": "dissertation",
@@ -106,6 +106,8 @@ def _fields(record: ExportRecord) -> list[tuple[str, str]]:
     add("keywords", "; ".join(terms) + (";" if len(terms) == 1 and "," in terms[0] else ""))
     add("abstract", clean(record.get("abstract")))
     add("note", clean(record.get("note")))
+    if kind == "misc" and record.get("type"):
+        add("entrysubtype", record["type"])
     if record.get("is_retracted"):
         fields.append(("pubstate", "retracted"))
     return fields
@@ -156,7 +158,7 @@ def latex_to_text(value: str) -> str:
     index = 0
     while index < len(text):
         char = text[index]
-        if char == "\\" and index + 1 < len(text) and text[index + 1] in "{}&%$#_ ":
+        if char == "\\" and index + 1 < len(text) and text[index + 1] in "{}&%$#_":
             out.append(text[index + 1])
             index += 2
             continue
@@ -305,8 +307,20 @@ def _split_authors(value: str) -> list[str]:
     return [n.strip() for n in names if n.strip()]
 
 
+def _one_group(text: str) -> bool:
+    """True when the whole text is one ``{…}`` group (a collective author name)."""
+    if not (text.startswith("{") and text.endswith("}")):
+        return False
+    depth = 0
+    for index, char in enumerate(text):
+        depth += {"{": 1, "}": -1}.get(char, 0) if text[index - 1:index] != "\\" else 0
+        if depth == 0 and index < len(text) - 1:
+            return False
+    return True
+
+
 def _author(raw: str) -> AuthorRecord:
-    if raw.startswith("{") and raw.endswith("}") and raw.count("{") == 1 and "," not in raw:
+    if _one_group(raw):
         return {"name": latex_to_text(raw)}
     parts = [p.strip() for p in re.split(r",(?![^{]*\})", raw)]
     if len(parts) >= 2:
@@ -329,7 +343,8 @@ def _record(kind: str, fields: dict[str, str]) -> WorkRecord:
                 if k.strip()]
     record = {
         **ids(text.get("doi"), text.get("pmid"), text.get("pmcid")),
-        "type": _KB_TYPES.get(kind, "other" if kind in ("misc", "unpublished") else None),
+        "type": text.get("entrysubtype") if kind == "misc" and text.get("entrysubtype")
+        else _KB_TYPES.get(kind, "other" if kind in ("misc", "unpublished") else None),
         "title": text.get("title"),
         "authors": [_author(a) for a in _split_authors(fields.get("author", ""))],
         "journal": text.get("journal") or text.get("journaltitle") or text.get("booktitle"),

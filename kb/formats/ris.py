@@ -12,7 +12,8 @@ from typing import TextIO
 
 from ..errors import ParseError
 from ..records import AuthorRecord, WorkRecord
-from . import ExportRecord, clean, ids, join_pages, prune, split_pages, subject_terms, year_of
+from . import (ExportRecord, clean, ids, join_pages, prune, split_name, split_pages,
+               subject_terms, year_of)
 
 __all__ = ["read", "write"]
 
@@ -108,13 +109,6 @@ def _parse_date(value: str | None) -> str | None:
     return "-".join(out)
 
 
-def _split_name(value: str) -> AuthorRecord:
-    if "," in value:
-        family, given = value.split(",", 1)
-        return prune({"family": family.strip(), "given": given.strip()})  # type: ignore[return-value]
-    return {"name": value.strip()}
-
-
 def _record(tags: dict[str, list[str]]) -> WorkRecord:
     def one(*names: str) -> str | None:
         for name in names:
@@ -133,7 +127,7 @@ def _record(tags: dict[str, list[str]]) -> WorkRecord:
         **ids(one("DO"), pmid, pmcid),
         "type": _KB_TYPES.get((one("TY") or "").upper()),
         "title": one("TI", "T1", "CT"),
-        "authors": [_split_name(a) for a in tags.get("AU", []) + tags.get("A1", []) if a.strip()],
+        "authors": [split_name(a) for a in tags.get("AU", []) + tags.get("A1", []) if a.strip()],
         "journal": one("T2", "JF", "JO", "BT"),
         "journal_abbrev": one("J2", "JA") or (one("JO") if tags.get("JF") or tags.get("T2")
                                                else None),

@@ -9,7 +9,7 @@ from typing import TextIO
 
 from ..errors import ParseError
 from ..records import AuthorRecord, MeshRecord, WorkRecord
-from . import ExportRecord, clean, ids, prune, year_of
+from . import ExportRecord, clean, ids, prune, split_name, year_of
 
 __all__ = ["CSV_COLUMNS", "read_csv", "write_csv", "read_jsonl", "write_jsonl"]
 
@@ -60,13 +60,6 @@ def _split(value: str | None) -> list[str]:
     return [part.strip() for part in (value or "").split(";") if part.strip()]
 
 
-def _csv_author(text: str) -> AuthorRecord:
-    family, comma, given = text.partition(",")
-    if comma:
-        return prune({"family": family.strip(), "given": given.strip()})  # type: ignore[return-value]
-    return {"name": text.strip()}
-
-
 def _csv_mesh(text: str) -> MeshRecord:
     major = text.startswith("*")
     descriptor, _, qualifier = text.lstrip("*").partition("/")
@@ -90,7 +83,7 @@ def read_csv(handle: TextIO) -> Iterator[WorkRecord]:
                                        "issue", "pages", "issn", "publisher", "type", "language",
                                        "url", "abstract")},
             "year": int(year) if year and year.isdigit() else year_of(get.get("pub_date")),
-            "authors": [_csv_author(a) for a in _split(get.get("authors"))],
+            "authors": [split_name(a) for a in _split(get.get("authors"))],
             "keywords": _split(get.get("keywords")),
             "mesh": [_csv_mesh(m) for m in _split(get.get("mesh"))],
             "publication_types": _split(get.get("publication_types")),
