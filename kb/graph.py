@@ -322,7 +322,8 @@ def similar(source: sqlite3.Connection | nx.DiGraph, focus: int, *, limit: int =
     """Works most like ``focus`` by co-citation (cited together by the same works) and
     bibliographic coupling (citing the same works), best first.
 
-    ``source`` is a knowledge base (the whole KB is ranked with indexed SQL) or a graph.
+    ``source`` is a knowledge base (the whole KB is ranked with indexed SQL, citations and
+    lineage edges alike) or a graph.
     Each row: ``id``, ``cocitation``, ``coupling``, ``score`` (their sum).
 
     >>> import networkx as nx
@@ -333,18 +334,14 @@ def similar(source: sqlite3.Connection | nx.DiGraph, focus: int, *, limit: int =
     cocitation: dict[int, int] = {}
     coupling: dict[int, int] = {}
     if isinstance(source, sqlite3.Connection):
-        for other, count in source.execute(
-                "SELECT b.cited_id, count(DISTINCT a.citing_id) FROM citations a "
-                "JOIN citations b ON b.citing_id = a.citing_id "
-                "WHERE a.cited_id = ? AND b.cited_id IS NOT NULL AND b.cited_id != ? "
-                "GROUP BY b.cited_id", (focus, focus)):
-            cocitation[other] = count
-        for other, count in source.execute(
-                "SELECT b.citing_id, count(DISTINCT a.cited_id) FROM citations a "
-                "JOIN citations b ON b.cited_id = a.cited_id "
-                "WHERE a.citing_id = ? AND a.cited_id IS NOT NULL AND b.citing_id != ? "
-                "GROUP BY b.citing_id", (focus, focus)):
-            coupling[other] = count
+        citers = sorted({u for u, *_ in _edge_rows(source, [focus], "cited")})
+        pairs = {(u, v) for u, v, *_ in _edge_rows(source, citers, "citing") if v != focus}
+        for _, other in pairs:
+            cocitation[other] = cocitation.get(other, 0) + 1
+        refs = sorted({v for _, v, *_ in _edge_rows(source, [focus], "citing")})
+        pairs = {(u, v) for u, v, *_ in _edge_rows(source, refs, "cited") if u != focus}
+        for other, _ in pairs:
+            coupling[other] = coupling.get(other, 0) + 1
     else:
         for citer in source.predecessors(focus):
             for other in source.successors(citer):

@@ -1,0 +1,360 @@
+"""kb.graph and `kb graph` / `kb gaps` on a small KB of real CP cell-therapy works."""
+from __future__ import annotations
+
+import doctest
+import json
+import os
+import pty
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import networkx as nx
+import pytest
+from click.testing import CliRunner
+
+from kb import graph, store
+from kb.cli import cli
+from kb.errors import InputError, KBError
+from tests import graph_kb
+from tests.graph_kb import (AKAT, ALONE, AMANAT, C4L, DEFINITION, KIASAT, PARENTS, POOLED,
+                            QU, RETRACTED, ZARRABI)
+
+
+@pytest.fixture
+def kb(tmp_path: Path) -> tuple[sqlite3.Connection, dict[str, int], Path]:
+    path = tmp_path / "kb.db"
+    conn = graph_kb.build(path)
+    yield conn, graph_kb.work_ids(conn), path
+    conn.close()
+
+
+def test_doctests() -> None:
+    assert doctest.testmod(graph).failed == 0
+
+
+# -- neighbourhood ----------------------------------------------------------------------------
+
+def test_neighbourhood_of_the_pooled_study(kb) -> None:
+    conn, ids, _ = kb
+    G = graph.neighbourhood(conn, ids[POOLED])
+    assert set(G) == {ids[POOLED], ids[AMANAT], ids[ZARRABI], ids[C4L], ids[QU]}
+    assert G.graph["co_cited"] == [ids[QU]]
+    assert G.nodes[ids[AMANAT]]["label"] == "Amanat 2021"
+    assert G.nodes[ids[AMANAT]]["study_design"] == "rct"
+    assert G.nodes[ids[AMANAT]]["doi"] == AMANAT
+    assert G.nodes[ids[AMANAT]]["pmid"] == "34362453"
+    assert G.nodes[ids[POOLED]]["unverified"] is True
+    assert G.nodes[ids[C4L]]["label"] == "Cells4Life 2025"
+    assert G.nodes[ids[C4L]]["level"] == -1 and G.nodes[ids[ZARRABI]]["level"] == 1
+    # pools and cites between the same pair are one edge; both services kept as sources
+    edge = G.edges[ids[POOLED], ids[AMANAT]]
+    assert edge["relation"] == "pools"
+    assert edge["relations"] == ["pools", "cites"]
+    assert {"openalex", "opencitations", C4L} <= set(edge["sources"])
+    assert G.edges[ids[POOLED], ids[ZARRABI]]["relations"] == ["pools"]
+    # edges among the neighbours are there too (the news article cites the trials)
+    assert G.edges[ids[C4L], ids[ZARRABI]]["relation"] == "cites"
+    assert G.edges[ids[C4L], ids[QU]]["resolved_by"] == "doi"
+    assert G.number_of_edges() == 6
+
+
+def test_directions_depth_and_co_citation_switch(kb) -> None:
+    conn, ids, _ = kb
+    refs = graph.neighbourhood(conn, ids[POOLED], direction="refs")
+    assert set(refs) == {ids[POOLED], ids[AMANAT], ids[ZARRABI]}
+    citers = graph.neighbourhood(conn, ids[POOLED], direction="cited-by", co_cited=False)
+    assert set(citers) == {ids[POOLED], ids[C4L]}
+    assert set(graph.neighbourhood(conn, ids[POOLED], depth=0)) == {ids[POOLED]}
+    deep = graph.neighbourhood(conn, ids[AMANAT], depth=2, direction="cited-by")
+    assert deep.nodes[ids[C4L]]["level"] == -1 and deep.nodes[ids[KIASAT]]["level"] == -1
+    assert deep.nodes[ids[POOLED]]["level"] == -1  # pools Amanat, cited by Cells4Life
+    with pytest.raises(InputError):
+        graph.neighbourhood(conn, ids[POOLED], direction="sideways")
+
+
+def test_neighbourhood_counts_unresolved_references_and_truncates(kb) -> None:
+    conn, ids, _ = kb
+    G = graph.neighbourhood(conn, ids[AKAT])
+    assert G.graph["unresolved_references"] == 1   # the Novak 2016 string without an id
+    small = graph.neighbourhood(conn, ids[AKAT], depth=2, max_nodes=3)
+    assert small.graph["truncated"] is True
+
+
+def test_neighbourhood_uses_indexes_only(kb) -> None:
+    """Every statement neighbourhood() runs on citations / lineage is an index search."""
+    conn, ids, _ = kb
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)
+    graph.neighbourhood(conn, ids[POOLED], depth=2)
+    conn.set_trace_callback(None)
+    checked = 0
+    for sql in statements:
+        if not sql.lstrip().upper().startswith("SELECT"):
+            continue
+        plan = " | ".join(row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}"))
+        for table in ("citations", "lineage", "works"):
+            assert f"SCAN {table}" not in plan.replace(" AS ", " "), (sql, plan)
+        checked += 1
+    assert checked >= 5
+
+
+def test_neighbourhood_without_the_evidence_tables(tmp_path: Path) -> None:
+    """A KB at schema 1 (no lineage table yet) still gives a graph from citations alone."""
+    path = tmp_path / "old.db"
+    conn = store.connect(path, migrate_schema=False)
+    store.migrate(conn, target=1)
+    store.upsert_works(conn, [record for record, _ in graph_kb.WORKS])
+    ids = graph_kb.work_ids(conn)
+    G = graph.neighbourhood(conn, ids[C4L])
+    assert {ids[POOLED], ids[AMANAT], ids[ZARRABI], ids[QU], ids[PARENTS]} <= set(G)
+    assert all(d["relation"] == "cites" for *_, d in G.edges(data=True))
+    assert graph.full_graph(conn).number_of_edges() == conn.execute(
+        "SELECT count(*) FROM citations WHERE cited_id IS NOT NULL").fetchone()[0]
+
+
+# -- roles ------------------------------------------------------------------------------------
+
+def test_roles_of_the_pooled_study(kb) -> None:
+    conn, ids, _ = kb
+    G = graph.neighbourhood(conn, ids[POOLED])
+    groups = graph.roles(G, ids[POOLED])
+    assert groups["source trials"] == [ids[AMANAT], ids[ZARRABI]]
+    assert groups["reviews"] == [ids[QU]]
+    assert groups["cited by"] == [ids[C4L]]
+    assert groups["other references"] == [] and groups["further out"] == []
+
+
+def test_roles_of_a_trial_and_of_a_review(kb) -> None:
+    conn, ids, _ = kb
+    G = graph.neighbourhood(conn, ids[AMANAT])
+    groups = graph.roles(G, ids[AMANAT])
+    # the pooled study (pools it), the review citing it, and the co-cited meta-analysis
+    assert set(groups["reviews"]) == {ids[POOLED], ids[KIASAT], ids[QU]}
+    assert groups["cited by"] == [ids[C4L]]
+    assert groups["source trials"] == []
+    R = graph.neighbourhood(conn, ids[KIASAT])
+    review = graph.roles(R, ids[KIASAT])
+    assert review["source trials"] == [ids[AMANAT]]   # a review's cited trial
+    assert ids[DEFINITION] in review["other references"]
+
+
+# -- similar, rank, paths ---------------------------------------------------------------------
+
+def test_similar_on_the_kb_matches_the_graph(kb) -> None:
+    conn, ids, _ = kb
+    from_sql = graph.similar(conn, ids[AMANAT], limit=0)
+    from_graph = graph.similar(graph.full_graph(conn), ids[AMANAT], limit=0)
+    assert from_sql == from_graph
+    top = {row["id"]: row for row in from_sql}
+    # Zarrabi 2022 is cited together with Amanat 2021 by the news article and the pooled study
+    assert top[ids[ZARRABI]]["cocitation"] == 2
+    assert from_sql[0]["id"] == ids[ZARRABI]
+    assert top[ids[QU]]["cocitation"] == 1
+    # the news article and the review both cite (or pool) what the pooled study pools
+    coupled = {row["id"]: row["coupling"] for row in graph.similar(conn, ids[POOLED], limit=0)}
+    assert coupled[ids[C4L]] == 2 and coupled[ids[KIASAT]] == 1
+
+
+def test_rank_agrees_with_networkx_pagerank(kb) -> None:
+    conn, ids, _ = kb
+    G = graph.full_graph(conn)
+    from networkx.algorithms.link_analysis.pagerank_alg import _pagerank_python
+    expected = _pagerank_python(G)
+    ranked = graph.rank(G)
+    assert len(ranked) == G.number_of_nodes()
+    for row in ranked:
+        assert row["pagerank"] == pytest.approx(expected[row["id"]], abs=1e-6)
+        assert row["in_degree"] == G.in_degree(row["id"])
+    assert max(ranked, key=lambda r: r["in_degree"])["id"] == ids[AMANAT]  # 3 citers
+    assert [r["pagerank"] for r in ranked] == sorted((r["pagerank"] for r in ranked),
+                                                     reverse=True)
+    assert graph.rank(nx.DiGraph()) == []
+
+
+def test_citation_paths_over_the_kb(kb) -> None:
+    conn, ids, _ = kb
+    assert graph.citation_path(conn, ids[C4L], ids[AMANAT]) == [ids[C4L], ids[AMANAT]]
+    assert graph.citation_path(conn, ids[AMANAT], ids[C4L]) is None
+    # the meta-analysis reaches the systematic review only through five links either way
+    assert graph.citation_path(conn, ids[QU], ids[AKAT], directed=False, max_depth=4) is None
+    assert len(graph.citation_path(conn, ids[QU], ids[AKAT], directed=False)) == 6
+    linked = graph.citation_path(conn, ids[QU], ids[KIASAT], directed=False)
+    assert linked == [ids[QU], ids[C4L], ids[AMANAT], ids[KIASAT]]
+    G = graph.full_graph(conn)
+    assert len(graph.citation_path(G, ids[QU], ids[KIASAT], directed=False)) == len(linked)
+    P = graph.path_graph(conn, ids[AMANAT], ids[C4L])
+    assert P.graph["how"] == "cited-by" and P.graph["path"] == [ids[AMANAT], ids[C4L]]
+    assert P.has_edge(ids[C4L], ids[AMANAT])
+    assert graph.path_graph(conn, ids[QU], ids[ALONE]) is None
+    assert graph.citation_path(conn, ids[ALONE], ids[ALONE]) == [ids[ALONE]]
+
+
+# -- gaps -------------------------------------------------------------------------------------
+
+def test_gaps_ranks_stubs_by_citing_kb_works(kb) -> None:
+    conn, ids, _ = kb
+    rows = graph.gaps(conn)
+    assert [row["doi"] for row in rows] == [DEFINITION]
+    row = rows[0]
+    assert row["n_citers"] == 2 and row["status"] == "stub"
+    assert row["title"] == "The Definition and Classification of Cerebral Palsy"
+    assert [c["doi"] for c in row["citers"]] == [AKAT, KIASAT]  # newest first
+    everything = graph.gaps(conn, min_citers=1, limit=None)
+    assert len(everything) == 11 and everything[0]["doi"] == DEFINITION
+    assert all(r["n_citers"] >= 1 and r["status"] == "stub" for r in everything)
+    assert PARENTS in {r["url"] for r in everything}
+    on_topic = graph.gaps(conn, topic="systematic review", min_citers=1, limit=None)
+    assert {r["id"] for r in on_topic} == {row[0] for row in conn.execute(
+        "SELECT cited_id FROM citations WHERE citing_id = ? AND cited_id IS NOT NULL",
+        (ids[AKAT],))}
+    assert graph.gaps(conn, topic="systematic review") == []
+    with pytest.raises(InputError):
+        graph.gaps(conn, topic="***")
+
+
+def test_find_work(kb) -> None:
+    conn, ids, _ = kb
+    assert graph.find_work(conn, f"https://doi.org/{AMANAT.upper()}") == ids[AMANAT]
+    assert graph.find_work(conn, "PMID: 34362453") == ids[AMANAT]
+    assert graph.find_work(conn, "PMC9794999") == ids[QU]
+    assert graph.find_work(conn, C4L) == ids[C4L]
+    with pytest.raises(KBError, match="10.1234/not-in-kb"):
+        graph.find_work(conn, "10.1234/not-in-kb")
+    with pytest.raises(InputError):
+        graph.find_work(conn, "10.12")
+
+
+# -- the commands -----------------------------------------------------------------------------
+
+def _run(path: Path, *args: str) -> object:
+    return CliRunner().invoke(cli, ["--db", str(path), *args])
+
+
+def _section(text: str, name: str) -> str:
+    """The lines of one group of the terminal view."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(name))
+    end = next((i for i in range(start + 1, len(lines)) if not lines[i].strip()), len(lines))
+    return "\n".join(lines[start:end])
+
+
+def test_cli_graph_text_view(kb) -> None:
+    _, _, path = kb
+    result = _run(path, "graph", "--doi", f"doi:{POOLED.upper()}")
+    assert result.exit_code == 0, result.output
+    trials = _section(result.output, "Source trials (2)")
+    assert "Amanat 2021" in trials and AMANAT in trials and "rct" in trials
+    assert "Zarrabi 2022" in trials and ZARRABI in trials and "pools" in trials
+    reviews = _section(result.output, "Reviews (1)")
+    assert "Qu 2022" in reviews and "meta-analysis" in reviews and "co-cited" in reviews
+    assert "Cells4Life 2025" in _section(result.output, "Cited by (1)")
+    assert result.output.startswith("Nouri 2025 · Cell-Based Therapy for Cerebral Palsy")
+    assert "unverified" in result.output.splitlines()[1]
+
+
+def test_cli_graph_marks_retracted_and_stub_works(kb) -> None:
+    _, _, path = kb
+    result = _run(path, "graph", "--pmid", "36588957")
+    assert result.exit_code == 0, result.output
+    assert "[RETRACTED] A hypothetical retracted" in _section(result.output, "Source trials")
+    result = _run(path, "graph", "--id", C4L, "--direction", "refs")
+    assert result.exit_code == 0, result.output
+    assert "[stub] Cerebral Palsy Response" in result.output
+
+
+def test_cli_graph_json_matches_the_text_view(kb) -> None:
+    _, ids, path = kb
+    result = _run(path, "graph", "--doi", POOLED, "--format", "json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    G = nx.node_link_graph(data)
+    roles = {G.nodes[n]["doi"] or G.nodes[n]["url"]: G.nodes[n]["role"] for n in G}
+    assert roles == {POOLED: "focus", AMANAT: "source trials", ZARRABI: "source trials",
+                     QU: "reviews", C4L: "cited by"}
+    assert G.edges[ids[POOLED], ids[ZARRABI]]["relation"] == "pools"
+    assert G.graph["focus"] == ids[POOLED]
+
+
+def test_cli_graph_errors(kb, tmp_path: Path) -> None:
+    _, _, path = kb
+    unknown = _run(path, "graph", "--doi", "10.1234/no-such-work")
+    assert unknown.exit_code == 1
+    assert "10.1234/no-such-work" in unknown.output and "Traceback" not in unknown.output
+    malformed = _run(path, "graph", "--doi", "10.12/")
+    assert malformed.exit_code == 2 and "not a DOI" in malformed.output
+    assert _run(path, "graph", "--pmid", "abc").exit_code == 2
+    assert _run(path, "graph").exit_code == 2
+    assert _run(path, "graph", "--doi", POOLED, "--pmid", "34362453").exit_code == 2
+    assert _run(path, "graph", "--doi", POOLED, "--similar", "--format", "png").exit_code == 2
+    blocked = tmp_path / "not-a-dir"
+    blocked.write_text("a file")
+    unwritable = _run(path, "graph", "--doi", POOLED, "--format", "svg", "--out",
+                      str(blocked / "graph.svg"))
+    assert unwritable.exit_code == 2 and "cannot write" in unwritable.output
+    assert "Traceback" not in unwritable.output
+    missing = _run(tmp_path / "absent.db", "graph", "--doi", POOLED)
+    assert missing.exit_code != 0 and not (tmp_path / "absent.db").exists()
+
+
+def test_cli_png_refuses_a_terminal_but_writes_to_a_pipe(kb, tmp_path: Path) -> None:
+    _, _, path = kb
+    env = {**os.environ, "KB_DB": str(path)}
+    command = [sys.executable, "-m", "kb.cli", "graph", "--doi", POOLED, "--format", "png"]
+    leader, follower = pty.openpty()
+    try:
+        tty = subprocess.run(command, stdout=follower, stderr=subprocess.PIPE, env=env,
+                             timeout=60)
+    finally:
+        os.close(follower)
+        os.close(leader)
+    assert tty.returncode == 2 and b"--out" in tty.stderr
+    piped = subprocess.run(command, capture_output=True, env=env, timeout=60)
+    assert piped.returncode == 0, piped.stderr
+    assert piped.stdout.startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_cli_similar_rank_and_path(kb) -> None:
+    _, ids, path = kb
+    similar = _run(path, "graph", "--doi", AMANAT, "--similar", "--format", "json")
+    assert similar.exit_code == 0, similar.output
+    rows = json.loads(similar.output)["similar"]
+    assert {r["doi"] for r in rows} >= {ZARRABI, QU}
+    text = _run(path, "graph", "--doi", AMANAT, "--similar")
+    assert "Zarrabi 2022" in text.output and "co-cited 1" in text.output
+    ranked = _run(path, "graph", "--rank", "--format", "json", "--limit", "3")
+    assert ranked.exit_code == 0, ranked.output
+    data = json.loads(ranked.output)
+    assert len(data["ranked"]) == 3 and data["works_in_kb"] == 20
+    assert data["ranked"][0]["pagerank"] >= data["ranked"][2]["pagerank"]
+    around = _run(path, "graph", "--doi", POOLED, "--rank")
+    assert around.exit_code == 0 and "Amanat 2021" in around.output
+    path_text = _run(path, "graph", "--path", QU, KIASAT)
+    assert path_text.exit_code == 0, path_text.output
+    assert path_text.output.splitlines()[0] == "3 steps from Qu 2022 to Kiasatdolatabadi 2017:"
+    as_json = _run(path, "graph", "--path", C4L, AMANAT, "--format", "json")
+    assert json.loads(as_json.output)["graph"]["path"] == [ids[C4L], ids[AMANAT]]
+    none = _run(path, "graph", "--path", QU, ALONE)
+    assert none.exit_code == 1 and "no citation path" in none.output
+
+
+def test_cli_gaps(kb, tmp_path: Path) -> None:
+    _, _, path = kb
+    table = _run(path, "gaps")
+    assert table.exit_code == 0, table.output
+    assert DEFINITION in table.output and "Akat 2024, Kiasatdolatabadi 2017" in table.output
+    data = json.loads(_run(path, "gaps", "--format", "json").output)
+    assert data[0]["n_citers"] == 2 and data[0]["doi"] == DEFINITION
+    out = tmp_path / "gaps.csv"
+    assert _run(path, "gaps", "--format", "csv", "--min-citers", "1", "--out", str(out)
+                ).exit_code == 0
+    import csv
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == 11 and rows[0]["doi"] == DEFINITION
+    assert rows[0]["cited_by"] == f"{AKAT}; {KIASAT}"
+    empty = _run(path, "gaps", "--topic", "mesenchymal", "--format", "json")
+    assert empty.exit_code == 0 and json.loads(empty.stdout) == []
+    assert "no missing work" in empty.stderr
+    assert _run(path, "gaps", "--topic", "!!!").exit_code == 2
+    assert RETRACTED not in table.output
