@@ -16,9 +16,11 @@ from pathlib import Path
 from typing import IO, Any
 
 from .errors import InputError, KBError
+from .records import WorkRecord
 from .store import add_links, transaction, upsert_works
 
-__all__ = ["FileReport", "detect_format", "import_file", "import_files", "import_pubmed_xml"]
+__all__ = ["FileReport", "QueryReport", "detect_format", "import_file", "import_files",
+           "import_pubmed_xml", "import_pubmed_query"]
 
 PUBMED_XML = "pubmed-xml"
 
@@ -79,7 +81,10 @@ def detect_format(path: Path) -> str:
     formats = _formats()
     if formats is None:
         raise InputError(f"{path}: not PubMed XML, and this kb has no readers for other formats")
-    return formats.detect(path)
+    fmt = formats.detect(path)
+    if fmt not in (PUBMED_XML, *formats.READ_FORMATS):
+        raise InputError(f"{path}: kb cannot import {fmt} files")
+    return fmt
 
 
 def _formats() -> Any:
@@ -128,19 +133,27 @@ def import_pubmed_xml(conn: sqlite3.Connection, path: Path, *, keep_raw: bool = 
     total = path.stat().st_size
     try:
         with transaction(conn):
-            writer = BulkWriter(conn, batch_size=batch_size)
+            writer = BulkWriter(conn, batch_size=batch_size + 1)
+            batch: dict[Any, WorkRecord] = {}
             deletions: list[str] = []
             for item in parse_pubmed_xml(handle, raw=keep_raw):
                 if isinstance(item, Deletion):
                     deletions.append(item.pmid)
                     continue
                 if deletions:
+                    _write_batch(writer, batch)
                     writer.delete(deletions)
                     deletions = []
-                writer.add(item)
+                # versions of one PMID (Version="2", "3", ...) follow each other: the last wins
+                key = item.get("pmid") or id(item)
+                batch.pop(key, None)
+                batch[key] = item
                 report.records += 1
-                if progress is not None and report.records % batch_size == 0:
-                    progress(_position(handle, total), total)
+                if len(batch) >= batch_size:
+                    _write_batch(writer, batch)
+                    if progress is not None:
+                        progress(_position(handle, total), total)
+            _write_batch(writer, batch)
             if deletions:
                 writer.delete(deletions)
             stats = writer.finish()
@@ -157,6 +170,13 @@ def import_pubmed_xml(conn: sqlite3.Connection, path: Path, *, keep_raw: bool = 
         setattr(report, name, getattr(stats, name))
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _write_batch(writer: Any, batch: dict[Any, WorkRecord]) -> None:
+    for record in batch.values():
+        writer.add(record)
+    writer.flush()
+    batch.clear()
 
 
 def _position(handle: IO[bytes], total: int) -> int:
@@ -195,3 +215,57 @@ def import_files(conn: sqlite3.Connection, paths: Iterable[Path], *, keep_raw: b
     """Import files one after another, one transaction each; see :func:`import_file`."""
     return [import_file(conn, Path(p), keep_raw=keep_raw,
                         progress=progress(Path(p)) if progress else None) for p in paths]
+
+
+@dataclass
+class QueryReport:
+    """What :func:`import_pubmed_query` did."""
+
+    query: str
+    count: int = 0
+    fetched: int = 0
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    citations: int = 0
+    missing: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    pmids: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """One line for the user."""
+        line = (f"PubMed: {self.count:,} found, {self.fetched:,} fetched: {self.added} added, "
+                f"{self.updated} updated, {self.unchanged} unchanged, {self.citations} citations")
+        if self.missing:
+            line += f"; {len(self.missing)} not returned by PubMed"
+        return line
+
+
+def import_pubmed_query(conn: sqlite3.Connection, client: Any, query: str, *,
+                        max_results: int = 100, batch_size: int = 200,
+                        progress: Callable[[int], None] | None = None) -> QueryReport:
+    """Search PubMed, fetch the records found and store them (one transaction per batch, so
+    an interrupted run keeps what it stored)."""
+    from .scrapers import pubmed
+    from .store.bulk import BulkWriter
+
+    result = pubmed.search(client, query, max_results=max_results)
+    report = QueryReport(query, count=result.count, warnings=list(result.warnings),
+                         pmids=list(result.pmids))
+    for start in range(0, len(result.pmids), batch_size):
+        chunk = result.pmids[start:start + batch_size]
+        records, missing = pubmed.fetch_works(client, chunk)
+        report.missing += missing
+        with transaction(conn):
+            writer = BulkWriter(conn, batch_size=batch_size)
+            for record in records:
+                writer.add(record)
+            stats = writer.finish()
+        report.fetched += len(records)
+        report.added += stats.added
+        report.updated += stats.updated
+        report.unchanged += stats.unchanged
+        report.citations += stats.citations
+        if progress is not None:
+            progress(len(chunk))
+    return report

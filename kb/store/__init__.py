@@ -321,6 +321,9 @@ def _list_changed(conn: sqlite3.Connection, work_id: int, field: str, items: lis
     current = _read_list(conn, work_id, field)
     if field in ("keywords", "publication_types"):
         current = sorted(current)
+    if field == "authors":  # by identity: an author found by ORCID keeps its first name form
+        return [(_author_key(a), a["affiliation"]) for a in current] != \
+            [(_author_key(a), a["affiliation"]) for a in _normalized_list(field, items)]
     return current != _normalized_list(field, items)
 
 
@@ -391,6 +394,14 @@ def _apply(conn: sqlite3.Connection, work_id: int, record: WorkRecord) -> bool:
     return True
 
 
+#: Add an update unless the same one is stored (UNIQUE cannot see it: NULLs are distinct).
+UPDATES_INSERT = (
+    "INSERT INTO updates(work_id, kind, direction, other_doi, other_pmid, label, source) "
+    "SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 WHERE NOT EXISTS (SELECT 1 FROM updates WHERE "
+    "work_id = ?1 AND kind = ?2 AND direction = ?3 AND other_doi IS ?4 AND other_pmid IS ?5 "
+    "AND source = ?7)")
+
+
 def _add_extras(conn: sqlite3.Connection, work_id: int, record: WorkRecord) -> bool:
     """Accumulate accessions and updates; True if a row was added."""
     before = conn.total_changes
@@ -398,8 +409,7 @@ def _add_extras(conn: sqlite3.Connection, work_id: int, record: WorkRecord) -> b
         "INSERT OR IGNORE INTO accessions(work_id, bank, accession) VALUES (?, ?, ?)",
         [(work_id, a["bank"], a["accession"]) for a in record.get("accessions") or []])
     conn.executemany(
-        "INSERT OR IGNORE INTO updates(work_id, kind, direction, other_doi, other_pmid, label, "
-        "source) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        UPDATES_INSERT,
         [(work_id, u["kind"], u.get("direction", "updated-by"), u.get("doi"), u.get("pmid"),
           u.get("label"), u.get("source") or record["source"])
          for u in record.get("updates") or []])

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..records import ReferenceRecord, WorkRecord
-from . import (ID_FIELDS, LIST_FIELDS, SCALAR_FIELDS, _author_key, _author_name,
-               _ensure_work, _rank, _ref_key, _upsert, delete_works, now, sync_fts)
+from . import (ID_FIELDS, LIST_FIELDS, SCALAR_FIELDS, UPDATES_INSERT, _author_key,
+               _author_name, _ensure_work, _rank, _ref_key, _upsert, delete_works, now, sync_fts)
 
 __all__ = ["BulkWriter", "BulkStats"]
 
@@ -242,8 +242,7 @@ class BulkWriter:
                          types)
         conn.executemany("INSERT OR IGNORE INTO accessions(work_id, bank, accession) "
                          "VALUES (?, ?, ?)", accessions)
-        conn.executemany("INSERT OR IGNORE INTO updates(work_id, kind, direction, other_doi, "
-                         "other_pmid, label, source) VALUES (?, ?, ?, ?, ?, ?, ?)", updates)
+        conn.executemany(UPDATES_INSERT, updates)
         conn.executemany(
             "INSERT INTO records(source, source_id, work_id, url, fetched_at, body) "
             "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(source, source_id) DO UPDATE SET "

@@ -1,0 +1,65 @@
+"""kb import."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from ..cli import Settings, kb_errors, pass_settings
+
+
+@click.command(name="import")
+@click.argument("files", nargs=-1, required=True,
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--keep-raw", is_flag=True,
+              help="Also store each PubMed record's XML in the records table (slower, larger).")
+@pass_settings
+def import_(settings: Settings, files: tuple[Path, ...], keep_raw: bool) -> None:
+    """Import files of records: PubMed XML, RIS, BibTeX, CSL-JSON, MEDLINE/nbib, citation CSV.
+
+    The format is detected from each file's content. PubMed XML may be an efetch download or a
+    baseline / update file (.xml or .xml.gz); records withdrawn by an update file's
+    DeleteCitation are removed. Works already in the knowledge base are merged, so importing
+    a file again changes nothing. Each file is imported in one transaction: a broken file is
+    reported and nothing of it is stored. Exits with status 1 if any file failed.
+
+    Example: kb import pubmed24n1219.xml.gz my-library.ris
+    """
+    from ..errors import KBError
+    from ..importer import import_file
+
+    with kb_errors(settings):
+        conn = settings.open(create=True)
+        failed = []
+        try:
+            for path in files:
+                bar = _bar(settings, path)
+                try:
+                    report = import_file(conn, path, keep_raw=keep_raw,
+                                         progress=_updater(bar) if bar else None)
+                finally:
+                    if bar is not None:
+                        bar.close()
+                settings.say(report.summary())
+                if report.error:
+                    failed.append(report)
+        finally:
+            conn.close()
+        if failed:
+            raise KBError(f"{len(failed)} of {len(files)} files failed: "
+                          + ", ".join(r.path for r in failed))
+
+
+def _bar(settings: Settings, path: Path):  # type: ignore[no-untyped-def]
+    if settings.verbosity < 0 or not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+    return tqdm(total=path.stat().st_size, unit="B", unit_scale=True, desc=path.name,
+                leave=False, file=sys.stderr)
+
+
+def _updater(bar):  # type: ignore[no-untyped-def]
+    def update(done: int, total: int) -> None:
+        bar.update(done - bar.n)
+    return update
