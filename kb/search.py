@@ -117,11 +117,11 @@ def translate(query: str) -> tuple[str, list[str]]:
     """Turn a user query into FTS5 syntax; also return its plain words (for suggestions).
 
     >>> translate('author:Amanat UC-MSC')
-    ('authors:Amanat "UC-MSC"', ['Amanat', 'UC-MSC'])
+    ('authors:Amanat AND "UC-MSC"', ['Amanat', 'UC-MSC'])
     >>> translate('ti:"cerebral palsy" -autism')[0]
     'title:"cerebral palsy" NOT autism'
     >>> translate('title:(stem OR stromal) cells')[0]
-    'title:( stem OR stromal ) cells'
+    'title:( stem OR stromal ) AND cells'
 
     :raises InputError: an unknown field prefix or an unclosed quote.
     """
@@ -155,7 +155,19 @@ def translate(query: str) -> tuple[str, list[str]]:
     if prefix:
         raise InputError(f"the field {prefix} in {query!r} has nothing after it",
                          hint='write the words right after it: title:stem or title:"stem cells"')
-    return " ".join(out), words
+    return " ".join(_explicit_and(out)), words
+
+
+def _explicit_and(tokens: list[str]) -> list[str]:
+    """Write AND between adjacent operands: FTS5 allows the implicit AND only between
+    phrases, not next to a bracketed group."""
+    out: list[str] = []
+    for token in tokens:
+        starts_operand = token not in _OPERATORS and token != ")"
+        if out and starts_operand and out[-1] not in _OPERATORS and not out[-1].endswith("("):
+            out.append("AND")
+        out.append(token)
+    return out
 
 
 def parse_years(text: str | None) -> tuple[int | None, int | None]:
