@@ -61,6 +61,8 @@ class AddReport:
         if self.stats:
             line += (f"; {self.stats.get('requests', 0)} HTTP requests, "
                      f"{self.stats.get('cache_hits', 0)} from cache")
+            if self.stats.get("retries"):
+                line += f", {self.stats['retries']} retried"
         lines = [line[0].upper() + line[1:]]
         lines += [f"  failed: {label}: {reason}" for label, reason in self.failed.items()]
         return "\n".join(lines)
@@ -144,24 +146,10 @@ class _Run:
             self.progress(count)
 
 
-def _pubmed(report: AddReport, *names: str) -> Any:
-    """The PubMed scraper module if it offers ``names``; otherwise None with a note."""
-    try:
-        from .scrapers import pubmed
-    except ImportError:
-        pubmed = None
-    if pubmed is None or not all(hasattr(pubmed, n) for n in names):
-        note = "PubMed lookups are not available in this kb build; skipped"
-        if note not in report.notes:
-            report.notes.append(note)
-        return None
-    return pubmed
-
-
 def _pubmed_by_doi(run: _Run, dois: list[str]) -> dict[str, WorkRecord]:
     """PubMed records for these DOIs (via the PMC ID converter); {} when PubMed cannot say."""
-    pubmed = _pubmed(run.report, "convert_ids", "fetch_works")
-    if pubmed is None or not dois:
+    from .scrapers import pubmed
+    if not dois:
         return {}
     try:
         mapping = pubmed.convert_ids(run.client, dois)
@@ -219,12 +207,7 @@ def _add_dois(run: _Run, idents: list[Identifier]) -> list[WorkRecord]:
 
 
 def _add_pubmed(run: _Run, idents: list[Identifier]) -> list[WorkRecord]:
-    pubmed = _pubmed(run.report, "convert_ids", "fetch_works")
-    if pubmed is None:
-        for ident in idents:
-            run.fail(_label(ident), "PubMed is not available in this kb build")
-        run.tick(len(idents))
-        return []
+    from .scrapers import pubmed
     pmid_of = {i.value: i.value for i in idents if i.kind == "pmid"}
     pmcids = [i.value for i in idents if i.kind == "pmcid"]
     reasons: dict[str, str] = {}
@@ -266,7 +249,7 @@ def _add_pages(run: _Run, idents: list[Identifier]) -> list[WorkRecord]:
         try:
             if ident.kind == "file":
                 path = Path(ident.value)
-                record = webpage.parse_page(path.read_bytes(), path.as_uri())
+                record = webpage.parse_page(path.read_bytes())  # the page names its URL
             else:
                 record = webpage.fetch_page(run.client, ident.value)
         except QuotaError:

@@ -12,7 +12,7 @@ from kb.config import Config
 from kb.http import Client
 from kb.store import connect
 from tests.crossref_fake import FakeCrossref
-from tests.replay import Reply, ReplayServer
+from tests.replay import Reply, ReplayServer, fixture_text
 
 AMANAT = "10.1186/s13287-021-02513-4"
 REVIEW = "10.1007/s12035-016-0030-0"
@@ -197,3 +197,83 @@ def test_progress_is_reported_per_input(config: Config, server: ReplayServer,
     report = ingest.add(connect(tmp_path / "kb.db"), Client(config),
                         [AMANAT, REVIEW, "10.5555/kb-test.nowhere"], progress=ticks.append)
     assert sum(ticks) == 3 and len(report.added) == 2 and len(report.failed) == 1
+
+
+def _serve_pubmed(server: ReplayServer) -> None:
+    server.add("GET", "/idconv", Reply(200, fixture_text("idconv", "add-merge-doi.json"),
+                                       content_type="application/json"),
+               query={"idtype": "doi"})
+    server.add("GET", "/idconv", Reply(200, fixture_text("idconv", "add-merge-pmcid.json"),
+                                       content_type="application/json"),
+               query={"idtype": "pmcid"})
+    server.add("GET", "/eutils/efetch.fcgi",
+               Reply(200, fixture_text("pubmed", "add-merge-34362453.xml"),
+                     content_type="text/xml"), query={"id": "34362453"})
+
+
+def test_crossref_and_pubmed_records_merge_into_one_work(runner: CliRunner,
+                                                         kb_env: dict[str, str],
+                                                         server: ReplayServer) -> None:
+    FakeCrossref(server)
+    _serve_pubmed(server)
+    result = runner.invoke(cli, ["add", AMANAT])
+    assert result.exit_code == 0, result.output
+    conn = _db(kb_env)
+    assert conn.execute("SELECT count(*) FROM works WHERE status = 'full'").fetchone()[0] == 1
+    work = _work(conn, AMANAT)
+    assert (work["pmid"], work["pmcid"]) == ("34362453", "PMC8343813")
+    assert work["title"].startswith("Clinical and imaging") and not work["title"].endswith(".")
+    assert work["journal"] == "Stem Cell Research & Therapy"  # Crossref outranks PubMed
+    assert work["journal_abbrev"] == "Stem Cell Res Ther"
+    mesh = [r[0] for r in conn.execute("SELECT descriptor FROM mesh WHERE work_id = ?",
+                                       (work["id"],))]
+    assert "Cerebral Palsy" in mesh and len(mesh) == 10
+    sources = {r[0] for r in conn.execute("SELECT source FROM records WHERE work_id = ?",
+                                          (work["id"],))}
+    assert sources == {"crossref", "pubmed"}
+    for again in (["add", "PMID:34362453"], ["add", "PMC8343813"]):
+        result = runner.invoke(cli, again)
+        assert result.exit_code == 0, result.output
+        assert result.stdout.split("\t")[0] == "unchanged"
+    assert conn.execute("SELECT count(*) FROM works WHERE status = 'full'").fetchone()[0] == 1
+
+
+def test_a_doi_only_pubmed_knows_is_still_added(runner: CliRunner, kb_env: dict[str, str],
+                                                server: ReplayServer) -> None:
+    fake = FakeCrossref(server)
+    del fake.works[AMANAT]
+    _serve_pubmed(server)
+    result = runner.invoke(cli, ["add", AMANAT])
+    assert result.exit_code == 0, result.output
+    work = _work(_db(kb_env), AMANAT)
+    assert work["pmid"] == "34362453" and work["journal"] == "Stem cell research & therapy"
+
+
+def test_a_pmid_pubmed_does_not_know_fails(runner: CliRunner, kb_env: dict[str, str],
+                                           server: ReplayServer) -> None:
+    server.add("GET", "/eutils/efetch.fcgi", Reply(200, '<?xml version="1.0" ?>\n'
+                                                   "<PubmedArticleSet></PubmedArticleSet>",
+                                                   content_type="text/xml"))
+    result = runner.invoke(cli, ["add", "PMID:99999999"])
+    assert result.exit_code == 1 and "PMID 99999999: not found in PubMed" in result.stderr
+
+
+def test_web_pages_by_url_and_saved_file(runner: CliRunner, kb_env: dict[str, str],
+                                         server: ReplayServer, tmp_path: Path) -> None:
+    page = fixture_text("webpage", "wordpress_ol.html")
+    server.add("GET", "/pages/cord-blood", Reply(200, page, content_type="text/html"))
+    saved = tmp_path / "saved page.html"
+    saved.write_text(page, encoding="utf-8")
+    result = runner.invoke(cli, ["add", str(saved)])
+    assert result.exit_code == 0, result.output
+    canonical = "https://cordbloodnews.example.org/2023/06/cord-blood-cerebral-palsy-trials/"
+    conn = _db(kb_env)
+    work = conn.execute("SELECT * FROM works WHERE url = ?", (canonical,)).fetchone()
+    assert work["type"] == "web-article"
+    assert conn.execute("SELECT count(*) FROM citations WHERE citing_id = ?",
+                        (work["id"],)).fetchone()[0] > 0
+    result = runner.invoke(cli, ["add", f"{server.url}/pages/cord-blood"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("unchanged\t") or result.stdout.startswith("updated\t")
+    missing = runner.invoke(cli, ["add", f"{server.url}/pages/gone"])
+    assert missing.exit_code == 1 and "/pages/gone" in missing.stderr
