@@ -65,10 +65,11 @@ _TEXT_RULES: list[tuple[str, str]] = [
                     r"animal models?|in vitro|neonatal hypoxic[- ]ischemic (?:rat|mouse)"),
     ("controlled-trial", r"non-?randomi[sz]ed|\bcontrolled (?:clinical )?(?:trial|study)|"
                          r"case[- ]control(?:led)? study|compared with (?:a )?control group"),
-    ("open-label-trial", r"open[- ]label|single[- ](?:arm|group)|uncontrolled|phase (?:i|1|ii|2)"
-                         r"(?:/(?:ii|2))? (?:trial|study)|pilot (?:trial|study)|"
-                         r"(?:safety|feasibility)(?: and [\w]+)? (?:trial|study)|clinical trial|"
-                         r"clinical study"),
+    ("cohort", r"retrospective (?:study|analysis|cohort)|registry[- ]based|prevalence of"),
+    ("open-label-trial", r"open[- ]label|single[- ](?:arm|group)|uncontrolled|phase (?:i|1) "
+                         r"(?:trial|study)|pilot (?:trial|study)|"
+                         r"(?:safety|feasibility)(?: and (?:tolerability|feasibility|safety))? "
+                         r"(?:trial|study|of)\b|\bis safe\b"),
     ("cohort", r"\bcohort\b|retrospective (?:study|analysis)|prospective (?:study|observational)|"
                r"registry[- ]based|population[- ]based|prevalence|surveillance|"
                r"follow-?up study|longitudinal study"),

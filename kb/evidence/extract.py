@@ -17,7 +17,7 @@ from typing import Any
 __all__ = ["REGISTRIES", "registry_of", "find_registry_ids", "canonical_cell_types",
            "canonical_routes", "canonical_origin", "canonical_blinding", "canonical_control",
            "canonical_outcomes", "canonical_age_range", "find_doses", "find_n", "find_arms",
-           "find_follow_up", "extract_facts", "words_to_int", "CELL_TYPE_GROUPS"]
+           "find_follow_up", "extract_facts", "facts_implied_by_design", "words_to_int"]
 
 _I = re.IGNORECASE
 
@@ -109,7 +109,7 @@ _CELL_TYPES: list[tuple[str, list[str]]] = [
     ("UCB-MNC", [r"(?:umbilical )?cord[- ]blood[- ](?:derived )?mononuclear cells?",
                  r"\b(?:h|allo)?U?CB[- ]?MNCs?\b", r"\bUCBMNCs?\b"]),
     ("UCB-MSC", [rf"(?:umbilical )?cord[- ]blood[- ](?:derived )?{_MSC}", r"\bh?UCB[- ]?MSCs?\b"]),
-    ("UC-MSC", [rf"umbilical cord(?:[- ]tissue)?(?:[- ]derived)? {_MSC}",
+    ("UC-MSC", [rf"umbilical cord(?:[- ]tissue)?(?:[- ]derived)? (?:{_MSC}|MSCs?\b)",
                 rf"(?:umbilical )?cord[- ]tissue(?:[- ]derived)? {_MSC}",
                 rf"wharton'?s[- ]jelly(?:[- ]derived)?(?: {_MSC}| (?:stem|stromal) cells?)",
                 r"\bh?UCT?[- ]?MSCs?\b", r"\bh?WJ[- ]?MSCs?\b", r"\bhWJSCs?\b",
@@ -117,7 +117,7 @@ _CELL_TYPES: list[tuple[str, list[str]]] = [
     ("BM-MNC", [r"bone[- ]marrow(?:[- ]derived)? mononuclear cells?", r"\bBM[- ]?MNCs?\b",
                 r"\bBMMCs?\b"]),
     ("BM-TNC", [r"bone[- ]marrow(?:[- ]derived)? (?:total )?nucleated cells?", r"\bBM[- ]?TNCs?\b"]),
-    ("BM-MSC", [rf"bone[- ]marrow(?:[- ]derived)? {_MSC}", rf"\bbone {_MSC}",
+    ("BM-MSC", [rf"bone[- ]marrow(?:[- ]derived)? (?:{_MSC}|MSCs?\b)", rf"\bbone {_MSC}",
                 r"\bBM[- ]?MSCs?\b", r"\bBMSCs?\b"]),
     ("AD-MSC", [rf"adipose(?:[- ]tissue)?(?:[- ]derived)? (?:{_MSC}|(?:stem|stromal) cells?)",
                 r"\bAD[- ]?MSCs?\b", r"\bADSCs?\b"]),
@@ -135,8 +135,6 @@ _CELL_TYPES: list[tuple[str, list[str]]] = [
 _CELL_RES = [(name, re.compile("|".join(patterns), _I)) for name, patterns in _CELL_TYPES]
 _GENERIC = {"UCB": ("UCB-MNC", "UCB-MSC"), "MSC": ("UCB-MSC", "UC-MSC", "BM-MSC", "AD-MSC"),
             "BM": ("BM-MNC", "BM-TNC", "BM-MSC")}
-#: canonical types counted as the same product family when comparing.
-CELL_TYPE_GROUPS = {name: name for name, _ in _CELL_TYPES}
 
 
 def _spans(text: str, lexicon: Sequence[tuple[str, re.Pattern[str]]]) -> list[tuple[int, str]]:
@@ -164,16 +162,25 @@ def _ordered(names: Iterable[str]) -> list[str]:
     return out
 
 
+_SOURCE_OF = re.compile(r"(?:derived|differentiated|induced|generated|obtained) from "
+                        r"(?:(?:human|autologous|allogeneic|the|patients'?) )*$", _I)
+
+
 def canonical_cell_types(text: str) -> list[str]:
     """Canonical cell types named in ``text``, in order of appearance; a generic name (cord
-    blood, MSC, bone marrow) is dropped when a specific product of it is named too.
+    blood, MSC, bone marrow) is dropped when a specific product of it is named too, and so is
+    the source of a derived product ("NSC-like cells derived from bone marrow MSCs").
 
     >>> canonical_cell_types("hUC-MSC vs cord blood mononuclear cells (UCB-MNC) and cord blood")
     ['UC-MSC', 'UCB-MNC']
     >>> canonical_cell_types("autologous UCB or BMMNC")
     ['UCB', 'BM-MNC']
+    >>> canonical_cell_types("neural stem cell-like cells derived from autologous bone marrow MSCs")
+    ['NSC/NPC']
     """
-    names = _ordered(name for _, name in _spans(text or "", _CELL_RES))
+    text = text or ""
+    names = _ordered(name for start, name in _spans(text, _CELL_RES)
+                     if not _SOURCE_OF.search(text[max(0, start - 40):start]))
     return [n for n in names if not any(s in names for s in _GENERIC.get(n, ()))]
 
 
@@ -227,8 +234,8 @@ _BLINDING = [
     ("quadruple", r"quadruple"), ("triple", r"triple[- ]blind(?:ed)?|\btriple\b"),
     ("double-blind", r"double[- ]blind(?:ed)?|double[- ]masked"),
     ("single", r"single[- ]blind(?:ed)?|(?:observer|assessor|evaluator|rater)[- ]blind(?:ed)?|"
-               r"blinded (?:outcome )?(?:assessors?|evaluators?|raters?)|^single\b"),
-    ("open-label", r"open[- ]label|unblinded|non-?blinded|^none\b"),
+               r"blinded (?:outcome )?(?:assessors?|evaluators?|raters?)|^single(?:\s*\(|$)"),
+    ("open-label", r"open[- ]label|unblinded|non-?blinded|^none(?:\s*\(|$)"),
     ("blinded", r"\bblind(?:ed)?\b"),
 ]
 _BLINDING_RES = [(name, re.compile(p, _I)) for name, p in _BLINDING]
@@ -254,7 +261,8 @@ _CONTROL = [
     ("rehabilitation", r"rehabilitation (?:alone|only)|(?:conventional|standard|usual) "
                        r"(?:treatment|therapy|care|rehabilitation)|bobath|control group received "
                        r"rehabilitation|^rehabilitation|^standard therapy|^conventional"),
-    ("none", r"uncontrolled|single[- ](?:arm|group)|non-?controlled|without (?:a )?control|^none"),
+    ("none", r"uncontrolled|single[- ](?:arm|group)|non-?controlled|without (?:a )?control|"
+             r"^none(?:\s*\(|$)"),
     ("no-treatment", r"no (?:cell )?(?:treatment|therapy|intervention|injection)|"
                      r"natural history|wait(?:ing)?[- ]list"),
 ]
@@ -482,6 +490,23 @@ def find_follow_up(text: str) -> list[float]:
 
 
 # -- all facts of one work --------------------------------------------------------------------
+
+def facts_implied_by_design(facts: dict[str, Any], design: str | None) -> dict[str, Any]:
+    """Facts a design implies when the text is silent: a case report treats one patient and,
+    like a case series, has no control group.
+
+    >>> facts_implied_by_design({}, "case-report")
+    {'control': 'none', 'n_treated': 1}
+    >>> facts_implied_by_design({"control": "placebo"}, "rct")
+    {'control': 'placebo'}
+    """
+    facts = dict(facts)
+    if design in ("case-report", "case-series"):
+        facts.setdefault("control", "none")
+    if design == "case-report" and "n_randomised" not in facts:
+        facts.setdefault("n_treated", 1)
+    return facts
+
 
 def extract_facts(title: str | None, abstract: str | None = None,
                   mesh: Iterable[str] = (), keywords: Iterable[str] = (),

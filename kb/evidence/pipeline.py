@@ -8,7 +8,7 @@ from typing import Any
 from .. import store
 from ..store import evidence as ev
 from .design import PRIMARY_DESIGNS, classify_design
-from .extract import extract_facts
+from .extract import extract_facts, facts_implied_by_design
 from .lineage import infer_lineage, is_follow_up
 from .retractions import compute_flags
 
@@ -90,6 +90,7 @@ def extract_trials(conn: sqlite3.Connection, works: list[dict[str, Any]]) -> int
             design = work["study_design"]
             if not facts.get("registry_ids") and not (design in PRIMARY_DESIGNS and facts.get("cell_type")):
                 continue
+            facts = facts_implied_by_design(facts, design)
             if design:
                 facts["design"] = design
             role = ("protocol" if design == "protocol" else
