@@ -193,7 +193,9 @@ def neighbourhood(conn: sqlite3.Connection, work_id: int, *, depth: int = 1,
 
     Every edge among the collected works is included (the induced subgraph, like
     :func:`networkx.ego_graph`). Node attributes come from :func:`work_attributes` plus
-    ``level``: 0 for the focus, +n for n steps along references, -n along citers.
+    ``distance`` (citation steps from the focus) and ``level``, the generation: 0 for the
+    focus, +1 for each step along references and -1 for each step along citers, so a
+    work co-cited with the focus (a citer's other reference) is level 0 like the focus.
     ``G.graph`` holds ``focus``, ``depth``, ``direction``, ``truncated``, ``co_cited`` (the
     reviews brought in that way) and ``unresolved_references`` (the focus's references not
     linked to any work).
@@ -205,16 +207,17 @@ def neighbourhood(conn: sqlite3.Connection, work_id: int, *, depth: int = 1,
     if depth < 0:
         raise InputError("depth must be 0 or more")
     G = nx.DiGraph(focus=work_id, depth=depth, direction=direction, truncated=False)
-    level = {work_id: 0}
+    level, distance = {work_id: 0}, {work_id: 0}
     frontier = [work_id]
     sides = [s for s, d in (("citing", "refs"), ("cited", "cited-by")) if direction in (d, "both")]
     for step in range(1, depth + 1):
         found: list[int] = []
         for side in sides:
             for u, v, *_ in _edge_rows(conn, frontier, side):
-                other = v if side == "citing" else u
+                other, known = (v, u) if side == "citing" else (u, v)
                 if other not in level:
-                    level[other] = step if side == "citing" else -step
+                    level[other] = level[known] + (1 if side == "citing" else -1)
+                    distance[other] = step
                     found.append(other)
         frontier = found
         if len(level) >= max_nodes:
@@ -222,7 +225,7 @@ def neighbourhood(conn: sqlite3.Connection, work_id: int, *, depth: int = 1,
             break
         if not frontier:
             break
-    citers = [n for n, lv in level.items() if lv == -1]
+    citers = [n for n, d in distance.items() if d == 1 and level[n] == -1]
     review_ids: set[int] = set()
     if co_cited and citers:
         review_ids = {row[0] for row in conn.execute(
@@ -231,7 +234,10 @@ def neighbourhood(conn: sqlite3.Connection, work_id: int, *, depth: int = 1,
             f"({','.join('?' * len(REVIEW_DESIGNS))})",
             (json.dumps(citers), *sorted(REVIEW_DESIGNS)))} - set(level)
         level.update(dict.fromkeys(review_ids, 0))
+        distance.update(dict.fromkeys(review_ids, 2))
     _close(conn, G, level)
+    for node, steps in distance.items():
+        G.nodes[node]["distance"] = steps
     G.graph["co_cited"] = sorted(review_ids)
     G.graph["unresolved_references"] = conn.execute(
         "SELECT count(*) FROM citations WHERE citing_id = ? AND cited_id IS NULL",

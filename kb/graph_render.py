@@ -100,8 +100,8 @@ def _how(G: nx.DiGraph, focus: int, node: int) -> str:
                 "same_trial": "same trial"}.get(relation, relation)
     if any(G.has_edge(citer, node) for citer in G.predecessors(focus)):
         return "co-cited"
-    level = abs(int(G.nodes[node].get("level") or 0))
-    return f"{level} steps" if level > 1 else ""
+    steps = int(G.nodes[node].get("distance") or 0)
+    return f"{steps} steps" if steps > 1 else ""
 
 
 def render_text(G: nx.DiGraph, focus: int, *, width: int = 120, limit: int | None = 25) -> str:
@@ -303,15 +303,20 @@ def render_image(G: nx.DiGraph, focus: int, fmt: str = "png") -> bytes:
     """A drawn picture (``png`` or ``svg``): nodes coloured by design and labelled "Author
     Year", the focus ringed, stubs hollow, retracted works crossed, ``pools`` edges bold,
     and a legend of the designs and relations shown."""
+    import matplotlib
+
+    annotate(G, focus)
+    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "kb"}):
+        return _draw(G, focus, fmt)
+
+
+def _draw(G: nx.DiGraph, focus: int, fmt: str) -> bytes:
     import io
 
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
     import networkx as nx
 
-    annotate(G, focus)
     pos = layout(G, focus)
     xs = [p[0] for p in pos.values()]
     ys = [p[1] for p in pos.values()]
@@ -319,7 +324,8 @@ def render_image(G: nx.DiGraph, focus: int, fmt: str = "png") -> bytes:
     many = G.number_of_nodes() > 60
     fig_w = min(26.0, max(8.0, 2.7 * (span_x + 1) + 3.0))
     fig_h = min(26.0, max(4.5, 0.6 * (span_y + 1) + 2.2))
-    fig, ax = plt.subplots(figsize=(fig_w, fig_h), dpi=110)
+    fig = Figure(figsize=(fig_w, fig_h), dpi=110)  # no pyplot: no global state touched
+    ax = fig.subplots()
     node_size = 260 if many else 620
     sizes = {n: node_size * (2.6 if n == focus else 1.0) for n in G}
     nodelist = list(G)
@@ -382,10 +388,12 @@ def render_image(G: nx.DiGraph, focus: int, fmt: str = "png") -> bytes:
     subtitle = " · ".join(str(f) for f in (focus_attrs.get("study_design"), work_ident(
         focus_attrs), focus_attrs.get("mark")) if f)
     ax.set_title(f"{title}\n{subtitle}", fontsize=12, loc="left")
+    shown_designs = {G.nodes[n].get("study_design") for n in full} | {
+        G.nodes[n].get("study_design") for n in stubs if G.nodes[n].get("study_design")}
     handles = [Line2D([], [], marker="o", linestyle="", markersize=9,
                       markerfacecolor=_colour(d), markeredgecolor="#333333",
                       label=d or "design unknown")
-               for d in sorted({G.nodes[n].get("study_design") for n in G},
+               for d in sorted(shown_designs,
                                key=lambda d: list(DESIGN_COLOURS).index(d)
                                if d in DESIGN_COLOURS else 99)]
     if stubs:
@@ -412,7 +420,6 @@ def render_image(G: nx.DiGraph, focus: int, fmt: str = "png") -> bytes:
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format=fmt, metadata={"Date": None} if fmt == "svg" else None)
-    plt.close(fig)
     return buffer.getvalue()
 
 
@@ -453,11 +460,12 @@ def _column_captions(G: nx.DiGraph, pos: dict[int, tuple[float, float]]
     by_level: dict[int, list[float]] = {}
     for node, (x, _) in pos.items():
         by_level.setdefault(int(G.nodes[node].get("level", 0)), []).append(x)
-    names = {0: "focus", 1: "cited by the focus", -1: "citing the focus"}
+    names = {0: "focus" if len(by_level[0]) == 1 else "focus and works cited beside it",
+             1: "cited by the focus", -1: "citing the focus"}
     out = []
     for lvl, xs in by_level.items():
-        text = names.get(lvl) or (f"{lvl} steps along references" if lvl > 0
-                                  else f"{-lvl} steps along citers")
+        text = names.get(lvl) or (f"references, {lvl} generations on" if lvl > 0
+                                  else f"citing works, {-lvl} generations back")
         out.append(((min(xs) + max(xs)) / 2, text))
     return out
 
