@@ -104,4 +104,33 @@ def request_filters(server: ReplayServer) -> list[str]:
             if r.path == "/openalex/works" and "filter" in r.query]
 
 
-__all__ = ["FakeOpenAlex", "FakeOpenCitations", "request_filters"]
+__all__ = ["FakeOpenAlex", "FakeOpenCitations", "FakeElink", "request_filters"]
+
+
+class FakeElink:
+    """E-utilities ``elink.fcgi`` (one LinkSet per repeated ``id``), from a link table."""
+
+    def __init__(self, links: dict[tuple[str, str], list[str]] | None = None,
+                 delay: float = 0.0) -> None:
+        self.links = links or {}
+        self.delay = delay
+
+    def install(self, server: ReplayServer) -> None:
+        server.add("GET", r"/eutils/elink\.fcgi", self.elink)
+        server.add("POST", r"/eutils/elink\.fcgi", self.elink)
+
+    def elink(self, request: Request) -> Reply:
+        linkname = request.query["linkname"][0]
+        sets = []
+        for pmid in request.query.get("id", []):
+            found = self.links.get((pmid, linkname), [])
+            db = (f"<LinkSetDb><DbTo>pubmed</DbTo><LinkName>{linkname}</LinkName>"
+                  + "".join(f"<Link><Id>{p}</Id></Link>" for p in found)
+                  + "</LinkSetDb>") if found else ""
+            sets.append(f"<LinkSet><DbFrom>pubmed</DbFrom><IdList><Id>{pmid}</Id></IdList>"
+                        f"{db}</LinkSet>")
+        body = ('<?xml version="1.0" encoding="UTF-8" ?>\n<!DOCTYPE eLinkResult PUBLIC '
+                '"-//NLM//DTD elink 20101123//EN" '
+                '"https://eutils.ncbi.nlm.nih.gov/eutils/dtd/20101123/elink.dtd">\n'
+                f"<eLinkResult>{''.join(sets)}</eLinkResult>")
+        return Reply(200, body, content_type="text/xml; charset=UTF-8", delay=self.delay)

@@ -1,0 +1,214 @@
+"""kb crawl: snowballing over OpenAlex, OpenCitations and PubMed elink served from loopback,
+topic filter, limits, idempotent re-runs, and resuming after the process is killed."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from kb import store
+from kb.cli import cli
+from kb.crawl import on_topic
+from tests.scholarly_fake import FakeElink, FakeOpenAlex, FakeOpenCitations, request_filters
+
+POOLED = "10.22074/cellj.2024.2032098.1600"
+AMANAT = "10.1186/s13287-021-02513-4"
+ZARRABI = "10.1186/s12883-022-02636-y"
+QU = "10.3389/fbioe.2022.1006845"
+REVIEW = "10.5555/kb.fixture.review1"
+OFFTOPIC = "10.5555/kb.fixture.offtopic"
+COMMENTARY = "10.5555/kb.fixture.commentary"
+
+
+def _services(server, delay: float = 0.0) -> None:
+    FakeOpenAlex(delay=delay).install(server)
+    FakeOpenCitations(delay=delay).install(server)
+    FakeElink(delay=delay).install(server)
+
+
+def _state(db: Path) -> dict[str, object]:
+    """Everything a crawl writes, keyed by identifiers (not row ids)."""
+    conn = sqlite3.connect(db)
+    name = ("coalesce(w.doi, 'pmid:' || w.pmid, 'openalex:' || w.openalex_id)")
+    works = conn.execute(f"SELECT {name}, w.status, w.title FROM works w ORDER BY 1").fetchall()
+    edges = conn.execute(
+        f"SELECT {name.replace('w.', 'a.')}, {name.replace('w.', 'b.')}, c.sources "
+        "FROM citations c JOIN works a ON a.id = c.citing_id JOIN works b ON b.id = c.cited_id "
+        "ORDER BY 1, 2").fetchall()
+    frontier = conn.execute(
+        f"SELECT {name}, f.depth, f.state FROM crawl_frontier f JOIN works w ON w.id = f.work_id "
+        "ORDER BY 1").fetchall()
+    crawls = conn.execute("SELECT seed, direction, max_depth, max_works, topic, status "
+                          "FROM crawls").fetchall()
+    conn.close()
+    return {"works": works, "edges": edges, "frontier": frontier, "crawls": crawls}
+
+
+def _edges(state: dict[str, object]) -> dict[tuple[str, str], list[str]]:
+    return {(a, b): sorted(json.loads(s)) for a, b, s in state["edges"]}  # type: ignore[union-attr]
+
+
+def test_crawl_both_directions_with_a_topic(server, kb_env, runner) -> None:
+    _services(server)
+    result = runner.invoke(cli, ["crawl", "--doi", f"https://doi.org/{POOLED}", "--depth", "2",
+                                 "--topic", "cerebral palsy"])
+    assert result.exit_code == 0, result.output
+    assert "5 works stored" in result.stderr and "1 off topic" in result.stderr
+    state = _state(Path(kb_env["KB_DB"]))
+    frontier = {doi: (depth, st) for doi, depth, st in state["frontier"]}
+    assert frontier == {POOLED: (0, "stored"), AMANAT: (1, "stored"), ZARRABI: (1, "stored"),
+                        COMMENTARY: (1, "stored"), REVIEW: (2, "stored"),
+                        OFFTOPIC: (2, "off-topic")}
+    status = {doi: st for doi, st, _ in state["works"]}
+    assert status[OFFTOPIC] == "stub" and status[REVIEW] == "full" and status[POOLED] == "full"
+    edges = _edges(state)
+    # the pooled analysis's two trials: from OpenAlex and OpenCitations, one edge each
+    assert edges[(POOLED, AMANAT)] == ["openalex", "opencitations"]
+    assert edges[(POOLED, ZARRABI)] == ["openalex", "opencitations"]
+    assert edges[(COMMENTARY, POOLED)] == ["openalex", "opencitations"]
+    assert edges[(REVIEW, AMANAT)] == ["openalex", "opencitations"]
+    assert edges[(OFFTOPIC, AMANAT)] == ["openalex"]
+    # depth-2 works are stored but not expanded: the review's references are not followed
+    assert (REVIEW, QU) not in edges
+    # one OpenAlex request per frontier batch, not one per work
+    filters = request_filters(server)
+    assert filters[0] == f"doi:{POOLED}"
+    depth_one = [f for f in filters if f.startswith("doi:") and AMANAT in f]
+    assert len(depth_one) == 1
+    assert sorted(depth_one[0][4:].split("|")) == sorted([AMANAT, ZARRABI, COMMENTARY])
+    assert server.count(r"/eutils/elink\.fcgi") == 2  # refs and citedin of Amanat's PMID
+    elink_ids = {r.query["id"][0] for r in server.requests if r.path.endswith("elink.fcgi")}
+    assert elink_ids == {"34362453"}
+
+
+def test_rerunning_a_finished_crawl_does_nothing(server, kb_env, runner) -> None:
+    _services(server)
+    args = ["crawl", "--doi", POOLED, "--depth", "1", "--topic", "cerebral palsy"]
+    assert runner.invoke(cli, args).exit_code == 0
+    before, requests = _state(Path(kb_env["KB_DB"])), len(server.requests)
+    conn = sqlite3.connect(kb_env["KB_DB"])
+    dump = list(conn.iterdump())
+    conn.close()
+    result = runner.invoke(cli, args)
+    assert result.exit_code == 0 and "already finished" in result.stderr
+    assert len(server.requests) == requests
+    conn = sqlite3.connect(kb_env["KB_DB"])
+    assert list(conn.iterdump()) == dump
+    conn.close()
+    # --fresh crawls again (answers come from the HTTP cache) and ends in the same state
+    assert runner.invoke(cli, args + ["--fresh"]).exit_code == 0
+    assert _state(Path(kb_env["KB_DB"])) == before
+
+
+def test_references_only_with_a_work_limit(server, kb_env, runner) -> None:
+    _services(server)
+    result = runner.invoke(cli, ["crawl", "--doi", REVIEW, "--direction", "refs", "--depth", "1",
+                                 "--max-works", "3"])
+    assert result.exit_code == 0, result.output
+    state = _state(Path(kb_env["KB_DB"]))
+    states = {doi: st for doi, _, st in state["frontier"]}
+    assert list(states.values()).count("stored") == 3
+    assert list(states.values()).count("over-limit") == 3
+    # works beyond the limit are never fetched: two OpenAlex batches of 1 and 2 DOIs
+    assert [len(f.split("|")) for f in request_filters(server) if f.startswith("doi:")] == [1, 2]
+    assert states[REVIEW] == "stored"
+    # every reference of the review is an edge, from OpenAlex, OpenCitations or both
+    edges = _edges(state)
+    assert edges[(REVIEW, AMANAT)] == ["openalex", "opencitations"]
+    assert edges[(REVIEW, "10.1002/stem.1304")] == ["opencitations"]
+    assert edges[(REVIEW, QU)] == ["openalex"]
+    assert edges[(REVIEW, "openalex:W5000000008")] == ["openalex"]
+    assert not any(path.startswith("/opencitations/citations") for path in
+                   (r.path for r in server.requests))
+
+
+def test_one_source_failing_is_reported_and_the_rest_kept(server, kb_env, runner) -> None:
+    from tests.replay import Reply
+    server.add("GET", r"/opencitations/.+", Reply(500, "Internal Server Error"))
+    FakeOpenAlex().install(server)
+    FakeElink().install(server)
+    result = runner.invoke(cli, ["crawl", "--doi", POOLED, "--depth", "1",
+                                 "--source", "openalex", "--source", "opencitations"])
+    assert result.exit_code == 1
+    assert "failed: OpenCitations references of" in result.stderr
+    edges = _edges(_state(Path(kb_env["KB_DB"])))
+    assert edges[(POOLED, AMANAT)] == ["openalex"]
+    assert server.count(r"/eutils/.*") == 0  # pubmed was not asked for
+
+
+def test_bad_input(kb_env, runner) -> None:
+    result = runner.invoke(cli, ["crawl", "--doi", "not-a-doi"])
+    assert result.exit_code == 2 and "not a DOI" in result.output
+    result = runner.invoke(cli, ["crawl", "--doi", POOLED, "--direction", "sideways"])
+    assert result.exit_code == 2
+
+
+def test_topic_matching() -> None:
+    assert on_topic("Stem cells for CEREBRAL PALSY", ["cerebral palsy"])
+    assert on_topic("anything", [])
+    assert on_topic("cord blood banking", ["cerebral palsy", "cord blood"])
+    assert not on_topic("Serum ferritin in adults", ["cerebral palsy"])
+
+
+@pytest.mark.slow
+def test_a_killed_crawl_resumes_to_the_same_state(server, kb_env, tmp_path: Path) -> None:
+    args = ["crawl", "--doi", POOLED, "--depth", "3", "--topic", "cerebral palsy"]
+    env = dict(os.environ)
+    kb = [sys.executable, "-m", "kb.cli"]
+
+    # reference: one uninterrupted run
+    _services(server)
+    whole = tmp_path / "whole.db"
+    subprocess.run(kb + ["--db", str(whole), *args], env={**env, "KB_CACHE_DIR": str(
+        tmp_path / "cache1")}, check=True, capture_output=True, timeout=120)
+    expected = _state(whole)
+    assert [c[-1] for c in expected["crawls"]] == ["done"]
+
+    # the same crawl with slow services, killed part-way
+    server.routes.clear()
+    server.requests.clear()
+    _services(server, delay=0.25)
+    cut = tmp_path / "cut.db"
+    run_env = {**env, "KB_CACHE_DIR": str(tmp_path / "cache2")}
+    process = subprocess.Popen(kb + ["--db", str(cut), *args], env=run_env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while time.time() < deadline and not _stored_beyond_seed(cut):
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=10)
+    partial = _state(cut)
+    assert [c[-1] for c in partial["crawls"]] == ["running"]
+    assert 0 < sum(1 for *_, s in partial["frontier"] if s != "queued") \
+        < sum(1 for *_, s in expected["frontier"] if s != "queued")
+
+    server.routes.clear()
+    _services(server)
+    done = subprocess.run(kb + ["--db", str(cut), *args], env=run_env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "resumed" in done.stderr
+    assert _state(cut) == expected
+
+
+def _stored_beyond_seed(db: Path) -> bool:
+    """True once the crawl committed a round after the seed's."""
+    if not db.exists():
+        return False
+    try:
+        conn = sqlite3.connect(db, timeout=0.1)
+        try:
+            row = conn.execute("SELECT count(*) FROM crawl_frontier WHERE depth = 1 "
+                               "AND state != 'queued'").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return False
+    return bool(row and row[0])
