@@ -94,6 +94,7 @@ class ReplayServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # no 40 ms delayed-ACK stall per keep-alive reply
 
             def log_message(self, *args: Any) -> None:  # quiet
                 pass
