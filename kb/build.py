@@ -18,16 +18,21 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import seed_reader, store
-from .config import Config
 from .errors import DatabaseError, KBError
+
+if TYPE_CHECKING:
+    from .http import Client
 
 __all__ = ["BuildReport", "build_kb", "load_seed", "SEED_ARTICLE"]
 
 #: The seed news article, as shipped in ``kb/seed/``.
 SEED_ARTICLE = "cells4life-2025-03.html"
+#: What an online build's one-level crawl keeps, and how many works per seed work at most.
+CRAWL_TOPIC = "cerebral palsy"
+CRAWL_MAX_WORKS = 200
 
 
 @dataclass
@@ -93,28 +98,40 @@ def _annotate(conn: sqlite3.Connection, say: Callable[[str], None]) -> dict[str,
     return steps
 
 
-def _refresh(conn: sqlite3.Connection, config: Config, report: BuildReport,
+def _refresh(conn: sqlite3.Connection, client: Client, report: BuildReport,
              say: Callable[[str], None]) -> None:
-    """Refresh the seed works from Crossref / PubMed / OpenAlex and crawl one level out."""
+    """Refresh the seed works from Crossref / PubMed (``kb add``) and crawl one level of
+    references and citing works around each through OpenAlex, OpenCitations and PubMed
+    (``kb crawl --depth 1 --topic "cerebral palsy"``). Failures are collected, not raised."""
     from . import crawl, ingest
 
-    ids = [row[0] for row in conn.execute(
-        "SELECT coalesce('doi:' || doi, 'pmid:' || pmid) FROM works "
-        "WHERE status = 'full' AND (doi IS NOT NULL OR pmid IS NOT NULL) ORDER BY 1")]
-    added = ingest.add_ids(conn, ids, config=config)
-    report.steps["refreshed"] = len(ids)
-    report.failures.extend(str(f) for f in getattr(added, "failures", []) or [])
-    say(f"refreshed {len(ids)} seed works online")
-    crawled = crawl.crawl(conn, config=config, depth=1)
-    report.steps["crawled"] = crawled
-    report.failures.extend(str(f) for f in getattr(crawled, "failures", []) or [])
+    dois = [r[0] for r in conn.execute("SELECT doi FROM works WHERE doi IS NOT NULL ORDER BY doi")]
+    pmids = [r[0] for r in conn.execute(
+        "SELECT pmid FROM works WHERE doi IS NULL AND pmid IS NOT NULL ORDER BY pmid")]
+    added = ingest.add(conn, client, dois + pmids)
+    report.steps["refreshed"] = len(added.added) + len(added.updated) + len(added.unchanged)
+    report.failures.extend(f"{label}: {reason}" for label, reason in added.failed.items())
+    say(f"refreshed {report.steps['refreshed']} of {len(dois) + len(pmids)} seed works online")
+    stored = 0
+    for doi in dois:
+        try:
+            result = crawl.crawl(conn, client, doi, depth=1, topic=CRAWL_TOPIC,
+                                 max_works=CRAWL_MAX_WORKS)
+        except KBError as exc:
+            report.failures.append(f"crawl {doi}: {exc}")
+            continue
+        stored += result.stored
+        report.failures.extend(f"crawl {doi}: {failure}" for failure in result.failures)
+    report.steps["crawled works"] = stored
+    say(f"crawled one level around {len(dois)} seed works: {stored} works stored")
 
 
-def build_kb(out: str | Path, *, offline: bool = True, config: Config | None = None,
+def build_kb(out: str | Path, *, client: Client | None = None,
              say: Callable[[str], None] = lambda _: None) -> BuildReport:
-    """Build a knowledge base at ``out`` from the seed (and, online, the services).
+    """Build a knowledge base at ``out`` from the seed (and, given a client, the services).
 
-    :param offline: only the seed (deterministic); otherwise also refresh and crawl.
+    :param client: a :class:`kb.http.Client` to refresh the seed works and crawl one level
+        with; without one the build is offline and deterministic.
     :raises KBError: the build failed; ``out`` is left as it was.
     """
     out = Path(out)
@@ -129,10 +146,8 @@ def build_kb(out: str | Path, *, offline: bool = True, config: Config | None = N
         try:
             report.steps.update(load_seed(conn, say))
             report.steps.update(_annotate(conn, say))
-            if not offline:
-                if config is None:
-                    raise KBError("an online build needs a configuration")
-                _refresh(conn, config, report, say)
+            if client is not None:
+                _refresh(conn, client, report, say)
                 report.steps.update(_annotate(conn, say))
             store.rebuild_fts(conn)
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")

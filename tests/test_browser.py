@@ -40,7 +40,7 @@ def _free_port() -> int:
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     """`kb serve` on a free loopback port over a freshly built KB."""
     db = tmp_path_factory.mktemp("browser") / "kb.db"
-    build_kb(db, offline=True)
+    build_kb(db)
     port = _free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "kb.cli", "--db", str(db), "serve", "--port", str(port)],

@@ -47,7 +47,7 @@ def content(path: Path) -> dict[str, list[tuple]]:
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("build") / "kb.db"
-    build_kb(path, offline=True)
+    build_kb(path)
     return path
 
 
@@ -116,7 +116,7 @@ def test_every_seed_work_edge_and_trial_is_imported(built: Path) -> None:
 
 def test_build_is_deterministic(built: Path, tmp_path: Path) -> None:
     again = tmp_path / "again.db"
-    build_kb(again, offline=True)
+    build_kb(again)
     assert content(again) == content(built)
 
 
@@ -133,7 +133,7 @@ def test_failed_build_leaves_the_old_file_alone(tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     target = tmp_path / "kb.db"
     target.write_bytes(b"")
-    build_kb(target, offline=True)
+    build_kb(target)
     before = target.read_bytes()
 
     def broken(*args: object) -> list:
@@ -141,7 +141,7 @@ def test_failed_build_leaves_the_old_file_alone(tmp_path: Path,
 
     monkeypatch.setattr(seed_reader, "read_trials", broken)
     with pytest.raises(RuntimeError, match="disk on fire"):
-        build_kb(target, offline=True)
+        build_kb(target)
     assert target.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["kb.db"]  # no temp files left
 
@@ -184,3 +184,37 @@ def test_build_into_a_folder_is_a_clear_error(tmp_path: Path, runner: CliRunner)
     result = runner.invoke(cli, ["build", "--offline", "--out", str(tmp_path)])
     assert result.exit_code == 2
     assert "folder" in result.output or "directory" in result.output
+
+
+def test_online_build_refreshes_the_seed_and_lists_what_failed(server, config,
+                                                                tmp_path: Path) -> None:
+    """Crossref answers for four seed works (real-shaped batch); every other service says 404.
+    The build still finishes, the four are refreshed from Crossref, and each failure is named."""
+    from kb.http import Client
+    from tests.replay import Reply, fixture_json
+
+    batch = fixture_json("crossref", "batch.json")
+
+    def crossref_batch(request) -> Reply:
+        wanted = {part[4:] for part in request.query["filter"][0].split(",")}
+        items = [i for i in batch["message"]["items"] if i["DOI"].lower() in wanted]
+        return Reply(200, {**batch, "message": {**batch["message"], "items": items,
+                                                "total-results": len(items)}})
+
+    server.add("GET", "/crossref/works", crossref_batch)
+    out = tmp_path / "kb.db"
+    with Client(config, rates={}) as client:
+        report = build_kb(out, client=client)
+    conn = sqlite3.connect(out)
+    assert conn.execute("SELECT count(*) FROM works WHERE status = 'full'").fetchone()[0] >= 75
+    refreshed = {r[0] for r in conn.execute("SELECT w.doi FROM records r JOIN works w "
+                                            "ON w.id = r.work_id WHERE r.source = 'crossref'")}
+    assert {AMANAT, ZARRABI} <= refreshed and len(refreshed) == 4
+    assert report.steps["refreshed"] == 4
+    # the curated design survives the refresh; the seed picture is intact
+    assert conn.execute("SELECT study_design, design_source FROM works WHERE doi = ?",
+                        (AMANAT,)).fetchone() == ("rct", "curated")
+    assert conn.execute("SELECT count(*) FROM lineage WHERE relation = 'pools'").fetchone()[0] == 2
+    failed = "\n".join(report.failures)
+    assert "10.1001/archpedi.161.11.1075" in failed and "crawl " in failed
+    assert server.count("/openalex/.*") > 0  # the one-level crawl asked OpenAlex

@@ -18,7 +18,7 @@ CANNED = ("source_trials_of_pooled_study", "evidence_table", "unresolved_referen
 @pytest.fixture(scope="module")
 def kb_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("serve") / "curated.db"  # any file name is served as "kb"
-    build_kb(path, offline=True)
+    build_kb(path)
     return path
 
 

@@ -25,19 +25,23 @@ def build(settings: Settings, out: Path | None, offline: bool, refresh: bool,
 
     The new file replaces the old one only when the build has finished.
     """
+    from contextlib import nullcontext
+
     from ..build import build_kb
     from ..config import load_config
+    from ..http import Client
 
     target = out or settings.db_path
-    config = None
-    if not offline:
-        config = load_config().with_options(use_cache=not no_cache, refresh=refresh)
     with kb_errors(settings):
-        report = build_kb(target, offline=offline, config=config,
-                          say=lambda m: settings.say(m, level=1))
+        online = None if offline else Client(
+            load_config().with_options(use_cache=not no_cache, refresh=refresh))
+        with online or nullcontext():
+            report = build_kb(target, client=online, say=lambda m: settings.say(m, level=1))
     summary = ", ".join(f"{k} {v}" for k, v in report.steps.items() if isinstance(v, int))
     settings.say(f"Built {target}: {summary}")
     if report.failures:
         for failure in report.failures:
             settings.say(f"failed: {failure}")
+        settings.say(f"{len(report.failures)} online steps failed; the KB holds the seed and "
+                     "whatever was fetched")
         raise click.exceptions.Exit(1)
