@@ -84,11 +84,11 @@ def _xml(response: Any, what: str) -> Any:
         root = etree.fromstring(content, parser)
     except etree.XMLSyntaxError as exc:
         raise FetchError(f"{what}: NCBI answered something that is not XML ({exc})",
-                         url=response.url) from None
+                         url=_url(response)) from None
     errors = [" ".join("".join(e.itertext()).split()) for e in root.iter("ERROR")]
     errors = [e for e in errors if e]
     if errors:
-        raise FetchError(f"{what}: NCBI says: {'; '.join(errors)}", url=response.url)
+        raise FetchError(f"{what}: NCBI says: {'; '.join(errors)}", url=_url(response))
     return root
 
 
@@ -106,6 +106,12 @@ def _json_error(content: bytes, what: str) -> None:
             raise QuotaError(f"{what}: NCBI says: {message}",
                              hint="set NCBI_API_KEY (10 requests/s instead of 3), or wait")
         raise FetchError(f"{what}: NCBI says: {message}")
+
+
+def _url(response: Any) -> str:
+    """The answer's URL with secrets (api_key) hidden, for error messages."""
+    from kb.http import redact
+    return redact(response.url or "")
 
 
 def _text(root: Any, path: str) -> str | None:
@@ -217,7 +223,7 @@ def fetch_works(client: Any, pmids: Iterable[str], *, raw: bool = True
             items = list(parse_pubmed_xml(content, raw=raw))
         except ParseError as exc:
             raise FetchError(f"PubMed fetch: the answer is not PubMed XML ({exc})",
-                             url=response.url) from None
+                             url=_url(response)) from None
         source_url = None if post else (client.config.url("eutils", "efetch.fcgi")
                                         + f"?db=pubmed&retmode=xml&id={','.join(chunk)}")
         for item in items:
@@ -304,12 +310,12 @@ def _idconv_records(response: Any, kind: str, asked: list[str]) -> dict[str, dic
     try:
         body = json.loads(response.content)
     except ValueError:
-        raise FetchError("PMC ID converter: the answer is not JSON", url=response.url) from None
+        raise FetchError("PMC ID converter: the answer is not JSON", url=_url(response)) from None
     if not isinstance(body, dict):
-        raise FetchError("PMC ID converter: unexpected answer", url=response.url)
+        raise FetchError("PMC ID converter: unexpected answer", url=_url(response))
     if body.get("status") == "error" and not body.get("records"):
         raise FetchError(f"PMC ID converter: {body.get('errmsg') or body.get('message') or 'error'}",
-                         url=response.url)
+                         url=_url(response))
     normalize = {"doi": normalize_doi, "pmid": normalize_pmid, "pmcid": normalize_pmcid}[kind]
     out: dict[str, dict[str, Any]] = {}
     for item in body.get("records") or []:
