@@ -16,14 +16,14 @@ work's title inside the printed reference (the best-aligned substring). From it 
 3 points when the years differ by one (online vs print year), 12 when both first authors are
 known and differ, 4 when the work has no first author to check, and 15 when the reference is a
 correction, retraction or comment and the work is not. A year two or more apart
-rejects the candidate. Titles shorter than :data:`SHORT_TITLE` characters need the same year
-and first author. A candidate is linked when its score reaches :data:`THRESHOLD` (88) and no
+rejects the candidate. Titles shorter than :data:`SHORT_TITLE` (30) characters need the same
+year and first author; titles shorter than 60 need the same year and no conflicting first
+author (a mid-length title is often printed inside a longer, different one). A candidate is linked when its score reaches :data:`THRESHOLD` (88) and no
 other candidate comes within :data:`MARGIN` points of it (else the row is reported ambiguous).
 
 References printed as author and year only — "Min et al [39], 2013 (South Korea, n=105)", the
 way meta-analyses list their included trials — are linked only when exactly one work in the KB
-has that first author and that year; their score is 90 × the author similarity / 100, so they
-can never outrank a title match.
+has that first author and that year; their score is 90 × the author similarity / 100.
 
 Blocking keeps this linear in the number of references: candidates are the works sharing rare
 title words with the reference within a year window of ±1 (or the works of one first author

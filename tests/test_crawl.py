@@ -129,8 +129,10 @@ def test_references_only_with_a_work_limit(server, kb_env, runner) -> None:
                    (r.path for r in server.requests))
 
 
-def test_one_source_failing_is_reported_and_the_rest_kept(server, kb_env, runner) -> None:
+def test_one_source_failing_is_reported_and_the_rest_kept(server, kb_env, runner,
+                                                          monkeypatch) -> None:
     from tests.replay import Reply
+    monkeypatch.setenv("KB_RETRIES", "0")
     server.add("GET", r"/opencitations/.+", Reply(500, "Internal Server Error"))
     FakeOpenAlex().install(server)
     FakeElink().install(server)
@@ -174,7 +176,7 @@ def test_a_killed_crawl_resumes_to_the_same_state(server, kb_env, tmp_path: Path
     # the same crawl with slow services, killed part-way
     server.routes.clear()
     server.requests.clear()
-    _services(server, delay=0.25)
+    _services(server, delay=0.15)
     cut = tmp_path / "cut.db"
     run_env = {**env, "KB_CACHE_DIR": str(tmp_path / "cache2")}
     process = subprocess.Popen(kb + ["--db", str(cut), *args], env=run_env,

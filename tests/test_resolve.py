@@ -259,3 +259,12 @@ def test_empty_references_do_not_match(text: str) -> None:
     ref = parse_reference(unstructured=text)
     assert score(ref, Candidate(1, "a title long enough to be matched on its own words",
                                 2020, "smith")) in (None, 0.0) or not ref.text
+
+
+@pytest.mark.parametrize("module", ["kb.resolve", "kb.crawl", "kb.scrapers.openalex",
+                                    "kb.scrapers.opencitations"])
+def test_doctests(module: str) -> None:
+    import doctest
+    import importlib
+    result = doctest.testmod(importlib.import_module(module))
+    assert result.failed == 0 and result.attempted > 0
