@@ -256,7 +256,7 @@ def parse_page(html: str | bytes, url: str | None = None) -> WorkRecord:
     page_url = _canonical(soup, url)
     if not page_url:
         raise ParseError("the page names no URL of its own (no canonical link or og:url)",
-                         hint="add it by its address, or pass the URL it was saved from")
+                         hint="add the page by its address (kb add https://…) instead")
     site = _site(soup, page_url, ld)
     date = _date(soup, page_url, ld)
     record: WorkRecord = {

@@ -193,3 +193,35 @@ def test_fetch_page_over_http(server, config) -> None:
 
 def test_doctests() -> None:
     assert doctest.testmod(webpage).failed == 0
+
+
+def test_kb_add_url_and_saved_page(server, kb_env, runner, tmp_path) -> None:
+    """`kb add URL` fetches and stores the page with its references; `kb add page.html` reads
+    a saved page; a saved page that names no URL fails alone, with the reason."""
+    from kb.cli import cli
+
+    server.add("GET", "/news/cord-blood", Reply(200, page("wordpress_ol.html"),
+                                                 content_type="text/html; charset=utf-8"))
+    saved = tmp_path / "saved.html"
+    saved.write_bytes(b"<!-- saved from url=(0061)https://neurorehab.example.net/posts/why-one-"
+                      b"trial-is-not-enough -->\n" + page("blog_inline.html").replace(
+                          b'<link rel="canonical" href="/posts/why-one-trial-is-not-enough">', b""))
+    result = runner.invoke(cli, ["add", f"{server.url}/news/cord-blood", str(saved),
+                                 str(PAGES / "no_refs.html")])
+    assert result.exit_code == 1, result.output
+    assert "names no URL" in result.output
+    conn = store.connect(kb_env["KB_DB"], create=False)
+    rows = conn.execute("SELECT url, title FROM works WHERE type = 'web-article' ORDER BY url"
+                        ).fetchall()
+    assert [tuple(r) for r in rows] == [
+        ("https://cordbloodnews.example.org/2023/06/cord-blood-cerebral-palsy-trials/",
+         "Cord blood for cerebral palsy: what the trials say"),
+        ("https://neurorehab.example.net/posts/why-one-trial-is-not-enough",
+         "Why one trial is not enough")]
+    cited = conn.execute(
+        "SELECT c.position, w.doi, w.pmid, w.pmcid FROM citations c JOIN works f ON f.id = "
+        "c.citing_id LEFT JOIN works w ON w.id = c.cited_id WHERE f.url LIKE "
+        "'https://cordbloodnews%' ORDER BY c.position").fetchall()
+    assert [tuple(r) for r in cited] == [(1, "10.1002/stem.1304", None, None),
+                                         (2, None, None, "PMC8380440"),
+                                         (3, None, "28235424", None), (4, None, None, None)]
