@@ -120,7 +120,6 @@ def test_build_is_deterministic(built: Path, tmp_path: Path) -> None:
     assert content(again) == content(built)
 
 
-@pytest.mark.skipif(not REPO_DB.exists(), reason="kb.db is not committed yet")
 def test_committed_kb_db_equals_a_fresh_offline_build(built: Path) -> None:
     committed, rebuilt = content(REPO_DB), content(built)
     for table in sorted(set(committed) | set(rebuilt)):
@@ -166,7 +165,6 @@ def test_cli_build_then_stats_and_search_offline(tmp_path: Path, runner: CliRunn
     assert AMANAT in [row["doi"] for row in json.loads(found.output)]
 
 
-@pytest.mark.skipif(not REPO_DB.exists(), reason="kb.db is not committed yet")
 def test_readme_main_command_on_the_committed_kb(tmp_path: Path, runner: CliRunner,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """`kb search "mesenchymal"` in a fresh clone: the bundled kb.db, no network, no set-up."""
