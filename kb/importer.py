@@ -46,6 +46,8 @@ class FileReport:
     fts: str = ""
     seconds: float = 0.0
     error: str | None = None
+    #: exit status the error maps to: 2 for a bad file (InputError), 1 for other failures
+    error_code: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> str:
@@ -108,7 +110,7 @@ def import_file(conn: sqlite3.Connection, path: Path, *, keep_raw: bool = False,
     try:
         fmt = detect_format(path)
     except KBError as exc:
-        return FileReport(str(path), "unknown", error=str(exc))
+        return FileReport(str(path), "unknown", error=str(exc), error_code=exc.exit_code)
     if fmt == PUBMED_XML:
         return import_pubmed_xml(conn, path, keep_raw=keep_raw, progress=progress)
     return _import_other(conn, path, fmt)
@@ -128,7 +130,7 @@ def import_pubmed_xml(conn: sqlite3.Connection, path: Path, *, keep_raw: bool = 
     try:
         handle: IO[bytes] = open(path, "rb")
     except OSError as exc:
-        report.error = f"cannot read {path}: {exc.strerror or exc}"
+        report.error, report.error_code = f"cannot read {path}: {exc.strerror or exc}", 2
         return report
     total = path.stat().st_size
     try:
@@ -158,7 +160,7 @@ def import_pubmed_xml(conn: sqlite3.Connection, path: Path, *, keep_raw: bool = 
                 writer.delete(deletions)
             stats = writer.finish()
     except KBError as exc:
-        report.error = str(exc)
+        report.error, report.error_code = str(exc), exc.exit_code
         report.records = 0
         return report
     finally:
@@ -200,7 +202,7 @@ def _import_other(conn: sqlite3.Connection, path: Path, fmt: str) -> FileReport:
             results = upsert_works(conn, works)
             report.links = add_links(conn, links) if links else 0
     except KBError as exc:
-        report.error = str(exc)
+        report.error, report.error_code = str(exc), exc.exit_code
         return report
     report.records = len(works)
     for result in results:

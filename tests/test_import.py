@@ -122,7 +122,7 @@ def test_update_file_deletes_and_adds(runner: CliRunner, tmp_path: Path) -> None
 def test_broken_file_imports_nothing(runner: CliRunner, tmp_path: Path, name: str) -> None:
     db = tmp_path / "kb.db"
     result = _import(runner, db, PUBMED / name)
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # bad input
     assert f"{name}: FAILED, nothing imported" in result.output
     assert "Traceback" not in result.output
     conn = store.connect(db)
@@ -193,7 +193,7 @@ def test_unreadable_and_unknown_files(runner: CliRunner, tmp_path: Path) -> None
     odd = tmp_path / "notes.bin"
     odd.write_bytes(b"\x00\x01\x02 not a bibliography")
     result = _import(runner, tmp_path / "kb.db", odd)
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "notes.bin: FAILED, nothing imported" in result.output
     missing = _import(runner, tmp_path / "kb.db", tmp_path / "nope.xml")
     assert missing.exit_code == 2

@@ -26,7 +26,7 @@ def import_(settings: Settings, files: tuple[Path, ...], keep_raw: bool) -> None
 
     Example: kb import pubmed24n1219.xml.gz my-library.ris
     """
-    from ..errors import KBError
+    from ..errors import InputError, KBError
     from ..importer import import_file
 
     with kb_errors(settings):
@@ -47,8 +47,11 @@ def import_(settings: Settings, files: tuple[Path, ...], keep_raw: bool) -> None
         finally:
             conn.close()
         if failed:
-            raise KBError(f"{len(failed)} of {len(files)} files failed: "
-                          + ", ".join(r.path for r in failed))
+            message = (f"{len(failed)} of {len(files)} files failed: "
+                       + ", ".join(r.path for r in failed))
+            if len(failed) == len(files) and all(r.error_code == 2 for r in failed):
+                raise InputError(message)  # nothing imported, every file was unusable input
+            raise KBError(message)
 
 
 def _bar(settings: Settings, path: Path):  # type: ignore[no-untyped-def]
