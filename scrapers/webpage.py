@@ -325,13 +325,12 @@ def _section_items(heading: Any) -> list[Any]:
             break
         if sibling.name in ("ol", "ul"):
             items.extend(sibling.find_all("li", recursive=False) or sibling.find_all("li"))
-        elif sibling.name in ("p", "div", "li", "blockquote", "section"):
-            inner = sibling.find_all(["li"]) if sibling.name in ("div", "section") else []
-            if inner:
-                items.extend(inner)
-            else:
-                for line in _lines(sibling):
-                    items.append(line)
+        elif sibling.name in ("div", "section"):
+            inner = sibling.find_all("li") or sibling.find_all("p") or [sibling]
+            for node in inner:
+                items.extend(_lines(node))
+        elif sibling.name in ("p", "li", "blockquote"):
+            items.extend(_lines(sibling))
     return items
 
 

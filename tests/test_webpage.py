@@ -225,3 +225,20 @@ def test_kb_add_url_and_saved_page(server, kb_env, runner, tmp_path) -> None:
     assert [tuple(r) for r in cited] == [(1, "10.1002/stem.1304", None, None),
                                          (2, None, None, "PMC8380440"),
                                          (3, None, "28235424", None), (4, None, None, None)]
+
+
+def test_references_heading_then_a_div_of_numbered_paragraphs() -> None:
+    record = parse_page(page("div_refs.html"), "https://cerebralpalsy.example.org.au/x")
+    assert record["url"] == ("https://cerebralpalsy.example.org.au/news-stories/"
+                             "sibling-cord-blood-safety/")
+    assert record["journal"] == "Cerebral Palsy Alliance" and record["pub_date"] == "2022-03-01"
+    refs = record["references"]
+    # four numbered items, each its own reference; the "Related stories" link comes after
+    assert [r["position"] for r in refs] == [1, 2, 3, 4, 5]
+    assert refs[0]["unstructured"].startswith("Safety of sibling cord blood cell infusion")
+    assert refs[0]["year"] == 2022 and "doi" not in refs[0]
+    assert (refs[1]["first_author"], refs[1]["year"]) == ("Crompton", 2020)
+    assert refs[2]["doi"] == "10.1002/sctm.20-0470" and refs[2]["first_author"] == "Sun"
+    assert refs[3]["url"] == "https://cerebralpalsy.example.org.au/position-statement-stem-cells/"
+    assert refs[4] == {"doi": "10.1542/peds.2024-068999",
+                       "unstructured": "Cord blood meta-analysis", "position": 5}
