@@ -75,7 +75,7 @@ def short_title(title: str | None, width: int = 60) -> str:
 def _label(attrs: dict[str, Any]) -> str:
     """ "Author Year", else the site or journal and year, else a short title or id."""
     who = attrs.get("first_author") or attrs.get("journal")
-    if not who and attrs.get("url"):
+    if not who and attrs.get("url") and not attrs.get("doi"):
         who = re.sub(r"^(?:https?://)?(?:www\.)?", "", attrs["url"]).split("/")[0]
     if not who:
         return short_title(attrs.get("title"), 30) or attrs.get("doi") or f"work {attrs['id']}"

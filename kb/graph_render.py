@@ -386,7 +386,7 @@ def _draw(G: nx.DiGraph, focus: int, fmt: str) -> bytes:
     focus_attrs = G.nodes[focus]
     title = f"{focus_attrs.get('label')}: {focus_attrs.get('short_title') or ''}".strip(": ")
     subtitle = " · ".join(str(f) for f in (focus_attrs.get("study_design"), work_ident(
-        focus_attrs), focus_attrs.get("mark")) if f)
+        focus_attrs), *_marks(focus_attrs)) if f)
     ax.set_title(f"{title}\n{subtitle}", fontsize=12, loc="left")
     shown_designs = {G.nodes[n].get("study_design") for n in full} | {
         G.nodes[n].get("study_design") for n in stubs if G.nodes[n].get("study_design")}

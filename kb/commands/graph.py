@@ -64,6 +64,7 @@ def _width() -> int:
 
 def _table_text(works: dict[int, dict[str, Any]], rows: list[dict[str, Any]], columns: list[tuple[str, str]],
                 title: str) -> str:
+    from ..graph import short_title
     from ..graph_render import work_ident
     lines = [title, ""]
     for row in rows:
@@ -71,9 +72,10 @@ def _table_text(works: dict[int, dict[str, Any]], rows: list[dict[str, Any]], co
         figures = "  ".join(f"{name} {row[key]:.4f}" if isinstance(row[key], float)
                             else f"{name} {row[key]}" for key, name in columns)
         mark = f"[{attrs['mark']}] " if attrs.get("mark") else ""
+        title = short_title(mark + (attrs.get("title") or "(no title)"), 50)
         lines.append(f"  {figures}  {attrs['label'][:22]:<22} "
                      f"{(attrs.get('study_design') or 'design ?'):<17} "
-                     f"{mark}{attrs['short_title'] or '(no title)'}  {work_ident(attrs)}")
+                     f"{title:<50}  {work_ident(attrs)}")
     if not rows:
         lines.append("  (none)")
     return "\n".join(lines) + "\n"
@@ -268,7 +270,8 @@ def _gaps_table(rows: list[dict[str, Any]], ident: Any) -> str:
     lines = []
     for row in rows:
         title = row["title"] or "(title not known yet)"
-        head = f"{row['n_citers']:>4}  {row['label'][:24]:<24}  {ident(row)}"
+        label = row["label"] if row["first_author"] or row["journal"] else "(author unknown)"
+        head = f"{row['n_citers']:>4}  {label[:24]:<24}  {ident(row)}"
         room = max(20, width - len(head) - 2)
         lines.append(f"{head}  {title[:room - 1] + '…' if len(title) > room else title}")
         names = [c["label"] for c in row["citers"]]
