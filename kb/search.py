@@ -374,37 +374,57 @@ def _count(conn: sqlite3.Connection, fts_query: str) -> int:
                         "LIMIT 1)", (fts_query,)).fetchone()[0]
 
 
+def _stem(conn: sqlite3.Connection, word: str) -> str:
+    """``word`` as works_fts indexes it (lower case, no diacritics, Porter stem), computed by
+    SQLite's own tokenizer in a temporary table."""
+    conn.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.kb_stem USING fts5(word, "
+                 "tokenize = 'porter unicode61 remove_diacritics 2')")
+    conn.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.kb_stem_vocab "
+                 "USING fts5vocab(temp, kb_stem, 'row')")
+    conn.execute("DELETE FROM temp.kb_stem")
+    conn.execute("INSERT INTO temp.kb_stem(word) VALUES (?)", (word,))
+    terms = [r[0] for r in conn.execute("SELECT term FROM temp.kb_stem_vocab")]
+    return terms[0] if len(terms) == 1 else word.lower()
+
+
 def _close_terms(conn: sqlite3.Connection, word: str, *, limit: int = 3,
                  cutoff: float = 75.0) -> list[str]:
-    """Indexed terms (stems) close to ``word``, most similar then most frequent first."""
+    """Indexed terms (stems) close to ``word``'s stem, most similar then most frequent first.
+
+    Only terms with the same first letter are compared: reading the whole vocabulary of a
+    large KB costs more than the search itself, and misspelt first letters are rare.
+    """
     from rapidfuzz import fuzz, process
 
-    vocab = _vocab(conn)
-    lowered = word.lower()
-    first = lowered[:1]
-    ranges = [(first, first + "\U0010ffff"), ("", "\U0010ffff")]
-    for low, high in ranges:
-        rows = conn.execute(f"SELECT term, doc FROM {vocab} WHERE term >= ? AND term < ? "
-                            "AND length(term) BETWEEN ? AND ?",
-                            (low, high, max(2, len(lowered) - 3), len(lowered) + 3)).fetchall()
-        docs = {term: doc for term, doc in rows if term != lowered}
-        found = process.extract(lowered, list(docs), scorer=fuzz.ratio, score_cutoff=cutoff,
-                                limit=limit * 4)
-        if found:
-            found.sort(key=lambda item: (-round(item[1]), -docs[item[0]], item[0]))
-            return [term for term, _score, _index in found[:limit]]
-    return []
+    if len(word) < 4 or not word.isalpha():
+        return []
+    stem = _stem(conn, word)
+    rows = conn.execute(f"SELECT term, doc FROM {_vocab(conn)} WHERE term >= ? AND term < ? "
+                        "AND length(term) BETWEEN ? AND ?",
+                        (stem[0], stem[0] + "\U0010ffff", max(3, len(stem) - 3),
+                         len(stem) + 3)).fetchall()
+    docs = {term: doc for term, doc in rows if term != stem}
+    found = process.extract(stem, list(docs), scorer=fuzz.ratio, score_cutoff=cutoff,
+                            limit=limit * 4)
+    found.sort(key=lambda item: (-round(item[1]), -docs[item[0]], item[0]))
+    return [term for term, _score, _index in found[:limit]]
 
 
 def _surface(conn: sqlite3.Connection, term: str) -> str:
-    """A word as it is written in the KB for an indexed stem (``mesenchym`` → ``mesenchymal``)."""
-    row = conn.execute("SELECT highlight(works_fts, 0, char(2), char(3)), "
-                       "highlight(works_fts, 1, char(2), char(3)) FROM works_fts "
-                       "WHERE works_fts MATCH ? LIMIT 1", (quote(term),)).fetchone()
-    for text in row or ():
-        match = re.search("\x02([^\x03]+)\x03", text or "")
-        if match:
-            return match.group(1).lower()
+    """A word as the KB writes it for an indexed stem (``mesenchym`` → ``mesenchymal``): the
+    token at the term's first position in a title or abstract (fts5vocab 'instance')."""
+    conn.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.kb_works_instances "
+                 "USING fts5vocab(main, works_fts, 'instance')")
+    for column in ("title", "abstract"):
+        row = conn.execute("SELECT doc, \"offset\" FROM temp.kb_works_instances "
+                           "WHERE term = ? AND col = ? LIMIT 1", (term, column)).fetchone()
+        if row is None:
+            continue
+        text = conn.execute(f"SELECT {column} FROM works_fts WHERE rowid = ?",
+                            (row[0],)).fetchone()
+        tokens = re.findall(r"[^\W_]+", text[0] if text else "")
+        if row[1] < len(tokens):
+            return tokens[row[1]].lower()
     return term
 
 
@@ -434,7 +454,8 @@ def _widen(conn: sqlite3.Connection, text: str, words: list[str]) -> tuple[str, 
     for word in words:
         if " " in word or word.upper() in _OPERATORS:
             continue
-        close = _close_terms(conn, word, cutoff=80.0)
+        close = [_surface(conn, term) for term in _close_terms(conn, word, cutoff=80.0)]
+        close = [c for c in dict.fromkeys(close) if c != word.lower()]
         if close:
             widened[word] = close
     if not widened:
