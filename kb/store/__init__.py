@@ -249,6 +249,7 @@ def _author_name(author: dict[str, Any]) -> str:
 
 def _write_list(conn: sqlite3.Connection, work_id: int, field: str, items: list) -> None:
     if field == "authors":
+        previous = _author_ids(conn, work_id)
         conn.execute("DELETE FROM work_authors WHERE work_id = ?", (work_id,))
         position = 0
         for author in items:
@@ -264,6 +265,7 @@ def _write_list(conn: sqlite3.Connection, work_id: int, field: str, items: list)
             conn.execute("INSERT INTO work_authors(work_id, position, author_id, affiliation) "
                          "VALUES (?, ?, ?, ?)", (work_id, position, author_id,
                                                  author.get("affiliation")))
+        _drop_orphan_authors(conn, previous)
     elif field == "mesh":
         conn.execute("DELETE FROM mesh WHERE work_id = ?", (work_id,))
         conn.executemany(
@@ -279,6 +281,18 @@ def _write_list(conn: sqlite3.Connection, work_id: int, field: str, items: list)
         conn.execute("DELETE FROM publication_types WHERE work_id = ?", (work_id,))
         conn.executemany("INSERT OR IGNORE INTO publication_types(work_id, type) VALUES (?, ?)",
                          [(work_id, t) for t in items if t])
+
+
+def _author_ids(conn: sqlite3.Connection, work_id: int) -> set[int]:
+    return {r[0] for r in conn.execute("SELECT author_id FROM work_authors WHERE work_id = ?",
+                                       (work_id,))}
+
+
+def _drop_orphan_authors(conn: sqlite3.Connection, author_ids: Iterable[int]) -> None:
+    """Delete these authors if no work names them any more (a replaced list, a merge)."""
+    conn.executemany("DELETE FROM authors WHERE id = ?1 AND NOT EXISTS "
+                     "(SELECT 1 FROM work_authors WHERE author_id = ?1)",
+                     [(a,) for a in author_ids])
 
 
 def _read_list(conn: sqlite3.Connection, work_id: int, field: str) -> list:
@@ -342,9 +356,15 @@ def _apply(conn: sqlite3.Connection, work_id: int, record: WorkRecord) -> bool:
     row = dict(conn.execute("SELECT * FROM works WHERE id = ?", (work_id,)).fetchone())
     provenance = json.loads(row["provenance"])
     changes: dict[str, Any] = {}
+    vouched = False  # a stronger source now gives a value already stored
     for field in ID_FIELDS + SCALAR_FIELDS:
         value = record.get(field)
-        if _empty(value) or value == row[field]:
+        if _empty(value):
+            continue
+        if value == row[field]:
+            if _rank(field, source) < _rank(field, provenance.get(field)):
+                provenance[field] = source
+                vouched = True
             continue
         if _wins(field, source, row[field], provenance.get(field)):
             changes[field] = value
@@ -384,7 +404,7 @@ def _apply(conn: sqlite3.Connection, work_id: int, record: WorkRecord) -> bool:
             provenance[field] = source
             lists_changed = True
     extras_changed = _add_extras(conn, work_id, record)
-    if changes or lists_changed:
+    if changes or lists_changed or vouched:
         changes["provenance"] = json.dumps(provenance, sort_keys=True)
     if not changes and not extras_changed:
         return False
@@ -627,6 +647,7 @@ def merge_works(conn: sqlite3.Connection, keep_id: int, drop_id: int) -> None:
     with transaction(conn):
         drop = dict(conn.execute("SELECT * FROM works WHERE id = ?", (drop_id,)).fetchone())
         drop_provenance = json.loads(drop["provenance"])
+        named = _author_ids(conn, keep_id) | _author_ids(conn, drop_id)
         for table in ("keywords", "publication_types", "accessions", "updates"):
             conn.execute(f"UPDATE OR IGNORE {table} SET work_id = ? WHERE work_id = ?",
                          (keep_id, drop_id))
@@ -651,6 +672,7 @@ def merge_works(conn: sqlite3.Connection, keep_id: int, drop_id: int) -> None:
         _move_citations(conn, keep_id, drop_id)
         conn.execute("DELETE FROM works WHERE id = ?", (drop_id,))
         conn.execute("DELETE FROM works_fts WHERE rowid = ?", (drop_id,))
+        _drop_orphan_authors(conn, named)
         for source in sorted({s for s in drop_provenance.values() if s},
                              key=lambda s: -_rank("title", s)):
             fields = {f: drop[f] for f in ID_FIELDS + SCALAR_FIELDS
@@ -701,8 +723,10 @@ def delete_works(conn: sqlite3.Connection, pmids: Iterable[str]) -> int:
         for pmid in pmids:
             row = conn.execute("SELECT id FROM works WHERE pmid = ?", (pmid,)).fetchone()
             if row:
+                named = _author_ids(conn, row[0])
                 conn.execute("DELETE FROM works WHERE id = ?", (row[0],))
                 conn.execute("DELETE FROM works_fts WHERE rowid = ?", (row[0],))
+                _drop_orphan_authors(conn, named)
                 deleted += 1
     return deleted
 
