@@ -685,8 +685,8 @@ def canonical_state(path: Path | str) -> dict[str, list[tuple]]:
                 continue
             keep = []
             for cid, name, ctype, _notnull, _default, pk in columns:
-                if _VOLATILE.search(name):
-                    continue
+                if _VOLATILE.search(name) or (table == "records" and name == "url"):
+                    continue  # when, and by which request (batch or single), it was fetched
                 if pk == 1 and ctype.upper() == "INTEGER" and table != "works" and \
                         sum(c[5] > 0 for c in columns) == 1:
                     continue  # a surrogate rowid
