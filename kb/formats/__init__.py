@@ -22,6 +22,7 @@ format              read    write   what it is
 """
 from __future__ import annotations
 
+import csv
 import gzip
 import io
 import re
@@ -164,7 +165,9 @@ def read(path: str | Path, fmt: str | None = None, *, source: str = "import"
                     record["source"] = source  # type: ignore[typeddict-unknown-key]
                 yield record
         except ParseError as exc:
-            raise ParseError(f"{path}: {exc}", hint=exc.hint) from exc
+            raise ParseError(f"{path}: {exc.args[0]}", hint=exc.hint) from exc
+        except csv.Error as exc:  # a NUL byte, an oversized field, a broken quote
+            raise ParseError(f"{path}: not readable as CSV: {exc}") from exc
 
 
 def write(records: Iterable[ExportRecord], fmt: str, out: TextIO) -> int:

@@ -157,10 +157,14 @@ def _record(item: Any, index: int) -> WorkRecord:
 
 def read(handle: TextIO) -> Iterator[WorkRecord]:
     """Yield one work record per CSL-JSON item (an array, or a single item object)."""
+    text = handle.read()
     try:
-        data = json.load(handle)
+        data = json.loads(text)
     except ValueError as exc:
-        raise ParseError(f"not valid JSON: {exc}") from exc
+        try:  # one CSL item per line (JSON Lines of CSL-JSON)
+            data = [json.loads(line) for line in text.splitlines() if line.strip()]
+        except ValueError:
+            raise ParseError(f"not valid JSON: {exc}") from exc
     items = data if isinstance(data, list) else [data]
     for index, item in enumerate(items, 1):
         yield _record(item, index)
