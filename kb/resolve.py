@@ -15,19 +15,24 @@ titles when the reference has a structured title, otherwise ``fuzz.partial_ratio
 work's title inside the printed reference (the best-aligned substring). From it are taken
 3 points when the years differ by one (online vs print year), 12 when both first authors are
 known and differ, 4 when the work has no first author to check, and 15 when the reference is a
-correction, retraction or comment and the work is not. A year two or more apart
-rejects the candidate. Titles shorter than :data:`SHORT_TITLE` (30) characters need the same
-year and first author; titles shorter than 60 need the same year and no conflicting first
-author (a mid-length title is often printed inside a longer, different one). A candidate is linked when its score reaches :data:`THRESHOLD` (88) and no
+correction, retraction or comment and the work is not. A year two or more apart rejects the
+candidate. Titles shorter than :data:`SHORT_TITLE` (30) characters need the same year and
+first author; titles shorter than 60 need the same year and no conflicting first author (a
+mid-length title is often printed inside a longer, different one). Citations printed without
+a title, as PubMed often stores them ("Sens Processes. 1977 May;1(3):244-59"), match on their
+locator instead: the same volume, first page and journal (title or ISO abbreviation) score 95
+(92 a year off). A candidate is linked when its score reaches :data:`THRESHOLD` (88) and no
 other candidate comes within :data:`MARGIN` points of it (else the row is reported ambiguous).
 
-References printed as author and year only — "Min et al [39], 2013 (South Korea, n=105)", the
-way meta-analyses list their included trials — are linked only when exactly one work in the KB
-has that first author and that year; their score is 90 × the author similarity / 100.
+References printed as author and year only, with "et al" or as "Name (2013)" — "Min et al
+[39], 2013 (South Korea, n=105)", the way meta-analyses list their included trials — are
+linked only when exactly one work in the KB has that first author and that year; their score
+is 90 × the author similarity / 100.
 
 Blocking keeps this linear in the number of references: candidates are the works sharing rare
-title words with the reference within a year window of ±1 (or the works of one first author
-and year), read once into memory; only the top few by shared words are scored.
+title words with the reference within a year window of ±1, the works with its volume and first
+page, or the works of one first author and year, all read once into memory; only the top few
+by shared words are scored.
 
 Duplicate works (same normalised title, same year, same first author, no conflicting
 identifier) are merged first through :func:`kb.store.merge_works`, the older row kept.
@@ -70,6 +75,11 @@ _ET_AL = re.compile(r"\bet\.?\s*al\b\.?", re.I)
 _PMID_IN_TEXT = re.compile(r"\bPMID\s*:?\s*(\d{1,9})\b", re.I)
 _PMCID_IN_TEXT = re.compile(r"\bPMC\s*(?:ID)?\s*:?\s*(PMC)?(\d{3,9})\b", re.I)
 _URL_IN_TEXT = re.compile(r"https?://[^\s<>\"']+")
+_LOCATOR = re.compile(
+    r"(?<![\d.:/])(\d{1,4})(?:\s*Suppl\.?\s*\d*)?\s*(?:\([^)]{1,12}\))?\s*:\s*"
+    r"([A-Za-z]?\d{1,6}[A-Za-z]?)(?![\d/])")
+_NAME_YEAR = re.compile(
+    r"^[A-Z][\w'’-]+(?:\s+(?:and|&)\s+[A-Z][\w'’-]+)?,?\s*\(?(?:1[89]|20)\d\d\b")
 _NOTICE = re.compile(r"\b(?:correction|erratum|corrigendum|retraction|retracted|expression of "
                      r"concern|comment on|reply to|response to)\b")
 _INITIALS = re.compile(r"^(?:[A-Z]{1,3}|(?:[A-Z]\.\s*){1,3}|[A-Z]\.?-[A-Z]\.?)$")
@@ -102,6 +112,8 @@ class ParsedRef:
     years: frozenset[int] = frozenset()
     first_author: str | None = None  # normalised family name
     author_year_only: bool = False   # no title words at all: "Min et al [39], 2013 (…)"
+    volume: str | None = None        # volume and first page: "1977 May;1(3):244-59"
+    first_page: str | None = None
 
 
 def _first_author_of(text: str) -> str | None:
@@ -117,9 +129,28 @@ def _first_author_of(text: str) -> str | None:
     return name or None
 
 
+def _locator(text: str) -> tuple[str, str] | None:
+    """Volume and first page printed as ``31:581`` or ``1(3):244`` (Vancouver, PubMed,
+    Springer styles)."""
+    match = _LOCATOR.search(text)
+    if not match:
+        return None
+    return _page_key(match.group(1)), _page_key(match.group(2))
+
+
+def _page_key(value: str | None) -> str | None:
+    """A volume or first page for comparison: ``'0244-59'`` → ``'244'``, ``'E12'`` → ``'e12'``.
+    """
+    if not value:
+        return None
+    head = re.split(r"[-–—,\s]", value.strip(), maxsplit=1)[0].lower()
+    return head.lstrip("0") or None
+
+
 def parse_reference(*, unstructured: str | None = None, title: str | None = None,
                     year: int | None = None, first_author: str | None = None,
-                    journal: str | None = None) -> ParsedRef:
+                    journal: str | None = None, volume: str | None = None,
+                    first_page: str | None = None) -> ParsedRef:
     """Read title, years and first author from a reference's fields and printed text.
 
     >>> ref = parse_reference(unstructured="Min et al [39], 2013 (South Korea, n=105)")
@@ -135,7 +166,10 @@ def parse_reference(*, unstructured: str | None = None, title: str | None = None
         _first_author_of(unstructured) if unstructured else None)
     text = normalize_text(raw)
     author_year_only = False
-    if not title and unstructured:
+    locator = (_page_key(volume), _page_key(first_page)) if volume and first_page else (
+        _locator(unstructured) if unstructured else None)
+    if not title and unstructured and not locator and (
+            _ET_AL.search(unstructured) or _NAME_YEAR.match(_LEADING_NUMBER.sub("", unstructured))):
         rest = _LEADING_NUMBER.sub("", unstructured)
         rest = _ET_AL.sub(" ", re.sub(r"\[[^\]]*\]|\([^)]*\)", " ", rest))
         words = [w for w in normalize_text(rest).split() if not w.isdigit()]
@@ -146,7 +180,9 @@ def parse_reference(*, unstructured: str | None = None, title: str | None = None
         author_year_only = bool(author) and bool(years) and len(
             [w for w in words if len(w) > 2]) <= 1
     return ParsedRef(title=normalize_text(title) or None, text=text, years=frozenset(years),
-                     first_author=author or None, author_year_only=author_year_only)
+                     first_author=author or None, author_year_only=author_year_only,
+                     volume=locator[0] if locator else None,
+                     first_page=locator[1] if locator else None)
 
 
 @dataclass
@@ -159,6 +195,9 @@ class Candidate:
     first_author: str | None  # normalised family name
     ids: dict[str, str] = field(default_factory=dict)
     status: str = "full"
+    journals: tuple[str, ...] = ()  # normalised journal title and abbreviation
+    volume: str | None = None
+    first_page: str | None = None
 
 
 def _author_similarity(ref_author: str, work_author: str) -> float:
@@ -191,7 +230,6 @@ def score(ref: ParsedRef, work: Candidate) -> float | None:
     >>> score(ref, Candidate(2, work.title, 2020, "min")) is None
     True
     """
-    from rapidfuzz import fuzz
     penalty = 0.0
     year_match = True
     if ref.years and work.year:
@@ -219,8 +257,37 @@ def score(ref: ParsedRef, work: Candidate) -> float | None:
             return None
         return round(AUTHOR_YEAR_WEIGHT * _author_similarity(ref.first_author, work.first_author),
                      1)
+    located = _locator_score(ref, work, year_match, author_match)
     if not work.title:
+        return located
+    title_score = _title_score(ref, work, penalty, year_match, author_match)
+    if title_score is None or located is None:
+        return located if title_score is None else title_score
+    return max(located, title_score)
+
+
+def _locator_score(ref: ParsedRef, work: Candidate, year_match: bool,
+                   author_match: bool | None) -> float | None:
+    """95 for the same volume, first page and journal (a year off by one: 92); None when the
+    locator does not decide."""
+    from rapidfuzz import fuzz
+    if not (ref.volume and ref.first_page and ref.years and work.year
+            and (ref.volume, ref.first_page) == (work.volume, work.first_page)):
         return None
+    first_word = ref.text.split(" ", 1)[0]
+    if not any(f" {j} " in f" {ref.text} "
+               or (len(j) >= 8 and fuzz.partial_ratio(j, ref.text) >= 92)
+               or (year_match and j.split(" ", 1)[0] == first_word)  # other abbreviations
+               for j in work.journals):
+        return None
+    if author_match is False and not any(ref.text.startswith(j) for j in work.journals):
+        return None  # another first author (a journal-only citation has none to compare)
+    return 95.0 if year_match else 92.0
+
+
+def _title_score(ref: ParsedRef, work: Candidate, penalty: float, year_match: bool,
+                 author_match: bool | None) -> float | None:
+    from rapidfuzz import fuzz
     if len(work.title) < SHORT_TITLE and not (author_match and year_match and ref.years):
         return None
     if len(work.title) < 2 * SHORT_TITLE and (author_match is False or not year_match):
@@ -240,7 +307,7 @@ def score(ref: ParsedRef, work: Candidate) -> float | None:
 
 _WORKS_SQL = """
 SELECT w.id, w.title, w.subtitle, w.year, w.doi, w.pmid, w.pmcid, w.openalex_id, w.status,
-       coalesce(a.family, a.name) AS first_author
+       w.journal, w.journal_abbrev, w.volume, w.pages, coalesce(a.family, a.name) AS first_author
 FROM works w
 LEFT JOIN work_authors wa ON wa.work_id = w.id AND wa.position = 1
 LEFT JOIN authors a ON a.id = wa.author_id
@@ -254,7 +321,10 @@ def _load_candidates(conn: sqlite3.Connection) -> dict[int, Candidate]:
         works[row["id"]] = Candidate(
             row["id"], title, row["year"], normalize_text(row["first_author"]) or None,
             {k: row[k] for k in ("doi", "pmid", "pmcid", "openalex_id") if row[k]},
-            row["status"])
+            row["status"],
+            tuple(j for j in (normalize_text(row["journal_abbrev"]), normalize_text(row["journal"]))
+                  if j),
+            _page_key(row["volume"]), _page_key(row["pages"]))
     return works
 
 
@@ -265,6 +335,7 @@ class _Index:
         self.works = works
         self.by_word: dict[tuple[str, int | None], list[int]] = defaultdict(list)
         self.by_author: dict[tuple[str, int | None], list[int]] = defaultdict(list)
+        self.by_locator: dict[tuple[str, str], list[int]] = defaultdict(list)
         self.word_count: dict[int, int] = {}
         for work in works.values():
             words = _tokens(work.title)
@@ -273,6 +344,8 @@ class _Index:
                 self.by_word[(word, work.year)].append(work.id)
             if work.first_author:
                 self.by_author[(work.first_author, work.year)].append(work.id)
+            if work.volume and work.first_page:
+                self.by_locator[(work.volume, work.first_page)].append(work.id)
         self.years = sorted({w.year for w in works.values() if w.year is not None})
 
     def _years(self, ref: ParsedRef) -> list[int | None]:
@@ -297,6 +370,12 @@ class _Index:
                 ranked.append((shared / total, shared, work_id))
         ranked.sort(reverse=True)
         return [work_id for _, _, work_id in ranked[:limit]]
+
+    def locator_candidates(self, ref: ParsedRef) -> list[int]:
+        """Works with the volume and first page the reference prints."""
+        if not (ref.volume and ref.first_page):
+            return []
+        return self.by_locator.get((ref.volume, ref.first_page), [])
 
     def author_year_candidates(self, ref: ParsedRef) -> list[int]:
         """Works whose first author is the reference's (whole name, first or last word) and
@@ -411,7 +490,8 @@ def _ids_in_text(text: str | None) -> list[tuple[str, str, str]]:
         found.append(("pmid", normalize_pmid(match.group(1)), "pmid"))  # type: ignore[arg-type]
     match = _PMCID_IN_TEXT.search(text)
     if match and normalize_pmcid("PMC" + match.group(2)):
-        found.append(("pmcid", normalize_pmcid("PMC" + match.group(2)), "pmcid"))  # type: ignore[arg-type]
+        pmcid = normalize_pmcid("PMC" + match.group(2))
+        found.append(("pmcid", pmcid, "pmcid"))  # type: ignore[arg-type]
     found += [("url", url.rstrip(".,;)"), "url") for url in _URL_IN_TEXT.findall(text)
               if "doi.org/" not in url]
     return found
@@ -468,7 +548,7 @@ def resolve(conn: sqlite3.Connection, *, dry_run: bool = False,
 
     rows = conn.execute(
         "SELECT id, citing_id, cited_doi, cited_pmid, cited_pmcid, cited_openalex, title, "
-        "journal, year, first_author, volume, unstructured FROM citations "
+        "journal, year, first_author, volume, first_page, unstructured FROM citations "
         "WHERE cited_id IS NULL ORDER BY id").fetchall()
     report.examined = len(rows)
     links: list[tuple[int, int, str, float | None]] = []
@@ -481,14 +561,16 @@ def resolve(conn: sqlite3.Connection, *, dry_run: bool = False,
             continue
         ref = parse_reference(unstructured=row["unstructured"], title=row["title"],
                               year=row["year"], first_author=row["first_author"],
-                              journal=row["journal"])
+                              journal=row["journal"], volume=row["volume"],
+                              first_page=row["first_page"])
         if ref.author_year_only:
             ranked = _best(ref, index.author_year_candidates(ref), works, alias)
             if len(ranked) > 1:  # author-year references need a unique candidate
                 report.ambiguous.append((row["id"], _shown(row), [(w, s) for s, w in ranked]))
                 continue
         else:
-            ranked = _best(ref, index.title_candidates(ref), works, alias)
+            ranked = _best(ref, [*index.title_candidates(ref), *index.locator_candidates(ref)],
+                           works, alias)
         ranked = [(s, w) for s, w in ranked if w != row["citing_id"]]
         if not ranked or ranked[0][0] < (AUTHOR_YEAR_WEIGHT * 90 if ref.author_year_only
                                          else THRESHOLD):

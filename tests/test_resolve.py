@@ -268,3 +268,22 @@ def test_doctests(module: str) -> None:
     import importlib
     result = doctest.testmod(importlib.import_module(module))
     assert result.failed == 0 and result.attempted > 0
+
+
+def test_journal_only_pubmed_citations_match_on_their_locator() -> None:
+    """PubMed stores many references as journal, date, volume and pages only."""
+    work = Candidate(1, normalize_text("Responses of macaque lateral geniculate cells to "
+                                       "luminance and color figures."), 1977, "kruger",
+                     journals=("sens processes",), volume="1", first_page="244")
+    ref = parse_reference(unstructured="Sens Processes. 1977 May;1(3):244-59")
+    assert (ref.volume, ref.first_page, ref.author_year_only) == ("1", "244", False)
+    assert score(ref, work) == 95.0
+    # same volume and page in another journal, or another page: no match
+    assert score(parse_reference(unstructured="J Mol Biol. 1977 May;1(3):244-59"), work) is None
+    assert score(parse_reference(unstructured="Sens Processes. 1977;1(3):245-59"), work) is None
+    # a journal-only string is never read as "author and year"
+    assert not parse_reference(unstructured="Gastroenterology. 1990 Mar;98(3):639-46"
+                               ).author_year_only
+    springer = parse_reference(unstructured="Kurtzberg J, Laughlin M (1996) Placental blood. "
+                                            "N Engl J Med 335:157–166")
+    assert (springer.volume, springer.first_page) == ("335", "157")
