@@ -279,8 +279,8 @@ def test_journal_only_pubmed_citations_match_on_their_locator() -> None:
     assert (ref.volume, ref.first_page, ref.author_year_only) == ("1", "244", False)
     assert score(ref, work) == 95.0
     # same volume and page in another journal, or another page: no match
-    assert score(parse_reference(unstructured="J Mol Biol. 1977 May;1(3):244-59"), work) is None
-    assert score(parse_reference(unstructured="Sens Processes. 1977;1(3):245-59"), work) is None
+    for other in ("J Mol Biol. 1977 May;1(3):244-59", "Sens Processes. 1977;1(3):245-59"):
+        assert (score(parse_reference(unstructured=other), work) or 0) < THRESHOLD
     # a journal-only string is never read as "author and year"
     assert not parse_reference(unstructured="Gastroenterology. 1990 Mar;98(3):639-46"
                                ).author_year_only
