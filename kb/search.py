@@ -36,6 +36,14 @@ _OPERATORS = {"AND", "OR", "NOT"}
 _BAREWORD = re.compile(r"\w+\*?")
 _TOKEN = re.compile(r'\s+|\(|\)|"(?:[^"]|"")*"\*?|"[^"]*$|[^\s()"]+')
 _MARK_OPEN, _MARK_CLOSE = "\x02", "\x03"
+#: Index words at least one of which every name in kb.evidence.extract's cell-type lexicon
+#: holds (as unicode61 + Porter tokenise them): a cheap pre-filter before the lexicon runs.
+_CELL_WORDS = " OR ".join(
+    "{title abstract}: " + w for w in
+    ("cell*", "blood", "cord", "marrow", "mesenchym*", "wharton*", "adipos*", "neural",
+     "olfact*", "mnc*", "msc*", "hmsc*", "nsc*", "hnsc*", "npc*", "hnpc*", "oec*", "cd34*",
+     "ucb*", "hucb*", "pucb*", "cb*", "acb*", "allocb*", "uc*", "huc*", "wj*", "hwj*",
+     "bm*", "pb*", "mpb*", "admsc*", "adsc*", "tnc*"))
 
 
 @dataclass
@@ -231,13 +239,16 @@ def _cell_type_filter(conn: sqlite3.Connection, cell_type: str) -> tuple[str, li
                          deterministic=True)
     found = " OR ".join("instr(kb_cell_types(coalesce(w.title, '') || ' ' || "
                         "coalesce(w.abstract, '')), ?)" for _ in names)
+    # the lexicon is slow (regular expressions over abstracts): run it only on works whose
+    # indexed words could hold any cell-type name
+    found = f"(w.id IN (SELECT rowid FROM works_fts WHERE works_fts MATCH ?) AND ({found}))"
     keys = [f"|{n}|" for n in names]
     if not (_has_table(conn, "trial_reports") and _has_table(conn, "trials")):
-        return f"({found})", keys
+        return found, [_CELL_WORDS, *keys]
     trials = " OR ".join("instr(kb_cell_types(t.cell_type), ?)" for _ in names)
     return (f"(w.id IN (SELECT tr.work_id FROM trial_reports tr JOIN trials t ON t.id = "
             f"tr.trial_id WHERE t.cell_type IS NOT NULL AND ({trials})) OR {found})",
-            [*keys, *keys])
+            [*keys, _CELL_WORDS, *keys])
 
 
 # -- searching ------------------------------------------------------------------------------
