@@ -129,3 +129,21 @@ def test_help_says_loopback_and_loopback_check() -> None:
     assert result.exit_code == 0 and "127.0.0.1" in result.output
     assert is_loopback("127.0.0.1") and is_loopback("::1") and not is_loopback("0.0.0.0")
     assert not is_loopback("192.168.1.10") and not is_loopback("example.org")
+
+
+async def test_live_mode_sees_writes_made_while_serving(tmp_path: Path) -> None:
+    """--live reads through read-only connections, so a `kb add` meanwhile shows up; the
+    default immutable mode is for a file nothing writes to (the bundled kb.db)."""
+    from kb import store
+
+    path = tmp_path / "kb.db"
+    conn = store.connect(path)
+    store.upsert_work(conn, {"source": "crossref", "doi": "10.5555/first", "title": "First"})
+    live = make_datasette(path, live=True)
+    await live.invoke_startup()
+    store.upsert_work(conn, {"source": "crossref", "doi": "10.5555/second", "title": "Second"})
+    rows = (await live.client.get("/kb/works.json?_shape=array&_col=doi")).json()
+    assert sorted(r["doi"] for r in rows) == ["10.5555/first", "10.5555/second"]
+    refused = await live.client.get("/kb.json", params={"sql": "DELETE FROM works"})
+    assert refused.status_code == 400
+    conn.close()
