@@ -5,13 +5,16 @@ from pathlib import Path
 
 import click
 
-from ..cli import Settings, kb_errors, network_options, pass_settings
+from ..cli import Settings, kb_errors, pass_settings
 
 
 @click.command()
 @click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the knowledge base here (default: --db, i.e. kb.db).")
-@network_options
+@click.option("--offline", is_flag=True, envvar="KB_OFFLINE",
+              help="The seed only, no network: the same KB every time (KB_OFFLINE=1).")
+@click.option("--refresh", is_flag=True, help="Fetch again even when the HTTP cache has an answer.")
+@click.option("--no-cache", "no_cache", is_flag=True, help="Neither read nor write the HTTP cache.")
 @pass_settings
 def build(settings: Settings, out: Path | None, offline: bool, refresh: bool,
           no_cache: bool) -> None:
