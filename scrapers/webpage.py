@@ -202,27 +202,25 @@ def _canonical(soup: Any, url: str | None) -> str | None:
 
 
 def _authors(soup: Any, ld: list[dict[str, Any]]) -> list[AuthorRecord]:
-    names: list[str] = []
+    """By-line authors from author meta tags, else JSON-LD (organisations kept whole)."""
+    found: dict[str, AuthorRecord] = {}
     for tag in soup.find_all("meta", attrs={"name": re.compile(r"^(author|citation_author|"
                                                                r"dc\.creator)$", re.I)}):
-        if _clean(tag.get("content")) and not is_url(tag["content"]):
-            names.append(_clean(tag["content"]))
-    if not names:
-        for item in ld:
-            if not _ld_types(item) & _ARTICLE_TYPES:
-                continue
-            authors = item.get("author")
-            for author in authors if isinstance(authors, list) else [authors]:
-                name = _ld_name(author)
-                if name and not is_url(name):
-                    names.append(name)
-            if names:
-                break
-    seen: list[str] = []
-    for name in names:
-        if name not in seen:
-            seen.append(name)
-    return [_person(name) for name in seen]
+        name = _clean(tag.get("content"))
+        if name and not is_url(name):
+            found.setdefault(name, _person(name))
+    for item in ld if not found else []:
+        if not _ld_types(item) & _ARTICLE_TYPES:
+            continue
+        authors = item.get("author")
+        for author in authors if isinstance(authors, list) else [authors]:
+            name = _ld_name(author)
+            if name and not is_url(name):
+                organisation = isinstance(author, dict) and "organization" in _ld_types(author)
+                found.setdefault(name, {"name": name} if organisation else _person(name))
+        if found:
+            break
+    return list(found.values())
 
 
 def _content(soup: Any) -> Any:

@@ -83,6 +83,10 @@ def test_blog_with_inline_doi_and_pubmed_links() -> None:
     assert record["pub_date"] == "2024-09-30"  # JSON-LD datePublished
     assert record["url"] == "https://neurorehab.example.net/posts/why-one-trial-is-not-enough"
     assert [a["family"] for a in record["authors"]] == ["Natarajan", "Baker"]
+    org = parse_page(page("blog_inline.html").replace(b'"@type": "Person", "name": "Tom Baker"',
+                                                      b'"@type": "Organization", "name": "Mayo Clinic"'),
+                     "https://neurorehab.example.net/p")
+    assert org["authors"][1] == {"name": "Mayo Clinic"}  # an organisation is not split
     assert ids(record) == [("doi", "10.1542/peds.2024-068999"), ("pmid", "28235424"),
                            ("pmcid", "PMC5984068"), ("doi", "10.1038/pr.2017.233"),
                            ("doi", "10.1111/dmcn.12166")]
