@@ -40,7 +40,7 @@ FILES = ("pubmed20n0014.xml.gz", "pubmed21n1298.xml.gz")
 FIELDS = ("pmid", "title", "journal", "year", "doi", "author_count", "mesh")
 
 _FLOOR = """
-import gzip, sys, time, resource
+import gzip, sys, time
 from lxml import etree
 start = time.perf_counter(); n = 0
 with gzip.open(sys.argv[1], "rb") as f:
@@ -50,10 +50,10 @@ with gzip.open(sys.argv[1], "rb") as f:
         while el.getprevious() is not None:
             del el.getparent()[0]
 print({"seconds": time.perf_counter() - start, "records": n,
-       "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
+       "rss_mb": peak_mb()})
 """
 _KB = """
-import sys, time, resource
+import sys, time
 from pathlib import Path
 from kb import store
 from kb.importer import import_pubmed_xml
@@ -63,10 +63,10 @@ report = import_pubmed_xml(conn, Path(sys.argv[1]))
 conn.close()
 assert report.error is None, report.error
 print({"seconds": time.perf_counter() - start, "records": report.records,
-       "citations": report.citations, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
+       "citations": report.citations, "rss_mb": peak_mb()})
 """
 _ANCHOR = """
-import sys, time, resource
+import sys, time
 import pubmed_parser, sqlite_utils
 start = time.perf_counter()
 db = sqlite_utils.Database(sys.argv[2])
@@ -79,8 +79,14 @@ def rows():
 db["articles"].insert_all(rows(), pk="pmid", replace=True, alter=True)
 db["articles"].enable_fts(["title", "abstract", "mesh_terms", "keywords", "authors"])
 db.conn.close()
-print({"seconds": time.perf_counter() - start, "records": n,
-       "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
+print({"seconds": time.perf_counter() - start, "records": n, "rss_mb": peak_mb()})
+"""
+# Peak resident memory of this process only (VmHWM is reset by exec, unlike ru_maxrss).
+_PEAK = """
+def peak_mb():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
 """
 
 
@@ -116,7 +122,7 @@ def _head(path: Path, records: int, out: Path) -> Path:
 
 
 def _child(code: str, *args: str) -> dict[str, Any]:
-    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-c", _PEAK + code, *args], capture_output=True, text=True,
                           cwd=ROOT, check=False)
     if done.returncode:
         raise RuntimeError(f"benchmark child failed: {done.stderr.strip()[-2000:]}")

@@ -9,8 +9,9 @@ installed and are stored with :func:`kb.store.upsert_works` / :func:`kb.store.ad
 from __future__ import annotations
 
 import sqlite3
+import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -117,44 +118,50 @@ def import_file(conn: sqlite3.Connection, path: Path, *, keep_raw: bool = False,
 
 
 def import_pubmed_xml(conn: sqlite3.Connection, path: Path, *, keep_raw: bool = False,
-                      progress: Progress | None = None, batch_size: int = 2000) -> FileReport:
+                      progress: Progress | None = None, batch_size: int = 2000,
+                      background: bool | None = None) -> FileReport:
     """Import a PubMed XML file (``.xml`` / ``.xml.gz``): records, citations, deletions.
 
     :param keep_raw: store each record's XML in the ``records`` table (slower, larger).
+    :param background: parse in a helper process while this one writes (default: for files
+        over a few MB); the transaction, and so all-or-nothing, stays here.
     """
-    from .scrapers.pubmed_xml import Deletion, parse_pubmed_xml
+    from .scrapers.pubmed_xml import Deletion
     from .store.bulk import BulkWriter
 
     report = FileReport(str(path), PUBMED_XML)
     started = time.perf_counter()
     try:
-        handle: IO[bytes] = open(path, "rb")
+        total = path.stat().st_size
     except OSError as exc:
         report.error, report.error_code = f"cannot read {path}: {exc.strerror or exc}", 2
         return report
-    total = path.stat().st_size
+    if background is None:
+        background = total >= _BACKGROUND_BYTES
+    chunks = (_parse_elsewhere if background else _parse_here)(path, keep_raw, batch_size)
     try:
         with transaction(conn):
             writer = BulkWriter(conn, batch_size=batch_size + 1)
             batch: dict[Any, WorkRecord] = {}
             deletions: list[str] = []
-            for item in parse_pubmed_xml(handle, raw=keep_raw):
-                if isinstance(item, Deletion):
-                    deletions.append(item.pmid)
-                    continue
-                if deletions:
-                    _write_batch(writer, batch)
-                    writer.delete(deletions)
-                    deletions = []
-                # versions of one PMID (Version="2", "3", ...) follow each other: the last wins
-                key = item.get("pmid") or id(item)
-                batch.pop(key, None)
-                batch[key] = item
-                report.records += 1
+            for items, position in chunks:
+                for item in items:
+                    if isinstance(item, Deletion):
+                        deletions.append(item.pmid)
+                        continue
+                    if deletions:
+                        _write_batch(writer, batch)
+                        writer.delete(deletions)
+                        deletions = []
+                    # versions of one PMID (Version="2", "3", ...) follow each other: last wins
+                    key = item.get("pmid") or id(item)
+                    batch.pop(key, None)
+                    batch[key] = item
+                    report.records += 1
                 if len(batch) >= batch_size:
                     _write_batch(writer, batch)
-                    if progress is not None:
-                        progress(_position(handle, total), total)
+                if progress is not None:
+                    progress(min(position, total), total)
             _write_batch(writer, batch)
             if deletions:
                 writer.delete(deletions)
@@ -164,7 +171,7 @@ def import_pubmed_xml(conn: sqlite3.Connection, path: Path, *, keep_raw: bool = 
         report.records = 0
         return report
     finally:
-        handle.close()
+        chunks.close()
     if progress is not None:
         progress(total, total)
     for name in ("added", "updated", "unchanged", "merged", "deleted", "citations", "stubs",
@@ -174,6 +181,83 @@ def import_pubmed_xml(conn: sqlite3.Connection, path: Path, *, keep_raw: bool = 
     return report
 
 
+#: Files at least this big are parsed in a helper process (start-up costs ~0.3 s).
+_BACKGROUND_BYTES = 4 << 20
+
+Chunks = Generator[tuple[list[Any], int], None, None]
+
+
+def _parse_here(path: Path, raw: bool, size: int) -> Chunks:
+    """(items, bytes read so far) in lists of ``size``, parsed in this process."""
+    from .scrapers.pubmed_xml import parse_pubmed_xml
+    try:
+        handle: IO[bytes] = open(path, "rb")
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    with handle:
+        chunk: list[Any] = []
+        for item in parse_pubmed_xml(handle, raw=raw):
+            chunk.append(item)
+            if len(chunk) >= size:
+                yield chunk, _position(handle)
+                chunk = []
+        yield chunk, _position(handle)
+
+
+def parse_to_stdout(path: str, raw: bool, size: int) -> None:
+    """The helper process: parse ``path`` and pickle (kind, payload, position) to stdout."""
+    import pickle
+    out = sys.stdout.buffer
+
+    def send(*message: Any) -> None:
+        pickle.dump(message, out, protocol=pickle.HIGHEST_PROTOCOL)
+        out.flush()
+
+    try:
+        for chunk, position in _parse_here(Path(path), raw, size):
+            send("items", chunk, position)
+        send("done", None, 0)
+    except KBError as exc:
+        send("error", exc, 0)
+
+
+def _parse_elsewhere(path: Path, raw: bool, size: int) -> Chunks:
+    """Like :func:`_parse_here`, with the parsing done by a helper process that pickles its
+    batches down a pipe, so this process writes while that one parses."""
+    import pickle
+    import subprocess
+    import tempfile
+
+    code = ("import sys; from kb.importer import parse_to_stdout; "
+            "parse_to_stdout(sys.argv[1], sys.argv[2] == '1', int(sys.argv[3]))")
+    with tempfile.TemporaryFile() as errors:
+        helper = subprocess.Popen([sys.executable, "-c", code, str(path), str(int(raw)),
+                                   str(size)], stdin=subprocess.DEVNULL,
+                                  stdout=subprocess.PIPE, stderr=errors)
+        assert helper.stdout is not None
+        try:
+            while True:
+                try:
+                    kind, payload, position = pickle.load(helper.stdout)
+                except EOFError:
+                    helper.wait()
+                    errors.seek(0)
+                    detail = errors.read().decode("utf-8", "replace").strip().splitlines()
+                    raise KBError(f"{path}: the PubMed parser process failed"
+                                  + (f": {detail[-1]}" if detail else "")) from None
+                if kind == "items":
+                    yield payload, position
+                elif kind == "done":
+                    return
+                else:
+                    raise payload
+        finally:
+            helper.stdout.close()
+            if helper.poll() is None:
+                helper.kill()
+            helper.wait()
+
+
 def _write_batch(writer: Any, batch: dict[Any, WorkRecord]) -> None:
     for record in batch.values():
         writer.add(record)
@@ -181,9 +265,9 @@ def _write_batch(writer: Any, batch: dict[Any, WorkRecord]) -> None:
     batch.clear()
 
 
-def _position(handle: IO[bytes], total: int) -> int:
+def _position(handle: IO[bytes]) -> int:
     try:
-        return min(handle.tell(), total)
+        return handle.tell()
     except (OSError, ValueError):
         return 0
 

@@ -202,3 +202,19 @@ def test_gzip_update_file_named_like_baseline(runner: CliRunner, tmp_path: Path)
     result = _import(runner, tmp_path / "kb.db", copy)
     assert result.exit_code == 0, result.output
     assert "[pubmed-xml]: 2 records" in result.output
+
+
+def test_parsing_in_a_helper_process_gives_the_same_kb(tmp_path: Path) -> None:
+    """Big files are parsed by a helper process; the result and the all-or-nothing rule hold."""
+    here, there = tmp_path / "here.db", tmp_path / "there.db"
+    for db, background in ((here, False), (there, True)):
+        conn = store.connect(db)
+        report = import_pubmed_xml(conn, PUBMED / "articles.xml", batch_size=3,
+                                   background=background)
+        conn.close()
+        assert report.error is None and report.records == 8
+    assert _snapshot(here) == _snapshot(there)
+    conn = store.connect(tmp_path / "broken.db")
+    report = import_pubmed_xml(conn, PUBMED / "malformed.xml", batch_size=2, background=True)
+    assert report.error_code == 2 and "malformed.xml: not well-formed" in report.error
+    assert conn.execute("SELECT count(*) FROM works").fetchone()[0] == 0

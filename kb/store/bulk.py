@@ -13,6 +13,8 @@ import json
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
+from operator import itemgetter
 from typing import Any
 
 from ..records import ReferenceRecord, WorkRecord
@@ -83,7 +85,7 @@ def _new_work_row(record: WorkRecord, work_id: int, stamp: str) -> dict[str, Any
     status = record.get("status") or "full"
     design = record.get("study_design")
     row.update(
-        id=work_id, status=status, provenance=json.dumps(provenance, sort_keys=True),
+        id=work_id, status=status, provenance=_provenance_json(provenance),
         study_design=design or None,
         design_source=("curated" if source == "corpus" else source) if design else None,
         is_retracted=int(bool(record.get("is_retracted") or any(
@@ -95,9 +97,20 @@ def _new_work_row(record: WorkRecord, work_id: int, stamp: str) -> dict[str, Any
     return row
 
 
+@lru_cache(maxsize=4096)
+def _provenance_text(items: tuple[tuple[str, str], ...]) -> str:
+    return json.dumps(dict(items), sort_keys=True)
+
+
+def _provenance_json(provenance: dict[str, str]) -> str:
+    """``json.dumps(provenance, sort_keys=True)``, cached: a batch repeats a few shapes."""
+    return _provenance_text(tuple(provenance.items()))
+
+
 _WORK_COLUMNS = ("id",) + ID_FIELDS + SCALAR_FIELDS + (
     "status", "provenance", "study_design", "design_source", "is_retracted", "unverified",
     "created_at", "updated_at")
+_work_values = itemgetter(*_WORK_COLUMNS)
 _INSERT_WORK = (f"INSERT INTO works({', '.join(_WORK_COLUMNS)}) "
                 f"VALUES ({', '.join('?' * len(_WORK_COLUMNS))})")
 _INSERT_CITATION = (
@@ -193,9 +206,8 @@ class BulkWriter:
         conn, stamp = self.conn, now()
         first = self._next_id()
         ids = list(range(first, first + len(records)))
-        conn.executemany(_INSERT_WORK, [
-            tuple(row[c] for c in _WORK_COLUMNS)
-            for row in (_new_work_row(r, i, stamp) for r, i in zip(records, ids))])
+        conn.executemany(_INSERT_WORK, [_work_values(_new_work_row(r, i, stamp))
+                                        for r, i in zip(records, ids)])
         authors: dict[str, tuple] = {}
         links: list[tuple[int, int, str, str | None]] = []
         mesh, keywords, types, accessions, updates, raws = [], [], [], [], [], []
@@ -321,7 +333,11 @@ class BulkWriter:
                     if citing_id in moved:  # this citing work was merged into an older one
                         slow(follow(citing_id), refs[index:], source)
                         break
-                    works = _lookup(conn, pairs)
+                    works = {p: w for p, w in works.items() if w not in matches}
+                    for row in conn.execute(
+                            "SELECT id, doi, pmid, pmcid, openalex_id FROM works WHERE id IN "
+                            f"({','.join('?' * (len(matches) + 1))})", [*matches, cited_id]):
+                        works.update({(f, row[f]): row["id"] for f in ID_FIELDS if row[f]})
                     state["next"] = self._next_id()
                     keys, edges = self._citations_of(citing_id)
                     if key in keys:
