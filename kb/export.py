@@ -33,15 +33,33 @@ def _suffix(index: int) -> str:
             return letters
 
 
-def citation_keys(conn: sqlite3.Connection) -> dict[int, str]:
-    """A citation key for every work: ``familyYEARword``; works sharing one get ``a``, ``b``, …
-    in the order they entered the KB, so keys do not move when works are added."""
-    first_authors = {row[0]: row[1:] for row in conn.execute(
-        "SELECT wa.work_id, a.family, a.name FROM work_authors wa JOIN authors a "
-        "ON a.id = wa.author_id WHERE wa.position = 1")}
+def citation_keys(conn: sqlite3.Connection, work_ids: Sequence[int] | None = None
+                  ) -> dict[int, str]:
+    """Citation keys: ``familyYEARword``; works sharing one get ``a``, ``b``, … in the order
+    they entered the KB (the first keeps the bare key), so keys do not move when works are
+    added. With ``work_ids``, only works of those works' years are read (a clash needs the
+    same year), and the result covers at least those works."""
+    sql = ("SELECT w.id, w.title, w.year, a.family, a.name FROM works w "
+           "LEFT JOIN work_authors wa ON wa.work_id = w.id AND wa.position = 1 "
+           "LEFT JOIN authors a ON a.id = wa.author_id")
+    params: list[object] = []
+    if work_ids is not None:
+        years: set[int | None] = set()
+        for start in range(0, len(work_ids), 500):
+            chunk = list(work_ids[start:start + 500])
+            years.update(r[0] for r in conn.execute(
+                f"SELECT DISTINCT year FROM works WHERE id IN ({','.join('?' * len(chunk))})",
+                chunk))
+        known = sorted(y for y in years if y is not None)
+        clauses = [f"w.year IN ({','.join('?' * len(known))})"] if known else []
+        if None in years:
+            clauses.append("w.year IS NULL")
+        if not clauses:
+            return {}
+        sql += " WHERE " + " OR ".join(clauses)
+        params = list(known)
     groups: dict[str, list[int]] = defaultdict(list)
-    for work_id, title, year in conn.execute("SELECT id, title, year FROM works ORDER BY id"):
-        family, name = first_authors.get(work_id, (None, None))
+    for work_id, title, year, family, name in conn.execute(sql + " ORDER BY w.id", params):
         key = base_key({"title": title, "year": year,  # type: ignore[typeddict-item]
                         "authors": [{"family": family, "name": name}]})
         groups[key].append(work_id)
@@ -51,7 +69,7 @@ def citation_keys(conn: sqlite3.Connection) -> dict[int, str]:
 
 def load_records(conn: sqlite3.Connection, work_ids: Sequence[int]) -> list[ExportRecord]:
     """The works with these ids as export records (lists included), in the order given."""
-    keys = citation_keys(conn)
+    keys = citation_keys(conn, work_ids)
     records: list[ExportRecord] = []
     for start in range(0, len(work_ids), 500):
         chunk = list(work_ids[start:start + 500])

@@ -252,6 +252,8 @@ def test_csljson_output_is_accepted_by_citeproc(corpus_db) -> None:
 def test_citation_keys_are_stable_and_disambiguated(corpus_db, tmp_path: Path) -> None:
     first = citation_keys(corpus_db)
     assert len(set(first.values())) == len(first)
+    some = [r[0] for r in corpus_db.execute("SELECT id FROM works WHERE year = 2021")]
+    assert {i: citation_keys(corpus_db, some)[i] for i in some} == {i: first[i] for i in some}
     assert citation_keys(corpus_db) == first
     assert _export(corpus_db, "bibtex") == _export(corpus_db, "bibtex")
     # a new work with the same base key gets the next suffix; existing keys do not move

@@ -197,12 +197,15 @@ def _writers() -> dict[str, Callable[[Iterable[ExportRecord], TextIO], int]]:
 
 # -- shared helpers for the format modules --------------------------------------------------
 
+_NOT_ALNUM = re.compile(r"[^a-z0-9]")
+_TITLE_WORD = re.compile(r"[^\s\-/:]+")
 _STOPWORDS = frozenset("a an the of on in for and to with at by from is are as or its".split())
 
 
 def _ascii_word(text: str) -> str:
-    folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
-    return re.sub(r"[^a-z0-9]", "", folded.lower())
+    if not text.isascii():
+        text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return _NOT_ALNUM.sub("", text.lower())
 
 
 def base_key(record: WorkRecord) -> str:
@@ -220,7 +223,7 @@ def base_key(record: WorkRecord) -> str:
         (w for w in map(_ascii_word, (first.get("name") or "").split()) if w and w not in _STOPWORDS),
         "anon")
     year = str(record.get("year")) if record.get("year") else "nd"
-    words = [_ascii_word(w) for w in re.split(r"[\s\-/:]+", record.get("title") or "")]
+    words = (_ascii_word(m.group(0)) for m in _TITLE_WORD.finditer(record.get("title") or ""))
     word = next((w for w in words if w and w not in _STOPWORDS), "")
     return f"{name}{year}{word}"
 
