@@ -29,7 +29,7 @@ def _serve_ctgov(server) -> None:
 
 def test_fetch_studies_pages_and_reports_unknown_ids(server, config) -> None:
     _serve_ctgov(server)
-    with Client(config) as client:
+    with Client(config, rates={}) as client:
         studies, missing = ctgov.fetch_studies(client, ["nct03473301", "NCT01147653",
                                                         "NCT09999999"])
     assert [ctgov.to_trial(s)["registry_id"] for s in studies] == ["NCT03473301", "NCT01147653"]
@@ -130,6 +130,19 @@ def test_evidence_refresh_registry_reports_unknown_ids(runner, seeded, server) -
     result = runner.invoke(cli, ["evidence", "NCT01147653", "--refresh-registry"])
     assert result.exit_code == 1
     assert "NCT01147653: not found on ClinicalTrials.gov" in result.output
+
+
+def test_refresh_registry_library_takes_every_nct_id_of_the_kb(seeded, server, config) -> None:
+    from kb.evidence.registry import refresh_registry
+    server.add("GET", "/ctgov/studies", Reply(body={"studies": [fixture_json("ctgov", "NCT01147653.json")]}))
+    conn = store.connect(seeded)
+    with Client(config, rates={}) as client:
+        result = refresh_registry(conn, client)
+    assert result == (("NCT01147653",), ())
+    assert server.requests[0].query["filter.ids"] == ["NCT01147653"]
+    row = conn.execute("SELECT phase, status, enrollment FROM trials WHERE key = 'NCT01147653'").fetchone()
+    assert tuple(row) == ("2", "Completed", 63)
+    conn.close()
 
 
 def test_evidence_on_empty_and_missing_kb(runner, kb_env, tmp_path) -> None:

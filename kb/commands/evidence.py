@@ -29,6 +29,8 @@ def _report(report: dict[str, Any]) -> str:
     ident = report.get("doi") or (f"PMID {report['pmid']}" if report.get("pmid") else None) \
         or report.get("url") or ""
     mark = f" [{report['mark']}]" if report.get("mark") else ""
+    if report.get("unverified"):
+        mark += " [unverified]"
     return f"{report['label']} ({report['role']}){mark} {ident}".strip()
 
 
@@ -90,7 +92,7 @@ def _json(rows: list[dict[str, Any]]) -> str:
     keep = ("id", "key", "label", "title", "design", "cell_type", "origin", "route", "dose", "n",
             "enrollment", "age_range", "blinding", "control", "outcomes", "follow_up_months",
             "registry_ids", "phase", "status", "country", "arms", "reports", "pools", "marks",
-            "provenance")
+            "note", "provenance")
     return json.dumps([{k: row.get(k) for k in keep} for row in rows], indent=2,
                       ensure_ascii=False) + "\n"
 
@@ -99,9 +101,8 @@ def _refresh_registry(settings: Settings, conn: Any, rows: list[dict[str, Any]],
                       no_cache: bool, refresh: bool, offline: bool) -> list[str]:
     """Fetch the NCT records of these trials from ClinicalTrials.gov; returns failures."""
     from ..config import load_config
+    from ..evidence.registry import refresh_registry
     from ..http import Client
-    from ..scrapers import ctgov
-    from ..store import evidence as store_evidence
 
     ncts = sorted({i for r in rows for i in (r["registry_ids"] or "").split("; ")
                    if i.startswith("NCT")})
@@ -112,11 +113,9 @@ def _refresh_registry(settings: Settings, conn: Any, rows: list[dict[str, Any]],
     config = base.with_options(use_cache=base.use_cache and not no_cache, refresh=refresh,
                                offline=base.offline or offline)
     with Client(config) as client:
-        studies, missing = ctgov.fetch_studies(client, ncts)
-    for study in studies:
-        store_evidence.store_registry_trial(conn, ctgov.to_trial(study))
-    settings.say(f"ClinicalTrials.gov: {len(studies)} of {len(ncts)} records stored")
-    return [f"{nct}: not found on ClinicalTrials.gov" for nct in missing]
+        result = refresh_registry(conn, client, ncts)
+    settings.say(f"ClinicalTrials.gov: {len(result.stored)} of {len(ncts)} records stored")
+    return [f"{nct}: not found on ClinicalTrials.gov" for nct in result.missing]
 
 
 @click.command()

@@ -47,7 +47,8 @@ def _arms(conn: sqlite3.Connection, trial_id: int) -> list[dict[str, Any]]:
 def _reports(conn: sqlite3.Connection, trial_id: int) -> list[dict[str, Any]]:
     return [dict(r) for r in conn.execute(
         "SELECT r.work_id, l.label, r.role, r.provenance, r.reason, w.doi, w.pmid, w.url, "
-        "w.year, w.status, m.mark, m.reasons AS mark_reasons FROM trial_reports_all r "
+        "w.year, w.status, w.unverified, m.mark, m.reasons AS mark_reasons "
+        "FROM trial_reports_all r "
         "JOIN works w ON w.id = r.work_id JOIN work_labels l ON l.work_id = w.id "
         "LEFT JOIN work_marks m ON m.work_id = w.id WHERE r.trial_id = ? "
         "ORDER BY r.role = 'pooled-analysis', w.year, w.id", (trial_id,))]
@@ -76,7 +77,8 @@ def _matches(row: dict[str, Any], words: list[str]) -> bool:
 def evidence_rows(conn: sqlite3.Connection, query: str | None = None) -> list[dict[str, Any]]:
     """The evidence table's rows (trials whose text has every word of ``query``), by design
     (RCTs first) then label. Each row has the trial's columns, ``arms``, ``reports`` (with
-    retraction marks), ``pools`` and ``provenance`` (field -> provenance and source)."""
+    retraction marks), ``pools``, ``provenance`` (field -> provenance and source) and the
+    curated ``note``."""
     words = [w.lower() for w in re.findall(r"[^\s\"']+", query or "")]
     rows = []
     for trial in conn.execute("SELECT * FROM trials"):
@@ -86,6 +88,9 @@ def evidence_rows(conn: sqlite3.Connection, query: str | None = None) -> list[di
         row["pools"] = _pools(conn, row["id"])
         row["provenance"] = _provenance(conn, row["id"])
         row["marks"] = sorted({r["mark"] for r in row["reports"] if r["mark"]})
+        note = conn.execute("SELECT value FROM trial_facts WHERE trial_id = ? AND field = 'note' "
+                            "ORDER BY provenance = 'curated' DESC LIMIT 1", (row["id"],)).fetchone()
+        row["note"] = note[0] if note else None
         if words and not _matches(row, words):
             continue
         rows.append(row)
