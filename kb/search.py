@@ -62,6 +62,7 @@ class Hit:
     is_retracted: bool
     status: str
     snippet: str = field(repr=False)  # highlights wrapped in \x02 ... \x03
+    mark: str | None = None  # the evidence layer's flag: RETRACTED, DEPENDS ON RETRACTED, …
 
     def snippet_text(self, before: str = "", after: str = "") -> str:
         """The snippet with each highlighted run wrapped in ``before`` / ``after``."""
@@ -284,12 +285,14 @@ def _run(conn: sqlite3.Connection, fts_query: str | None, clauses: list[str],
          params: list[object], limit: int | None) -> list[Hit]:
     """Rank in an inner query, then build snippets for the kept rows only."""
     where = "".join(f" AND {clause}" for clause in clauses)
+    mark = ("(SELECT m.mark FROM work_marks m WHERE m.work_id = w.id)"
+            if _has_table(conn, "work_marks") else "NULL")
     limit_sql = " LIMIT ?" if limit is not None else ""
     tail = [limit] if limit is not None else []
     if not fts_query:
         sql = ("SELECT w.id, w.doi, w.pmid, w.title, w.year, w.journal, "
                "coalesce(f.authors, '') AS authors, w.study_design, 0.0 AS score, "
-               "w.is_retracted, w.status, '' AS snippet "
+               f"w.is_retracted, w.status, '' AS snippet, {mark} "
                f"FROM works w LEFT JOIN works_fts f ON f.rowid = w.id WHERE 1{where} "
                f"ORDER BY w.year IS NULL, w.year DESC, w.title COLLATE NOCASE, w.id{limit_sql}")
         args: list[object] = [*params, *tail]
@@ -301,7 +304,7 @@ def _run(conn: sqlite3.Connection, fts_query: str | None, clauses: list[str],
                f"ORDER BY rank, f.rowid{limit_sql}) "
                "SELECT w.id, w.doi, w.pmid, w.title, w.year, w.journal, f.authors, "
                "w.study_design, -top.rank, w.is_retracted, w.status, "
-               "snippet(works_fts, -1, char(2), char(3), '…', 14) "
+               f"snippet(works_fts, -1, char(2), char(3), '…', 14), {mark} "
                "FROM top CROSS JOIN works_fts f ON f.rowid = top.id "
                "CROSS JOIN works w ON w.id = top.id "
                "WHERE works_fts MATCH ? ORDER BY top.rank, top.id")
@@ -316,7 +319,8 @@ def _run(conn: sqlite3.Connection, fts_query: str | None, clauses: list[str],
         raise
     return [Hit(id=r[0], doi=r[1], pmid=r[2], title=r[3], year=r[4], journal=r[5],
                 authors=r[6] or "", study_design=r[7], score=round(r[8], 3),
-                is_retracted=bool(r[9]), status=r[10], snippet=r[11] or "") for r in rows]
+                is_retracted=bool(r[9]), status=r[10], snippet=r[11] or "", mark=r[12])
+            for r in rows]
 
 
 def _query_error(fts_query: str, message: str) -> InputError:

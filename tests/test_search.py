@@ -225,7 +225,8 @@ def test_cli_table_json_csv(db: Path) -> None:
     rows = json.loads(_kb(db, "author:Zarrabi", "--format", "json").output)
     assert {r["doi"] for r in rows} >= {AMANAT, ZARRABI}
     csv_out = _kb(db, "GMFM-88", "--format", "csv").output.splitlines()
-    assert csv_out[0].startswith("doi,pmid,title,year,journal,authors,study_design,score")
+    assert csv_out[0] == ("doi,pmid,title,year,journal,authors,study_design,score,is_retracted,"
+                          "mark,status,snippet")
     assert csv_out[1].startswith("10.5555/kb-search-test.1,99999911,")
 
 
@@ -233,6 +234,25 @@ def test_cli_marks_retracted_and_stubs(db: Path) -> None:
     out = _kb(db, "rehabilitation schedules").output
     assert "[RETRACTED]" in out
     assert "[stub]" in _kb(db, "stub known only").output
+
+
+def test_evidence_marks_show_in_search(db: Path) -> None:
+    conn = store.connect(db)
+    if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'work_marks'").fetchone():
+        pytest.skip("no evidence schema in this kb")
+    pooled, trial = (conn.execute("SELECT id FROM works WHERE doi = ?", (doi,)).fetchone()[0]
+                     for doi in ("10.22074/cellj.2024.2032098.1600", AMANAT))
+    conn.execute("INSERT INTO work_flags(work_id, flag, reason, other_work_id) VALUES "
+                 "(?, 'depends-on-retracted', 'pools a retracted trial (test)', ?)",
+                 (pooled, trial))
+    conn.close()
+    conn = store.connect(db)
+    hit = next(h for h in search(conn, "puzzle").hits if h.id == pooled)
+    assert hit.mark == "DEPENDS ON RETRACTED" and not hit.is_retracted
+    conn.close()
+    assert "[DEPENDS ON RETRACTED]" in _kb(db, "puzzle").output
+    assert json.loads(_kb(db, "puzzle", "--format", "json").output)[0]["mark"] == \
+        "DEPENDS ON RETRACTED"
 
 
 def test_cli_bibtex_and_ris(db: Path) -> None:

@@ -12,7 +12,7 @@ import click
 from ..cli import Settings, format_option, kb_errors, pass_settings
 
 _CSV_COLUMNS = ("doi", "pmid", "title", "year", "journal", "authors", "study_design", "score",
-                "is_retracted", "status", "snippet")
+                "is_retracted", "mark", "status", "snippet")
 
 
 def filter_options(func):  # type: ignore[no-untyped-def]
@@ -99,7 +99,10 @@ def _table(hits: list) -> None:
     indent = "     "
     for rank, hit in enumerate(hits, 1):
         tags = []
-        if hit.is_retracted:
+        if hit.mark and hit.mark != "RETRACTED":
+            tags.append(click.style(hit.mark, fg="red" if "RETRACT" in hit.mark else "yellow",
+                                    bold=True))
+        if hit.is_retracted or hit.mark == "RETRACTED":
             tags.append(click.style("RETRACTED", fg="red", bold=True))
         if hit.status == "stub":
             tags.append(click.style("stub", fg="yellow"))
