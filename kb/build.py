@@ -33,6 +33,8 @@ SEED_ARTICLE = "cells4life-2025-03.html"
 #: What an online build's one-level crawl keeps, and how many works per seed work at most.
 CRAWL_TOPIC = "cerebral palsy"
 CRAWL_MAX_WORKS = 200
+#: Consecutive failed crawls after which the service is taken to be down.
+CRAWL_GIVE_UP = 5
 
 
 @dataclass
@@ -102,7 +104,8 @@ def _refresh(conn: sqlite3.Connection, client: Client, report: BuildReport,
              say: Callable[[str], None]) -> None:
     """Refresh the seed works from Crossref / PubMed (``kb add``) and crawl one level of
     references and citing works around each through OpenAlex, OpenCitations and PubMed
-    (``kb crawl --depth 1 --topic "cerebral palsy"``). Failures are collected, not raised."""
+    (``kb crawl --depth 1 --topic "cerebral palsy"``). Failures are collected, not raised; when
+    nothing answers, the crawl is skipped rather than retried work by work."""
     from . import crawl, ingest
 
     dois = [r[0] for r in conn.execute("SELECT doi FROM works WHERE doi IS NOT NULL ORDER BY doi")]
@@ -112,14 +115,24 @@ def _refresh(conn: sqlite3.Connection, client: Client, report: BuildReport,
     report.steps["refreshed"] = len(added.added) + len(added.updated) + len(added.unchanged)
     report.failures.extend(f"{label}: {reason}" for label, reason in added.failed.items())
     say(f"refreshed {report.steps['refreshed']} of {len(dois) + len(pmids)} seed works online")
-    stored = 0
+    if dois and not report.steps["refreshed"]:
+        report.failures.append("no service answered for any seed work (is the network down?); "
+                               "skipped the one-level crawl")
+        return
+    stored = failed_in_a_row = 0
     for doi in dois:
         try:
             result = crawl.crawl(conn, client, doi, depth=1, topic=CRAWL_TOPIC,
                                  max_works=CRAWL_MAX_WORKS)
         except KBError as exc:
             report.failures.append(f"crawl {doi}: {exc}")
+            failed_in_a_row += 1
+            if failed_in_a_row == CRAWL_GIVE_UP:
+                report.failures.append(f"{CRAWL_GIVE_UP} crawls in a row failed; "
+                                       "skipped the rest of the crawl")
+                break
             continue
+        failed_in_a_row = 0
         stored += result.stored
         report.failures.extend(f"crawl {doi}: {failure}" for failure in result.failures)
     report.steps["crawled works"] = stored

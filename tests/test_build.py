@@ -216,3 +216,16 @@ def test_online_build_refreshes_the_seed_and_lists_what_failed(server, config,
     failed = "\n".join(report.failures)
     assert "10.1001/archpedi.161.11.1075" in failed and "crawl " in failed
     assert server.count("/openalex/.*") > 0  # the one-level crawl asked OpenAlex
+
+
+def test_online_build_with_every_service_down_skips_the_crawl(server, config,
+                                                              tmp_path: Path) -> None:
+    from kb.http import Client
+
+    out = tmp_path / "kb.db"
+    with Client(config, rates={}) as client:
+        report = build_kb(out, client=client)
+    assert report.steps["refreshed"] == 0
+    assert "skipped the one-level crawl" in report.failures[-1]
+    assert server.count("/openalex/.*") == 0
+    assert content(out)["lineage"]  # the seed is built all the same
