@@ -14,9 +14,10 @@ Scoring (:func:`score`): the title similarity is ``rapidfuzz.fuzz.ratio`` of the
 titles when the reference has a structured title, otherwise ``fuzz.partial_ratio`` of the
 work's title inside the printed reference (the best-aligned substring). From it are taken
 3 points when the years differ by one (online vs print year), 12 when both first authors are
-known and differ, 4 when the work has no first author to check, and 15 when the reference is a
-correction, retraction or comment and the work is not. A year two or more apart rejects the
-candidate. Titles shorter than :data:`SHORT_TITLE` (30) characters need the same year and
+known and differ, 4 when the work has no first author to check, 15 when one of the two is a
+correction, retraction, reply or comment and the other is not, and 10 when the printed volume
+or first page differs from the work's. A year two or more apart, or both volume and first page
+different, rejects the candidate. Titles shorter than :data:`SHORT_TITLE` (30) characters need the same year and
 first author; titles shorter than 60 need the same year and no conflicting first author (a
 mid-length title is often printed inside a longer, different one). Citations printed without
 a title, as PubMed often stores them ("Sens Processes. 1977 May;1(3):244-59"), match on their
@@ -76,7 +77,7 @@ _PMID_IN_TEXT = re.compile(r"\bPMID\s*:?\s*(\d{1,9})\b", re.I)
 _PMCID_IN_TEXT = re.compile(r"\bPMC\s*(?:ID)?\s*:?\s*(PMC)?(\d{3,9})\b", re.I)
 _URL_IN_TEXT = re.compile(r"https?://[^\s<>\"']+")
 _LOCATOR = re.compile(
-    r"(?<![\d.:/])(\d{1,4})(?:\s*Suppl\.?\s*\d*)?\s*(?:\([^)]{1,12}\))?\s*:\s*"
+    r"(?<![\d.:/])(\d{1,4})(?:\s*(?:Suppl|Pt)\.?\s*\d*)?\s*(?:\([^)]{1,12}\))?\s*:\s*"
     r"([A-Za-z]?\d{1,6}[A-Za-z]?)(?![\d/])")
 _NAME_YEAR = re.compile(
     r"^[A-Z][\w'’-]+(?:\s+(?:and|&)\s+[A-Z][\w'’-]+)?,?\s*\(?(?:1[89]|20)\d\d\b")
@@ -248,9 +249,13 @@ def score(ref: ParsedRef, work: Candidate) -> float | None:
     elif ref.first_author:
         penalty += 4.0
 
-    notice = _NOTICE.search(ref.title or ref.text)
-    if notice and not _NOTICE.search(work.title):
-        penalty += 15.0  # a correction or comment names the paper it is about
+    if bool(_NOTICE.search(ref.title or ref.text)) != bool(_NOTICE.search(work.title)):
+        penalty += 15.0  # a correction, reply or comment names the paper it is about
+    if ref.volume and ref.first_page and work.volume and work.first_page:
+        differ = (ref.volume != work.volume) + (ref.first_page != work.first_page)
+        if differ == 2:
+            return None  # printed elsewhere: an erratum, a reprint, another paper
+        penalty += 10.0 * differ
     if ref.author_year_only:
         if not (ref.first_author and work.first_author and year_match and ref.years
                 and work.year):
