@@ -86,7 +86,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
         links = {f.citation_id: f.work_id for f in report.fuzzy}
         by_id = sum(report.by_id.values())
         conn.close()
-        anchor = _anchor_seconds_per_ref(Path(source), 20 if quick else 100)
+        anchor = _anchor_seconds_per_ref(Path(source), 10 if quick else 40)
     labelled_links = {c: w for c, w in links.items() if c in truth}
     correct = sum(1 for c, w in labelled_links.items() if truth[c] == w)
     precision = correct / len(labelled_links) if labelled_links else float("nan")

@@ -149,6 +149,14 @@ def test_score_rules() -> None:
     notice = score(parse_reference(unstructured="Amanat M. Correction to: " + title + ". 2021"),
                    work)
     assert notice is not None and notice < THRESHOLD
+    # printed in another volume at another page: an erratum or a reprint, not this paper
+    located = Candidate(3, title, 2021, "amanat", volume="12", first_page="439")
+    assert score(parse_reference(unstructured=printed), located) == 100.0
+    assert score(parse_reference(unstructured=printed.replace("12:439", "13:88")), located) is None
+    assert score(parse_reference(unstructured=printed.replace("12:439", "12:88")), located) == 90.0
+    # a reply to the paper is not the paper
+    reply = Candidate(4, normalize_text("Response to: ") + " " + title, 2021, "amanat")
+    assert score(parse_reference(unstructured=printed), reply) < THRESHOLD
     # short titles need the same author and year
     short = Candidate(2, normalize_text("Cerebral palsy"), 2009, "pakula")
     assert score(parse_reference(unstructured="Smith J. Cerebral palsy. Lancet. 2009"),
