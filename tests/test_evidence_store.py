@@ -206,3 +206,27 @@ def test_registry_trial_merges_with_curated_and_links_results_pmid(conn) -> None
     assert row["provenance"]["status"]["source"] == "https://clinicaltrials.gov/study/NCT01147653"
     assert [(r["work_id"], r["provenance"]) for r in row["reports"]] == [(work, "registry")]
     assert [a["type"] for a in row["arms"]] == ["EXPERIMENTAL", "PLACEBO_COMPARATOR"]
+
+
+def test_registry_only_trial_joins_the_paper_its_title_begins(conn) -> None:
+    paper = _work(conn, doi="10.1000/g-csf", year=2017, authors=[{"family": "Rah"}],
+                  title="Neuroregenerative potential of intravenous G-CSF and autologous "
+                        "peripheral blood stem cells in children with cerebral palsy: a "
+                        "randomized, double-blind, cross-over study")
+    _work(conn, doi="10.1000/other", title="Neuroregenerative potential of exercise")
+    ev.load_curated_trials(conn, [
+        {"doi": None, "registry_ids": ["NCT00000003"], "record_type": "registry",
+         "title": "Neuroregenerative Potential of Intravenous G-CSF and Autologous Peripheral "
+                  "Blood Stem Cells", "status": "Completed", "blinding": "quadruple",
+         "sources": ["https://example.org/registry"]},
+        {"doi": "10.1000/g-csf", "design": "rct", "blinding": "double-blind",
+         "sources": ["https://example.org/paper"]}])
+    assert conn.execute("SELECT count(*) FROM trials").fetchone()[0] == 2
+    annotate(conn)
+    assert conn.execute("SELECT count(*) FROM trials").fetchone()[0] == 1
+    row = _trial(conn, "Rah 2017")
+    assert (row["registry_ids"], row["status"], row["blinding"]) == \
+        ("NCT00000003", "Completed", "double-blind")
+    assert [(r["work_id"], r["provenance"]) for r in row["reports"]] == [(paper, "curated")]
+    annotate(conn)
+    assert conn.execute("SELECT count(*) FROM trials").fetchone()[0] == 1

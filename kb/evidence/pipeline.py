@@ -1,6 +1,7 @@
 """Recompute what the rules know: designs, rule facts and trials, lineage, retraction flags."""
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Iterable
 from typing import Any
@@ -12,7 +13,8 @@ from .extract import extract_facts, facts_implied_by_design
 from .lineage import infer_lineage, is_follow_up
 from .retractions import compute_flags
 
-__all__ = ["annotate", "assign_designs", "extract_trials", "infer_edges", "flag_retractions"]
+__all__ = ["annotate", "assign_designs", "extract_trials", "link_registry_titles", "infer_edges",
+           "flag_retractions"]
 
 
 def _chunks(ids: list[int], size: int = 400) -> Iterable[list[int]]:
@@ -112,6 +114,41 @@ def extract_trials(conn: sqlite3.Connection, works: list[dict[str, Any]]) -> int
     return len(touched)
 
 
+def _norm_title(title: str | None) -> str:
+    return re.sub(r"[^a-z0-9]+", " ", (title or "").lower()).strip()
+
+
+def link_registry_titles(conn: sqlite3.Connection) -> int:
+    """A trial known only from a registry record whose title (or official title), word for word,
+    is a work's title or begins it (at least 40 letters, one such work only) is reported by that
+    work: link and merge them. Returns how many trials were linked."""
+    titles = [(r[0], _norm_title(r[1])) for r in conn.execute(
+        "SELECT id, title FROM works WHERE title IS NOT NULL")]
+    linked = 0
+    with store.transaction(conn):
+        orphans = conn.execute(
+            "SELECT t.id, t.key, f.value, f.provenance, f.source_url FROM trials t "
+            "JOIN trial_facts f ON f.trial_id = t.id AND f.field IN ('title', 'official_title') "
+            "WHERE NOT EXISTS (SELECT 1 FROM trial_reports r WHERE r.trial_id = t.id)").fetchall()
+        for trial_id, key, title, provenance, source in orphans:
+            wanted = _norm_title(title)
+            works = {w for w, t in titles if len(wanted) >= 40 and (t == wanted or
+                                                                   t.startswith(wanted + " "))}
+            if len(works) != 1 or not conn.execute("SELECT 1 FROM trials WHERE id = ?",
+                                                   (trial_id,)).fetchone():
+                continue
+            work_id = works.pop()
+            reason = f"the {provenance} registry record's title begins this work's title"
+            for other in ev.find_trials(conn, work_ids=[work_id]):
+                ev.merge_trials(conn, trial_id, other)
+            ev.add_report(conn, trial_id, work_id, "results", "rule", reason, source)
+            ev.set_fact(conn, trial_id, "linked_report", f"work {work_id}: {reason}", "rule",
+                        source_url=source)
+            ev.refresh_trial(conn, trial_id)
+            linked += 1
+    return linked
+
+
 def infer_edges(conn: sqlite3.Connection, work_ids: list[int] | None) -> int:
     """Recompute the rule lineage edges touching ``work_ids`` (all when None)."""
     works = {r["id"]: dict(r) for r in conn.execute(
@@ -165,6 +202,7 @@ def annotate(conn: sqlite3.Connection, work_ids: Iterable[int] | None = None) ->
     works = _texts(conn, ids)
     designs = assign_designs(conn, works)
     trials = extract_trials(conn, works)
+    trials += link_registry_titles(conn)
     edges = infer_edges(conn, None if work_ids is None else ids)
     flags = flag_retractions(conn)
     return {"works": len(works), "designs_changed": designs, "trials_touched": trials,

@@ -98,12 +98,27 @@ def ensure_trial(conn: sqlite3.Connection, key: str, *, registry_ids: Iterable[s
         return found[0]
 
 
+def _has_publication(conn: sqlite3.Connection, trial_id: int) -> bool:
+    return conn.execute("SELECT 1 FROM trial_reports WHERE trial_id = ? AND role IN "
+                        "('results', 'protocol', 'follow-up', 'secondary')",
+                        (trial_id,)).fetchone() is not None
+
+
 def merge_trials(conn: sqlite3.Connection, keep_id: int, drop_id: int) -> None:
-    """Fold trial ``drop_id`` into ``keep_id``: facts and arms the kept trial lacks at the same
-    provenance, registry ids and reports."""
+    """Fold trial ``drop_id`` into ``keep_id`` with its registry ids and reports. Where both
+    give a field at the same provenance, the trial with a published report wins over a
+    registry-only one (else the kept trial does); arms likewise."""
     if keep_id == drop_id:
         return
     with transaction(conn):
+        if _has_publication(conn, drop_id) and not _has_publication(conn, keep_id):
+            conn.execute("DELETE FROM trial_facts WHERE trial_id = ? AND EXISTS (SELECT 1 FROM "
+                         "trial_facts d WHERE d.trial_id = ? AND d.provenance = "
+                         "trial_facts.provenance AND d.field = trial_facts.field)",
+                         (keep_id, drop_id))
+            conn.execute("DELETE FROM trial_arms WHERE trial_id = ? AND EXISTS (SELECT 1 FROM "
+                         "trial_arms d WHERE d.trial_id = ? AND d.provenance = "
+                         "trial_arms.provenance)", (keep_id, drop_id))
         for table in ("trial_facts", "trial_arms", "trial_reports"):
             conn.execute(f"UPDATE OR IGNORE {table} SET trial_id = ? WHERE trial_id = ?",
                          (keep_id, drop_id))
