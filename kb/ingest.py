@@ -170,7 +170,11 @@ def _pubmed_by_doi(run: _Run, dois: list[str]) -> dict[str, WorkRecord]:
 
 def _fetch_dois(run: _Run, dois: list[str]) -> tuple[dict[str, list[WorkRecord]],
                                                        dict[str, str]]:
-    """Records per DOI (Crossref or DataCite, plus PubMed) and a reason per DOI not found."""
+    """Records per DOI (Crossref or DataCite, plus PubMed) and a reason per DOI not found.
+
+    PubMed alone answers for a DOI only when Crossref and DataCite both said "not found": a
+    DOI one of them failed to answer for fails, so that a rerun fetches it whole.
+    """
     from .scrapers import crossref, datacite
     found: dict[str, list[WorkRecord]] = {}
     errors: dict[str, str] = {}
@@ -182,12 +186,14 @@ def _fetch_dois(run: _Run, dois: list[str]) -> tuple[dict[str, list[WorkRecord]]
         try:
             found[doi] = [datacite.fetch_work(run.client, doi)]
         except NotFoundError:
-            reasons[doi] = "; ".join(filter(None, [
-                errors.get(doi), "not found in Crossref or DataCite" if doi not in errors
-                else "not found in DataCite"]))
+            if doi in errors:
+                reasons[doi] = f"{errors[doi]}; not found in DataCite"
+            else:
+                reasons[doi] = "not found in Crossref, DataCite or PubMed"
         except FetchError as exc:
-            reasons[doi] = "; ".join(filter(None, [errors.get(doi), f"DataCite: {exc.args[0]}"]))
-    for doi, record in _pubmed_by_doi(run, dois).items():
+            errors.setdefault(doi, "")
+            reasons[doi] = "; ".join(filter(None, [errors[doi], f"DataCite: {exc.args[0]}"]))
+    for doi, record in _pubmed_by_doi(run, [d for d in dois if d not in errors]).items():
         found.setdefault(doi, []).append(record)
         reasons.pop(doi, None)
     return found, reasons

@@ -70,7 +70,7 @@ def test_datacite_fallback_and_a_doi_nobody_knows(runner: CliRunner, kb_env: dic
     assert result.exit_code == 1
     assert result.stdout.splitlines() == [f"added\t{AMANAT}", f"added\t{ZENODO}"]
     assert "Added 2, updated 0, unchanged 0, failed 1" in result.stderr
-    assert "10.5555/kb-test.nowhere: not found in Crossref or DataCite" in result.stderr
+    assert "10.5555/kb-test.nowhere: not found in Crossref, DataCite or PubMed" in result.stderr
     assert "Traceback" not in result.output
     conn = _db(kb_env)
     zenodo = _work(conn, ZENODO)
