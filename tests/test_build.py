@@ -229,3 +229,10 @@ def test_online_build_with_every_service_down_skips_the_crawl(server, config,
     assert "skipped the one-level crawl" in report.failures[-1]
     assert server.count("/openalex/.*") == 0
     assert content(out)["lineage"]  # the seed is built all the same
+
+
+def test_stats_show_trials_and_lineage(built: Path, runner: CliRunner) -> None:
+    report = json.loads(runner.invoke(cli, ["--db", str(built), "stats", "--format", "json"]).output)
+    assert report["trials"] >= 40 and report["lineage"]["pools"] == 2
+    table = runner.invoke(cli, ["--db", str(built), "stats"]).output
+    assert "pools 2" in table and "trials" in table

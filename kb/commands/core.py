@@ -43,5 +43,8 @@ def stats(settings: Settings, fmt: str) -> None:
     click.echo(f"authors         {report['authors']}")
     click.echo(f"citations       {report['citations']} ({report['citations_resolved']} resolved, "
                f"{report['citations_unresolved']} unresolved)")
+    click.echo(f"trials          {report['trials']}")
+    click.echo("lineage         " + (", ".join(f"{k} {v}" for k, v in report["lineage"].items())
+                                    or "none"))
     for source, info in report["sources"].items():
         click.echo(f"source {source:<9} {info['records']} records, last fetch {info['last_fetch']}")
