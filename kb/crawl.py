@@ -7,7 +7,8 @@ below the depth limit, collects their edges from every source: OpenAlex ``refere
 and ``cites:`` (batched), OpenCitations references / citations, and PubMed elink refs /
 citedin (batched). Records, edges, the batch's states and the newly found works are written in
 one transaction, so a killed crawl loses at most the batch in flight and resumes from the
-frontier; re-running a finished crawl with the same settings does nothing.
+frontier; re-running a finished crawl with the same settings does nothing. Works whose edges a
+source failed to give are queued again at the end, so a rerun fetches just those.
 """
 from __future__ import annotations
 
@@ -115,6 +116,7 @@ class _Round:
                  direction: str, sources: Sequence[str], report: CrawlReport) -> None:
         self.conn, self.client, self.items = conn, client, items
         self.direction, self.sources, self.report = direction, sources, report
+        self.unfinished: set[int] = set()  # works whose edges a source failed to give
 
     def fetch(self) -> dict[int, dict[str, Any]]:
         """OpenAlex work objects of the batch, by frontier work id."""
@@ -135,13 +137,15 @@ class _Round:
                     found.setdefault(by[kind][ref[kind]], work)  # type: ignore[literal-required]
         return found
 
-    def _guard(self, what: str, call: Callable[[], list[LinkRecord]]) -> list[LinkRecord]:
+    def _guard(self, what: str, call: Callable[[], list[LinkRecord]],
+               items: Iterable[sqlite3.Row]) -> list[LinkRecord]:
         try:
             return call()
         except QuotaError:
             raise
         except FetchError as exc:
             self.report.failures.append(f"{what}: {exc}")
+            self.unfinished.update(item["work_id"] for item in items)
             return []
 
     def edges(self, expand: list[sqlite3.Row], works: dict[int, dict[str, Any]]
@@ -173,20 +177,24 @@ class _Round:
                 if refs:
                     links += self._guard(f"OpenCitations references of {doi}", lambda d=doi:
                                          opencitations.to_links(
-                                             opencitations.fetch_references(self.client, d)))
+                                             opencitations.fetch_references(self.client, d)),
+                                         [item])
                 if cited_by:
                     links += self._guard(f"OpenCitations citations of {doi}", lambda d=doi:
                                          opencitations.to_links(
-                                             opencitations.fetch_citations(self.client, d)))
+                                             opencitations.fetch_citations(self.client, d)),
+                                         [item])
         if "pubmed" in self.sources:
             pmids = {i["pmid"]: self._ref(i) for i in expand if i["pmid"]}
             if pmids:
                 if refs:
                     links += self._guard("PubMed elink refs", lambda: self._elink(
-                        pmids, "pubmed_pubmed_refs", outgoing=True))
+                        pmids, "pubmed_pubmed_refs", outgoing=True),
+                        [i for i in expand if i["pmid"]])
                 if cited_by:
                     links += self._guard("PubMed elink citedin", lambda: self._elink(
-                        pmids, "pubmed_pubmed_citedin", outgoing=False))
+                        pmids, "pubmed_pubmed_citedin", outgoing=False),
+                        [i for i in expand if i["pmid"]])
         return links
 
     @staticmethod
@@ -239,6 +247,7 @@ def crawl(conn: sqlite3.Connection, client: Client, seed: str, *, depth: int = 1
         report.already_done, report.totals = True, totals
         return report
     stored = totals.get("stored", 0)
+    unfinished: set[int] = set()
     while True:
         if max_works and stored >= max_works:
             report.over_limit += frontier.drop_queued(conn, crawl_id, "over-limit")
@@ -275,14 +284,22 @@ def crawl(conn: sqlite3.Connection, client: Client, seed: str, *, depth: int = 1
             report.edges += store.add_links(conn, links)
             frontier.set_states(conn, crawl_id, states)
             report.queued += _enqueue(conn, crawl_id, expand, links)
+        unfinished |= step.unfinished
         for state in states.values():
             key = state.replace("-", "_")
             setattr(report, key, getattr(report, key) + 1)
         if progress:
             totals = frontier.counts(conn, crawl_id)
             progress(sum(totals.values()) - totals.get("queued", 0), sum(totals.values()))
-    frontier.finish_crawl(conn, crawl_id)
+    if unfinished:  # a rerun expands these again (answers that came are in the HTTP cache)
+        with store.transaction(conn):
+            frontier.set_states(conn, crawl_id, {w: "queued" for w in unfinished})
+    else:
+        frontier.finish_crawl(conn, crawl_id)
     report.totals = frontier.counts(conn, crawl_id)
+    if report.totals.get("stored", 0) == 0 and not report.edges:
+        report.failures.append(f"{doi}: no source knows this DOI (OpenAlex has no record, and "
+                               "no citation edges were found)")
     return report
 
 

@@ -50,8 +50,10 @@ def crawl(settings: Settings, seed: str, depth: int, direction: str, max_works: 
                 report = run(conn, client, seed, depth=depth, direction=direction,
                              max_works=max_works, topic=topic, sources=sources or SOURCES,
                              fresh=fresh, progress=_progress(settings))
-                settings.say(f"{client.stats['requests']} requests, "
-                             f"{client.stats['cache_hits']} from the cache", level=1)
+                stats = client.stats
+                settings.say(f"{stats['requests']} requests, {stats['cache_hits']} from the cache"
+                             + (f", {stats['retries']} retried" if stats["retries"] else ""),
+                             level=0 if stats["retries"] else 1)
         finally:
             conn.close()
     settings.say(report.summary())
