@@ -665,7 +665,8 @@ def canonical_state(path: Path | str) -> dict[str, list[tuple]]:
 
     Work ids become ``doi:…``/``pmid:…`` keys, author ids become author keys, and other
     surrogate integer primary keys are dropped, so two KBs that hold the same facts compare
-    equal even if rows were inserted in another order.
+    equal even if rows were inserted in another order. Also left out: ``records.url`` (which
+    request, batch or single, brought a payload) and the order of a ``sources`` list.
     """
     conn = sqlite3.connect(str(path))
     try:
@@ -702,6 +703,8 @@ def canonical_state(path: Path | str) -> dict[str, list[tuple]]:
                         value = works.get(value, f"missing:{value}")
                     elif target == "authors" and value is not None:
                         value = authors.get(value, f"missing:{value}")
+                    elif name == "sources" and isinstance(value, str):
+                        value = json.dumps(sorted(json.loads(value)))  # a set, in arrival order
                     values.append(value)
                 out.append(tuple(values))
             state[table] = sorted(out, key=repr)
