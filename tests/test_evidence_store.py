@@ -230,3 +230,25 @@ def test_registry_only_trial_joins_the_paper_its_title_begins(conn) -> None:
     assert [(r["work_id"], r["provenance"]) for r in row["reports"]] == [(paper, "curated")]
     annotate(conn)
     assert conn.execute("SELECT count(*) FROM trials").fetchone()[0] == 1
+
+
+def test_meta_analysis_naming_registry_ids_pools_without_merging_trials(conn) -> None:
+    one = _work(conn, pmid="201", year=2013, authors=[{"family": "Min"}],
+                title="Cord blood for cerebral palsy: a randomized placebo-controlled trial",
+                accessions=[{"bank": "ClinicalTrials.gov", "accession": "NCT00000011"}])
+    two = _work(conn, pmid="202", year=2017, authors=[{"family": "Liu"}],
+                title="Bone marrow mononuclear cells in cerebral palsy: a randomized trial",
+                abstract="Registered at ChiCTR-TRC-12002568.")
+    meta = _work(conn, pmid="203", year=2020, authors=[{"family": "Eggenberger"}],
+                 title="Stem cells in cerebral palsy: a systematic review and meta-analysis",
+                 abstract="We included NCT00000011, ChiCTR-TRC-12002568 and NCT00000099.")
+    annotate(conn)
+    trials = dict(conn.execute("SELECT key, id FROM trials"))
+    assert set(trials) == {"NCT00000011", "ChiCTR-TRC-12002568", "NCT00000099"}
+    roles = {(r[0], r[1]) for r in conn.execute("SELECT work_id, role FROM trial_reports")}
+    assert roles == {(one, "results"), (two, "results"), (meta, "pooled-analysis")}
+    assert conn.execute("SELECT count(*) FROM trial_reports WHERE work_id = ?",
+                        (meta,)).fetchone()[0] == 3
+    edges = {(r[0], r[1], r[2]) for r in conn.execute(
+        "SELECT from_work_id, to_work_id, relation FROM lineage")}
+    assert edges == {(meta, one, "pools"), (meta, two, "pools")}

@@ -4,7 +4,8 @@
   groups them).
 - ``follow_up_of``: a later report of the same trial that calls itself a follow-up, or a work
   that calls itself a follow-up and cites a trial report (design + citation).
-- ``pools``: a pooled analysis or meta-analysis that cites a trial report (design + citation).
+- ``pools``: a pooled analysis or meta-analysis that cites a trial report (design + citation),
+  or a synthesis that names a trial's registry id (it is that trial's pooled-analysis report).
 
 Curated edges (the corpus's ``pools`` rows) are stored directly through
 :func:`kb.store.evidence.add_lineage`; the rules never replace them.
@@ -58,7 +59,8 @@ def infer_lineage(works: Mapping[int, Mapping[str, Any]],
                   citations: Iterable[tuple[int, int]]) -> list[Edge]:
     """Infer edges among ``works`` (id -> {id, design, year, title, label}).
 
-    :param trial_reports: (trial id, work id, role) rows; pooled-analysis rows are ignored.
+    :param trial_reports: (trial id, work id, role) rows; a pooled-analysis row makes its work
+        pool the trial's other reports.
     :param trial_labels: trial id -> how a reason names the trial (its registry id or label).
     :param citations: resolved (citing work id, cited work id) pairs.
     """
@@ -70,9 +72,20 @@ def infer_lineage(works: Mapping[int, Mapping[str, Any]],
             edges[key] = edge
 
     by_trial: dict[int, list[int]] = {}
+    pooling: list[tuple[int, int]] = []
     for trial_id, work_id, role in trial_reports:
-        if role != "pooled-analysis" and work_id in works:
+        if work_id not in works:
+            continue
+        if role == "pooled-analysis":
+            pooling.append((trial_id, work_id))
+        else:
             by_trial.setdefault(trial_id, []).append(work_id)
+    for trial_id, work_id in pooling:
+        name = trial_labels.get(trial_id, f"trial {trial_id}")
+        for member in by_trial.get(trial_id, []):
+            add(Edge(work_id, member, "pools",
+                     f"{works[work_id].get('design') or 'it'} names {name}, which "
+                     f"{works[member].get('label') or member} reports", "rule:registry-id"))
     same: set[frozenset[int]] = set()
     for trial_id, members in by_trial.items():
         members = sorted(set(members), key=lambda w: _order(works[w]))

@@ -8,7 +8,7 @@ from typing import Any
 
 from .. import store
 from ..store import evidence as ev
-from .design import PRIMARY_DESIGNS, classify_design
+from .design import PRIMARY_DESIGNS, SYNTHESIS_DESIGNS, classify_design
 from .extract import extract_facts, facts_implied_by_design
 from .lineage import infer_lineage, is_follow_up
 from .retractions import compute_flags
@@ -72,7 +72,9 @@ def _key(work: dict[str, Any]) -> str:
 
 def extract_trials(conn: sqlite3.Connection, works: list[dict[str, Any]]) -> int:
     """Replace the rule facts these works give; a work that names a registry id, or a primary
-    study that names a cell type, becomes (or joins) a trial. Returns the trials touched."""
+    study that names a cell type, becomes (or joins) a trial. A pooled analysis, meta-analysis
+    or review that names registry ids becomes a pooled-analysis report of each of those trials
+    instead (never merging them). Returns the trials touched."""
     ids = [w["id"] for w in works]
     touched: set[int] = set()
     with store.transaction(conn):
@@ -90,6 +92,11 @@ def extract_trials(conn: sqlite3.Connection, works: list[dict[str, Any]]) -> int
             facts = extract_facts(work["title"], work["abstract"], work["mesh"], work["keywords"],
                                   work["accessions"])
             design = work["study_design"]
+            if design in SYNTHESIS_DESIGNS:
+                if facts.get("registry_ids"):
+                    touched.update(ev.store_rule_pooled(conn, work["id"], facts["registry_ids"],
+                                                        f"this {design}"))
+                continue
             if not facts.get("registry_ids") and not (design in PRIMARY_DESIGNS and facts.get("cell_type")):
                 continue
             facts = facts_implied_by_design(facts, design)

@@ -22,6 +22,7 @@ __all__ = ["PROVENANCE", "RELATIONS", "REPORT_ROLES", "TRIAL_COLUMNS", "ensure_t
            "find_trials", "set_fact", "delete_facts", "set_arms", "add_registry_id",
            "add_report", "add_lineage", "delete_lineage", "replace_flags", "refresh_trial",
            "merge_trials", "load_curated_trials", "store_registry_trial", "store_rule_trial",
+           "store_rule_pooled",
            "work_id_for", "CuratedLoad"]
 
 #: provenances, highest first.
@@ -499,3 +500,22 @@ def store_rule_trial(conn: sqlite3.Connection, work_id: int, facts: Mapping[str,
             set_arms(conn, trial_id, "rule", facts["arms"], f"rule:work/{work_id}")
         refresh_trial(conn, trial_id)
     return trial_id
+
+
+def store_rule_pooled(conn: sqlite3.Connection, work_id: int, registry_ids: Sequence[str],
+                      reason: str) -> list[int]:
+    """Record a synthesis work (pooled analysis, meta-analysis, review) that names these trials'
+    registry ids as a ``pooled-analysis`` report of each, without merging the trials; a trial
+    not yet in the KB is added under its registry id. Returns the trial ids."""
+    trial_ids = []
+    with transaction(conn):
+        for registry_id in registry_ids:
+            found = find_trials(conn, registry_ids=[registry_id])
+            trial_id = found[0] if found else ensure_trial(conn, registry_id,
+                                                           registry_ids=[registry_id])
+            add_registry_id(conn, trial_id, registry_id, "rule", f"rule:work/{work_id}")
+            add_report(conn, trial_id, work_id, "pooled-analysis", "rule",
+                       f"{reason} names {registry_id}")
+            refresh_trial(conn, trial_id)
+            trial_ids.append(trial_id)
+    return trial_ids
