@@ -116,6 +116,13 @@ def _age_range(eligibility: dict[str, Any]) -> str | None:
     return None
 
 
+def _blinding(masking: dict[str, Any]) -> str | None:
+    """``quadruple (participant, care provider, ...)`` from a masking module."""
+    level = _MASKING.get(masking.get("masking") or "")
+    who = ", ".join(w.lower().replace("_", " ") for w in masking.get("whoMasked") or [])
+    return f"{level} ({who})" if level and who else level
+
+
 def _design(design: dict[str, Any], arms: list[dict[str, Any]]) -> str | None:
     if design.get("studyType") == "OBSERVATIONAL":
         return "cohort"
@@ -164,9 +171,7 @@ def to_trial(study: dict[str, Any]) -> dict[str, Any]:
         "enrollment": enrollment.get("count"),
         "enrollment_type": (enrollment.get("type") or "").lower() or None,
         "design": _design(design, arm_groups),
-        "blinding": _MASKING.get(masking.get("masking") or "") and (
-            _MASKING[masking["masking"]] + (f" ({', '.join(w.lower().replace('_', ' ') for w in masking['whoMasked'])})"
-                                            if masking.get("whoMasked") else "")),
+        "blinding": _blinding(masking),
         "control": next((name for kind, name in _CONTROL_ARMS
                          if any(a.get("type") == kind for a in arm_groups)),
                         "none" if len(arm_groups) == 1 else None),
@@ -176,7 +181,8 @@ def to_trial(study: dict[str, Any]) -> dict[str, Any]:
         "age_range": _age_range(eligibility),
         "country": "; ".join(dict.fromkeys(loc["country"] for loc in locations
                                            if loc.get("country"))) or None,
-        "sponsor": ((protocol.get("sponsorCollaboratorsModule") or {}).get("leadSponsor") or {}).get("name"),
+        "sponsor": ((protocol.get("sponsorCollaboratorsModule") or {}).get("leadSponsor")
+                    or {}).get("name"),
         "start_date": (status.get("startDateStruct") or {}).get("date"),
         "completion_date": (status.get("completionDateStruct") or {}).get("date"),
         "cell_type": canonical_cell_types(text) or None,

@@ -48,7 +48,8 @@ _COHORT_MESH = {"cohort studies", "retrospective studies", "prospective studies"
 _TEXT_RULES: list[tuple[str, str]] = [
     ("review", r"^(?:progress|advances|recent advances|an update) (?:in|on)\b|state of the art"),
     ("pooled-analysis", r"pooled analys[ie]s|pooled data|individual (?:participant|patient) data"
-                        r"(?! meta)|combined analysis of (?:two|three|\d+) (?:randomi[sz]ed )?trials"),
+                        r"(?! meta)|combined analysis of (?:two|three|\d+) "
+                        r"(?:randomi[sz]ed )?trials"),
     ("meta-analysis", r"meta-?analys[ie]s|meta-?regression"),
     ("systematic-review", r"systematic(?:al)? review|scoping review|systemic review"),
     ("protocol", r"study protocol|trial protocol|protocol (?:and|for) (?:a|the)|: protocol\b|"
@@ -59,7 +60,8 @@ _TEXT_RULES: list[tuple[str, str]] = [
             r"factorial randomi[sz]ed|randomi[sz]ed (?:cross-?over|phase)"),
     ("case-series", r"case series|report of \d+ cases|\b\w+ cases of|retrospective (?:study|"
                     r"analysis|review) of \d+"),
-    ("case-report", r"case report|a case of\b|: a case\b(?! series)|one case of|a (?:child|boy|girl|patient) "
+    ("case-report", r"case report|a case of\b|: a case\b(?! series)|one case of|"
+                    r"a (?:child|boy|girl|patient) "
                     r"with|individual treatment"),
     ("preclinical", r"\b(?:rats?|mice|mouse|murine|rodents?|piglets?|lambs?|rabbits?)\b|"
                     r"animal models?|in vitro|neonatal hypoxic[- ]ischemic (?:rat|mouse)"),

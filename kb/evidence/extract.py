@@ -31,7 +31,8 @@ REGISTRIES: dict[str, str] = {
     "CTRI": r"CTRI/\d{4}/\d{2,3}/\d{6}",
     "ANZCTR": r"ACTRN\d{14}",
 }
-_REGISTRY_RE = re.compile("|".join(f"(?P<r{i}>\\b{p}\\b)" for i, p in enumerate(REGISTRIES.values())))
+_REGISTRY_RE = re.compile("|".join(f"(?P<r{i}>\\b{p}\\b)"
+                                    for i, p in enumerate(REGISTRIES.values())))
 _REGISTRY_NAMES = list(REGISTRIES)
 
 
@@ -50,7 +51,7 @@ def registry_of(trial_id: str) -> str | None:
 def find_registry_ids(text: str) -> list[str]:
     """Registry ids in ``text``, in order, without repeats (NCT ids upper-cased).
 
-    >>> find_registry_ids("Registered at ClinicalTrials.gov (nct01147653) and IRCT20140528017891N3.")
+    >>> find_registry_ids("Registered as nct01147653 and IRCT20140528017891N3.")
     ['NCT01147653', 'IRCT20140528017891N3']
     """
     found: list[str] = []
@@ -70,8 +71,9 @@ _UNITS = {w: i for i, w in enumerate(
     "fifteen sixteen seventeen eighteen nineteen".split())}
 _TENS = {w: 10 * i for i, w in enumerate(
     "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()) if w != "_"}
-_NUMBER_WORD = (r"(?:(?:twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)(?:[- ](?:one|two|three|"
-                r"four|five|six|seven|eight|nine))?|one hundred(?: and [a-z-]+)?|zero|one|two|three|"
+_NUMBER_WORD = (r"(?:(?:twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)"
+                r"(?:[- ](?:one|two|three|four|five|six|seven|eight|nine))?"
+                r"|one hundred(?: and [a-z-]+)?|zero|one|two|three|"
                 r"four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|"
                 r"sixteen|seventeen|eighteen|nineteen)")
 _NUM = rf"(\d{{1,4}}|{_NUMBER_WORD})"
@@ -116,7 +118,8 @@ _CELL_TYPES: list[tuple[str, list[str]]] = [
                 r"\bh?CT[- ]MSCs?\b"]),
     ("BM-MNC", [r"bone[- ]marrow(?:[- ]derived)? mononuclear cells?", r"\bBM[- ]?MNCs?\b",
                 r"\bBMMCs?\b"]),
-    ("BM-TNC", [r"bone[- ]marrow(?:[- ]derived)? (?:total )?nucleated cells?", r"\bBM[- ]?TNCs?\b"]),
+    ("BM-TNC", [r"bone[- ]marrow(?:[- ]derived)? (?:total )?nucleated cells?",
+                r"\bBM[- ]?TNCs?\b"]),
     ("BM-MSC", [rf"bone[- ]marrow(?:[- ]derived)? (?:{_MSC}|MSCs?\b)", rf"\bbone {_MSC}",
                 r"\bBM[- ]?MSCs?\b", r"\bBMSCs?\b"]),
     ("AD-MSC", [rf"adipose(?:[- ]tissue)?(?:[- ]derived)? (?:{_MSC}|(?:stem|stromal) cells?)",
@@ -187,13 +190,16 @@ def canonical_cell_types(text: str) -> list[str]:
 _ROUTES: list[tuple[str, list[str]]] = [
     ("intrathecal", [r"intra-?thecal(?:ly)?", r"lumbar punctures?", r"sub-?arachnoid",
                      r"Injections, Spinal", r"intraspinal"]),
-    ("intravenous", [r"intra-?venous(?:ly)?", r"\bi\.v\.", r"\bIV\b(?= (?:infusion|injection|administration))",
-                     r"Infusions, Intravenous", r"Administration, Intravenous", r"Injections, Intravenous"]),
+    ("intravenous", [r"intra-?venous(?:ly)?", r"\bi\.v\.",
+                     r"\bIV\b(?= (?:infusion|injection|administration))",
+                     r"Infusions, Intravenous", r"Administration, Intravenous",
+                     r"Injections, Intravenous"]),
     ("intra-arterial", [r"intra-?arterial(?:ly)?", r"carotid (?:artery )?(?:infusion|injection)"]),
     ("intracerebroventricular", [r"intra-?cerebro-?ventricular", r"intra-?ventricular",
                                  r"lateral ventricles?"]),
     ("intracerebral", [r"intra-?cerebral(?:ly)?", r"intra-?parenchymal", r"stereotactic(?:ally)?"]),
-    ("intranasal", [r"intra-?nasal(?:ly)?", r"Administration, Intranasal", r"nasal administration"]),
+    ("intranasal", [r"intra-?nasal(?:ly)?", r"Administration, Intranasal",
+                    r"nasal administration"]),
     ("intramuscular", [r"intra-?muscular(?:ly)?", r"Injections, Intramuscular"]),
 ]
 _ROUTE_RES = [(name, re.compile("|".join(patterns), _I)) for name, patterns in _ROUTES]
@@ -325,11 +331,13 @@ def canonical_outcomes(text: str) -> list[str]:
 
 _UNIT = r"(years?|yrs?|months?|mo)"
 _AGE_PATTERNS = [
-    rf"aged?(?: between| from)? {_NUM}(?:\.\d+)?(?: {_UNIT})?\s*(?:-|–|to|and)\s*{_NUM}(?:\.\d+)? {_UNIT}",
+    rf"aged?(?: between| from)? {_NUM}(?:\.\d+)?(?: {_UNIT})?\s*(?:-|–|to|and)\s*"
+    rf"{_NUM}(?:\.\d+)? {_UNIT}",
     rf"between {_NUM} and {_NUM} {_UNIT} (?:of age|old)",
     rf"{_NUM}\s*(?:-|–|to)\s*{_NUM}[- ]{_UNIT}[- ]old",
     rf"{_NUM}\s*(?:-|–|to)\s*{_NUM} {_UNIT} of age",
-    rf"(?:children|patients|participants)(?: \w+){{0,4}} \({_NUM}\s*(?:-|–|to)\s*{_NUM} {_UNIT}\)",
+    rf"(?:children|patients|participants)(?: \w+){{0,4}} "
+    rf"\({_NUM}\s*(?:-|–|to)\s*{_NUM} {_UNIT}\)",
 ]
 _AGE_RES = [re.compile(p, _I) for p in _AGE_PATTERNS]
 
@@ -397,10 +405,12 @@ def _dose_phrase(text: str) -> str | None:
     return match.group(0).strip() if match else None
 
 
-_PEOPLE = r"(?:children|patients|participants|subjects|individuals|infants|cases|toddlers|boys and girls)"
+_PEOPLE = (r"(?:children|patients|participants|subjects|individuals|infants|cases|toddlers|"
+           r"boys and girls)")
 _RANDOMISED = [
     rf"{_NUM} (?:eligible )?{_PEOPLE}(?: with (?:spastic |severe )?(?:cerebral palsy|CP))?"
-    rf"(?: aged [^.,;]{{1,30}})? (?:were|was) (?:randomly (?:assigned|allocated|divided)|randomi[sz]ed)",
+    rf"(?: aged [^.,;]{{1,30}})? (?:were|was) "
+    rf"(?:randomly (?:assigned|allocated|divided)|randomi[sz]ed)",
     rf"randomi[sz]ed {_NUM} {_PEOPLE}",
     rf"{_NUM} {_PEOPLE} (?:were )?randomi[sz]ed",
     rf"(?:a total of|in total,?) {_NUM} {_PEOPLE}[^.]{{0,60}}randomi[sz]",
@@ -435,7 +445,8 @@ def find_n(text: str) -> dict[str, int]:
 
 
 _ARM_PATTERNS = [
-    re.compile(rf"(?:the )?([A-Za-z][\w+-]*(?: [\w+-]+){{0,3}}) (?:group|arm) \((?:n\s*=\s*)?(\d+)\)", _I),
+    re.compile(r"(?:the )?([A-Za-z][\w+-]*(?: [\w+-]+){0,3}) (?:group|arm) "
+               r"\((?:n\s*=\s*)?(\d+)\)", _I),
     re.compile(rf"{_NUM} (?:{_PEOPLE} )?(?:were )?(?:randomly )?(?:assigned |allocated )?(?:in|to) "
                rf"(?:the|an?) ([\w+-]+(?: [\w+-]+){{0,2}}?) (?:group|arm)\b", _I),
 ]
@@ -445,7 +456,7 @@ _EACH = re.compile(rf"{_NUM} (?:{_PEOPLE} )?(?:in|per) (?:each|every) (?:group|a
 def find_arms(text: str) -> list[dict[str, Any]]:
     """Arms with their sizes, as the text gives them.
 
-    >>> find_arms("72 children were randomized to the UC-MSC group (n = 36) or the sham group (n = 36).")
+    >>> find_arms("72 were randomized to the UC-MSC group (n = 36) or the sham group (n = 36).")
     [{'name': 'UC-MSC', 'n': 36}, {'name': 'sham', 'n': 36}]
     """
     arms: list[dict[str, Any]] = []
@@ -545,8 +556,8 @@ def extract_facts(title: str | None, abstract: str | None = None,
         if size and facts["n_randomised"] % size == 0:
             facts["arms"] = [{"name": f"arm {i + 1}", "n": size}
                              for i in range(facts["n_randomised"] // size)]
-    if "n_randomised" not in facts and facts.get("arms") and all(a.get("n") for a in facts["arms"]) \
-            and re.search(r"randomi[sz]", prose, _I):
+    sized = facts.get("arms") and all(a.get("n") for a in facts["arms"])
+    if "n_randomised" not in facts and sized and re.search(r"randomi[sz]", prose, _I):
         facts["n_randomised"] = sum(a["n"] for a in facts["arms"])
     age = canonical_age_range(prose)
     if age:

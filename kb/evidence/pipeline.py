@@ -38,15 +38,15 @@ def _texts(conn: sqlite3.Connection, ids: list[int]) -> list[dict[str, Any]]:
         rows += [dict(r) for r in conn.execute(
             f"SELECT id, doi, url, title, abstract, type, year, study_design, design_source "
             f"FROM works WHERE id IN ({marks})", chunk)]
-    pubtypes = _grouped(conn, "SELECT work_id, type FROM publication_types WHERE work_id IN ({marks})", ids)
-    mesh = _grouped(conn, "SELECT DISTINCT work_id, descriptor FROM mesh WHERE work_id IN ({marks})", ids)
-    keywords = _grouped(conn, "SELECT work_id, keyword FROM keywords WHERE work_id IN ({marks})", ids)
-    accessions = _grouped(conn, "SELECT work_id, accession FROM accessions WHERE work_id IN ({marks})", ids)
+    lists = {name: _grouped(conn, f"SELECT DISTINCT work_id, {column} FROM {table} "
+                                  "WHERE work_id IN ({marks})", ids)
+             for name, table, column in (("publication_types", "publication_types", "type"),
+                                         ("mesh", "mesh", "descriptor"),
+                                         ("keywords", "keywords", "keyword"),
+                                         ("accessions", "accessions", "accession"))}
     for row in rows:
-        row["publication_types"] = pubtypes.get(row["id"], [])
-        row["mesh"] = mesh.get(row["id"], [])
-        row["keywords"] = keywords.get(row["id"], [])
-        row["accessions"] = accessions.get(row["id"], [])
+        for name, values in lists.items():
+            row[name] = values.get(row["id"], [])
     return rows
 
 
@@ -80,14 +80,14 @@ def extract_trials(conn: sqlite3.Connection, works: list[dict[str, Any]]) -> int
     with store.transaction(conn):
         for chunk in _chunks(ids):
             marks = ",".join("?" * len(chunk))
+            rule = f"provenance = 'rule' AND work_id IN ({marks})"
             touched.update(r[0] for r in conn.execute(
-                f"SELECT trial_id FROM trial_facts WHERE provenance = 'rule' AND work_id IN ({marks}) "
-                f"UNION SELECT trial_id FROM trial_reports WHERE provenance = 'rule' AND work_id IN ({marks})",
-                chunk + chunk))
-            conn.execute(f"DELETE FROM trial_facts WHERE provenance = 'rule' AND work_id IN ({marks})", chunk)
-            conn.execute(f"DELETE FROM trial_reports WHERE provenance = 'rule' AND work_id IN ({marks})", chunk)
-            conn.execute(f"DELETE FROM trial_registry_ids WHERE provenance = 'rule' AND source_url IN "
-                         f"({marks})", [f"rule:work/{i}" for i in chunk])
+                f"SELECT trial_id FROM trial_facts WHERE {rule} "
+                f"UNION SELECT trial_id FROM trial_reports WHERE {rule}", chunk + chunk))
+            conn.execute(f"DELETE FROM trial_facts WHERE {rule}", chunk)
+            conn.execute(f"DELETE FROM trial_reports WHERE {rule}", chunk)
+            conn.execute(f"DELETE FROM trial_registry_ids WHERE provenance = 'rule' AND "
+                         f"source_url IN ({marks})", [f"rule:work/{i}" for i in chunk])
         for work in works:
             facts = extract_facts(work["title"], work["abstract"], work["mesh"], work["keywords"],
                                   work["accessions"])
@@ -97,7 +97,8 @@ def extract_trials(conn: sqlite3.Connection, works: list[dict[str, Any]]) -> int
                     touched.update(ev.store_rule_pooled(conn, work["id"], facts["registry_ids"],
                                                         f"this {design}"))
                 continue
-            if not facts.get("registry_ids") and not (design in PRIMARY_DESIGNS and facts.get("cell_type")):
+            primary = design in PRIMARY_DESIGNS and facts.get("cell_type")
+            if not facts.get("registry_ids") and not primary:
                 continue
             facts = facts_implied_by_design(facts, design)
             if design:
@@ -105,14 +106,16 @@ def extract_trials(conn: sqlite3.Connection, works: list[dict[str, Any]]) -> int
             role = ("protocol" if design == "protocol" else
                     "follow-up" if is_follow_up(work["title"]) else "results")
             reason = ("names registry id " + ", ".join(facts["registry_ids"])
-                      if facts.get("registry_ids") else f"{design} naming {', '.join(facts['cell_type'])}")
+                      if facts.get("registry_ids")
+                      else f"{design} naming {', '.join(facts['cell_type'])}")
             touched.add(ev.store_rule_trial(conn, work["id"], facts, key=_key(work), role=role,
                                             reason=reason))
         for trial_id in sorted(touched):
             row = conn.execute(
-                "SELECT EXISTS (SELECT 1 FROM trial_facts WHERE trial_id = ?) OR EXISTS (SELECT 1 "
-                "FROM trial_reports WHERE trial_id = ?) OR EXISTS (SELECT 1 FROM trial_registry_ids "
-                "WHERE trial_id = ?)", (trial_id, trial_id, trial_id)).fetchone()
+                "SELECT EXISTS (SELECT 1 FROM trial_facts WHERE trial_id = ?1) "
+                "OR EXISTS (SELECT 1 FROM trial_reports WHERE trial_id = ?1) "
+                "OR EXISTS (SELECT 1 FROM trial_registry_ids WHERE trial_id = ?1)",
+                (trial_id,)).fetchone()
             if row[0]:
                 if conn.execute("SELECT 1 FROM trials WHERE id = ?", (trial_id,)).fetchone():
                     ev.refresh_trial(conn, trial_id)
@@ -187,7 +190,8 @@ def flag_retractions(conn: sqlite3.Connection) -> int:
         "SELECT w.id, w.study_design AS design, w.is_retracted, l.label FROM works w "
         "JOIN work_labels l ON l.work_id = w.id")}
     find = {}
-    for row in conn.execute("SELECT id, doi, pmid FROM works WHERE doi IS NOT NULL OR pmid IS NOT NULL"):
+    for row in conn.execute("SELECT id, doi, pmid FROM works "
+                            "WHERE doi IS NOT NULL OR pmid IS NOT NULL"):
         if row["doi"]:
             find[f"doi:{row['doi']}"] = row["id"]
         if row["pmid"]:

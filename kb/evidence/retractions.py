@@ -73,8 +73,9 @@ def compute_flags(works: Mapping[int, Mapping[str, Any]],
             flag(row["work_id"], kind, f"{label} ({named}) per {row['source']}", notice,
                  row["source"])
         elif notice is not None:  # this work is the notice; the target is the other work
-            flag(notice, kind, f"{label} notice {works.get(row['work_id'], {}).get('label') or row['work_id']} "
-                               f"per {row['source']}", row["work_id"], row["source"])
+            name = works.get(row["work_id"], {}).get("label") or row["work_id"]
+            flag(notice, kind, f"{label} notice {name} per {row['source']}", row["work_id"],
+                 row["source"])
     retracted = {w for (w, kind, _) in flags if kind == "retracted"}
     for source, target, relation in lineage:
         if target in retracted and source in works and source not in retracted:

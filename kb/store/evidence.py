@@ -251,7 +251,8 @@ def refresh_trial(conn: sqlite3.Connection, trial_id: int) -> None:
         "JOIN work_labels l ON l.work_id = w.id WHERE r.trial_id = ? "
         "ORDER BY r.role = 'pooled-analysis', r.role != 'results', w.year, w.id LIMIT 1",
         (trial_id,)).fetchone()
-    title = value.get("title") or value.get("official_title") or (report["title"] if report else None)
+    title = value.get("title") or value.get("official_title") or (
+        report["title"] if report else None)
     label = report["label"] if report else (registry_ids[0] if registry_ids else title)
     columns = {c: value.get(c) for c in TRIAL_COLUMNS}
     columns.update(label=label, title=title, registry_ids="; ".join(registry_ids) or None,
