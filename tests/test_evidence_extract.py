@@ -10,8 +10,8 @@ import pytest
 from kb.evidence.design import classify_design, design_from_text
 from kb.evidence.extract import (canonical_age_range, canonical_blinding, canonical_cell_types,
                                  canonical_control, canonical_outcomes, canonical_routes,
-                                 extract_facts, find_follow_up, find_n, find_registry_ids,
-                                 registry_of)
+                                 extract_facts, find_doses, find_follow_up, find_n,
+                                 find_registry_ids, registry_of)
 
 RCT = {
     "title": "Intrathecal Wharton's jelly mesenchymal stem cells for children with spastic "
@@ -198,3 +198,24 @@ def test_doctests(module: str) -> None:
     import importlib
     result = doctest.testmod(importlib.import_module(module))
     assert result.failed == 0 and result.attempted > 0
+
+
+@pytest.mark.parametrize("text, n, age, dose, follow_up", [
+    ("A total of 105 patients with spastic CP were randomly divided into three groups.",
+     {"n_randomised": 105}, None, [], []),
+    ("Seventy-two children (36 in the UCB-MNC group and 36 in the control group) were enrolled.",
+     {"n_treated": 72}, None, [], []),
+    ("54 children with CP were enrolled and randomly allocated to two arms.",
+     {"n_randomised": 54}, None, [], []),
+    ("Patients (age range, 2-10 years) received 2 × 10(7) cells intrathecally.",
+     {}, "2-10 years", [(2e7, False)], []),
+    ("Assessments were performed at baseline, 1, 3, 6 and 12 months after treatment.",
+     {}, None, [], [1.0, 3.0, 6.0, 12.0]),
+    ("Cord blood was collected 9 weeks after the injury; the trial enrolled 63 children.",
+     {"n_treated": 63}, None, [], []),
+])
+def test_abstract_phrasings(text: str, n: dict, age: str | None, dose: list, follow_up: list) -> None:
+    assert find_n(text) == n
+    assert canonical_age_range(text) == age
+    assert find_doses(text) == dose
+    assert find_follow_up(text) == follow_up

@@ -338,6 +338,7 @@ _AGE_PATTERNS = [
     rf"{_NUM}\s*(?:-|–|to)\s*{_NUM} {_UNIT} of age",
     rf"(?:children|patients|participants)(?: \w+){{0,4}} "
     rf"\({_NUM}\s*(?:-|–|to)\s*{_NUM} {_UNIT}\)",
+    rf"\bage(?: range)?[,:]? (?:from )?{_NUM}\s*(?:-|–|to)\s*{_NUM} {_UNIT}",
 ]
 _AGE_RES = [re.compile(p, _I) for p in _AGE_PATTERNS]
 
@@ -376,7 +377,7 @@ def canonical_age_range(text: str) -> str | None:
 
 
 _DOSE = re.compile(
-    r"(\d+(?:\.\d+)?)\s*(?:x|×|\*)\s*10\s*(?:\^|e|\*\*)?\s*(\d{1,2})"
+    r"(\d+(?:\.\d+)?)\s*(?:x|×|\*)\s*10\s*(?:\^|e|\*\*|\()?\s*(\d{1,2})\)?"
     r"(?:\s*(?:cells|TNC|MNCs?|MSCs?|viable cells))?(\s*(?:/|per)\s*kg)?"
     r"|(\d+(?:\.\d+)?)\s*million\s*(?:cells|MNCs?|MSCs?)?(\s*(?:/|per)\s*kg)?", _I)
 
@@ -407,20 +408,23 @@ def _dose_phrase(text: str) -> str | None:
 
 _PEOPLE = (r"(?:children|patients|participants|subjects|individuals|infants|cases|toddlers|"
            r"boys and girls)")
+_PAREN = r"(?: \([^()]{0,100}\))?"
 _RANDOMISED = [
-    rf"{_NUM} (?:eligible )?{_PEOPLE}(?: with (?:spastic |severe )?(?:cerebral palsy|CP))?"
+    rf"{_NUM} (?:eligible )?{_PEOPLE}{_PAREN}(?: with (?:spastic |severe )?(?:cerebral palsy|CP))?"
     rf"(?: aged [^.,;]{{1,30}})? (?:were|was) "
     rf"(?:randomly (?:assigned|allocated|divided)|randomi[sz]ed)",
     rf"randomi[sz]ed {_NUM} {_PEOPLE}",
     rf"{_NUM} {_PEOPLE} (?:were )?randomi[sz]ed",
     rf"(?:a total of|in total,?) {_NUM} {_PEOPLE}[^.]{{0,60}}randomi[sz]",
+    rf"{_NUM} {_PEOPLE}[^.;]{{0,80}}?(?:randomly (?:assigned|allocated|divided)|randomi[sz]ed)",
 ]
 _TREATED = [
-    rf"{_NUM} (?:eligible )?{_PEOPLE}(?: with (?:spastic |severe )?(?:cerebral palsy|CP))?"
+    rf"{_NUM} (?:eligible )?{_PEOPLE}{_PAREN}(?: with (?:spastic |severe )?(?:cerebral palsy|CP))?"
     rf"(?: aged [^.,;]{{1,30}})? (?:were|was) (?:enrolled|included|treated|recruited)",
     rf"(?:a total of|in total,?) {_NUM} {_PEOPLE}",
     rf"report of {_NUM} cases", rf"^{_NUM} cases of",
     rf"{_NUM} {_PEOPLE} (?:received|underwent)",
+    rf"(?:enrolled|included|recruited|treated) {_NUM} {_PEOPLE}",
 ]
 _RANDOMISED_RES = [re.compile(p, _I) for p in _RANDOMISED]
 _TREATED_RES = [re.compile(p, _I | re.M) for p in _TREATED]
@@ -479,7 +483,10 @@ _FOLLOW = re.compile(
     rf"(?: (?:for|over|of|at|after|until|up to|"
     rf"during))?(?: (?:a|the) (?:period|duration) of)? ({_LIST}) ?(months?|years?|weeks?)\b"
     rf"|({_LIST})[- ](months?|years?|weeks?)[- ](?:follow[- ]?up|outcomes?|results?)"
-    rf"|at ({_LIST}) (months?|years?) (?:after|post|following)", _I)
+    rf"|at (?:baseline,? (?:and )?)?({_LIST}) (months?|years?) (?:after|post|following)"
+    rf"|({_LIST}) (months?|years?|weeks?) (?:after|post|following) (?:the )?(?:first |last )?"
+    rf"(?:treatment|transplant|injection|infusion|intervention|administration|therapy|cell|"
+    rf"baseline|randomi[sz]ation|enrol)", _I)
 
 
 def find_follow_up(text: str) -> list[float]:
@@ -491,7 +498,7 @@ def find_follow_up(text: str) -> list[float]:
     months: set[float] = set()
     for match in _FOLLOW.finditer(text or ""):
         groups = match.groups()
-        numbers, unit = next((groups[i], groups[i + 1]) for i in (0, 2, 4) if groups[i])
+        numbers, unit = next((groups[i], groups[i + 1]) for i in (0, 2, 4, 6) if groups[i])
         factor = {"y": 12.0, "m": 1.0, "w": 0.25}[unit[0].lower()]
         for token in re.findall(_NUMX, numbers, _I):
             value = words_to_int(token) if not re.fullmatch(r"\d+\.\d", token) else float(token)
