@@ -11,6 +11,7 @@ from urllib.parse import unquote, urlsplit
 from .errors import InputError
 
 __all__ = ["Identifier", "classify", "normalize_doi", "normalize_pmid", "normalize_pmcid",
+           "normalize_url",
            "normalize_openalex", "parse_identifier", "find_dois", "is_url"]
 
 _DOI_PREFIXES = re.compile(
@@ -118,6 +119,34 @@ def is_url(text: str) -> bool:
     """
     parts = urlsplit(text.strip())
     return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
+_TRACKING = re.compile(r"^(utm_\w+|fbclid|gclid|mc_cid|mc_eid|_ga|ref|ref_src)$", re.I)
+
+
+def normalize_url(text: str) -> str | None:
+    """The form a web page's URL is stored in, so one page is one work: scheme and host
+    lower-case, no default port, fragment, tracking parameters or trailing slash.
+
+    >>> normalize_url("HTTPS://Cells4Life.com:443/2025/03/fresh-insights/?utm_source=x#refs")
+    'https://cells4life.com/2025/03/fresh-insights'
+    >>> normalize_url("https://example.org/"), normalize_url("https://x.org/a?id=3&ref=home")
+    ('https://example.org/', 'https://x.org/a?id=3')
+    >>> normalize_url("not a url") is None
+    True
+    """
+    from urllib.parse import urlunsplit
+
+    if not is_url(text):
+        return None
+    parts = urlsplit(text.strip())
+    host = (parts.hostname or "").lower()
+    if parts.port and (parts.scheme, parts.port) not in (("http", 80), ("https", 443)):
+        host = f"{host}:{parts.port}"
+    query = "&".join(p for p in parts.query.split("&")
+                     if p and not _TRACKING.match(p.split("=", 1)[0]))
+    path = parts.path.rstrip("/") or "/"
+    return urlunsplit((parts.scheme.lower(), host, path, query, ""))
 
 
 def classify(text: str) -> Identifier | None:

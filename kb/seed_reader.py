@@ -14,7 +14,7 @@ from importlib.resources.abc import Traversable
 from typing import Any, NamedTuple
 
 from .errors import ParseError
-from .identifiers import normalize_doi, normalize_pmcid, normalize_pmid
+from .identifiers import normalize_doi, normalize_pmcid, normalize_pmid, normalize_url
 from .records import AuthorRecord, LinkRecord, WorkRecord, WorkRef
 
 __all__ = ["seed_files", "SEED_ARTICLE_URL", "work_from_csl", "read_works", "read_links",
@@ -49,11 +49,11 @@ def ref_for_id(corpus_id: str) -> WorkRef:
     >>> ref_for_id("10.1186/s13287-021-02513-4"), ref_for_id("url:https://x.org/a")
     ({'doi': '10.1186/s13287-021-02513-4'}, {'url': 'https://x.org/a'})
     """
-    if corpus_id.startswith("url:"):
-        return {"url": corpus_id[4:]}
+    if corpus_id.startswith("url:") and normalize_url(corpus_id[4:]):
+        return {"url": normalize_url(corpus_id[4:])}
     doi = normalize_doi(corpus_id)
     if not doi:
-        raise ParseError(f"seed id is neither a DOI nor url:<URL>: {corpus_id!r}")
+        raise ParseError(f"seed id is neither a DOI nor url:<http(s) URL>: {corpus_id!r}")
     return {"doi": doi}
 
 
@@ -97,7 +97,7 @@ def work_from_csl(item: dict[str, Any]) -> WorkRecord:
         "doi": normalize_doi(item["DOI"]) if item.get("DOI") else ids.get("doi"),
         "pmid": normalize_pmid(str(item["PMID"])) if item.get("PMID") else None,
         "pmcid": normalize_pmcid(item["PMCID"]) if item.get("PMCID") else None,
-        "url": item.get("URL") or ids.get("url"),
+        "url": normalize_url(item["URL"]) if item.get("URL") else ids.get("url"),
         "title": item.get("title"), "journal": item.get("container-title"),
         "journal_abbrev": item.get("container-title-short"),
         "issn": "; ".join(dict.fromkeys(issn)) or None, "publisher": item.get("publisher"),

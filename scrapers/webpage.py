@@ -4,7 +4,7 @@ reference list as citations.
 :func:`parse_page` reads the title (``og:title``, ``<title>``, ``<h1>``), site name
 (``og:site_name``, JSON-LD publisher, host), date (``article:published_time``,
 ``<time datetime>``, JSON-LD ``datePublished``, citation/DC meta tags, a ``/2025/03/`` URL path)
-and URL (canonical link, the given URL, ``og:url``). References come from a "References" /
+and URL (canonical link, the given URL, ``og:url``; in :func:`kb.identifiers.normalize_url` form). References come from a "References" /
 "Sources" section (an ordered or unordered list, or ``[1] …`` paragraphs), from lists marked as
 references or footnotes, and from doi.org, PubMed and PMC links and bare DOIs anywhere in the
 article text. Each reference keeps the text as printed; its DOI, PMID, PMCID or link, and the
@@ -18,7 +18,8 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from kb.errors import ParseError
-from kb.identifiers import find_dois, is_url, normalize_doi, normalize_pmcid, normalize_pmid
+from kb.identifiers import (find_dois, is_url, normalize_doi, normalize_pmcid, normalize_pmid,
+                            normalize_url)
 from kb.records import AuthorRecord, ReferenceRecord, WorkRecord
 
 __all__ = ["parse_page", "fetch_page", "parse_reference"]
@@ -195,9 +196,9 @@ def _canonical(soup: Any, url: str | None) -> str | None:
     link = soup.find("link", rel=lambda rel: rel and "canonical" in rel)
     for candidate in ((link.get("href") if link else None), url, _meta(soup, "og:url")):
         if candidate:
-            candidate = urljoin(url or "", candidate.strip())
-            if is_url(candidate):
-                return candidate.split("#")[0]
+            candidate = normalize_url(urljoin(url or "", candidate.strip()))
+            if candidate:
+                return candidate
     return None
 
 
@@ -477,11 +478,12 @@ def _item_reference(item: Any, base_url: str) -> ReferenceRecord | None:
         ids = _link_ids(href)
         for field, value in ids.items():
             ref.setdefault(field, value)  # type: ignore[misc]
-        if not ids and is_url(href) and not href.startswith(base_url + "#"):
-            other_links.append(href.split("#")[0])
+        if not ids and normalize_url(href) and normalize_url(href) != base_url:
+            other_links.append(normalize_url(href))
     if not any(ref.get(f) for f in ("doi", "pmid", "pmcid")):
-        links = other_links or [u.rstrip(".,;)") for u in re.findall(r"https?://\S+", text)]
-        if links:
+        links = other_links or [normalize_url(u.rstrip(".,;)"))
+                                for u in re.findall(r"https?://\S+", text)]
+        if links and links[0]:
             ref["url"] = links[0]  # a cited web page: it becomes a work of its own
     return ref
 

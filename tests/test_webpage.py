@@ -29,14 +29,14 @@ def ids(record: dict) -> list[tuple[str, str]]:
 
 def test_wordpress_ordered_list_of_references() -> None:
     record = parse_page(page("wordpress_ol.html"),
-                        "https://cordbloodnews.example.org/2023/06/cord-blood-cerebral-palsy-trials/"
+                        "https://cordbloodnews.example.org/2023/06/cord-blood-cerebral-palsy-trials"
                         "?utm_source=twitter")
     assert record["source"] == "webpage" and record["type"] == "web-article"
     assert record["title"] == "Cord blood for cerebral palsy: what the trials say"
     assert record["journal"] == "Cord Blood News"
     assert record["pub_date"] == "2023-06-14" and record["year"] == 2023
     # the canonical link wins over the tracking URL it was fetched from
-    assert record["url"] == "https://cordbloodnews.example.org/2023/06/cord-blood-cerebral-palsy-trials/"
+    assert record["url"] == "https://cordbloodnews.example.org/2023/06/cord-blood-cerebral-palsy-trials"
     assert record["authors"] == [{"family": "Smith", "given": "Jane Q."}]
     # four list items, in order; the sidebar's and footer's doi.org links are not references
     assert ids(record) == [("doi", "10.1002/stem.1304"), ("pmcid", "PMC8380440"),
@@ -218,7 +218,7 @@ def test_kb_add_url_and_saved_page(server, kb_env, runner, tmp_path) -> None:
     rows = conn.execute("SELECT url, title FROM works WHERE type = 'web-article' ORDER BY url"
                         ).fetchall()
     assert [tuple(r) for r in rows] == [
-        ("https://cordbloodnews.example.org/2023/06/cord-blood-cerebral-palsy-trials/",
+        ("https://cordbloodnews.example.org/2023/06/cord-blood-cerebral-palsy-trials",
          "Cord blood for cerebral palsy: what the trials say"),
         ("https://neurorehab.example.net/posts/why-one-trial-is-not-enough",
          "Why one trial is not enough")]
@@ -234,7 +234,7 @@ def test_kb_add_url_and_saved_page(server, kb_env, runner, tmp_path) -> None:
 def test_references_heading_then_a_div_of_numbered_paragraphs() -> None:
     record = parse_page(page("div_refs.html"), "https://cerebralpalsy.example.org.au/x")
     assert record["url"] == ("https://cerebralpalsy.example.org.au/news-stories/"
-                             "sibling-cord-blood-safety/")
+                             "sibling-cord-blood-safety")
     assert record["journal"] == "Cerebral Palsy Alliance" and record["pub_date"] == "2022-03-01"
     refs = record["references"]
     # four numbered items, each its own reference; the "Related stories" link comes after
@@ -243,6 +243,23 @@ def test_references_heading_then_a_div_of_numbered_paragraphs() -> None:
     assert refs[0]["year"] == 2022 and "doi" not in refs[0]
     assert (refs[1]["first_author"], refs[1]["year"]) == ("Crompton", 2020)
     assert refs[2]["doi"] == "10.1002/sctm.20-0470" and refs[2]["first_author"] == "Sun"
-    assert refs[3]["url"] == "https://cerebralpalsy.example.org.au/position-statement-stem-cells/"
+    assert refs[3]["url"] == "https://cerebralpalsy.example.org.au/position-statement-stem-cells"
     assert refs[4] == {"doi": "10.1542/peds.2024-068999",
                        "unstructured": "Cord blood meta-analysis", "position": 5}
+
+
+def test_one_page_is_one_work_whatever_the_url_variant(tmp_path) -> None:
+    """The seed article added again from the live site (canonical with a trailing slash, a
+    tracking link) lands on the seed's work, not a duplicate."""
+    from kb import seed_reader
+
+    conn = store.connect(tmp_path / "kb.db")
+    seed = next(w for w in seed_reader.read_works() if w.get("url") == SEED_URL)
+    seed_id = store.upsert_work(conn, seed).work_id
+    html = resources.files("kb").joinpath("seed/cells4life-2025-03.html").read_bytes()
+    live = html.replace(f'<link rel="canonical" href="{SEED_URL}">'.encode(),
+                        f'<link rel="canonical" href="{SEED_URL}/">'.encode())
+    result = store.upsert_work(conn, parse_page(live, SEED_URL + "/?utm_source=facebook#refs"))
+    assert result.work_id == seed_id
+    assert conn.execute("SELECT count(*) FROM works WHERE url LIKE 'https://cells4life%'"
+                        ).fetchone()[0] == 1
