@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import seed_reader, store
-from .errors import DatabaseError, KBError
+from .errors import DatabaseError, InputError, KBError
 
 if TYPE_CHECKING:
     from .http import Client
@@ -150,6 +150,8 @@ def build_kb(out: str | Path, *, client: Client | None = None,
     out = Path(out)
     if out.is_dir():
         raise DatabaseError(f"{out} is a folder, not a database file")
+    if not out.parent.is_dir():
+        raise InputError(f"cannot write {out}: folder {out.parent} does not exist")
     tmp = out.with_name(f".{out.name}.building-{os.getpid()}")
     for leftover in (tmp, *_sidecars(tmp)):
         leftover.unlink(missing_ok=True)

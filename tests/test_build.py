@@ -236,3 +236,8 @@ def test_stats_show_trials_and_lineage(built: Path, runner: CliRunner) -> None:
     assert report["trials"] >= 40 and report["lineage"]["pools"] == 2
     table = runner.invoke(cli, ["--db", str(built), "stats"]).output
     assert "pools 2" in table and "trials" in table
+
+
+def test_build_into_a_missing_folder_is_a_clear_error(tmp_path: Path, runner: CliRunner) -> None:
+    result = runner.invoke(cli, ["build", "--offline", "--out", str(tmp_path / "no" / "kb.db")])
+    assert result.exit_code == 2 and "does not exist" in result.output
