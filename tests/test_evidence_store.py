@@ -252,3 +252,27 @@ def test_meta_analysis_naming_registry_ids_pools_without_merging_trials(conn) ->
     edges = {(r[0], r[1], r[2]) for r in conn.execute(
         "SELECT from_work_id, to_work_id, relation FROM lineage")}
     assert edges == {(meta, one, "pools"), (meta, two, "pools")}
+
+
+def test_real_pubmed_records_give_registry_trials_and_retraction_flags(runner, kb_env) -> None:
+    """Real efetch XML (tests/fixtures/pubmed/articles.xml) imported as a user would."""
+    from kb.cli import cli
+    from tests.replay import FIXTURES
+    result = runner.invoke(cli, ["import", str(FIXTURES / "pubmed" / "articles.xml")])
+    assert result.exit_code == 0, result.output
+    conn = store.connect(kb_env["KB_DB"])
+    annotate(conn)
+    flags = {(r[0], r[1]) for r in conn.execute(
+        "SELECT w.pmid, f.flag FROM work_flags f JOIN works w ON w.id = f.work_id")}
+    assert ("33104149", "retracted") in flags
+    reasons = {r[0] for r in conn.execute("SELECT reason FROM work_flags")}
+    assert "PubMed type: Retracted Publication" in reasons
+    assert "RetractionIn (PMID 34095918) per pubmed" in reasons
+    trial = conn.execute("SELECT t.key, w.pmid, r.role, r.reason FROM trials t "
+                         "JOIN trial_reports r ON r.trial_id = t.id "
+                         "JOIN works w ON w.id = r.work_id").fetchall()
+    assert [tuple(t) for t in trial] == [("NCT03935542", "31719001", "results",
+                                          "names registry id NCT03935542")]
+    designs = dict(conn.execute("SELECT pmid, design_source FROM works WHERE status = 'full'"))
+    assert set(designs.values()) <= {"pubtype", "rule"} and None not in designs.values()
+    conn.close()

@@ -44,7 +44,7 @@ _ANIMAL_MESH = {"rats", "mice", "rats, sprague-dawley", "rats, wistar", "disease
 _COHORT_MESH = {"cohort studies", "retrospective studies", "prospective studies",
                 "longitudinal studies", "follow-up studies"}
 
-# (design, pattern) tried in order on the title first, then on the abstract.
+# (design, pattern) tried in order on the title.
 _TEXT_RULES: list[tuple[str, str]] = [
     ("review", r"^(?:progress|advances|recent advances|an update) (?:in|on)\b|state of the art"),
     ("pooled-analysis", r"pooled analys[ie]s|pooled data|individual (?:participant|patient) data"
@@ -79,6 +79,28 @@ _TEXT_RULES: list[tuple[str, str]] = [
                r"progress in\b|perspectives?\b|advances in\b|overview"),
 ]
 _TEXT_RES = [(design, re.compile(pattern, re.I)) for design, pattern in _TEXT_RULES]
+# An abstract's background mentions other studies ("randomized trials have shown", "in animal
+# models"), so on abstracts only wording about this study counts.
+_ABSTRACT_RULES: list[tuple[str, str]] = [
+    ("pooled-analysis", r"pooled analys[ie]s of|we pooled|individual (?:participant|patient) "
+                        r"data from"),
+    ("meta-analysis", r"meta-?analys[ie]s (?:was|were) (?:performed|conducted)|"
+                      r"this meta-?analysis|we (?:performed|conducted) a meta-?analysis"),
+    ("systematic-review", r"(?:this|a|we (?:performed|conducted) a) systematic review|"
+                          r"we systematically searched|PRISMA"),
+    ("protocol", r"this (?:study |trial )?protocol|we (?:describe|present) the protocol|"
+                 r"will be randomi[sz]ed|will be (?:enrolled|recruited)"),
+    ("rct", r"\b(?:were|was) randomi[sz]ed|randomly (?:assigned|allocated|divided)|"
+            r"(?:this|a) randomi[sz]ed(?: [\w-]+){0,4} (?:trial|study)"),
+    ("controlled-trial", r"non-?randomi[sz]ed (?:controlled )?(?:trial|study)|"
+                         r"(?:this|a) controlled (?:clinical )?(?:trial|study)"),
+    ("open-label-trial", r"(?:an|this) open[- ]label|single[- ]arm|phase (?:i|1) (?:trial|study)"),
+    ("case-series", r"\bcase series|we (?:report|describe|present) \d+ (?:patients|children|cases)"),
+    ("case-report", r"we (?:report|describe|present) (?:a|the case of|one)\b|this case report"),
+    ("cohort", r"retrospective(?:ly)? (?:cohort|study|analysis|review of)|prospective cohort|"
+               r"(?:this|a) cohort study"),
+]
+_ABSTRACT_RES = [(design, re.compile(pattern, re.I)) for design, pattern in _ABSTRACT_RULES]
 
 
 def design_from_publication_types(publication_types: Iterable[str],
@@ -114,10 +136,10 @@ def design_from_text(title: str | None, abstract: str | None = None) -> str | No
     >>> design_from_text("Forty cases of cerebral palsy treated with human neural stem cells")
     'case-series'
     """
-    for text in (title, (abstract or "")[:1500]):
+    for text, rules in ((title, _TEXT_RES), (abstract, _ABSTRACT_RES)):
         if not text:
             continue
-        for design, pattern in _TEXT_RES:
+        for design, pattern in rules:
             if pattern.search(text):
                 return design
     return None
