@@ -5,6 +5,7 @@ import csv
 import io
 import json
 import shutil
+import sys
 from typing import Any
 
 import click
@@ -49,8 +50,8 @@ def _flat(row: dict[str, Any]) -> dict[str, str]:
     return flat
 
 
-def _table(rows: list[dict[str, Any]]) -> str:
-    width = max(80, shutil.get_terminal_size((120, 24)).columns)
+def _table(rows: list[dict[str, Any]], width: int | None) -> str:
+    """One block per trial; lines are cut at ``width`` (a terminal) or kept whole (a pipe)."""
     lines = []
     for row in rows:
         flat = _flat(row)
@@ -154,7 +155,11 @@ def evidence(settings: Settings, query: str | None, fmt: str, refresh_registry: 
                 rows = evidence_rows(conn, query)
         finally:
             conn.close()
-        payload = {"table": _table, "csv": _csv, "json": _json}[fmt](rows)
+        if fmt == "table":
+            tty = out is None and sys.stdout.isatty()
+            payload = _table(rows, max(80, shutil.get_terminal_size().columns) if tty else None)
+        else:
+            payload = _csv(rows) if fmt == "csv" else _json(rows)
         if out:
             try:
                 with open(out, "w", encoding="utf-8") as handle:
