@@ -145,6 +145,13 @@ def test_one_source_failing_is_reported_and_the_rest_kept(server, kb_env, runner
     assert server.count(r"/eutils/.*") == 0  # pubmed was not asked for
 
 
+def test_a_seed_no_source_knows_fails(server, kb_env, runner) -> None:
+    _services(server)
+    result = runner.invoke(cli, ["crawl", "--doi", "10.5555/kb.unknown"])
+    assert result.exit_code == 1
+    assert "no source knows this DOI" in result.stderr and "0 works stored" in result.stderr
+
+
 def test_bad_input(kb_env, runner) -> None:
     result = runner.invoke(cli, ["crawl", "--doi", "not-a-doi"])
     assert result.exit_code == 2 and "not a DOI" in result.output
