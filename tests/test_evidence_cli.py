@@ -151,3 +151,19 @@ def test_evidence_on_empty_and_missing_kb(runner, kb_env, tmp_path) -> None:
     assert result.exit_code == 0 and "0 trials" in result.output
     result = runner.invoke(cli, ["--db", str(tmp_path / "nope.db"), "evidence"])
     assert result.exit_code == 2 and "no knowledge base" in result.output
+
+
+def test_evidence_marks_a_retracted_report_and_the_pooled_study_on_it(runner, seeded) -> None:
+    conn = store.connect(seeded)
+    store.upsert_work(conn, {"source": "crossref", "doi": "10.1000/amanat", "updates": [
+        {"kind": "retraction", "direction": "updated-by", "doi": "10.1000/notice"}]})
+    annotate(conn)
+    conn.close()
+    result = runner.invoke(cli, ["evidence"])
+    assert result.exit_code == 0, result.output
+    assert "Amanat 2021 [RETRACTED] — rct" in result.output
+    assert "report    Amanat 2021 (results) [RETRACTED] 10.1000/amanat" in result.output
+    assert "pools     Amanat 2021 [RETRACTED]; Zarrabi 2022" in result.output
+    assert "Nouri 2025 (pooled-analysis) [DEPENDS ON RETRACTED] 10.1000/pooled" in result.output
+    assert "Nouri 2025 [DEPENDS ON RETRACTED] — pooled-analysis" in result.output
+    assert "Zarrabi 2022 — rct" in result.output

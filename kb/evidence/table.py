@@ -87,7 +87,8 @@ def evidence_rows(conn: sqlite3.Connection, query: str | None = None) -> list[di
         row["reports"] = _reports(conn, row["id"])
         row["pools"] = _pools(conn, row["id"])
         row["provenance"] = _provenance(conn, row["id"])
-        row["marks"] = sorted({r["mark"] for r in row["reports"] if r["mark"]})
+        row["marks"] = sorted({r["mark"] for r in row["reports"]
+                               if r["mark"] and r["role"] != "pooled-analysis"})
         note = conn.execute("SELECT value FROM trial_facts WHERE trial_id = ? AND field = 'note' "
                             "ORDER BY provenance = 'curated' DESC LIMIT 1", (row["id"],)).fetchone()
         row["note"] = note[0] if note else None
