@@ -23,7 +23,8 @@ if TYPE_CHECKING:  # networkx is imported inside functions: `kb search` never lo
     import networkx as nx
 
 __all__ = ["TRIAL_DESIGNS", "REVIEW_DESIGNS", "RELATIONS", "ROLES", "find_work",
-           "work_attributes", "neighbourhood", "subgraph", "path_graph", "roles", "similar", "rank", "citation_path",
+           "work_attributes", "neighbourhood", "subgraph", "path_graph", "roles", "similar",
+           "rank", "citation_path",
            "gaps", "full_graph", "short_title"]
 
 #: Designs that make a work a trial report ("source trials" of a synthesis).
@@ -229,7 +230,8 @@ def neighbourhood(conn: sqlite3.Connection, work_id: int, *, depth: int = 1,
     review_ids: set[int] = set()
     if co_cited and citers:
         review_ids = {row[0] for row in conn.execute(
-            "SELECT DISTINCT c.cited_id FROM citations c JOIN works w ON w.id = c.cited_id "
+            "SELECT DISTINCT c.cited_id FROM citations c "
+            "CROSS JOIN works w ON w.id = c.cited_id "
             "WHERE c.citing_id IN (SELECT value FROM json_each(?)) AND w.study_design IN "
             f"({','.join('?' * len(REVIEW_DESIGNS))})",
             (json.dumps(citers), *sorted(REVIEW_DESIGNS)))} - set(level)
@@ -528,8 +530,10 @@ def gaps(conn: sqlite3.Connection, *, topic: str | None = None, min_citers: int 
     if topic:
         where = "AND c.citing_id IN (SELECT rowid FROM works_fts WHERE works_fts MATCH ?)"
         params = [_fts_terms(topic), min_citers]
+    # CROSS JOIN keeps SQLite's join order: one pass over citations, primary-key lookups
+    # (left to the planner, it may pair every stub with every full work first)
     sql = ("SELECT c.cited_id, count(DISTINCT c.citing_id) AS n FROM citations c "
-           "JOIN works s ON s.id = c.cited_id JOIN works k ON k.id = c.citing_id "
+           "CROSS JOIN works s ON s.id = c.cited_id CROSS JOIN works k ON k.id = c.citing_id "
            f"WHERE s.status = 'stub' AND k.status = 'full' {where} "
            "GROUP BY c.cited_id HAVING n >= ? ORDER BY n DESC, s.year DESC, c.cited_id")
     if limit:
@@ -572,7 +576,8 @@ def full_graph(conn: sqlite3.Connection) -> nx.DiGraph:
     G.add_edges_from(conn.execute(
         "SELECT citing_id, cited_id FROM citations WHERE cited_id IS NOT NULL"), relation="cites")
     if _has_table(conn, "lineage"):
-        for u, v, relation in conn.execute("SELECT from_work_id, to_work_id, relation FROM lineage"):
+        for u, v, relation in conn.execute(
+                "SELECT from_work_id, to_work_id, relation FROM lineage"):
             if not G.has_edge(u, v):
                 G.add_edge(u, v, relation=relation)
     return G

@@ -18,7 +18,8 @@ if TYPE_CHECKING:
     import networkx as nx
 
 __all__ = ["FORMATS", "BINARY_FORMATS", "DESIGN_COLOURS", "render", "annotate", "layout",
-           "render_text", "render_path_text", "work_ident", "render_json", "render_graphml", "render_gexf", "render_dot",
+           "render_text", "render_path_text", "work_ident", "render_json", "render_graphml",
+           "render_gexf", "render_dot",
            "render_image", "render_html"]
 
 FORMATS = ("text", "json", "graphml", "gexf", "dot", "png", "svg", "html")
@@ -487,7 +488,8 @@ h1{font-size:16px;margin:0 0 6px}h2{font-size:13px;margin:14px 0 4px;color:#555}
 .legend span{display:inline-block;width:11px;height:11px;border-radius:50%;margin-right:5px;
  vertical-align:-1px;border:1px solid #555}.legend div{margin:2px 0}
 #q{width:100%;box-sizing:border-box;padding:5px;margin:6px 0}
-.mark{color:#b00020;font-weight:bold}#side a{word-break:break-all}dt{font-weight:600;margin-top:6px}dd{margin:0}
+.mark{color:#b00020;font-weight:bold}#side a{word-break:break-all}
+dt{font-weight:600;margin-top:6px}dd{margin:0}
 #tip{position:absolute;pointer-events:none;background:#fff;border:1px solid #aaa;
  padding:6px 8px;max-width:380px;font-size:12px;display:none;box-shadow:0 2px 6px #0002}
 </style></head><body>

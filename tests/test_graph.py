@@ -214,6 +214,21 @@ def test_gaps_ranks_stubs_by_citing_kb_works(kb) -> None:
         graph.gaps(conn, topic="***")
 
 
+def test_gaps_reads_citations_once(kb) -> None:
+    """The ranking query walks citations and looks works up by key (never stub x full)."""
+    conn, _, _ = kb
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)
+    graph.gaps(conn, topic="cerebral palsy")
+    conn.set_trace_callback(None)
+    ranking = next(s for s in statements if "GROUP BY c.cited_id" in s)
+    plan = [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {ranking}")]
+    steps = [p for p in plan if p.startswith(("SCAN", "SEARCH"))]
+    assert steps[0].startswith(("SCAN c", "SEARCH c"))
+    lookups = [p for p in steps if p.startswith(("SEARCH s", "SEARCH k"))]
+    assert len(lookups) == 2 and all("rowid=?" in p for p in lookups), plan
+
+
 def test_find_work(kb) -> None:
     conn, ids, _ = kb
     assert graph.find_work(conn, f"https://doi.org/{AMANAT.upper()}") == ids[AMANAT]

@@ -62,7 +62,8 @@ def _width() -> int:
     return max(80, shutil.get_terminal_size((120, 24)).columns)
 
 
-def _table_text(works: dict[int, dict[str, Any]], rows: list[dict[str, Any]], columns: list[tuple[str, str]],
+def _table_text(works: dict[int, dict[str, Any]], rows: list[dict[str, Any]],
+                columns: list[tuple[str, str]],
                 title: str) -> str:
     from ..graph import short_title
     from ..graph_render import work_ident
