@@ -185,16 +185,21 @@ class _Round:
                                              opencitations.fetch_citations(self.client, d)),
                                          [item])
         if "pubmed" in self.sources:
-            pmids = {i["pmid"]: self._ref(i) for i in expand if i["pmid"]}
+            pmids: dict[str, WorkRef] = {}
+            asked = []
+            for item in expand:  # a work first known by DOI has its PMID from OpenAlex
+                pmid = item["pmid"] or (openalex.work_ref(works[item["work_id"]]).get("pmid")
+                                        if item["work_id"] in works else None)
+                if pmid:
+                    pmids[pmid] = {**self._ref(item), "pmid": pmid}
+                    asked.append(item)
             if pmids:
                 if refs:
                     links += self._guard("PubMed elink refs", lambda: self._elink(
-                        pmids, "pubmed_pubmed_refs", outgoing=True),
-                        [i for i in expand if i["pmid"]])
+                        pmids, "pubmed_pubmed_refs", outgoing=True), asked)
                 if cited_by:
                     links += self._guard("PubMed elink citedin", lambda: self._elink(
-                        pmids, "pubmed_pubmed_citedin", outgoing=False),
-                        [i for i in expand if i["pmid"]])
+                        pmids, "pubmed_pubmed_citedin", outgoing=False), asked)
         return links
 
     @staticmethod
