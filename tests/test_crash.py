@@ -1,0 +1,212 @@
+"""Crash safety: `kill -9` in the middle of `kb import` and of `kb crawl`.
+
+After the kill the file must pass ``PRAGMA integrity_check``, hold no half-written work (every
+full work it holds is identical, with its authors, terms and references, to that work after an
+uninterrupted run), and a rerun must end in exactly the state the uninterrupted run reaches
+(compared table by table, timestamps excluded, ids replaced by identities).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from kb.cli import LazyGroup
+from kb.config import BASE_URLS
+from tests.faults import SyntheticCorpus, canonical_state, pubmed_file
+from tests.replay import Reply, ReplayServer, Request
+
+pytestmark = pytest.mark.slow
+
+
+def needs(*names: str) -> pytest.MarkDecorator:
+    missing = [n for n in names if LazyGroup._load(n) is None]
+    return pytest.mark.xfail(bool(missing), strict=True,
+                             reason=f"`kb {' / '.join(missing)}` not built yet")
+
+
+def _kb(args: list[str], env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "kb.cli", *args], env={**os.environ, **env},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _kill_when(proc: subprocess.Popen, ready: Callable[[], bool], timeout: float = 120) -> bool:
+    """SIGKILL ``proc`` as soon as ``ready()``; False if it finished first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        if ready():
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+            return True
+        time.sleep(0.02)
+    proc.kill()
+    raise AssertionError("the command neither finished nor reached the kill point in time")
+
+
+def _finish(proc: subprocess.Popen, timeout: float = 300) -> tuple[int, str]:
+    _, err = proc.communicate(timeout=timeout)
+    return proc.returncode, err.decode(errors="replace")
+
+
+def _integrity(db: Path) -> None:
+    conn = sqlite3.connect(db)
+    try:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
+    finally:
+        conn.close()
+
+
+def _per_work(state: dict[str, list[tuple]]) -> dict[str, dict[str, list[tuple]]]:
+    """Group the rows of work-owned tables under their work key (first column that is one)."""
+    grouped: dict[str, dict[str, list[tuple]]] = {}
+    for table in ("works", "work_authors", "mesh", "keywords", "publication_types",
+                  "accessions", "citations"):
+        for row in state.get(table, []):
+            key = row[0]
+            grouped.setdefault(key, {}).setdefault(table, []).append(row)
+    return grouped
+
+
+def _assert_no_half_written(db: Path, reference: dict[str, list[tuple]], *,
+                            growing_edges: bool = False) -> int:
+    """Every full work in ``db`` equals the same work in ``reference``; returns how many.
+
+    With ``growing_edges`` (a crawl, whose edges arrive as neighbours are expanded), a work's
+    citation rows need only be among the reference's, each with a subset of its sources.
+    """
+    state = canonical_state(db)
+    full = {row[0] for row in state.get("works", []) if "full" in row}
+    if growing_edges:
+        index = {row[:-3]: row for row in reference.get("citations", [])}
+        for row in state.pop("citations", []):
+            assert row[:-3] in index, f"a citation row the clean run never made: {row}"
+            sources, wanted = set(json.loads(row[-3])), set(json.loads(index[row[:-3]][-3]))
+            assert sources <= wanted, f"edge sources {sources} not within {wanted}: {row}"
+        reference = {**reference, "citations": []}
+    mine, theirs = _per_work(state), _per_work(reference)
+    broken = [key for key in full if mine.get(key) != theirs.get(key)]
+    if broken:
+        got, want = mine.get(broken[0], {}), theirs.get(broken[0], {})
+        diff = {t: (sorted(set(got.get(t, [])) - set(want.get(t, [])), key=repr)[:2],
+                    sorted(set(want.get(t, [])) - set(got.get(t, [])), key=repr)[:2])
+                for t in set(got) | set(want) if set(got.get(t, [])) != set(want.get(t, []))}
+        raise AssertionError(f"{len(broken)} half-written works, e.g. {broken[:3]}; the first "
+                             f"differs in (extra, missing): {diff}")
+    return len(full)
+
+
+def _assert_same(got: dict[str, list[tuple]], want: dict[str, list[tuple]]) -> None:
+    problems = [f"{t}: {len(set(got.get(t, [])) - set(want.get(t, [])))} extra, "
+                f"{len(set(want.get(t, [])) - set(got.get(t, [])))} missing rows"
+                for t in sorted(set(got) | set(want)) if set(got.get(t, [])) != set(want.get(t, []))]
+    assert not problems, problems
+
+
+# -- kb import -------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def big_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """~9,500 PubMed records (about 35 MB) from 50 renumbered copies of the corpus."""
+    corpus = SyntheticCorpus(n=200, pubmed_only=40)
+    return pubmed_file(tmp_path_factory.mktemp("xml") / "big.xml", corpus, repeat=50)
+
+
+@pytest.fixture(scope="module")
+def import_reference(big_file: Path, tmp_path_factory: pytest.TempPathFactory
+                     ) -> dict[str, list[tuple]]:
+    db = tmp_path_factory.mktemp("ref") / "kb.db"
+    code, err = _finish(_kb(["--db", str(db), "-q", "import", str(big_file)], {}))
+    assert code == 0, err[-2000:]
+    return canonical_state(db)
+
+
+def _wal_grew(db: Path, size: int) -> Callable[[], bool]:
+    wal = Path(f"{db}-wal")
+    return lambda: wal.exists() and wal.stat().st_size > size
+
+
+@needs("import")
+@pytest.mark.parametrize("when", ["early", "late"])
+def test_kill_9_during_import_then_rerun(big_file: Path, tmp_path: Path, when: str,
+                                         import_reference: dict[str, list[tuple]]) -> None:
+    db = tmp_path / "kb.db"
+    subprocess.run([sys.executable, "-m", "kb.cli", "--db", str(db), "init"], check=True,
+                   capture_output=True)
+    proc = _kb(["--db", str(db), "-q", "import", str(big_file)], {})
+    threshold = 2 * 2**20 if when == "early" else 15 * 2**20
+    assert _kill_when(proc, _wal_grew(db, threshold)), \
+        "kb import finished before it could be killed (make the file bigger)"
+    _integrity(db)
+    _assert_no_half_written(db, import_reference)
+    code, err = _finish(_kb(["--db", str(db), "-q", "import", str(big_file)], {}))
+    assert code == 0, err[-2000:]
+    _integrity(db)
+    _assert_same(canonical_state(db), import_reference)
+
+
+# -- kb crawl --------------------------------------------------------------------------------
+
+def _slow(corpus: SyntheticCorpus, delay: float) -> Callable[[Request], Reply]:
+    def respond(request: Request) -> Reply:
+        return dataclasses.replace(corpus.respond(request), delay=delay)
+    return respond
+
+
+def _crawl_env(server: ReplayServer, where: Path) -> dict[str, str]:
+    where.mkdir(parents=True, exist_ok=True)
+    env = {var: f"{server.url}/{name}" for name, (var, _) in BASE_URLS.items()}
+    env.update({"KB_DB": str(where / "kb.db"), "KB_CACHE_DIR": str(where / "cache"),
+                "KB_MAILTO": "tests@example.org", "KB_RETRIES": "2", "KB_TIMEOUT": "5"})
+    for var in ("KB_OFFLINE", "KB_NO_CACHE", "NCBI_API_KEY", "OPENALEX_API_KEY"):
+        env.pop(var, None)
+    return env
+
+
+def _crawl_args(corpus: SyntheticCorpus) -> list[str]:
+    return ["crawl", "--doi", corpus.works[120].doi, "--depth", "2", "--direction", "both",
+            "--max-works", "120"]
+
+
+@needs("crawl")
+def test_kill_9_during_crawl_then_rerun(tmp_path: Path) -> None:
+    corpus = SyntheticCorpus(n=200, pubmed_only=40)
+    reference_server = ReplayServer().start()
+    try:
+        corpus.install(reference_server)
+        env = _crawl_env(reference_server, tmp_path / "reference")
+        code, err = _finish(_kb(_crawl_args(corpus), env))
+        assert code == 0, err[-2000:]
+    finally:
+        reference_server.stop()
+    reference = canonical_state(tmp_path / "reference" / "kb.db")
+
+    server = ReplayServer().start()
+    try:
+        for method in ("GET", "POST"):
+            server.add(method, r"/.*", _slow(corpus, 0.15))
+        env = _crawl_env(server, tmp_path / "run")
+        db = Path(env["KB_DB"])
+        proc = _kb(_crawl_args(corpus), env)
+        total = len(reference_server.requests)
+        assert _kill_when(proc, lambda: len(server.requests) >= max(3, total // 2)), \
+            "kb crawl finished before it could be killed"
+        _integrity(db)
+        _assert_no_half_written(db, reference, growing_edges=True)
+        code, err = _finish(_kb(_crawl_args(corpus), env))
+        assert code == 0, err[-2000:]
+    finally:
+        server.stop()
+    _integrity(db)
+    _assert_same(canonical_state(db), reference)
