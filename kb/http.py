@@ -286,6 +286,51 @@ class Client:
                                  check=_check_json)
         return response.json()
 
+    # -- the cache, directly ----------------------------------------------------------------
+
+    def cached(self, url: str, params: Mapping[str, Any] | None = None
+               ) -> requests.Response | None:
+        """The cached 2xx answer to ``GET url`` without going to the network, or None.
+
+        Expired answers count only when offline; with ``--refresh`` nothing counts.
+        """
+        if not self._cached or (self.config.refresh and not self.config.offline):
+            return None
+        key = self._session.cache.create_key(self._prepare(url, params))  # type: ignore[attr-defined]
+        response = self._session.cache.get_response(key)  # type: ignore[attr-defined]
+        if response is None or not 200 <= response.status_code < 300 \
+                or (response.is_expired and not self.config.offline):
+            return None
+        self._count("cache_hits")
+        return response
+
+    def remember(self, url: str, params: Mapping[str, Any] | None, content: bytes, *,
+                 content_type: str = "application/json") -> None:
+        """Cache ``content`` as the 200 answer to ``GET url`` (for a scraper that learnt one
+        item's answer from a bulk request). Does nothing when the cache is off."""
+        if not self._cached:
+            return
+        from requests.structures import CaseInsensitiveDict
+        from requests_cache import CachedResponse
+        from requests_cache.models import CachedHTTPResponse, CachedRequest
+        from requests_cache.policy.expiration import get_expiration_datetime
+
+        prepared = self._prepare(url, params)
+        expires = get_expiration_datetime(CACHE_EXPIRE)
+        response = CachedResponse(status_code=200, url=prepared.url or url, reason="OK",
+                                  encoding="utf-8", expires=expires,
+                                  headers=CaseInsensitiveDict({
+                                      "Content-Type": content_type,
+                                      "Content-Length": str(len(content))}))
+        response._content = content
+        response.request = CachedRequest.from_request(prepared)
+        response.raw = CachedHTTPResponse.from_cached_response(response)
+        cache = self._session.cache  # type: ignore[attr-defined]
+        cache.save_response(response, cache.create_key(prepared), expires)
+
+    def _prepare(self, url: str, params: Mapping[str, Any] | None) -> requests.PreparedRequest:
+        return self._session.prepare_request(requests.Request("GET", url, params=params))
+
     def _request(self, method: str, url: str, *, params: Mapping[str, Any] | None = None,
                  data: Any = None, headers: Mapping[str, str] | None = None,
                  check: Callable[[requests.Response], str | None] | None = None

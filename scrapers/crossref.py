@@ -34,7 +34,9 @@ RETRACTING = frozenset({"retraction", "withdrawal", "removal"})
 
 def fetch_works(client: Client, dois: Iterable[str], *,
                 errors: dict[str, str] | None = None) -> tuple[list[WorkRecord], list[str]]:
-    """Fetch many works by DOI: batches first, then one request per DOI a batch missed.
+    """Fetch many works by DOI: from the cache, then in batches, then one request per DOI a
+    batch missed. Each work a batch returns is cached under its own ``/works/{doi}`` address,
+    so a later run with a different set of DOIs asks only for the new ones.
 
     Returns the records (in input order) and the DOIs Crossref did not return. When
     ``errors`` is given, it receives the reason for each missing DOI that failed for a reason
@@ -51,7 +53,11 @@ def fetch_works(client: Client, dois: Iterable[str], *,
     found: dict[str, WorkRecord] = {}
     reasons: dict[str, str] = {}
     quota: QuotaError | None = None
-    batchable = sorted(d for d in wanted if normalize_doi(d) and "," not in d)
+    for doi in wanted:  # answers an earlier batch or single request left in the cache
+        record = _from_cache(client, doi)
+        if record is not None:
+            found[doi] = record
+    batchable = sorted(d for d in wanted if d not in found and normalize_doi(d) and "," not in d)
     for start in range(0, len(batchable), BATCH_SIZE):
         batch = batchable[start:start + BATCH_SIZE]
         try:
@@ -87,6 +93,21 @@ def _params(client: Client, **params: Any) -> dict[str, Any]:
     return params
 
 
+def _work_url(client: Client, doi: str) -> str:
+    return client.config.url("crossref", f"works/{quote(doi, safe='/')}")
+
+
+def _from_cache(client: Client, doi: str) -> WorkRecord | None:
+    url = _work_url(client, doi)
+    response = client.cached(url, _params(client))
+    if response is None:
+        return None
+    try:
+        return _stamp(client, to_record(_message(response.json(), url)))
+    except (ValueError, FetchError):
+        return None
+
+
 def _fetch_batch(client: Client, batch: list[str]) -> dict[str, WorkRecord]:
     url = client.config.url("crossref", "works")
     data = client.get_json(url, params=_params(
@@ -96,8 +117,13 @@ def _fetch_batch(client: Client, batch: list[str]) -> dict[str, WorkRecord]:
     found: dict[str, WorkRecord] = {}
     for item in items:
         record = _stamp(client, to_record(item))
-        if record.get("doi") in wanted:
-            found[record["doi"]] = record  # type: ignore[index]
+        doi = record.get("doi")
+        if doi in wanted:
+            found[doi] = record  # type: ignore[index]
+            single = {"status": "ok", "message-type": "work", "message-version": "1.0.0",
+                      "message": item}  # what /works/{doi} answers, cached for later runs
+            client.remember(_work_url(client, doi), _params(client),  # type: ignore[arg-type]
+                            json.dumps(single, ensure_ascii=False).encode())
     return found
 
 
@@ -107,7 +133,7 @@ def fetch_work(client: Client, doi: str) -> WorkRecord:
     :raises NotFoundError: Crossref does not know the DOI.
     :raises FetchError: the request failed or the answer is not a Crossref work.
     """
-    url = client.config.url("crossref", f"works/{quote(doi, safe='/')}")
+    url = _work_url(client, doi)
     data = client.get_json(url, params=_params(client))
     message = _message(data, url)
     if not message.get("DOI"):
@@ -123,7 +149,7 @@ def _message(data: Any, url: str) -> dict[str, Any]:
 
 
 def _stamp(client: Client, record: WorkRecord) -> WorkRecord:
-    record["source_url"] = client.config.url("crossref", f"works/{quote(record['doi'] or '', safe='/')}")
+    record["source_url"] = _work_url(client, record["doi"] or "")
     record["fetched_at"] = now()
     return record
 

@@ -10,6 +10,7 @@ from kb import ingest
 from kb.cli import cli
 from kb.config import Config
 from kb.http import Client
+from kb.identifiers import normalize_url
 from kb.store import connect
 from tests.crossref_fake import FakeCrossref
 from tests.replay import Reply, ReplayServer, fixture_text
@@ -266,7 +267,8 @@ def test_web_pages_by_url_and_saved_file(runner: CliRunner, kb_env: dict[str, st
     saved.write_text(page, encoding="utf-8")
     result = runner.invoke(cli, ["add", str(saved)])
     assert result.exit_code == 0, result.output
-    canonical = "https://cordbloodnews.example.org/2023/06/cord-blood-cerebral-palsy-trials/"
+    canonical = normalize_url(
+        "https://cordbloodnews.example.org/2023/06/cord-blood-cerebral-palsy-trials/")
     conn = _db(kb_env)
     work = conn.execute("SELECT * FROM works WHERE url = ?", (canonical,)).fetchone()
     assert work["type"] == "web-article"

@@ -198,7 +198,22 @@ def test_second_run_is_served_from_the_cache(server: ReplayServer, config: Confi
     second, missing = crossref.fetch_works(again, [*BATCH, ODD])
     assert [r["raw"] for r in second] == [r["raw"] for r in first] and missing == []
     assert server.count() == requests and again.stats["requests"] == 0
-    assert again.stats["cache_hits"] == 2  # the batch and the single retry
+    assert again.stats["cache_hits"] == 5  # each work under its own address
+
+
+def test_a_later_run_asks_only_for_dois_not_yet_fetched(server: ReplayServer,
+                                                        config: Config) -> None:
+    FakeCrossref(server)
+    crossref.fetch_works(Client(config), BATCH[:3])
+    assert server.count() == 1
+    records, _ = crossref.fetch_works(Client(config), [BATCH[1], BATCH[3]])
+    assert [r["doi"] for r in records] == [BATCH[1], BATCH[3]]
+    assert server.requests[-1].query["filter"] == [f"doi:{BATCH[3]}"] and server.count() == 2
+    offline, missing = crossref.fetch_works(Client(config.with_options(offline=True)),
+                                            [BATCH[0], BATCH[3]])
+    assert len(offline) == 2 and missing == [] and server.count() == 2
+    fresh, _ = crossref.fetch_works(Client(config.with_options(refresh=True)), [BATCH[0]])
+    assert server.count() == 3 and fresh[0]["doi"] == BATCH[0]  # --refresh asks again
 
 
 def test_an_unexpected_document_is_a_fetch_error(server: ReplayServer, config: Config) -> None:

@@ -255,3 +255,23 @@ def test_service_is_recognised_by_base_url(config: Config) -> None:
     assert client.service(config.url("crossref", "works/10.1/x")) == "crossref"
     assert client.service(config.url("eutils", "efetch.fcgi") + "?id=1") == "eutils"
     assert client.service("https://example.org/page") is None
+
+
+def test_remember_and_cached(server: ReplayServer, config: Config) -> None:
+    url = _url(server, "/crossref/works/10.5555/kb-test.full")
+    client = Client(config)
+    assert client.cached(url) is None
+    client.remember(url, {"mailto": "tests@example.org", "api_key": "SECRET-3"}, b'{"a": 1}')
+    again = Client(config)
+    other = {"mailto": "other@example.org", "api_key": "SECRET-4"}  # values are not in the key
+    assert again.cached(url, other).json() == {"a": 1}
+    assert again.get_json(url, params=other) == {"a": 1}
+    assert again.stats == {"requests": 0, "retries": 0, "cache_hits": 2}
+    assert Client(config.with_options(refresh=True)).cached(url) is None
+    assert Client(config.with_options(use_cache=False)).cached(url) is None
+    client.close()
+    again.close()
+    for path in Path(config.cache_dir).rglob("*"):
+        if path.is_file():
+            assert b"SECRET" not in path.read_bytes(), path
+    assert server.count() == 0
