@@ -111,13 +111,13 @@ class _Checked(io.RawIOBase):
         return True
 
     def read(self, size: int = -1) -> bytes:
-        if self._head:
-            if size < 0 or size >= len(self._head):
-                head, self._head = self._head, b""
-                return head + (self._read(size - len(head)) if size > len(head) else b"")
-            head, self._head = self._head[:size], self._head[size:]
-            return head
-        return self._read(size)
+        if not self._head:
+            return self._read(size)
+        if size < 0:
+            head, self._head = self._head, b""
+            return head + self._read(-1)
+        head, self._head = self._head[:size], self._head[size:]
+        return head
 
     def readinto(self, buffer: Any) -> int:
         data = self.read(len(buffer))
@@ -395,7 +395,9 @@ def _common(el: Any, record: dict[str, Any], tag: str) -> bool:
     elif tag == "ELocationID":
         if el.get("EIdType") == "doi" and el.get("ValidYN") != "N" and el.text \
                 and "_elocation_doi" not in record:
-            record["_elocation_doi"] = normalize_doi(el.text)
+            doi = normalize_doi(el.text)
+            if doi:
+                record["_elocation_doi"] = doi
     elif tag == "KeywordList":
         record.setdefault("keywords", []).extend(k for k in (_text(k) for k in el) if k)
     elif tag == "ReferenceList":

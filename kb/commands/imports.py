@@ -22,7 +22,8 @@ def import_(settings: Settings, files: tuple[Path, ...], keep_raw: bool) -> None
     baseline / update file (.xml or .xml.gz); records withdrawn by an update file's
     DeleteCitation are removed. Works already in the knowledge base are merged, so importing
     a file again changes nothing. Each file is imported in one transaction: a broken file is
-    reported and nothing of it is stored. Exits with status 1 if any file failed.
+    reported and nothing of it is stored. Exits with status 2 if no file could be imported,
+    1 if some failed.
 
     Example: kb import pubmed24n1219.xml.gz my-library.ris
     """

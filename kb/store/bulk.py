@@ -182,30 +182,47 @@ class BulkWriter:
             seen[pair] = seen.get(pair, 0) + 1
         fresh: list[WorkRecord] = []
         known: list[WorkRecord] = []
+        later: list[WorkRecord] = []
+        described: set[tuple[str, str]] = set()  # ids named by a reference that describes
         for record in records:
             ids = _id_pairs(record)
-            if ids and not any(p in stored or seen[p] > 1 for p in ids):
-                fresh.append(record)
-            else:
+            if not ids or any(p in stored or seen[p] > 1 for p in ids):
                 known.append(record)
+            elif any(p in described for p in ids):
+                # an earlier record cites this one with a title, year or author: in file
+                # order the store would make that stub first and merge this record into it
+                later.append(record)
+            else:
+                fresh.append(record)
+            for ref in record.get("references") or []:
+                if any(ref.get(f) for f in _DESCRIBING):
+                    described.update(_id_pairs(ref))
         new_ids = self._insert_new(fresh)
         for record in known:
-            result = _upsert(self.conn, record)
-            setattr(self.stats, result.action, getattr(self.stats, result.action) + 1)
-            self.stats.merged += len(result.merged)
+            self._upsert(record)
         self._add_references([(work_id, record) for work_id, record in zip(new_ids, fresh)
                               if record.get("references")])
+        for record in later:
+            self._upsert(record)
+
+    def _upsert(self, record: WorkRecord) -> None:
+        """One record through the store's own merge (it matches something stored)."""
+        result = _upsert(self.conn, record)
+        setattr(self.stats, result.action, getattr(self.stats, result.action) + 1)
+        self.stats.merged += len(result.merged)
 
     def _next_id(self) -> int:
         return (self.conn.execute("SELECT max(id) FROM works").fetchone()[0] or 0) + 1
 
-    def _insert_new(self, records: list[WorkRecord], *, count: bool = True) -> list[int]:
+    def _insert_new(self, records: list[WorkRecord], *, count: bool = True,
+                    ids: list[int] | None = None) -> list[int]:
         """Insert works that match nothing stored, with their lists and extras."""
         if not records:
             return []
         conn, stamp = self.conn, now()
-        first = self._next_id()
-        ids = list(range(first, first + len(records)))
+        if ids is None:
+            first = self._next_id()
+            ids = list(range(first, first + len(records)))
         conn.executemany(_INSERT_WORK, [_work_values(_new_work_row(r, i, stamp))
                                         for r, i in zip(records, ids)])
         authors: dict[str, tuple] = {}
@@ -359,7 +376,7 @@ class BulkWriter:
                 keys.add(key)
                 if cited_id is not None:
                     edges.add(cited_id)
-                how = next((f for f in ID_FIELDS if ref.get(f)), None)
+                how = next((f for f in _HOW if ref.get(f)), None)
                 rows.append((citing_id, cited_id, key, ref.get("position"), ref.get("doi"),
                              ref.get("pmid"), ref.get("pmcid"), ref.get("openalex_id"),
                              ref.get("title"), ref.get("journal"), ref.get("year"),
@@ -375,10 +392,17 @@ class BulkWriter:
 
     def _flush_refs(self, rows: list[tuple], stubs: list[WorkRecord], stub_ids: list[int]) -> None:
         if stubs:
-            first = self._next_id()
-            if first != stub_ids[0]:  # ids are handed out in order; a gap means a bug
+            if self._next_id() != stub_ids[0]:  # ids are handed out in order; a gap is a bug
                 raise RuntimeError("stub ids out of step with the works table")
-            self._insert_new(stubs, count=False)
+            # a stub named only by ids and a few fields: its row directly (what _new_work_row
+            # gives, without the general path's cost); stubs with an author the general way
+            plain = [(s, i) for s, i in zip(stubs, stub_ids) if not s.get("authors")]
+            stamp = now()
+            self.conn.executemany(_INSERT_WORK, [_stub_values(s, i, stamp) for s, i in plain])
+            self._touch(i for _, i in plain)
+            rich = [(s, i) for s, i in zip(stubs, stub_ids) if s.get("authors")]
+            if rich:
+                self._insert_new([s for s, _ in rich], count=False, ids=[i for _, i in rich])
             self.stats.stubs += len(stubs)
         if rows:
             self.conn.executemany(_INSERT_CITATION, rows)
@@ -386,6 +410,25 @@ class BulkWriter:
         rows.clear()
         stubs.clear()
         stub_ids.clear()
+
+
+_STUB_FIELDS = ("title", "year", "journal", "url", "volume")
+_DESCRIBING = ("title", "year", "journal", "url", "volume", "first_author")
+_HOW = (*ID_FIELDS, "url")  # what a resolved citation row says resolved it (as _add_citation)
+
+
+def _stub_values(stub: WorkRecord, work_id: int, stamp: str) -> tuple:
+    """``_work_values(_new_work_row(stub, …))`` for a stub without authors, directly."""
+    row = dict.fromkeys(_WORK_COLUMNS)
+    provenance = {}
+    for name in ID_FIELDS + _STUB_FIELDS:
+        value = stub.get(name)
+        if value is not None and value != "":
+            row[name] = value
+            provenance[name] = "reference"
+    row.update(id=work_id, status="stub", provenance=_provenance_json(provenance),
+               is_retracted=0, unverified=0, created_at=stamp, updated_at=stamp)
+    return _work_values(row)
 
 
 def _stub(ref: ReferenceRecord) -> WorkRecord:
