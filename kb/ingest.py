@@ -3,7 +3,8 @@
 DOIs go to Crossref (batched, then singly), then DataCite for what Crossref does not know;
 every DOI is also looked up in PubMed (PMC ID converter, then E-utilities) so the PubMed record
 merges into the same work, and a DOI known only to PubMed is still found. PMIDs and PMCIDs go
-to PubMed; web pages (URLs or saved ``.html`` files) to the web-page scraper. References become
+to PubMed; OpenAlex ids to OpenAlex (and their DOIs down the DOI path); web pages (URLs or
+saved ``.html`` files) to the web-page scraper. References become
 citation rows, and referenced works stubs, in :mod:`kb.store`; with ``fetch_refs`` the
 referenced DOIs are fetched in full too.
 """
@@ -248,6 +249,32 @@ def _add_pubmed(run: _Run, idents: list[Identifier]) -> list[WorkRecord]:
     return stored
 
 
+def _add_openalex(run: _Run, idents: list[Identifier]) -> list[WorkRecord]:
+    """OpenAlex ids: the OpenAlex record, merged with Crossref's/DataCite's for its DOI."""
+    from .scrapers import openalex
+    try:
+        works = openalex.fetch_by_openalex(run.client, [i.value for i in idents])
+    except QuotaError:
+        raise
+    except FetchError as exc:
+        for ident in idents:
+            run.fail(_label(ident), f"OpenAlex: {exc.args[0]}")
+        run.tick(len(idents))
+        return []
+    by_id = {r.get("openalex_id"): r for r in map(openalex.to_record, works)}
+    dois = sorted({r["doi"] for r in by_id.values() if r.get("doi")})  # type: ignore[misc]
+    found, _reasons = _fetch_dois(run, dois) if dois else ({}, {})
+    stored: list[WorkRecord] = []
+    for ident in idents:
+        record = by_id.get(ident.value)
+        if record is None:
+            run.fail(_label(ident), "not found in OpenAlex")
+            continue
+        stored += run.store(_label(ident), [*found.get(record.get("doi") or "", []), record])
+    run.tick(len(idents))
+    return stored
+
+
 def _add_pages(run: _Run, idents: list[Identifier]) -> list[WorkRecord]:
     from .scrapers import webpage
     stored: list[WorkRecord] = []
@@ -309,6 +336,7 @@ def add(conn: sqlite3.Connection, client: Any, identifiers: Iterable[str | Ident
     groups = {
         "doi": [i for i in idents if i.kind == "doi"],
         "pubmed": [i for i in idents if i.kind in ("pmid", "pmcid")],
+        "openalex": [i for i in idents if i.kind == "openalex"],
         "page": [i for i in idents if i.kind in ("url", "file")],
     }
     try:
@@ -316,12 +344,10 @@ def add(conn: sqlite3.Connection, client: Any, identifiers: Iterable[str | Ident
             stored += _add_dois(run, groups["doi"])
         if groups["pubmed"]:
             stored += _add_pubmed(run, groups["pubmed"])
+        if groups["openalex"]:
+            stored += _add_openalex(run, groups["openalex"])
         if groups["page"]:
             stored += _add_pages(run, groups["page"])
-        for ident in idents:
-            if ident.kind == "openalex":
-                run.fail(_label(ident), "kb add does not take OpenAlex ids; give its DOI or PMID")
-                run.tick()
         if fetch_refs and stored:
             _add_refs(run, stored, {i.value for i in groups["doi"]})
     except KBError as exc:

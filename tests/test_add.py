@@ -13,7 +13,7 @@ from kb.http import Client
 from kb.identifiers import normalize_url
 from kb.store import connect
 from tests.crossref_fake import FakeCrossref
-from tests.replay import Reply, ReplayServer, fixture_text
+from tests.replay import Reply, ReplayServer, Request, fixture_text
 
 AMANAT = "10.1186/s13287-021-02513-4"
 REVIEW = "10.1007/s12035-016-0030-0"
@@ -279,3 +279,27 @@ def test_web_pages_by_url_and_saved_file(runner: CliRunner, kb_env: dict[str, st
     assert result.stdout.startswith("unchanged\t") or result.stdout.startswith("updated\t")
     missing = runner.invoke(cli, ["add", f"{server.url}/pages/gone"])
     assert missing.exit_code == 1 and "/pages/gone" in missing.stderr
+
+
+def test_openalex_ids_merge_with_crossref(runner: CliRunner, kb_env: dict[str, str],
+                                          server: ReplayServer) -> None:
+    import json
+    FakeCrossref(server)
+    works = {w["id"].rsplit("/", 1)[1]: w for w in json.loads(fixture_text("openalex",
+                                                                           "works.json"))}
+
+    def openalex(request: Request) -> Reply:  # filter=ids.openalex:W1|W2
+        wanted = request.query["filter"][0].split(":", 1)[1].split("|")
+        results = [works[w] for w in wanted if w in works]
+        return Reply(200, {"meta": {"count": len(results), "page": 1, "per_page": 100},
+                           "results": results, "group_by": []})
+    server.add("GET", "/openalex/works", openalex)
+    result = runner.invoke(cli, ["add", "https://openalex.org/W5000000002", "W5999999999"])
+    assert result.exit_code == 1
+    assert result.stdout.splitlines() == ["added\tOpenAlex W5000000002"]
+    assert "OpenAlex W5999999999: not found in OpenAlex" in result.stderr
+    work = _work(_db(kb_env), AMANAT)
+    assert work["openalex_id"] == "W5000000002" and work["volume"] == "12"
+    sources = {r[0] for r in _db(kb_env).execute("SELECT source FROM records WHERE work_id = ?",
+                                                 (work["id"],))}
+    assert {"crossref", "openalex"} <= sources

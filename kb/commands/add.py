@@ -21,9 +21,9 @@ def add(settings: Settings, ids: tuple[str, ...], from_file: IO[str] | None, ref
         no_cache: bool, refresh: bool, offline: bool) -> None:
     """Fetch works and store them in the knowledge base.
 
-    ID is a DOI in any pasted form (10.1186/…, doi:…, https://doi.org/…), a PMID, a PMCID, a
-    web page URL, or a saved .html page. DOIs come from Crossref (many per request), then
-    DataCite, and are matched with PubMed; PMIDs and PMCIDs from PubMed. Each work's
+    ID is a DOI in any pasted form (10.1186/…, doi:…, https://doi.org/…), a PMID, a PMCID, an
+    OpenAlex id (W…), a web page URL, or a saved .html page. DOIs come from Crossref (many per
+    request), then DataCite, and are matched with PubMed; PMIDs and PMCIDs from PubMed. Each work's
     references become citations, and cited works not yet in the knowledge base become stubs.
 
     Prints one line per input (added / updated / unchanged) and exits with status 1, listing
