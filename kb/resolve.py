@@ -285,7 +285,9 @@ def _locator_score(ref: ParsedRef, work: Candidate, year_match: bool,
                or (year_match and j.split(" ", 1)[0] == first_word)  # other abbreviations
                for j in work.journals):
         return None
-    if author_match is False and not any(ref.text.startswith(j) for j in work.journals):
+    head = ref.first_author or ""
+    if author_match is False and not any(ref.text.startswith(j) or f" {head} " in f" {j} "
+                                         for j in work.journals):
         return None  # another first author (a journal-only citation has none to compare)
     return 95.0 if year_match else 92.0
 
