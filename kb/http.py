@@ -28,7 +28,7 @@ from requests.adapters import HTTPAdapter
 
 from . import __version__
 from .config import Config
-from .errors import FetchError, NotFoundError, OfflineError, QuotaError
+from .errors import FetchError, KBError, NotFoundError, OfflineError, QuotaError
 
 __all__ = ["Client", "default_rates", "user_agent", "redact", "RETRY_STATUSES",
            "SECRET_PARAMS", "CACHE_EXPIRE"]
@@ -197,16 +197,23 @@ class Client:
     # -- setup --------------------------------------------------------------------------------
 
     def _make_session(self) -> requests.Session:
-        if self._cached:
+        folder = self.config.cache_dir
+        if self._cached and folder is not None:
+            import sqlite3
+
             import requests_cache
-            assert self.config.cache_dir is not None
-            self.config.cache_dir.mkdir(parents=True, exist_ok=True)
-            session: requests.Session = requests_cache.CachedSession(
-                str(self.config.cache_dir / "http_cache.sqlite"), backend="sqlite", wal=True,
-                expire_after=CACHE_EXPIRE, allowable_codes=(200, 404, 410),
-                allowable_methods=("GET", "HEAD", "POST"), cache_control=False,
-                stale_if_error=True, match_headers=False,
-                ignored_parameters=list(SECRET_PARAMS + _IDENTITY_PARAMS))
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+                session: requests.Session = requests_cache.CachedSession(
+                    str(folder / "http_cache.sqlite"), backend="sqlite", wal=True,
+                    expire_after=CACHE_EXPIRE, allowable_codes=(200, 404, 410),
+                    allowable_methods=("GET", "HEAD", "POST"), cache_control=False,
+                    stale_if_error=True, match_headers=False,
+                    ignored_parameters=list(SECRET_PARAMS + _IDENTITY_PARAMS))
+            except (OSError, sqlite3.Error) as exc:
+                raise KBError(f"cannot use the HTTP cache in {folder}: {exc}",
+                              hint="set KB_CACHE_DIR to a writable folder, or use --no-cache"
+                              ) from None
         else:
             session = requests.Session()
         adapter = _CountingAdapter(self)
@@ -436,7 +443,7 @@ def _snippet(response: requests.Response, size: int = 200) -> str:
     text = response.text.strip()
     if text.lower().startswith(("<!doctype html", "<html")):
         title = re.search(r"(?is)<title>(.*?)</title>|<h1>(.*?)</h1>", text)
-        found = title.group(1) or title.group(2) if title else None
+        found = (title.group(1) or title.group(2)) if title else None
         return f"an HTML page ({found.strip()!r})" if found else "an HTML page"
     return redact(" ".join(text.split())[:size]) or "(empty body)"
 

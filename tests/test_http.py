@@ -8,7 +8,7 @@ import pytest
 
 from kb import __version__
 from kb.config import Config
-from kb.errors import FetchError, NotFoundError, OfflineError, QuotaError
+from kb.errors import FetchError, KBError, NotFoundError, OfflineError, QuotaError
 from kb.http import Client
 from tests.replay import Reply, ReplayServer, fixture_json, fixture_text
 
@@ -275,3 +275,16 @@ def test_remember_and_cached(server: ReplayServer, config: Config) -> None:
         if path.is_file():
             assert b"SECRET" not in path.read_bytes(), path
     assert server.count() == 0
+
+
+def test_an_unusable_cache_folder_is_a_clear_error(config: Config, tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(KBError, match="cannot use the HTTP cache") as caught:
+        Client(config.with_options(cache_dir=blocker / "cache"))
+    assert "--no-cache" in str(caught.value)
+    corrupt = tmp_path / "corrupt"
+    corrupt.mkdir()
+    (corrupt / "http_cache.sqlite").write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(KBError, match="cannot use the HTTP cache"):
+        Client(config.with_options(cache_dir=corrupt)).get("http://127.0.0.1:9/x")
