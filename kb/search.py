@@ -63,6 +63,7 @@ class Hit:
     status: str
     snippet: str = field(repr=False)  # highlights wrapped in \x02 ... \x03
     mark: str | None = None  # the evidence layer's flag: RETRACTED, DEPENDS ON RETRACTED, …
+    title_marked: str = field(default="", repr=False)  # the title with matches in \x02 … \x03
 
     def snippet_text(self, before: str = "", after: str = "") -> str:
         """The snippet with each highlighted run wrapped in ``before`` / ``after``."""
@@ -72,6 +73,7 @@ class Hit:
         """A JSON-ready row (plain-text snippet)."""
         row = asdict(self)
         row["snippet"] = self.snippet_text()
+        del row["title_marked"]
         return row
 
 
@@ -292,7 +294,7 @@ def _run(conn: sqlite3.Connection, fts_query: str | None, clauses: list[str],
     if not fts_query:
         sql = ("SELECT w.id, w.doi, w.pmid, w.title, w.year, w.journal, "
                "coalesce(f.authors, '') AS authors, w.study_design, 0.0 AS score, "
-               f"w.is_retracted, w.status, '' AS snippet, {mark} "
+               f"w.is_retracted, w.status, '' AS snippet, {mark}, '' "
                f"FROM works w LEFT JOIN works_fts f ON f.rowid = w.id WHERE 1{where} "
                f"ORDER BY w.year IS NULL, w.year DESC, w.title COLLATE NOCASE, w.id{limit_sql}")
         args: list[object] = [*params, *tail]
@@ -304,7 +306,8 @@ def _run(conn: sqlite3.Connection, fts_query: str | None, clauses: list[str],
                f"ORDER BY rank, f.rowid{limit_sql}) "
                "SELECT w.id, w.doi, w.pmid, w.title, w.year, w.journal, f.authors, "
                "w.study_design, -top.rank, w.is_retracted, w.status, "
-               f"snippet(works_fts, -1, char(2), char(3), '…', 14), {mark} "
+               f"snippet(works_fts, -1, char(2), char(3), '…', 14), {mark}, "
+               "highlight(works_fts, 0, char(2), char(3)) "
                "FROM top CROSS JOIN works_fts f ON f.rowid = top.id "
                "CROSS JOIN works w ON w.id = top.id "
                "WHERE works_fts MATCH ? ORDER BY top.rank, top.id")
@@ -319,7 +322,8 @@ def _run(conn: sqlite3.Connection, fts_query: str | None, clauses: list[str],
         raise
     return [Hit(id=r[0], doi=r[1], pmid=r[2], title=r[3], year=r[4], journal=r[5],
                 authors=r[6] or "", study_design=r[7], score=round(r[8], 3),
-                is_retracted=bool(r[9]), status=r[10], snippet=r[11] or "", mark=r[12])
+                is_retracted=bool(r[9]), status=r[10], snippet=r[11] or "", mark=r[12],
+                title_marked=r[13] or "")
             for r in rows]
 
 

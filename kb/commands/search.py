@@ -114,7 +114,9 @@ def _table(hits: list) -> None:
         click.echo(f"{rank:>3}. " + " ".join(f"[{t}]" for t in tags) + (" " if tags else "")
                    + source)
         title = hit.title or "(untitled)"
-        for line in textwrap.wrap(title, width - len(indent)) or [title]:
+        marked = hit.title_marked if hit.title_marked.replace("\x02", "").replace(
+            "\x03", "") == title else title
+        for line in _marked_lines(marked, width - len(indent), "\x1b[33m", "\x1b[39m"):
             click.echo(indent + click.style(line, bold=True))
         ids = "  ".join(p for p in (f"doi:{hit.doi}" if hit.doi else "",
                                     f"pmid:{hit.pmid}" if hit.pmid else "",
@@ -124,10 +126,20 @@ def _table(hits: list) -> None:
         snippet = hit.snippet_text("\x02", "\x03")
         plain = hit.snippet_text().strip("… ")
         if plain and plain not in title:
-            open_mark = False
-            for line in textwrap.wrap(snippet, width - len(indent)):
-                text = ("\x02" if open_mark else "") + line
-                open_mark = text.count("\x02") > text.count("\x03")
-                text += "\x03" if open_mark else ""
-                click.echo(indent + text.replace("\x02", "\x1b[1;33m").replace("\x03", "\x1b[0m"))
+            for line in _marked_lines(snippet, width - len(indent)):
+                click.echo(indent + line)
         click.echo("")
+
+
+def _marked_lines(text: str, width: int, on: str = "\x1b[1;33m", off: str = "\x1b[22;39m"
+                  ) -> list[str]:
+    """Wrap text whose matches sit between \x02 and \x03, which become ``on`` / ``off`` (ANSI,
+    which click drops when the output is not a terminal)."""
+    lines = []
+    open_mark = False
+    for line in textwrap.wrap(text, width) or [text]:
+        line = ("\x02" if open_mark else "") + line
+        open_mark = line.count("\x02") > line.count("\x03")
+        line += "\x03" if open_mark else ""
+        lines.append(line.replace("\x02", on).replace("\x03", off))
+    return lines
