@@ -169,8 +169,8 @@ def _pubmed_by_doi(run: _Run, dois: list[str]) -> dict[str, WorkRecord]:
     return {doi: by_pmid[pmid] for doi, pmid in pmid_of.items() if pmid in by_pmid}
 
 
-def _fetch_dois(run: _Run, dois: list[str]) -> tuple[dict[str, list[WorkRecord]],
-                                                       dict[str, str]]:
+def _fetch_dois(run: _Run, dois: list[str], progress: Callable[[int], None] | None = None
+                ) -> tuple[dict[str, list[WorkRecord]], dict[str, str]]:
     """Records per DOI (Crossref or DataCite, plus PubMed) and a reason per DOI not found.
 
     PubMed alone answers for a DOI only when Crossref and DataCite both said "not found": a
@@ -179,7 +179,8 @@ def _fetch_dois(run: _Run, dois: list[str]) -> tuple[dict[str, list[WorkRecord]]
     from .scrapers import crossref, datacite
     found: dict[str, list[WorkRecord]] = {}
     errors: dict[str, str] = {}
-    records, missing = crossref.fetch_works(run.client, dois, errors=errors)
+    records, missing = crossref.fetch_works(run.client, dois, errors=errors,
+                                            progress=progress)
     for record in records:
         found[record["doi"]] = [record]  # type: ignore[index]
     reasons: dict[str, str] = {}
@@ -201,15 +202,21 @@ def _fetch_dois(run: _Run, dois: list[str]) -> tuple[dict[str, list[WorkRecord]]
 
 
 def _add_dois(run: _Run, idents: list[Identifier]) -> list[WorkRecord]:
-    dois = [i.value for i in idents]
-    found, reasons = _fetch_dois(run, dois)
+    done = 0
+
+    def step(count: int) -> None:  # Crossref answers batch by batch
+        nonlocal done
+        done += count
+        run.tick(count)
+
+    found, reasons = _fetch_dois(run, [i.value for i in idents], step)
     stored: list[WorkRecord] = []
     for ident in idents:
         if ident.value in found:
             stored += run.store(_label(ident), found[ident.value])
         else:
             run.fail(_label(ident), reasons.get(ident.value, "not found"))
-    run.tick(len(idents))
+    run.tick(len(idents) - done)
     return stored
 
 

@@ -10,7 +10,7 @@ import html
 import json
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import quote
 
@@ -32,8 +32,9 @@ BATCH_SIZE = 40
 RETRACTING = frozenset({"retraction", "withdrawal", "removal"})
 
 
-def fetch_works(client: Client, dois: Iterable[str], *,
-                errors: dict[str, str] | None = None) -> tuple[list[WorkRecord], list[str]]:
+def fetch_works(client: Client, dois: Iterable[str], *, errors: dict[str, str] | None = None,
+                progress: Callable[[int], None] | None = None
+                ) -> tuple[list[WorkRecord], list[str]]:
     """Fetch many works by DOI: from the cache, then in batches, then one request per DOI a
     batch missed. Each work a batch returns is cached under its own ``/works/{doi}`` address,
     so a later run with a different set of DOIs asks only for the new ones.
@@ -42,6 +43,7 @@ def fetch_works(client: Client, dois: Iterable[str], *,
     ``errors`` is given, it receives the reason for each missing DOI that failed for a reason
     other than "not found" (a server error, offline and not cached, a rate limit). After a
     rate limit nothing more is asked of Crossref: the remaining DOIs are missing.
+    ``progress`` is called with the number of works each step found.
 
     :raises InputError: never; DOIs that do not parse are reported missing.
     """
@@ -57,11 +59,14 @@ def fetch_works(client: Client, dois: Iterable[str], *,
         record = _from_cache(client, doi)
         if record is not None:
             found[doi] = record
+    _report(progress, len(found))
     batchable = sorted(d for d in wanted if d not in found and normalize_doi(d) and "," not in d)
     for start in range(0, len(batchable), BATCH_SIZE):
         batch = batchable[start:start + BATCH_SIZE]
         try:
-            found.update(_fetch_batch(client, batch))
+            fetched = _fetch_batch(client, batch)
+            found.update(fetched)
+            _report(progress, len(fetched))
         except QuotaError as exc:
             quota = exc
             break
@@ -75,6 +80,7 @@ def fetch_works(client: Client, dois: Iterable[str], *,
             continue
         try:
             found[doi] = fetch_work(client, doi)
+            _report(progress, 1)
         except NotFoundError:
             continue
         except QuotaError as exc:
@@ -85,6 +91,11 @@ def fetch_works(client: Client, dois: Iterable[str], *,
     if errors is not None:
         errors.update(reasons)
     return [found[d] for d in wanted if d in found], [d for d in wanted if d not in found]
+
+
+def _report(progress: Callable[[int], None] | None, count: int) -> None:
+    if progress is not None and count:
+        progress(count)
 
 
 def _params(client: Client, **params: Any) -> dict[str, Any]:

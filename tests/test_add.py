@@ -198,6 +198,7 @@ def test_progress_is_reported_per_input(config: Config, server: ReplayServer,
     report = ingest.add(connect(tmp_path / "kb.db"), Client(config),
                         [AMANAT, REVIEW, "10.5555/kb-test.nowhere"], progress=ticks.append)
     assert sum(ticks) == 3 and len(report.added) == 2 and len(report.failed) == 1
+    assert ticks[0] == 2  # the Crossref batch, before DataCite is asked about the third
 
 
 def _serve_pubmed(server: ReplayServer) -> None:
