@@ -195,7 +195,7 @@ class BulkWriter:
             else:
                 fresh.append(record)
             for ref in record.get("references") or []:
-                if any(ref.get(f) for f in _DESCRIBING):
+                if not _DESCRIBING.isdisjoint(ref) and any(ref.get(f) for f in _DESCRIBING):
                     described.update(_id_pairs(ref))
         new_ids = self._insert_new(fresh)
         for record in known:
@@ -327,6 +327,7 @@ class BulkWriter:
 
         for citing_id, record in citing:
             source = record["source"]
+            sources = json.dumps([source])
             refs = record["references"]
             if citing_id in moved:
                 slow(follow(citing_id), refs, source)
@@ -381,7 +382,7 @@ class BulkWriter:
                              ref.get("pmid"), ref.get("pmcid"), ref.get("openalex_id"),
                              ref.get("title"), ref.get("journal"), ref.get("year"),
                              ref.get("first_author"), ref.get("volume"), ref.get("first_page"),
-                             ref.get("unstructured"), json.dumps([source]),
+                             ref.get("unstructured"), sources,
                              ("openalex" if how == "openalex_id" else how) if cited_id else None))
         self._flush_refs(rows, stubs, stub_ids)
 
@@ -413,7 +414,7 @@ class BulkWriter:
 
 
 _STUB_FIELDS = ("title", "year", "journal", "url", "volume")
-_DESCRIBING = ("title", "year", "journal", "url", "volume", "first_author")
+_DESCRIBING = frozenset(("title", "year", "journal", "url", "volume", "first_author"))
 _HOW = (*ID_FIELDS, "url")  # what a resolved citation row says resolved it (as _add_citation)
 
 
