@@ -58,7 +58,7 @@ class AddReport:
         fetched = sum(self.refs.values())
         if fetched or self.ref_failures:
             line += (f"; references fetched: {fetched} ({self.refs['added']} new), "
-                     f"{len(self.ref_failures)} not found")
+                     f"{len(self.ref_failures)} not fetched")
         if self.stats:
             line += (f"; {self.stats.get('requests', 0)} HTTP requests, "
                      f"{self.stats.get('cache_hits', 0)} from cache")

@@ -153,7 +153,7 @@ def test_refs_fetches_the_cited_dois_in_batches(runner: CliRunner, kb_env: dict[
         fake.works[doi] = work
     result = runner.invoke(cli, ["add", "--refs", REVIEW])
     assert result.exit_code == 0, result.output
-    assert "references fetched: 2 (0 new), 1 not found" in result.stderr
+    assert "references fetched: 2 (0 new), 1 not fetched" in result.stderr
     conn = _db(kb_env)
     assert _work(conn, "10.1016/j.pmr.2009.06.001")["status"] == "full"
     assert _work(conn, "10.3233/nre-2003-18310")["status"] == "stub"
