@@ -38,6 +38,7 @@ SYNTHETIC = {
     "publication_types": ["Journal Article", "Retracted Publication"],
     "type": "journal-article", "is_retracted": True,
 }
+AMANAT_DOI = "10.1186/s13287-021-02513-4"
 EXPORTS = ("bibtex", "ris", "csljson", "nbib", "csv", "jsonl")
 
 
@@ -64,6 +65,7 @@ def _export(conn, fmt: str) -> str:
     ("okur2018_jabref.bib", "bibtex"), ("zarrabi_endnote.ris", "ris"),
     ("amanat2021_pubmed.nbib", "nbib"), ("opencitations.csv", "citations-csv"),
     ("pairs.csv", "citations-csv"), ("pubmed_head.xml", "pubmed-xml"),
+    ("pubmed_save.csv", "csv"),
 ])
 def test_detect_fixtures(name: str, fmt: str) -> None:
     assert detect(FIXTURES / name) == fmt
@@ -154,6 +156,18 @@ def test_read_nbib_medline_export() -> None:
     assert (amanat["journal"], amanat["journal_abbrev"], amanat["pmcid"]) == (
         "Stem cell research & therapy", "Stem Cell Res Ther", "PMC8343813")
     assert okur["pub_date"] == "2018-04-30" and okur["authors"][0]["given"] == "Sibel Çağlar"
+
+
+def test_read_pubmed_csv_export() -> None:
+    amanat, okur = list(read(FIXTURES / "pubmed_save.csv"))
+    assert (amanat["pmid"], amanat["pmcid"], amanat["doi"], amanat["year"]) == (
+        "34362453", "PMC8343813", AMANAT_DOI, 2021)
+    assert amanat["journal"] == "Stem Cell Res Ther"
+    assert amanat["authors"] == [{"family": "Amanat", "given": "M"},
+                                 {"family": "Majmaa", "given": "A"},
+                                 {"family": "Zarrabi", "given": "M"}]
+    assert okur["authors"][0] == {"family": "Okur", "given": "SÇ"}
+    assert [a["family"] for a in okur["authors"]][-1] == "Karaöz"
 
 
 def test_read_citation_csvs() -> None:

@@ -113,7 +113,7 @@ def detect(path: str | Path) -> str:
         header = {c.strip().strip('"').lower() for c in re.split(r"[,\t]", first)}
         if {"citing", "cited"} <= header:
             return "citations-csv"
-        if header & {"doi", "pmid", "title"}:
+        if header & {"doi", "pmid", "title", "article title", "pubmed id"}:
             return "csv"
     raise InputError(f"cannot tell the format of {path}",
                      hint="kb imports PubMed XML, RIS, BibTeX, CSL-JSON, MEDLINE (nbib), citation "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections.abc import Iterable, Iterator
 from typing import TextIO
 
@@ -18,6 +19,8 @@ CSV_COLUMNS = ("key", "doi", "pmid", "pmcid", "title", "authors", "year", "pub_d
                "journal_abbrev", "volume", "issue", "pages", "issn", "publisher", "type",
                "study_design", "is_retracted", "status", "language", "url", "keywords", "mesh",
                "publication_types", "abstract")
+_KB_TYPES = ("journal-article", "book", "book-chapter", "proceedings-article", "dissertation",
+             "report", "web-article", "dataset", "posted-content", "other")
 _JSON_FIELDS = ("key", "doi", "pmid", "pmcid", "openalex_id", "url", "title", "subtitle",
                 "abstract", "journal", "journal_abbrev", "issn", "publisher", "year", "pub_date",
                 "volume", "issue", "pages", "language", "type", "license", "cited_by_count",
@@ -67,11 +70,46 @@ def _csv_mesh(text: str) -> MeshRecord:
                   "major": major}) | {"major": major}
 
 
+#: Other tools' column names (lower case) -> kb's: PubMed's "Save > CSV", Scopus, Lens, …
+_ALIASES = {"publication year": "year", "journal/book": "journal", "source title": "journal",
+            "publication title": "journal", "source": "journal", "article title": "title",
+            "author": "authors", "author full names": "authors", "page": "pages",
+            "author keywords": "keywords", "pubmed id": "pmid", "pmc id": "pmcid",
+            "mesh terms": "mesh", "document type": "type", "abbreviated source title":
+            "journal_abbrev", "link": "url", "language of original document": "language"}
+_FAMILY = re.compile(r"^[^\W\d][\w'’\- ]*$")
+
+
+def _pubmed_author(text: str) -> bool:
+    """PubMed's short form: family name, a space, up to four capital initials."""
+    family, _, initials = text.rpartition(" ")
+    return bool(_FAMILY.match(family)) and initials.isalpha() and initials.isupper() \
+        and len(initials) <= 4
+
+
+def _authors(value: str | None) -> list[AuthorRecord]:
+    """"Family, Given; …" (kb, Scopus full names), or PubMed's "Amanat M, Majmaa A, …"."""
+    if not value:
+        return []
+    if ";" not in value and "," in value:
+        parts = [p.strip().rstrip(".") for p in value.split(",") if p.strip()]
+        if all(_pubmed_author(p) for p in parts):
+            return [{"family": p.rsplit(" ", 1)[0], "given": p.rsplit(" ", 1)[1]} for p in parts]
+    return [split_name(re.sub(r"\s*\(\d+\)$", "", a)) for a in _split(value)]
+
+
 def read_csv(handle: TextIO) -> Iterator[WorkRecord]:
-    """Yield one work per row of a CSV with kb's column names (any subset; case-insensitive;
-    at least one of doi, pmid, title)."""
-    reader = csv.DictReader(handle)
-    names = {name.strip().lower(): name for name in reader.fieldnames or []}
+    """Yield one work per row of a CSV (or tab-separated) file with kb's column names, or the
+    common ones of PubMed's, Scopus' and Lens' exports (case-insensitive; at least one of doi,
+    pmid, title)."""
+    first = handle.readline()
+    handle.seek(0)
+    delimiter = "\t" if first.count("\t") > first.count(",") else ","
+    reader = csv.DictReader(handle, delimiter=delimiter)
+    names: dict[str, str] = {}
+    for name in reader.fieldnames or []:
+        key = name.strip().lower()
+        names.setdefault(_ALIASES.get(key, key), name)
     if not names.keys() & {"doi", "pmid", "title"}:
         raise ParseError("a works CSV needs a doi, pmid or title column")
     for row in reader:
@@ -80,10 +118,11 @@ def read_csv(handle: TextIO) -> Iterator[WorkRecord]:
         record = {
             **ids(get.get("doi"), get.get("pmid"), get.get("pmcid")),
             **{k: get.get(k) for k in ("title", "pub_date", "journal", "journal_abbrev", "volume",
-                                       "issue", "pages", "issn", "publisher", "type", "language",
+                                       "issue", "pages", "issn", "publisher", "language",
                                        "url", "abstract")},
+            "type": get.get("type") if get.get("type") in _KB_TYPES else None,
             "year": int(year) if year and year.isdigit() else year_of(get.get("pub_date")),
-            "authors": [split_name(a) for a in _split(get.get("authors"))],
+            "authors": _authors(get.get("authors")),
             "keywords": _split(get.get("keywords")),
             "mesh": [_csv_mesh(m) for m in _split(get.get("mesh"))],
             "publication_types": _split(get.get("publication_types")),
