@@ -10,7 +10,6 @@ referenced DOIs are fetched in full too.
 """
 from __future__ import annotations
 
-import logging
 import sqlite3
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -24,7 +23,6 @@ from .records import WorkRecord
 
 __all__ = ["AddReport", "add", "parse_inputs", "read_id_file"]
 
-log = logging.getLogger(__name__)
 
 _RANK = {"added": 3, "updated": 2, "unchanged": 1}
 _PAGE_SUFFIXES = (".html", ".htm", ".xhtml")
