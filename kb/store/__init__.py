@@ -519,6 +519,11 @@ def _ensure_work(conn: sqlite3.Connection, ref: ReferenceRecord | WorkRef) -> in
     if matches:
         for other in matches[1:]:
             merge_works(conn, matches[0], other)
+        row = conn.execute("SELECT doi, pmid, pmcid, openalex_id FROM works WHERE id = ?",
+                           (matches[0],)).fetchone()
+        if any(ids[f] and not row[f] for f in ids):  # as if the stub had been made first
+            _apply(conn, matches[0], {"source": "reference", "status": "stub",  # type: ignore[typeddict-item]
+                                      **ids})
         return matches[0]
     stub: WorkRecord = {"source": "reference", "status": "stub", **ids,  # type: ignore[typeddict-item]
                         "title": ref.get("title"), "year": ref.get("year"),
