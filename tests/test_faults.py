@@ -282,3 +282,24 @@ def test_replaced_and_merged_author_lists_leave_no_orphan_authors(tmp_path: Path
                            "(SELECT author_id FROM work_authors)").fetchall()
     assert orphans == []
     assert conn.execute("SELECT count(*) FROM works").fetchone()[0] == 1
+
+
+def test_reference_ids_fill_a_stored_work_whatever_came_first(tmp_path: Path) -> None:
+    """A PubMed reference naming DOI + PMID of a work: the work ends with both ids whether it
+    was stored before the reference (was: PMID dropped) or after (stub made from it)."""
+    from kb import store
+    from tests.faults import canonical_state
+    work = {"source": "crossref", "doi": "10.5555/kb.0012", "title": "Twelve"}
+    citing = {"source": "pubmed", "pmid": "31000700", "title": "Hundred",
+              "references": [{"doi": "10.5555/kb.0012", "pmid": "31000084"}]}
+    states = []
+    for order in ((work, citing), (citing, work)):
+        db = tmp_path / f"{len(states)}.db"
+        conn = store.connect(db)
+        for record in order:
+            store.upsert_work(conn, dict(record))  # type: ignore[arg-type]
+        conn.close()
+        states.append(canonical_state(db))
+    assert states[0] == states[1]
+    assert ("doi:10.5555/kb.0012", "10.5555/kb.0012", "31000084") in \
+        [row[:3] for row in states[0]["works"]]
