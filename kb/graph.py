@@ -79,7 +79,8 @@ def _label(attrs: dict[str, Any]) -> str:
     if not who and attrs.get("url") and not attrs.get("doi"):
         who = re.sub(r"^(?:https?://)?(?:www\.)?", "", attrs["url"]).split("/")[0]
     if not who:
-        return short_title(attrs.get("title"), 30) or attrs.get("doi") or f"work {attrs['id']}"
+        return (short_title(attrs.get("title"), 30) or attrs.get("doi")
+                or (f"PMID {attrs['pmid']}" if attrs.get("pmid") else f"work {attrs['id']}"))
     return f"{who} {attrs['year']}" if attrs.get("year") else str(who)
 
 
