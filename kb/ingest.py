@@ -14,12 +14,15 @@ import sqlite3
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING
 
 from . import store
 from .errors import FetchError, InputError, KBError, NotFoundError, QuotaError
 from .identifiers import Identifier, normalize_doi, parse_identifier
 from .records import WorkRecord
+
+if TYPE_CHECKING:
+    from .http import Client
 
 __all__ = ["AddReport", "add", "parse_inputs", "read_id_file"]
 
@@ -120,7 +123,7 @@ def _label(ident: Identifier) -> str:
 class _Run:
     """One ``add`` call: the connection, client, report and per-input outcome."""
 
-    def __init__(self, conn: sqlite3.Connection, client: Any, report: AddReport,
+    def __init__(self, conn: sqlite3.Connection, client: Client, report: AddReport,
                  progress: Callable[[int], None] | None) -> None:
         self.conn = conn
         self.client = client
@@ -323,11 +326,10 @@ def _add_refs(run: _Run, records: list[WorkRecord], skip: set[str]) -> None:
         run.report.refs[result.action] += 1
 
 
-def add(conn: sqlite3.Connection, client: Any, identifiers: Iterable[str | Identifier], *,
+def add(conn: sqlite3.Connection, client: Client, identifiers: Iterable[str | Identifier], *,
         fetch_refs: bool = False, progress: Callable[[int], None] | None = None) -> AddReport:
     """Fetch and store the works these identifiers name; failures are reported per input.
 
-    :param client: a :class:`kb.http.Client`.
     :param fetch_refs: also fetch full metadata of every DOI the added works cite.
     :param progress: called with the number of inputs just finished.
     :raises InputError: an identifier is malformed (nothing is fetched or stored).
