@@ -157,7 +157,7 @@ def translate(query: str) -> tuple[str, list[str]]:
         if token in ("(", ")") or token in _OPERATORS:
             out.append(prefix + token)
         elif token.startswith('"'):
-            out.append(prefix + token)
+            out.append(prefix + (_initials(token) if prefix == "authors:" else token))
             words.extend(token.rstrip("*").strip('"').replace('""', '"').split())
         else:
             out.append(prefix + _term(token))
@@ -167,6 +167,20 @@ def translate(query: str) -> tuple[str, list[str]]:
         raise InputError(f"the field {prefix} in {query!r} has nothing after it",
                          hint='write the words right after it: title:stem or title:"stem cells"')
     return " ".join(_explicit_and(out)), words
+
+
+def _initials(phrase: str) -> str:
+    """PubMed's ``"Family AB"`` as a match for the indexed ``Anna Beth Family``: the initials'
+    prefixes then the family name, adjacent and in that order.
+
+    >>> _initials('"Amanat M"'), _initials('"Akbari MG"'), _initials('"Man Amanat"')
+    ('(m* + "Amanat")', '(m* + g* + "Akbari")', '"Man Amanat"')
+    """
+    match = re.fullmatch(r'"(\S(?:.*\S)?) ([A-Z]{1,4})"', phrase)
+    if not match:
+        return phrase
+    family, initials = match.groups()
+    return "(" + " + ".join([f"{c.lower()}*" for c in initials] + [_phrase(family)]) + ")"
 
 
 def _explicit_and(tokens: list[str]) -> list[str]:

@@ -117,6 +117,13 @@ def test_phrase_field_and_boolean_queries(conn) -> None:
         "10.5555/kb-search-test.1"]
 
 
+def test_pubmed_style_author_names(conn) -> None:
+    assert set(_dois(search(conn, 'author:"Amanat M"'))) == {AMANAT, ZARRABI}
+    assert set(_dois(search(conn, 'au:"Akbari MG"'))) == {AMANAT, ZARRABI}
+    assert _dois(search(conn, 'author:"Okur SC"')) == ["10.15283/ijsc17077"]  # Sibel Çağlar Okur
+    assert _dois(search(conn, 'author:"Majmaa M"')) == []  # Anahita Majmaa: wrong initial
+
+
 def test_words_fts5_would_misread_are_searched_as_written(conn) -> None:
     assert _dois(search(conn, "UC-MSC")) == ["10.5555/kb-search-test.1"]
     assert _dois(search(conn, "GMFM-88 intrathecal")) == ["10.5555/kb-search-test.1"]

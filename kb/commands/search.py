@@ -47,7 +47,7 @@ def search(settings: Settings, query: str | None, year: str | None, design: str 
 
     \b
       kb search 'title:"cerebral palsy" AND (mesenchymal OR "cord blood")'
-      kb search author:Zarrabi --design rct --year 2015-2025
+      kb search 'author:"Zarrabi M"' --design rct --year 2015-2025
       kb search UC-MSC --format bibtex > trials.bib
 
     Retracted works are marked; so are stubs (works known only from a reference list).
