@@ -140,10 +140,13 @@ def work_attributes(conn: sqlite3.Connection, ids: Iterable[int]) -> dict[int, d
 
 # -- edges ----------------------------------------------------------------------------------
 
-def _edge_rows(conn: sqlite3.Connection, ids: Sequence[int], side: str
-               ) -> Iterable[tuple[int, int, str, list[str], str | None, float | None]]:
-    """Resolved edges whose ``side`` end (citing | cited) is one of ``ids``:
-    (from, to, relation, sources, resolved_by, score), citations then lineage."""
+_Edge = tuple[int, int, str, list[str], "str | None", "float | None", "str | None"]
+
+
+def _edge_rows(conn: sqlite3.Connection, ids: Sequence[int], side: str) -> Iterable[_Edge]:
+    """Resolved edges whose ``side`` end (citing | cited) is one of ``ids``: (from, to,
+    relation, sources, resolved_by, score, reason), citations then lineage (whose
+    ``resolved_by`` is the provenance: curated | registry | rule)."""
     if not ids:
         return
     param = (json.dumps(list(ids)),)
@@ -152,30 +155,30 @@ def _edge_rows(conn: sqlite3.Connection, ids: Sequence[int], side: str
             "SELECT citing_id, cited_id, sources, resolved_by, match_score FROM citations "
             f"WHERE {column} IN (SELECT value FROM json_each(?)) AND cited_id IS NOT NULL",
             param):
-        yield row[0], row[1], "cites", json.loads(row[2] or "[]"), row[3], row[4]
+        yield row[0], row[1], "cites", json.loads(row[2] or "[]"), row[3], row[4], None
     if _has_table(conn, "lineage"):
         column = "from_work_id" if side == "citing" else "to_work_id"
         for row in conn.execute(
                 "SELECT from_work_id, to_work_id, relation, provenance, source, reason "
                 f"FROM lineage WHERE {column} IN (SELECT value FROM json_each(?))", param):
             sources = [s for s in (row[4],) if s]
-            yield row[0], row[1], row[2], sources, row[3], None
+            yield row[0], row[1], row[2], sources, row[3], None, row[5]
 
 
 def _add_edge(G: nx.DiGraph, u: int, v: int, relation: str, sources: list[str],
-              resolved_by: str | None, score: float | None) -> None:
-    """Add or fold an edge: one edge per pair, all its relations and sources kept."""
-    if G.has_edge(u, v):
-        data = G.edges[u, v]
-        if relation not in data["relations"]:
-            data["relations"] = sorted(data["relations"] + [relation], key=RELATIONS.index)
-        data["sources"] += [s for s in sources if s not in data["sources"]]
-        if relation == "cites":
-            data["resolved_by"], data["score"] = resolved_by, score
-    else:
-        G.add_edge(u, v, relations=[relation], sources=list(sources),
-                   resolved_by=resolved_by if relation == "cites" else None,
-                   score=score if relation == "cites" else None)
+              resolved_by: str | None, score: float | None, reason: str | None) -> None:
+    """Add or fold an edge: one edge per pair, all its relations, sources and reasons kept.
+    ``resolved_by`` / ``score`` describe the citation link; ``reason`` the typed ones."""
+    if not G.has_edge(u, v):
+        G.add_edge(u, v, relations=[], sources=[], resolved_by=None, score=None, reason=None)
+    data = G.edges[u, v]
+    if relation not in data["relations"]:
+        data["relations"] = sorted(data["relations"] + [relation], key=RELATIONS.index)
+    data["sources"] += [s for s in sources if s not in data["sources"]]
+    if relation == "cites":
+        data["resolved_by"], data["score"] = resolved_by, score
+    elif reason:
+        data["reason"] = "; ".join(filter(None, (data["reason"], f"{relation}: {reason}")))
     G.edges[u, v]["relation"] = G.edges[u, v]["relations"][0]
 
 
@@ -252,9 +255,9 @@ def _close(conn: sqlite3.Connection, G: nx.DiGraph, level: dict[int, int]) -> No
     """Add the works of ``level`` (work id -> level) with their attributes, and every edge
     among them: each such edge has its citing end in the set, so one indexed scan suffices."""
     members = set(level)
-    for u, v, relation, sources, how, score in _edge_rows(conn, list(level), "citing"):
-        if v in members:
-            _add_edge(G, u, v, relation, sources, how, score)
+    for edge in _edge_rows(conn, list(level), "citing"):
+        if edge[1] in members:
+            _add_edge(G, *edge)
     G.add_nodes_from(members)
     for node, attrs in work_attributes(conn, members).items():
         G.nodes[node].update(attrs, level=level[node])

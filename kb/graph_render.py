@@ -521,8 +521,8 @@ data.edges.forEach(function(e){var s=data.edge_styles[e.relation]||data.edge_sty
  e.el=el("path",{"class":"edge",stroke:s[0],"stroke-width":s[1],
   "stroke-dasharray":s[2]==="dashed"?"6 4":(s[2]==="dotted"?"2 3":"none"),
   "marker-end":"url(#arrow-"+(data.edge_styles[e.relation]?e.relation:"cites")+")"},edgeLayer);
- var t=el("title",{},e.el);t.textContent=e.relation+(e.sources&&e.sources.length?
-  " ("+e.sources.join(", ")+")":"");});
+ var t=el("title",{},e.el);t.textContent=e.relation+(e.reason?": "+e.reason:"")+
+  (e.sources&&e.sources.length?" ("+e.sources.join(", ")+")":"");});
 data.nodes.forEach(function(n){var g=el("g",{"class":"node"},nodeLayer);n.el=g;
  var r=n.focus?16:9;n.r=r;
  el("circle",{r:r,fill:n.stub?"#fff":n.colour,stroke:n.focus?"#000":(n.stub?n.colour:"#333"),
@@ -624,7 +624,8 @@ def render_html(G: nx.DiGraph, focus: int) -> str:
     svg_xy = {n: (x * 2.4 * 90, -y * 1.3 * 90) for n, (x, y) in pos.items()}
     radius = {n: 24.0 if n == focus else 14.0 for n in G}
     edges = [{"source": u, "target": v, "relation": d.get("relation"),
-              "sources": d.get("sources") or [], "bend": _bend(u, v, svg_xy, radius, -14.0)}
+              "sources": d.get("sources") or [], "reason": d.get("reason"),
+              "bend": _bend(u, v, svg_xy, radius, -14.0)}
              for u, v, d in G.edges(data=True)]
     designs = sorted({d.get("study_design") for _, d in G.nodes(data=True)},
                      key=lambda d: list(DESIGN_COLOURS).index(d) if d in DESIGN_COLOURS else 99)
