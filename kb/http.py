@@ -42,6 +42,8 @@ SECRET_PARAMS = ("api_key", "api-key", "apikey", "key", "token", "access_token",
                  "Crossref-Plus-API-Token", "Authorization")
 #: Identity parameters left out of cache keys too (another contact gets the same answer).
 _IDENTITY_PARAMS = ("mailto", "email", "tool")
+#: Pauses at least this long (seconds) before a retry are announced on stderr.
+LONG_PAUSE = 1.0
 #: How long a cached answer is used before it is fetched again (``--refresh`` forces it).
 CACHE_EXPIRE = timedelta(days=30)
 #: Services sharing one rate budget (NCBI counts E-utilities and the ID converter per IP).
@@ -417,10 +419,12 @@ class Client:
         return min(max(backoff, floor), self.config.max_retry_wait)
 
     def _before_sleep(self, state: tenacity.RetryCallState) -> None:
+        """Count the retry; say so on stderr (a WARNING) when the pause is long."""
         self._count("retries")
         exc = state.outcome.exception() if state.outcome else None
-        log.info("retrying in %.2f s after %s: %s", state.next_action.sleep if state.next_action
-                 else 0.0, exc, getattr(exc, "url", ""))
+        pause = state.next_action.sleep if state.next_action else 0.0
+        level = logging.WARNING if pause >= LONG_PAUSE else logging.INFO
+        log.log(level, "kb: %s; retrying in %.0f s: %s", exc, pause, getattr(exc, "url", ""))
 
 
 def _with_params(url: str, params: Mapping[str, Any] | None) -> str:

@@ -42,6 +42,18 @@ def test_429_with_retry_after_is_honoured_then_succeeds(server: ReplayServer,
     assert client.stats["requests"] == 2 and client.stats["retries"] == 1
 
 
+def test_long_pauses_are_announced(server: ReplayServer, config: Config,
+                                   caplog: pytest.LogCaptureFixture) -> None:
+    server.add("GET", "/crossref/works/.+", Reply(503, "busy", headers={"Retry-After": "1"}),
+               Reply(200, WORK))
+    with caplog.at_level("INFO", logger="kb.http"):
+        Client(config).get(_url(server))
+    assert [r.levelname for r in caplog.records] == ["WARNING"]  # a 1 s pause is long
+    warnings = caplog.records
+    assert len(warnings) == 1 and "retrying in 1 s" in warnings[0].getMessage()
+    assert "HTTP 503" in warnings[0].getMessage()
+
+
 def test_retry_after_beyond_the_limit_fails_fast_with_quota_error(server: ReplayServer,
                                                                   config: Config) -> None:
     server.add("GET", "/crossref/works/.+", Reply(429, "slow down",
@@ -61,11 +73,14 @@ def test_429_that_never_ends_is_a_quota_error(server: ReplayServer, config: Conf
     assert server.count() == config.retries + 1
 
 
-def test_503_then_200(server: ReplayServer, config: Config) -> None:
+def test_503_then_200(server: ReplayServer, config: Config,
+                      caplog: pytest.LogCaptureFixture) -> None:
     server.add("GET", "/crossref/works/.+", Reply(503, "busy"), Reply(200, WORK))
     client = Client(config)
-    assert client.get(_url(server)).status_code == 200
+    with caplog.at_level("INFO", logger="kb.http"):
+        assert client.get(_url(server)).status_code == 200
     assert client.stats["retries"] == 1
+    assert [r.levelname for r in caplog.records] == ["INFO"]  # a short pause stays quiet
 
 
 def test_server_errors_give_up_after_the_configured_retries(server: ReplayServer,
