@@ -12,9 +12,11 @@ from ..cli import Settings, kb_errors, pass_settings
                    "0.0.0.0 shares it with your network.")
 @click.option("--port", default=8001, show_default=True, type=click.IntRange(0, 65535),
               help="Port to listen on.")
-@click.option("--live", is_flag=True,
-              help="Show what other kb commands write while serving (read-only connections "
-                   "instead of an immutable file).")
+@click.option("--live/--immutable", default=True, show_default=True,
+              help="--live (the default) reads through read-only connections, so what other kb "
+                   "commands write meanwhile shows up safely; --immutable is faster but only "
+                   "for a file nothing writes to (an immutable file being written reads torn "
+                   "pages: 'database disk image is malformed').")
 @pass_settings
 def serve(settings: Settings, host: str, port: int, live: bool) -> None:
     """Browse the knowledge base in Datasette, read-only.
