@@ -145,7 +145,7 @@ def test_two_writers_and_readers_never_lock(tmp_path: Path,
                    capture_output=True)
     a, b = _inputs(corpus, tmp_path)
     port = _free_port()
-    serve = _kb(["serve", "--live", "--port", str(port)], env)
+    serve = _kb(["serve", "--port", str(port)], env)  # the default mode must survive writers
     searches: list[tuple[int, str]] = []
     try:
         _wait_listening(serve, port)
