@@ -122,12 +122,14 @@ def _lists(conn: sqlite3.Connection, chunk: list[int], marks: str) -> dict[str, 
 
 def export_works(conn: sqlite3.Connection, query: str | None, fmt: str, out: TextIO, *,
                  year: str | None = None, design: str | None = None,
-                 mesh: Iterable[str] | None = None, cell_type: str | None = None) -> int:
+                 mesh: Iterable[str] | None = None, cell_type: str | None = None,
+                 stubs: bool = False) -> int:
     """Write the works matching ``query`` and the filters (all works if no query) to ``out``;
-    returns how many were written."""
+    stubs (works known only from reference lists) only when asked. Returns how many were
+    written."""
     from .search import search
     result = search(conn, query, year=year, design=design, mesh=list(mesh or []) or None,
-                    cell_type=cell_type, limit=None)
+                    cell_type=cell_type, limit=None, stubs=stubs)
     return write(load_records(conn, [hit.id for hit in result.hits]), fmt, out)
 
 

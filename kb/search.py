@@ -3,8 +3,9 @@
 The query language is FTS5's, made forgiving: words, ``"phrases"``, ``AND`` / ``OR`` / ``NOT``
 (upper case), brackets, ``prefix*``, ``-word`` for ``NOT word``, and field prefixes
 ``title:`` ``abstract:`` ``author:`` ``mesh:`` ``keyword:`` (PubMed's ``ti:`` ``ab:`` ``au:``
-``mh:`` ``kw:`` too). Words FTS5 would misread (``UC-MSC``, ``GMFM-88``, ``CD34+``) are quoted
-for it. Filters (year, design, MeSH, cell type) are plain parameterised SQL.
+``mh:`` ``kw:`` too; ``author:"Amanat M"`` matches initials as PubMed writes them). Words FTS5
+would misread (``UC-MSC``, ``GMFM-88``, ``CD34+``) are quoted for it. Filters (year, design,
+MeSH, cell type) are plain parameterised SQL.
 """
 from __future__ import annotations
 
@@ -272,8 +273,8 @@ def _cell_type_filter(conn: sqlite3.Connection, cell_type: str) -> tuple[str, li
 
 def _filters(conn: sqlite3.Connection, *, year: str | tuple[int | None, int | None] | None,
              design: str | Sequence[str] | None, mesh: str | Sequence[str] | None,
-             cell_type: str | None) -> tuple[list[str], list[object]]:
-    clauses: list[str] = []
+             cell_type: str | None, stubs: bool = True) -> tuple[list[str], list[object]]:
+    clauses: list[str] = [] if stubs else ["w.status = 'full'"]
     params: list[object] = []
     start, end = parse_years(year) if isinstance(year, str) or year is None else year
     if start is not None:
@@ -361,8 +362,8 @@ def _query_error(fts_query: str, message: str) -> InputError:
 def search(conn: sqlite3.Connection, query: str | None, *,
            year: str | tuple[int | None, int | None] | None = None,
            design: str | Sequence[str] | None = None, mesh: str | Sequence[str] | None = None,
-           cell_type: str | None = None, limit: int | None = 20,
-           fuzzy: bool = False) -> SearchResult:
+           cell_type: str | None = None, limit: int | None = 20, fuzzy: bool = False,
+           stubs: bool = True) -> SearchResult:
     """Search the knowledge base; best matches first (bm25, title weighted over abstract).
 
     With no query, every work passing the filters is listed, newest first. With zero hits,
@@ -373,11 +374,13 @@ def search(conn: sqlite3.Connection, query: str | None, *,
     :param design: a study design (or several, comma-separated or a list).
     :param mesh: a MeSH descriptor (or several, all required), matched case-insensitively.
     :param cell_type: a cell type (UCB-MNC, UC-MSC, BM-MNC, …).
+    :param stubs: include works known only from reference lists.
     :raises InputError: a query FTS5 cannot read, a bad year, an unknown design or field.
     """
     if limit is not None and limit < 1:
         raise InputError(f"--limit must be at least 1, not {limit}")
-    clauses, params = _filters(conn, year=year, design=design, mesh=mesh, cell_type=cell_type)
+    clauses, params = _filters(conn, year=year, design=design, mesh=mesh, cell_type=cell_type,
+                               stubs=stubs)
     text = (query or "").strip()
     if not text:
         return SearchResult(query="", fts_query="", hits=_run(conn, None, clauses, params, limit))

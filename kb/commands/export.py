@@ -12,11 +12,14 @@ from .search import filter_options
 @click.command()
 @click.argument("query", required=False)
 @filter_options
+@click.option("--stubs", is_flag=True,
+              help="Also export works known only from reference lists (stubs).")
 @format_option("bibtex", "ris", "csljson", "nbib", "csv", "jsonl")
 @out_option
 @pass_settings
 def export(settings: Settings, query: str | None, year: str | None, design: str | None,
-           mesh: tuple[str, ...], cell_type: str | None, fmt: str, out: str | None) -> None:
+           mesh: tuple[str, ...], cell_type: str | None, stubs: bool, fmt: str,
+           out: str | None) -> None:
     """Export works for a reference manager or a spreadsheet (all works without QUERY).
 
     QUERY and the filters work as in `kb search`. Citation keys (familyYEARword, with a, b, …
@@ -33,7 +36,7 @@ def export(settings: Settings, query: str | None, year: str | None, design: str 
         try:
             def produce(handle) -> int:  # type: ignore[no-untyped-def]
                 return export_works(conn, query, fmt, handle, year=year, design=design,
-                                    mesh=mesh, cell_type=cell_type)
+                                    mesh=mesh, cell_type=cell_type, stubs=stubs)
             count = write_file(out, produce) if out else produce(sys.stdout)
         finally:
             conn.close()
