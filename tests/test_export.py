@@ -113,5 +113,5 @@ def test_kb_import_reads_kb_export(db: Path, tmp_path: Path, fmt: str) -> None:
     conn = store.connect(fresh)
     source = store.connect(db)
     from kb.search import search
-    expected = {h.doi for h in search(source, "mesenchymal", limit=None).hits}
+    expected = {h.doi for h in search(source, "mesenchymal", limit=None, stubs=False).hits}
     assert {r[0] for r in conn.execute("SELECT doi FROM works")} == expected
