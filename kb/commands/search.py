@@ -88,9 +88,11 @@ def search(settings: Settings, query: str | None, year: str | None, design: str 
         write(records or [], fmt, sys.stdout)
     else:
         _table(result.hits)
-        settings.say(f"{len(result.hits)} work{'s' if len(result.hits) != 1 else ''}"
-                     + (f" (the first {limit}; use --limit for more)"
-                        if len(result.hits) == limit else ""), level=1)
+        if len(result.hits) == limit:
+            settings.say(f"Showing the best {limit} matches (--limit for more).")
+        else:
+            settings.say(f"{len(result.hits)} work{'s' if len(result.hits) != 1 else ''}.",
+                         level=1)
 
 
 def _table(hits: list) -> None:
