@@ -281,7 +281,7 @@ def roles(G: nx.DiGraph, focus: int) -> dict[str, list[int]]:
     follow-ups and other reports of the same trial (typed edges either way). "reviews" are
     syntheses around it: cited by it, citing it, or co-cited with it by the same citing works.
     Then "other references", "cited by", and "further out" (more than one step away).
-    Groups are sorted by year then label.
+    Groups are sorted by year then label, oldest first ("cited by": newest first).
 
     >>> import networkx as nx
     >>> G = nx.DiGraph()
@@ -317,8 +317,9 @@ def roles(G: nx.DiGraph, focus: int) -> dict[str, list[int]]:
         else:
             group = "further out"
         groups[group].append(node)
-    for members in groups.values():
-        members.sort(key=lambda n: (G.nodes[n].get("year") or 9999,
+    for name, members in groups.items():  # oldest first; citing works newest first
+        sign = -1 if name == "cited by" else 1
+        members.sort(key=lambda n: (sign * (G.nodes[n].get("year") or 9999 * sign),
                                     str(G.nodes[n].get("label") or ""), n))
     return groups
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import json
 import math
+from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -269,7 +270,7 @@ _DARK = {"rct", "controlled-trial", "pooled-analysis", "meta-analysis", "cohort"
 
 # -- layout ---------------------------------------------------------------------------------
 
-def layout(G: nx.DiGraph, focus: int, *, per_column: int = 30) -> dict[int, tuple[float, float]]:
+def layout(G: nx.DiGraph, focus: int, *, per_column: int = 50) -> dict[int, tuple[float, float]]:
     """Columns by citation level: citing works on the left, the focus (and the reviews
     co-cited with it) in the middle, references on the right; within a column, grouped by
     role then year. Tall columns wrap into several."""
@@ -330,7 +331,10 @@ def _draw(G: nx.DiGraph, focus: int, fmt: str) -> bytes:
     node_size = 260 if many else 620
     sizes = {n: node_size * (2.6 if n == focus else 1.0) for n in G}
     nodelist = list(G)
-    limits = ((min(xs) - 0.35, max(xs) + 0.85),
+    # tall columns: labels beside the works (outside the focus column), straight edges
+    tallest = max(Counter(round(x, 3) for x in xs).values())
+    beside = tallest > 12
+    limits = ((min(xs) - (0.95 if beside else 0.35), max(xs) + 0.85),
               (min(ys) - 0.6, max(ys) + (1.0 if len(set(xs)) > 1 else 0.6)))
     scale = (0.8 * fig_w / (limits[0][1] - limits[0][0]),
              0.75 * fig_h / (limits[1][1] - limits[1][0]))
@@ -338,7 +342,7 @@ def _draw(G: nx.DiGraph, focus: int, fmt: str) -> bytes:
     radius = {n: sizes[n] ** 0.5 / 2 / 72 + 0.06 for n in G}
     batches: dict[tuple[str, float], list[tuple[int, int]]] = {}
     for u, v, d in G.edges(data=True):
-        bend = 0.06 if many else _bend(u, v, inches, radius, 0.12)
+        bend = 0.06 if many or beside else _bend(u, v, inches, radius, 0.12)
         batches.setdefault((d.get("relation") or "cites", bend), []).append((u, v))
     for (relation, bend), edges in sorted(batches.items()):
         colour, width, style = EDGE_STYLES.get(relation, EDGE_STYLES["cites"])
@@ -359,8 +363,10 @@ def _draw(G: nx.DiGraph, focus: int, fmt: str) -> bytes:
                                edgecolors=[_colour(G.nodes[n].get("study_design"))
                                            if G.nodes[n].get("study_design") else "#777777"
                                            for n in stubs])
+    focus_stub = G.nodes[focus].get("status") == "stub"
     nx.draw_networkx_nodes(G, pos, nodelist=[focus], ax=ax, node_size=sizes[focus],
-                           node_color=_colour(G.nodes[focus].get("study_design")),
+                           node_color="white" if focus_stub else _colour(
+                               G.nodes[focus].get("study_design")),
                            edgecolors="black", linewidths=3.0)
     retracted = [n for n in G if G.nodes[n].get("mark") == "RETRACTED"]
     if retracted:
@@ -376,9 +382,11 @@ def _draw(G: nx.DiGraph, focus: int, fmt: str) -> bytes:
         elif data.get("status") == "stub":
             text += " (stub)"
         x, y = pos[node]
-        radius = (sizes[node] ** 0.5) / 2
-        ax.annotate(text, (x, y), xytext=(0, radius + 3), textcoords="offset points",
-                    va="bottom", ha="center",
+        size = (sizes[node] ** 0.5) / 2
+        side = 0 if not beside or node == focus else (-1 if x < pos[focus][0] else 1)
+        ax.annotate(text, (x, y), xytext=(side * (size + 4), 0 if side else size + 3),
+                    textcoords="offset points", va="center" if side else "bottom",
+                    ha={-1: "right", 0: "center", 1: "left"}[side],
                     fontsize=12 if node == focus else (8 if many else 10),
                     fontweight="bold" if node == focus else "normal",
                     color="#b00020" if data.get("mark") == "RETRACTED" else "#111111",
@@ -623,9 +631,10 @@ def render_html(G: nx.DiGraph, focus: int) -> str:
               "stub": d.get("status") == "stub"} for n, d in G.nodes(data=True)]
     svg_xy = {n: (x * 2.4 * 90, -y * 1.3 * 90) for n, (x, y) in pos.items()}
     radius = {n: 24.0 if n == focus else 14.0 for n in G}
+    few = G.number_of_nodes() <= 60  # routing around nodes costs edges x nodes
     edges = [{"source": u, "target": v, "relation": d.get("relation"),
               "sources": d.get("sources") or [], "reason": d.get("reason"),
-              "bend": _bend(u, v, svg_xy, radius, -14.0)}
+              "bend": _bend(u, v, svg_xy, radius, -14.0) if few else 0.06}
              for u, v, d in G.edges(data=True)]
     designs = sorted({d.get("study_design") for _, d in G.nodes(data=True)},
                      key=lambda d: list(DESIGN_COLOURS).index(d) if d in DESIGN_COLOURS else 99)
