@@ -302,14 +302,12 @@ def _run(conn: sqlite3.Connection, fts_query: str | None, clauses: list[str],
          params: list[object], limit: int | None) -> list[Hit]:
     """Rank in an inner query, then build snippets for the kept rows only."""
     where = "".join(f" AND {clause}" for clause in clauses)
-    mark = ("(SELECT m.mark FROM work_marks m WHERE m.work_id = w.id)"
-            if _has_table(conn, "work_marks") else "NULL")
     limit_sql = " LIMIT ?" if limit is not None else ""
     tail = [limit] if limit is not None else []
     if not fts_query:
         sql = ("SELECT w.id, w.doi, w.pmid, w.title, w.year, w.journal, "
                "coalesce(f.authors, '') AS authors, w.study_design, 0.0 AS score, "
-               f"w.is_retracted, w.status, '' AS snippet, {mark}, '' "
+               "w.is_retracted, w.status, '' AS snippet, '' "
                f"FROM works w LEFT JOIN works_fts f ON f.rowid = w.id WHERE 1{where} "
                f"ORDER BY w.year IS NULL, w.year DESC, w.title COLLATE NOCASE, w.id{limit_sql}")
         args: list[object] = [*params, *tail]
@@ -321,7 +319,7 @@ def _run(conn: sqlite3.Connection, fts_query: str | None, clauses: list[str],
                f"ORDER BY rank, f.rowid{limit_sql}) "
                "SELECT w.id, w.doi, w.pmid, w.title, w.year, w.journal, f.authors, "
                "w.study_design, -top.rank, w.is_retracted, w.status, "
-               f"snippet(works_fts, -1, char(2), char(3), '…', 14), {mark}, "
+               "snippet(works_fts, -1, char(2), char(3), '…', 14), "
                "highlight(works_fts, 0, char(2), char(3)) "
                "FROM top CROSS JOIN works_fts f ON f.rowid = top.id "
                "CROSS JOIN works w ON w.id = top.id "
@@ -335,11 +333,26 @@ def _run(conn: sqlite3.Connection, fts_query: str | None, clauses: list[str],
                           or "unknown special query" in message):
             raise _query_error(fts_query, message) from exc
         raise
+    marks = _marks(conn, [r[0] for r in rows])
     return [Hit(id=r[0], doi=r[1], pmid=r[2], title=r[3], year=r[4], journal=r[5],
                 authors=r[6] or "", study_design=r[7], score=round(r[8], 3),
-                is_retracted=bool(r[9]), status=r[10], snippet=r[11] or "", mark=r[12],
-                title_marked=r[13] or "")
+                is_retracted=bool(r[9]), status=r[10], snippet=r[11] or "",
+                mark=marks.get(r[0]), title_marked=r[12] or "")
             for r in rows]
+
+
+def _marks(conn: sqlite3.Connection, work_ids: list[int]) -> dict[int, str]:
+    """The evidence layer's mark per work (``work_marks``, when that schema is there)."""
+    if not work_ids or not _has_table(conn, "work_marks"):
+        return {}
+    marks: dict[int, str] = {}
+    for start in range(0, len(work_ids), 500):
+        chunk = work_ids[start:start + 500]
+        marks.update(conn.execute(
+            "SELECT work_id, mark FROM work_marks WHERE work_id IN "
+            f"(SELECT work_id FROM work_flags WHERE work_id IN ({','.join('?' * len(chunk))}))",
+            chunk).fetchall())
+    return marks
 
 
 def _query_error(fts_query: str, message: str) -> InputError:
