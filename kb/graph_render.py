@@ -299,6 +299,22 @@ def layout(G: nx.DiGraph, focus: int, *, per_column: int = 50) -> dict[int, tupl
     return positions
 
 
+#: Pictures show at most this many works: the focus, its direct neighbours, then the
+#: best-connected of the rest (the title says how many were left out).
+MAX_DRAWN = 300
+
+
+def _trim(G: nx.DiGraph, focus: int, cap: int = MAX_DRAWN) -> nx.DiGraph:
+    """``G`` itself when small enough, else the subgraph of the works a picture can show."""
+    if G.number_of_nodes() <= cap:
+        return G
+    ranked = sorted((n for n in G if n != focus), key=lambda n: (
+        G.nodes[n].get("distance", 1) > 1, -G.degree(n), n))
+    H = G.subgraph([focus] + ranked[:cap - 1]).copy()
+    H.graph["left_out"] = G.number_of_nodes() - H.number_of_nodes()
+    return H
+
+
 # -- pictures -------------------------------------------------------------------------------
 
 def render_image(G: nx.DiGraph, focus: int, fmt: str = "png") -> bytes:
@@ -309,7 +325,7 @@ def render_image(G: nx.DiGraph, focus: int, fmt: str = "png") -> bytes:
 
     annotate(G, focus)
     with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "kb"}):
-        return _draw(G, focus, fmt)
+        return _draw(_trim(G, focus), focus, fmt)
 
 
 def _draw(G: nx.DiGraph, focus: int, fmt: str) -> bytes:
@@ -396,6 +412,9 @@ def _draw(G: nx.DiGraph, focus: int, fmt: str) -> bytes:
     title = f"{focus_attrs.get('label')}: {focus_attrs.get('short_title') or ''}".strip(": ")
     subtitle = " · ".join(str(f) for f in (focus_attrs.get("study_design"), work_ident(
         focus_attrs), *_marks(focus_attrs)) if f)
+    if G.graph.get("left_out"):
+        subtitle += (f" · showing {G.number_of_nodes()} of "
+                     f"{G.number_of_nodes() + G.graph['left_out']} works")
     ax.set_title(f"{title}\n{subtitle}", fontsize=12, loc="left")
     shown_designs = {G.nodes[n].get("study_design") for n in full} | {
         G.nodes[n].get("study_design") for n in stubs if G.nodes[n].get("study_design")}
@@ -623,6 +642,7 @@ def render_html(G: nx.DiGraph, focus: int) -> str:
     """One self-contained interactive page (inline SVG and JavaScript, nothing fetched):
     pan, zoom, drag, hover for titles, click for details, a search box and a legend."""
     annotate(G, focus)
+    G = _trim(G, focus)
     pos = layout(G, focus)
     keep = ("label", "title", "study_design", "year", "journal", "doi", "pmid", "url",
             "status", "mark", "role")
@@ -643,7 +663,11 @@ def render_html(G: nx.DiGraph, focus: int) -> str:
                "edge_styles": {k: list(v) for k, v in EDGE_STYLES.items()}}
     data = json.dumps(payload, ensure_ascii=False).replace("<", "\\u003c")
     title = f"{G.nodes[focus].get('label')}: {G.nodes[focus].get('short_title') or ''}"
-    return _HTML.replace("__TITLE__", html.escape(title.strip(": "))).replace("__DATA__", data)
+    title = title.strip(": ")
+    if G.graph.get("left_out"):
+        title += (f" (showing {G.number_of_nodes()} of "
+                  f"{G.number_of_nodes() + G.graph['left_out']} works)")
+    return _HTML.replace("__TITLE__", html.escape(title)).replace("__DATA__", data)
 
 
 # -- dispatch -------------------------------------------------------------------------------
