@@ -220,3 +220,21 @@ def test_a_large_neighbourhood_still_draws(tmp_path: Path) -> None:
     assert width <= 26 * 110 and height <= 26 * 110
     assert "A large review" in graph_render.render_html(G, result.work_id)
     conn.close()
+
+
+def test_pictures_of_huge_neighbourhoods_are_capped(tmp_path: Path) -> None:
+    """A review citing 400 works: the page draws 300 of them and says so."""
+    conn = store.connect(tmp_path / "huge.db")
+    refs = [{"doi": f"10.5555/kb-test.ref{i}"} for i in range(400)]
+    (result,) = store.upsert_works(conn, [{"source": "corpus", "doi": "10.5555/kb-test.huge",
+                                           "title": "A huge review", "references": refs}])
+    G = graph.neighbourhood(conn, result.work_id)
+    assert G.number_of_nodes() == 401
+    page = graph_render.render_html(G, result.work_id)
+    parser = _Resources()
+    parser.feed(page)
+    data = json.loads(parser.scripts[0])
+    assert len(data["nodes"]) == graph_render.MAX_DRAWN
+    assert any(n["focus"] for n in data["nodes"])
+    assert "(showing 300 of 401 works)" in page
+    conn.close()
