@@ -129,6 +129,25 @@ def test_references_only_with_a_work_limit(server, kb_env, runner) -> None:
                    (r.path for r in server.requests))
 
 
+def test_pubmed_citedin_edges_join_the_others(server, kb_env, runner) -> None:
+    """elink's citing PMIDs become edges (source pubmed) and frontier works fetched from
+    OpenAlex by PMID. 99999999 is beyond PubMed's range: a synthetic citing article."""
+    FakeOpenAlex().install(server)
+    FakeOpenCitations().install(server)
+    FakeElink({("34362453", "pubmed_pubmed_citedin"): ["99999999"]}).install(server)
+    result = runner.invoke(cli, ["crawl", "--doi", AMANAT, "--direction", "cited-by"])
+    assert result.exit_code == 0, result.output
+    state = _state(Path(kb_env["KB_DB"]))
+    edges = _edges(state)
+    assert edges[("pmid:99999999", AMANAT)] == ["pubmed"]
+    assert edges[(POOLED, AMANAT)] == ["openalex", "opencitations"]
+    frontier = {key: st for key, _, st in state["frontier"]}
+    assert frontier["pmid:99999999"] == "missing"
+    assert "ids.pmid:99999999" in request_filters(server)
+    citedin = [r for r in server.requests if r.path.endswith("elink.fcgi")]
+    assert [r.query["linkname"] for r in citedin] == [["pubmed_pubmed_citedin"]]
+
+
 def test_one_source_failing_is_reported_and_the_rest_kept(server, kb_env, runner,
                                                           monkeypatch) -> None:
     from tests.replay import Reply
