@@ -12,7 +12,7 @@ from typing import TextIO
 from .errors import InputError, KBError
 from .formats import ExportRecord, base_key, write
 
-__all__ = ["citation_keys", "load_records", "export_works", "write_file"]
+__all__ = ["citation_keys", "load_records", "export_works", "export_citations", "write_file"]
 
 _SCALARS = ("doi", "pmid", "pmcid", "openalex_id", "url", "title", "subtitle", "abstract",
             "journal", "journal_abbrev", "issn", "publisher", "year", "pub_date", "volume",
@@ -131,6 +131,33 @@ def export_works(conn: sqlite3.Connection, query: str | None, fmt: str, out: Tex
     result = search(conn, query, year=year, design=design, mesh=list(mesh or []) or None,
                     cell_type=cell_type, limit=None, stubs=stubs)
     return write(load_records(conn, [hit.id for hit in result.hits]), fmt, out)
+
+
+def export_citations(conn: sqlite3.Connection, query: str | None, out: TextIO, *,
+                     year: str | None = None, design: str | None = None,
+                     mesh: Iterable[str] | None = None, cell_type: str | None = None,
+                     stubs: bool = False) -> int:
+    """Write ``citing,cited`` pairs for the resolved references of the works matching
+    ``query`` and the filters (ids: DOI, else ``pmid:…``, else ``url:…``); returns the number
+    of pairs."""
+    from .formats.citations_csv import cell, write as write_pairs
+    from .search import search
+    result = search(conn, query, year=year, design=design, mesh=list(mesh or []) or None,
+                    cell_type=cell_type, limit=None, stubs=stubs)
+    ids = [hit.id for hit in result.hits]
+    pairs: list[tuple[str, str]] = []
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        rows = conn.execute(
+            "SELECT f.doi, f.pmid, f.url, t.doi, t.pmid, t.url FROM citations c "
+            "JOIN works f ON f.id = c.citing_id JOIN works t ON t.id = c.cited_id "
+            f"WHERE c.citing_id IN ({','.join('?' * len(chunk))}) "
+            "ORDER BY c.citing_id, c.position IS NULL, c.position, c.id", chunk)
+        for row in rows:
+            citing, cited = cell(*row[:3]), cell(*row[3:])
+            if citing and cited:
+                pairs.append((citing, cited))
+    return write_pairs(pairs, out)
 
 
 def write_file(path: str | Path, produce: Callable[[TextIO], int]) -> int:

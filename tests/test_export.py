@@ -115,3 +115,26 @@ def test_kb_import_reads_kb_export(db: Path, tmp_path: Path, fmt: str) -> None:
     from kb.search import search
     expected = {h.doi for h in search(source, "mesenchymal", limit=None, stubs=False).hits}
     assert {r[0] for r in conn.execute("SELECT doi FROM works")} == expected
+
+
+def test_citation_pairs_round_trip(db: Path, tmp_path: Path) -> None:
+    conn = store.connect(db)
+    from kb.seed_reader import read_links
+    links, _lineage = read_links()
+    store.add_links(conn, links)
+    expected = {(r[0] or f"url:{r[1]}", r[2] or f"url:{r[3]}") for r in conn.execute(
+        "SELECT f.doi, f.url, t.doi, t.url FROM citations c JOIN works f ON f.id = c.citing_id "
+        "JOIN works t ON t.id = c.cited_id WHERE f.status = 'full'")}
+    conn.close()
+    out = tmp_path / "edges.csv"
+    result = _kb(db, "export", "--format", "citations-csv", "--out", str(out))
+    assert result.exit_code == 0 and f"Exported {len(expected)} citations" in result.output
+    text = out.read_text()
+    assert text.startswith("citing,cited\n")
+    assert "10.1007/s11010-024-05072-3,10.1016/j.ridd.2010.12.042" in text
+    assert {tuple(line.split(",")) for line in text.splitlines()[1:]} == expected
+    fresh = tmp_path / "fresh.db"
+    if _kb(fresh, "import", "--help").exit_code == 0:
+        assert _kb(fresh, "import", str(out)).exit_code == 0
+        again = _kb(fresh, "export", "--stubs", "--format", "citations-csv")
+        assert set(again.stdout.splitlines()[1:]) == set(text.splitlines()[1:])

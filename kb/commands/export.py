@@ -14,7 +14,7 @@ from .search import filter_options
 @filter_options
 @click.option("--stubs", is_flag=True,
               help="Also export works known only from reference lists (stubs).")
-@format_option("bibtex", "ris", "csljson", "nbib", "csv", "jsonl")
+@format_option("bibtex", "ris", "csljson", "nbib", "csv", "jsonl", "citations-csv")
 @out_option
 @pass_settings
 def export(settings: Settings, query: str | None, year: str | None, design: str | None,
@@ -23,25 +23,31 @@ def export(settings: Settings, query: str | None, year: str | None, design: str 
     """Export works for a reference manager or a spreadsheet (all works without QUERY).
 
     QUERY and the filters work as in `kb search`. Citation keys (familyYEARword, with a, b, …
-    for works that share one) stay the same for the same KB.
+    for works that share one) stay the same for the same KB. citations-csv writes the
+    `citing,cited` pairs of the selected works' resolved references (as OpenCitations does),
+    which `kb import` reads back.
 
     \b
       kb export 'mesenchymal' --design rct --format bibtex --out trials.bib
       kb export --format ris --out everything.ris
       kb export --year 2020- --format csljson > recent.json
     """
-    from ..export import export_works, write_file
+    from ..export import export_citations, export_works, write_file
     with kb_errors(settings):
         conn = settings.open()
         try:
             def produce(handle) -> int:  # type: ignore[no-untyped-def]
+                if fmt == "citations-csv":
+                    return export_citations(conn, query, handle, year=year, design=design,
+                                            mesh=mesh, cell_type=cell_type, stubs=stubs)
                 return export_works(conn, query, fmt, handle, year=year, design=design,
                                     mesh=mesh, cell_type=cell_type, stubs=stubs)
             count = write_file(out, produce) if out else produce(sys.stdout)
         finally:
             conn.close()
+    noun = "citation" if fmt == "citations-csv" else "work"
     if not count:
-        settings.say("No works match" + (f" {query!r}" if query else "") + "; nothing exported.")
+        settings.say(f"No {noun}s match" + (f" {query!r}" if query else "") + "; nothing exported.")
     else:
-        settings.say(f"Exported {count} work{'s' if count != 1 else ''}"
+        settings.say(f"Exported {count} {noun}{'s' if count != 1 else ''}"
                      + (f" to {out}" if out else ""))

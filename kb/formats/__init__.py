@@ -11,8 +11,9 @@ format              read    write   what it is
 ``ris``             yes     yes     RIS (``TY  - JOUR`` … ``ER  -``), as Zotero/EndNote/Mendeley
 ``csljson``         yes     yes     CSL-JSON array (Zotero, citeproc, pandoc)
 ``nbib``            yes     yes     PubMed's MEDLINE text export (``PMID- …``, ``.nbib``/``.txt``)
-``citations-csv``   yes     no      citation pairs ``citing,cited`` (OpenCitations; kb corpus
-                                    ``citing,cited,relation,source``)
+``citations-csv``   yes     yes     citation pairs ``citing,cited`` (OpenCitations; kb corpus
+                                    ``citing,cited,relation,source``); written by
+                                    :func:`kb.export.export_citations`
 ``csv``             yes     yes     one work per row, kb's column names
 ``jsonl``           yes     yes     one work record per line (every field)
 ``pubmed-xml``      detect  no      PubMed/MEDLINE XML: read by kb's PubMed importer

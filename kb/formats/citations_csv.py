@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TextIO
 
 from ..errors import ParseError
 from ..records import LinkRecord, WorkRef
 from . import ids
 
-__all__ = ["read", "parse_ids"]
+__all__ = ["read", "write", "parse_ids", "cell"]
 
 
 def parse_ids(cell: str) -> WorkRef:
@@ -67,3 +67,27 @@ def read(handle: TextIO) -> Iterator[LinkRecord]:
                              f"{row.get(fields[side])!r}",
                              hint="ids look like 10.1186/… , doi:10.… , pmid:123 or url:https://…")
         yield {"citing": citing, "cited": cited, "source": "import"}
+
+
+def cell(doi: str | None, pmid: str | None, url: str | None) -> str | None:
+    """The id a citation CSV names a work by: its DOI, else ``pmid:…``, else ``url:…``.
+
+    >>> cell("10.1186/s13287-021-02513-4", "34362453", None), cell(None, "34362453", None)
+    ('10.1186/s13287-021-02513-4', 'pmid:34362453')
+    """
+    if doi:
+        return doi
+    if pmid:
+        return f"pmid:{pmid}"
+    return f"url:{url}" if url else None
+
+
+def write(pairs: Iterable[tuple[str, str]], out: TextIO) -> int:
+    """Write ``citing,cited`` rows (ids as :func:`cell` makes them); returns the row count."""
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(("citing", "cited"))
+    count = 0
+    for citing, cited in pairs:
+        writer.writerow((citing, cited))
+        count += 1
+    return count
