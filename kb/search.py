@@ -63,6 +63,7 @@ class Hit:
     is_retracted: bool
     status: str
     snippet: str = field(repr=False)  # highlights wrapped in \x02 ... \x03
+    unverified: bool = False  # rests on a weak source: show, never present as confirmed
     mark: str | None = None  # the evidence layer's flag: RETRACTED, DEPENDS ON RETRACTED, …
     title_marked: str = field(default="", repr=False)  # the title with matches in \x02 … \x03
 
@@ -307,7 +308,7 @@ def _run(conn: sqlite3.Connection, fts_query: str | None, clauses: list[str],
     if not fts_query:
         sql = ("SELECT w.id, w.doi, w.pmid, w.title, w.year, w.journal, "
                "coalesce(f.authors, '') AS authors, w.study_design, 0.0 AS score, "
-               "w.is_retracted, w.status, '' AS snippet, '' "
+               "w.is_retracted, w.status, '' AS snippet, '', w.unverified "
                f"FROM works w LEFT JOIN works_fts f ON f.rowid = w.id WHERE 1{where} "
                f"ORDER BY w.year IS NULL, w.year DESC, w.title COLLATE NOCASE, w.id{limit_sql}")
         args: list[object] = [*params, *tail]
@@ -320,7 +321,7 @@ def _run(conn: sqlite3.Connection, fts_query: str | None, clauses: list[str],
                "SELECT w.id, w.doi, w.pmid, w.title, w.year, w.journal, f.authors, "
                "w.study_design, -top.rank, w.is_retracted, w.status, "
                "snippet(works_fts, -1, char(2), char(3), '…', 14), "
-               "highlight(works_fts, 0, char(2), char(3)) "
+               "highlight(works_fts, 0, char(2), char(3)), w.unverified "
                "FROM top CROSS JOIN works_fts f ON f.rowid = top.id "
                "CROSS JOIN works w ON w.id = top.id "
                "WHERE works_fts MATCH ? ORDER BY top.rank, top.id")
@@ -337,7 +338,7 @@ def _run(conn: sqlite3.Connection, fts_query: str | None, clauses: list[str],
     return [Hit(id=r[0], doi=r[1], pmid=r[2], title=r[3], year=r[4], journal=r[5],
                 authors=r[6] or "", study_design=r[7], score=round(r[8], 3),
                 is_retracted=bool(r[9]), status=r[10], snippet=r[11] or "",
-                mark=marks.get(r[0]), title_marked=r[12] or "")
+                mark=marks.get(r[0]), title_marked=r[12] or "", unverified=bool(r[13]))
             for r in rows]
 
 

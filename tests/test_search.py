@@ -233,14 +233,18 @@ def test_cli_table_json_csv(db: Path) -> None:
     assert {r["doi"] for r in rows} >= {AMANAT, ZARRABI}
     csv_out = _kb(db, "GMFM-88", "--format", "csv").output.splitlines()
     assert csv_out[0] == ("doi,pmid,title,year,journal,authors,study_design,score,is_retracted,"
-                          "mark,status,snippet")
+                          "mark,status,unverified,snippet")
     assert csv_out[1].startswith("10.5555/kb-search-test.1,99999911,")
 
 
-def test_cli_marks_retracted_and_stubs(db: Path) -> None:
+def test_cli_marks_retracted_stubs_and_unverified(db: Path) -> None:
     out = _kb(db, "rehabilitation schedules").output
     assert "[RETRACTED]" in out
     assert "[stub]" in _kb(db, "stub known only").output
+    # the pooled analysis rests on a news article's reference list (unverified in the corpus)
+    pooled = _kb(db, "puzzle", "--format", "json")
+    assert json.loads(pooled.output)[0]["unverified"] is True
+    assert "[unverified]" in _kb(db, "puzzle").output
 
 
 def test_evidence_marks_show_in_search(db: Path) -> None:

@@ -12,7 +12,7 @@ import click
 from ..cli import Settings, format_option, kb_errors, pass_settings
 
 _CSV_COLUMNS = ("doi", "pmid", "title", "year", "journal", "authors", "study_design", "score",
-                "is_retracted", "mark", "status", "snippet")
+                "is_retracted", "mark", "status", "unverified", "snippet")
 
 
 def filter_options(func):  # type: ignore[no-untyped-def]
@@ -108,6 +108,8 @@ def _table(hits: list) -> None:
             tags.append(click.style("RETRACTED", fg="red", bold=True))
         if hit.status == "stub":
             tags.append(click.style("stub", fg="yellow"))
+        if hit.unverified:
+            tags.append(click.style("unverified", fg="yellow"))
         if hit.study_design:
             tags.append(click.style(hit.study_design, fg="cyan"))
         authors = hit.authors.split("; ")
