@@ -311,3 +311,21 @@ def test_export_import_round_trip(corpus_db, tmp_path: Path, fmt: str) -> None:
         "SELECT a.family FROM work_authors wa JOIN authors a ON a.id = wa.author_id "
         "WHERE wa.work_id = ? ORDER BY wa.position", (okur,))]
     assert names == ["Okur", "Erdoğan", "Demir", "Günel", "Karaöz"]
+
+
+def test_crlf_bom_and_bibtex_variants(tmp_path: Path) -> None:
+    ris = tmp_path / "windows.ris"
+    ris.write_bytes(b"\xef\xbb\xbf" + (FIXTURES / "zarrabi_endnote.ris").read_bytes()
+                    .replace(b"\n", b"\r\n"))
+    assert detect(ris) == "ris"
+    assert [r["doi"] for r in read(ris)] == ["10.1186/s12883-022-02636-y", AMANAT_DOI]
+    bib = tmp_path / "variants.bib"
+    bib.write_text('@STRING(cpj = "Cell Journal")\n'
+                   "@Article(nouri2025,\n"
+                   '  Title = "Cell-Based Therapy for Cerebral Palsy: {A Puzzle in Progress}",\n'
+                   "  Author = {Nouri, M.},\n  Journal = CPJ,\n  Year = {2025},\n"
+                   "  DOI = {10.22074/cellj.2024.2032098.1600}\n)\n", encoding="utf-8")
+    (record,) = read(bib)
+    assert record["title"] == "Cell-Based Therapy for Cerebral Palsy: A Puzzle in Progress"
+    assert (record["journal"], record["year"]) == ("Cell Journal", 2025)
+    assert record["authors"] == [{"family": "Nouri", "given": "M."}]
