@@ -6,7 +6,6 @@ import io
 import json
 import shutil
 import sys
-from pathlib import Path
 from typing import Any
 
 import click
