@@ -126,8 +126,10 @@ def _tokens(query: str) -> list[str]:
     return tokens
 
 
-def translate(query: str) -> tuple[str, list[str]]:
+def translate(query: str, *, alternatives: dict[str, list[str]] | None = None
+              ) -> tuple[str, list[str]]:
     """Turn a user query into FTS5 syntax; also return its plain words (for suggestions).
+    ``alternatives`` ORs a bare word with other words (``--fuzzy``).
 
     >>> translate('author:Amanat UC-MSC')
     ('authors:Amanat AND "UC-MSC"', ['Amanat', 'UC-MSC'])
@@ -162,7 +164,10 @@ def translate(query: str) -> tuple[str, list[str]]:
             out.append(prefix + (_initials(token) if prefix == "authors:" else token))
             words.extend(token.rstrip("*").strip('"').replace('""', '"').split())
         else:
-            out.append(prefix + _term(token))
+            term = _term(token)
+            if alternatives and alternatives.get(token):
+                term = "(" + " OR ".join([term] + [_phrase(a) for a in alternatives[token]]) + ")"
+            out.append(prefix + term)
             words.append(token.rstrip("*"))
         prefix = ""
     if prefix:
@@ -499,25 +504,12 @@ def suggest(conn: sqlite3.Connection, words: Iterable[str], *, limit: int = 5) -
 
 
 def _widen(conn: sqlite3.Connection, text: str, words: list[str]) -> tuple[str, dict[str, list[str]]]:
-    """Rewrite the query with every plain word ORed with the KB's close terms."""
+    """The query with every plain word the KB lacks ORed with the KB's words closest to it."""
     widened: dict[str, list[str]] = {}
-    for word in words:
-        if " " in word or word.upper() in _OPERATORS:
-            continue
+    for word in _missing(conn, words):
         close = [_surface(conn, term) for term in _close_terms(conn, word, cutoff=80.0)]
         close = [c for c in dict.fromkeys(close) if c != word.lower()]
         if close:
             widened[word] = close
-    if not widened:
-        return translate(text)[0], {}
-    out: list[str] = []
-    for token in translate(text)[0].split(" "):
-        head, sep, word = token.rpartition(":") if ":" in token and not token.startswith('"') \
-            else ("", "", token)
-        key = word.strip('"').rstrip("*")
-        if key in widened and not word.endswith("*"):
-            alternatives = " OR ".join([word] + [quote(t) for t in widened[key]])
-            out.append(f"{head}{sep}({alternatives})")
-        else:
-            out.append(token)
-    return " ".join(out), widened
+    fts_query = translate(text, alternatives=widened)[0]
+    return fts_query, {w: alts for w, alts in widened.items() if f"({_term(w)} OR " in fts_query}
