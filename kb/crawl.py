@@ -2,7 +2,8 @@
 
 The crawl is breadth first. Each round takes a batch of queued works from the frontier
 (table ``crawl_frontier``), fetches their OpenAlex records in one OR-filtered request, keeps
-those on topic (title, abstract, keywords and MeSH — the stored ones too, e.g. PubMed's), and,
+those on topic (title, abstract, keywords and MeSH — the stored ones too, e.g. PubMed's) with
+their Crossref records too (batched; authoritative metadata and printed references), and,
 below the depth limit, collects their edges from every source: OpenAlex ``referenced_works``
 and ``cites:`` (batched), OpenCitations references / citations, and PubMed elink refs /
 citedin (batched). Records, edges, the batch's states and the newly found works are written in
@@ -31,8 +32,9 @@ if TYPE_CHECKING:
 __all__ = ["crawl", "CrawlReport", "on_topic", "DIRECTIONS", "SOURCES", "BATCH_SIZE"]
 
 DIRECTIONS = ("refs", "cited-by", "both")
-#: Edge sources a crawl can ask.
-SOURCES = ("openalex", "opencitations", "pubmed")
+#: Sources a crawl can ask: OpenAlex (works and edges), Crossref (the stored works' metadata
+#: and printed reference lists), OpenCitations and PubMed (edges).
+SOURCES = ("openalex", "crossref", "opencitations", "pubmed")
 #: Frontier works fetched per round (one OpenAlex request, one elink request per direction).
 BATCH_SIZE = 50
 
@@ -136,6 +138,18 @@ class _Round:
                 if ref.get(kind) in by[kind]:
                     found.setdefault(by[kind][ref[kind]], work)  # type: ignore[literal-required]
         return found
+
+    def crossref(self, dois: list[str]) -> list[dict[str, Any]]:
+        """Crossref's records of the stored works (metadata that outranks OpenAlex's, and the
+        reference lists as printed); failures are reported, not fatal."""
+        if not dois:
+            return []
+        from .scrapers import crossref
+        errors: dict[str, str] = {}
+        records, _ = crossref.fetch_works(self.client, dois, errors=errors)
+        self.report.failures += [f"Crossref record of {doi}: {why}"
+                                 for doi, why in sorted(errors.items())]
+        return records  # type: ignore[return-value]
 
     def _guard(self, what: str, call: Callable[[], list[LinkRecord]],
                items: Iterable[sqlite3.Row]) -> list[LinkRecord]:
@@ -284,6 +298,8 @@ def crawl(conn: sqlite3.Connection, client: Client, seed: str, *, depth: int = 1
             if item["depth"] < depth:
                 expand.append(item)
         links = step.edges(expand, works) if expand else []
+        if "crossref" in sources:
+            records += step.crossref([r["doi"] for r in records if r.get("doi")])
         with store.transaction(conn):
             store.upsert_works(conn, records)
             report.edges += store.add_links(conn, links)

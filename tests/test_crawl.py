@@ -16,6 +16,7 @@ import pytest
 from kb import store
 from kb.cli import cli
 from kb.crawl import on_topic
+from tests.crossref_fake import FakeCrossref
 from tests.scholarly_fake import FakeElink, FakeOpenAlex, FakeOpenCitations, request_filters
 
 POOLED = "10.22074/cellj.2024.2032098.1600"
@@ -27,10 +28,11 @@ OFFTOPIC = "10.5555/kb.fixture.offtopic"
 COMMENTARY = "10.5555/kb.fixture.commentary"
 
 
-def _services(server, delay: float = 0.0) -> None:
+def _services(server, delay: float = 0.0, elink: dict | None = None) -> None:
+    FakeCrossref(server, latency=delay)
     FakeOpenAlex(delay=delay).install(server)
     FakeOpenCitations(delay=delay).install(server)
-    FakeElink(delay=delay).install(server)
+    FakeElink(elink, delay=delay).install(server)
 
 
 def _state(db: Path) -> dict[str, object]:
@@ -67,6 +69,14 @@ def test_crawl_both_directions_with_a_topic(server, kb_env, runner) -> None:
                         COMMENTARY: (1, "stored"), REVIEW: (2, "stored"),
                         OFFTOPIC: (2, "off-topic")}
     status = {doi: st for doi, st, _ in state["works"]}
+    conn = sqlite3.connect(kb_env["KB_DB"])
+    provenance = dict(conn.execute("SELECT doi, json_extract(provenance, '$.title') FROM works "
+                                   "WHERE doi IN (?, ?)", (AMANAT, POOLED)).fetchall())
+    conn.close()
+    assert provenance == {AMANAT: "crossref", POOLED: "openalex"}  # Crossref outranks
+    crossref_batches = [r.query["filter"][0] for r in server.requests
+                        if r.path == "/crossref/works"]
+    assert any(AMANAT in f and ZARRABI in f for f in crossref_batches)
     assert status[OFFTOPIC] == "stub" and status[REVIEW] == "full" and status[POOLED] == "full"
     edges = _edges(state)
     # the pooled analysis's two trials: from OpenAlex and OpenCitations, one edge each
@@ -132,9 +142,7 @@ def test_references_only_with_a_work_limit(server, kb_env, runner) -> None:
 def test_pubmed_citedin_edges_join_the_others(server, kb_env, runner) -> None:
     """elink's citing PMIDs become edges (source pubmed) and frontier works fetched from
     OpenAlex by PMID. 99999999 is beyond PubMed's range: a synthetic citing article."""
-    FakeOpenAlex().install(server)
-    FakeOpenCitations().install(server)
-    FakeElink({("34362453", "pubmed_pubmed_citedin"): ["99999999"]}).install(server)
+    _services(server, elink={("34362453", "pubmed_pubmed_citedin"): ["99999999"]})
     result = runner.invoke(cli, ["crawl", "--doi", AMANAT, "--direction", "cited-by"])
     assert result.exit_code == 0, result.output
     state = _state(Path(kb_env["KB_DB"]))

@@ -21,8 +21,9 @@ from ..cli import Settings, kb_errors, network_options, pass_settings
               help='Keep only works whose title, abstract, keywords or MeSH mention it, e.g. '
                    '"cerebral palsy" ("A|B" for either); the seed is always kept.')
 @click.option("--source", "sources", multiple=True,
-              type=click.Choice(["openalex", "opencitations", "pubmed"]),
-              help="Edge sources to ask (repeatable; default: all three).")
+              type=click.Choice(["openalex", "crossref", "opencitations", "pubmed"]),
+              help="Sources to ask (repeatable; default: all four). OpenAlex gives the works; "
+                   "Crossref their reference lists; all but Crossref give citing works.")
 @click.option("--fresh", is_flag=True,
               help="Start over even if this crawl finished or was interrupted.")
 @network_options
@@ -32,8 +33,8 @@ def crawl(settings: Settings, seed: str, depth: int, direction: str, max_works: 
           refresh: bool, no_cache: bool) -> None:
     """Snowball from a DOI: store the works it cites and/or that cite it, then theirs.
 
-    Works come from OpenAlex (100 to a request); edges from OpenAlex, OpenCitations and
-    PubMed, each edge once with all its sources. The frontier is kept in the knowledge base:
+    Works come from OpenAlex (100 to a request) and Crossref; edges from OpenAlex,
+    OpenCitations and PubMed, each edge once with all its sources. The frontier is kept in the knowledge base:
     an interrupted crawl picks up where it stopped when run again with the same options, and
     a finished one is not repeated.
     """
