@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from .errors import InputError
 
 __all__ = ["Hit", "SearchResult", "search", "translate", "quote", "parse_years",
-           "suggest", "DESIGNS", "FIELDS"]
+           "suggest", "FIELDS"]
 
 #: Field prefixes users may write -> works_fts column.
 FIELDS: dict[str, str] = {
@@ -27,10 +27,6 @@ FIELDS: dict[str, str] = {
     "mesh": "mesh", "mh": "mesh",
     "keyword": "keywords", "keywords": "keywords", "kw": "keywords",
 }
-#: Study designs kb assigns (works.study_design).
-DESIGNS = ("rct", "controlled-trial", "open-label-trial", "pooled-analysis", "meta-analysis",
-           "systematic-review", "review", "case-report", "case-series", "cohort", "preclinical",
-           "protocol", "web-article", "other")
 #: bm25 column weights, in works_fts column order: title, abstract, keywords, mesh, authors.
 WEIGHTS = (10.0, 1.0, 4.0, 4.0, 3.0)
 _OPERATORS = {"AND", "OR", "NOT"}
@@ -227,6 +223,7 @@ def parse_years(text: str | None) -> tuple[int | None, int | None]:
 def _designs(design: str | Sequence[str] | None) -> list[str]:
     if not design:
         return []
+    from .evidence.design import DESIGNS
     items = design.split(",") if isinstance(design, str) else list(design)
     wanted = [d.strip().lower() for d in items if d.strip()]
     unknown = [d for d in wanted if d not in DESIGNS]
