@@ -34,7 +34,10 @@ _ACCENTS = {"'": "\u0301", "`": "\u0300", "^": "\u0302", '"': "\u0308", "~": "\u
 _SYMBOLS = {"ss": "ß", "o": "ø", "O": "Ø", "aa": "å", "AA": "Å", "ae": "æ", "AE": "Æ",
             "oe": "œ", "OE": "Œ", "l": "ł", "L": "Ł", "i": "ı", "textbackslash": "\\",
             "textasciitilde": "~", "textasciicircum": "^", "textendash": "–",
-            "textemdash": "—", "textquoteright": "’", "textquoteleft": "‘"}
+            "textemdash": "—", "textquoteright": "’", "textquoteleft": "‘", "alpha": "α",
+            "beta": "β", "gamma": "γ", "delta": "δ", "kappa": "κ", "mu": "μ", "pm": "±",
+            "textpm": "±", "textmu": "µ", "textdegree": "°", "times": "×", "geq": "≥",
+            "leq": "≤", "textgreater": ">", "textless": "<"}
 
 
 # -- writing --------------------------------------------------------------------------------
@@ -139,6 +142,8 @@ def latex_to_text(value: str) -> str:
     'Müller & École UC-MSC 50%'
     >>> latex_to_text(r"Ma{\l}gorzata \c{C}elik \textbackslash{}")
     'Małgorzata Çelik \\'
+    >>> latex_to_text(r"\textit{In vivo} TNF-$\alpha$ and CD34\textsuperscript{+} cells")
+    'In vivo TNF-α and CD34+ cells'
     """
     import unicodedata
 
@@ -154,6 +159,9 @@ def latex_to_text(value: str) -> str:
     letter = r"(?:\{(\\?[^\W\d_]?)\}|(\\i|[^\W\d_]))"
     text = re.sub(r"\\([" + re.escape("'`^\"~=.") + r"])\s*" + letter, accent, text)
     text = re.sub(r"\\([uvHckr])(?:\{(\\?[^\W\d_]?)\}|\s+(\\i|[^\W\d_]))", accent, text)
+    # formatting commands keep their argument: \textit{in vivo}, \emph{…}, \textsuperscript{+}
+    text = re.sub(r"\\[a-zA-Z]+\s*(?=\{)", "", text)
+    text = re.sub(r"(?<!\\)\$", "", text)  # inline math delimiters
     out = []
     index = 0
     while index < len(text):
@@ -346,7 +354,8 @@ def _record(kind: str, fields: dict[str, str]) -> WorkRecord:
         "type": text.get("entrysubtype") if kind == "misc" and text.get("entrysubtype")
         else _KB_TYPES.get(kind, "other" if kind in ("misc", "unpublished") else None),
         "title": text.get("title"),
-        "authors": [_author(a) for a in _split_authors(fields.get("author", ""))],
+        "authors": [_author(a) for a in _split_authors(fields.get("author", ""))
+                    if a.strip().lower() != "others"],
         "journal": text.get("journal") or text.get("journaltitle") or text.get("booktitle"),
         "journal_abbrev": text.get("shortjournal"),
         "year": int(year) if year and year.isdigit() else year_of(pub_date),
