@@ -116,7 +116,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     env.update(KB_DB=str(db), COLUMNS="120")
     for name, (work_id, doi) in _focus_works(conn).items():
-        G = graph.neighbourhood(conn, work_id, co_cited=False)
+        G = graph.neighbourhood(conn, work_id, reviews=False)
         ego = _anchor(conn, work_id)
         if set(G) != set(ego) or G.number_of_edges() != ego.number_of_edges():
             raise AssertionError(f"kb's neighbourhood of {doi} differs from the ego graph")

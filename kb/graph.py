@@ -185,25 +185,26 @@ def _add_edge(G: nx.DiGraph, u: int, v: int, relation: str, sources: list[str],
 # -- the neighbourhood ----------------------------------------------------------------------
 
 def neighbourhood(conn: sqlite3.Connection, work_id: int, *, depth: int = 1,
-                  direction: str = "both", co_cited: bool = True,
+                  direction: str = "both", reviews: bool = True,
                   max_nodes: int = MAX_NODES) -> nx.DiGraph:
     """The works within ``depth`` citation steps of ``work_id``, from indexed SQL only.
 
     :param direction: ``refs`` follows what works cite, ``cited-by`` who cites them,
         ``both`` either way (at each step).
-    :param co_cited: also bring in the reviews that the focus's citers cite beside it (the
-        news article citing a pooled study and a meta-analysis makes the meta-analysis a
-        review "around" the pooled study).
+    :param reviews: also bring in the reviews around the focus that are not linked to it
+        directly: those its citers cite beside it (the news article citing a pooled study
+        and a meta-analysis makes the meta-analysis a review "around" the pooled study), and
+        those citing or pooling the trials it cites.
     :param max_nodes: stop growing past this many works; ``G.graph["truncated"]`` says so.
 
     Every edge among the collected works is included (the induced subgraph, like
     :func:`networkx.ego_graph`). Node attributes come from :func:`work_attributes` plus
     ``distance`` (citation steps from the focus) and ``level``, the generation: 0 for the
     focus, +1 for each step along references and -1 for each step along citers, so a
-    work co-cited with the focus (a citer's other reference) is level 0 like the focus.
-    ``G.graph`` holds ``focus``, ``depth``, ``direction``, ``truncated``, ``co_cited`` (the
-    reviews brought in that way) and ``unresolved_references`` (the focus's references not
-    linked to any work).
+    review beside the focus (co-cited with it, or citing the same trials) is level 0 too.
+    ``G.graph`` holds ``focus``, ``depth``, ``direction``, ``truncated``, ``co_cited`` and
+    ``coupled`` (the reviews brought in each way) and ``unresolved_references`` (the
+    focus's references not linked to any work).
     """
     import networkx as nx
 
@@ -230,25 +231,42 @@ def neighbourhood(conn: sqlite3.Connection, work_id: int, *, depth: int = 1,
             break
         if not frontier:
             break
-    citers = [n for n, d in distance.items() if d == 1 and level[n] == -1]
-    review_ids: set[int] = set()
-    if co_cited and citers:
-        review_ids = {row[0] for row in conn.execute(
-            "SELECT DISTINCT c.cited_id FROM citations c "
-            "CROSS JOIN works w ON w.id = c.cited_id "
-            "WHERE c.citing_id IN (SELECT value FROM json_each(?)) AND w.study_design IN "
-            f"({','.join('?' * len(REVIEW_DESIGNS))})",
-            (json.dumps(citers), *sorted(REVIEW_DESIGNS)))} - set(level)
-        level.update(dict.fromkeys(review_ids, 0))
-        distance.update(dict.fromkeys(review_ids, 2))
+    around = _reviews_around(conn, level, distance) if reviews and depth else {}
+    for kind, ids in around.items():
+        level.update(dict.fromkeys(ids, 0))
+        distance.update(dict.fromkeys(ids, 2))
+        G.graph[kind] = sorted(ids)
     _close(conn, G, level)
     for node, steps in distance.items():
         G.nodes[node]["distance"] = steps
-    G.graph["co_cited"] = sorted(review_ids)
     G.graph["unresolved_references"] = conn.execute(
         "SELECT count(*) FROM citations WHERE citing_id = ? AND cited_id IS NULL",
         (work_id,)).fetchone()[0]
     return G
+
+
+def _with_design(conn: sqlite3.Connection, ids: Iterable[int], designs: frozenset[str]
+                 ) -> set[int]:
+    """Those of ``ids`` whose study design is one of ``designs`` (primary-key lookups)."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return set()
+    return {row[0] for row in conn.execute(
+        "SELECT id FROM works WHERE id IN (SELECT value FROM json_each(?)) AND study_design IN "
+        f"({','.join('?' * len(designs))})", (json.dumps(wanted), *sorted(designs)))}
+
+
+def _reviews_around(conn: sqlite3.Connection, level: dict[int, int],
+                    distance: dict[int, int]) -> dict[str, set[int]]:
+    """Reviews not yet in the neighbourhood that its citers cite (``co_cited``) or that cite
+    or pool the trials the focus cites (``coupled``)."""
+    citers = [n for n, d in distance.items() if d == 1 and level[n] == -1]
+    refs = [n for n, d in distance.items() if d == 1 and level[n] == 1]
+    beside = {v for _, v, *_ in _edge_rows(conn, citers, "citing")} - set(level)
+    co_cited = _with_design(conn, beside, REVIEW_DESIGNS)
+    trials = sorted(_with_design(conn, refs, TRIAL_DESIGNS))
+    sharing = {u for u, *_ in _edge_rows(conn, trials, "cited")} - set(level) - co_cited
+    return {"co_cited": co_cited, "coupled": _with_design(conn, sharing, REVIEW_DESIGNS)}
 
 
 def _close(conn: sqlite3.Connection, G: nx.DiGraph, level: dict[int, int]) -> None:
@@ -279,7 +297,8 @@ def roles(G: nx.DiGraph, focus: int) -> dict[str, list[int]]:
     For a synthesis (pooled analysis, meta-analysis, review, or any work that pools others):
     "source trials" are the works it pools, and the trials it cites. "same trial" holds
     follow-ups and other reports of the same trial (typed edges either way). "reviews" are
-    syntheses around it: cited by it, citing it, or co-cited with it by the same citing works.
+    syntheses around it: cited by it, citing it, co-cited with it by the same citing works,
+    or citing the same works (for a synthesis: including the same trials).
     Then "other references", "cited by", and "further out" (more than one step away).
     Groups are sorted by year then label, oldest first ("cited by": newest first).
 
@@ -308,7 +327,8 @@ def roles(G: nx.DiGraph, focus: int) -> dict[str, list[int]]:
             group = "source trials"
         elif relations & {"follow_up_of", "same_trial"}:
             group = "same trial"
-        elif _is_review(attrs) and (out or into or _co_cited(G, focus, node)):
+        elif _is_review(attrs) and (out or into or _co_cited(G, focus, node)
+                                    or _coupled(G, focus, node)):
             group = "reviews"
         elif out:
             group = "other references"
@@ -325,7 +345,13 @@ def roles(G: nx.DiGraph, focus: int) -> dict[str, list[int]]:
 
 
 def _co_cited(G: nx.DiGraph, a: int, b: int) -> bool:
+    """Some work cites both ``a`` and ``b``."""
     return any(G.has_edge(citer, b) for citer in G.predecessors(a))
+
+
+def _coupled(G: nx.DiGraph, a: int, b: int) -> bool:
+    """``a`` and ``b`` cite (or pool) a work in common."""
+    return any(G.has_edge(b, ref) for ref in G.successors(a))
 
 
 # -- similarity, rank, paths ----------------------------------------------------------------

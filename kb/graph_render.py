@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .graph import REVIEW_DESIGNS, ROLES, roles
+from .graph import REVIEW_DESIGNS, ROLES, TRIAL_DESIGNS, roles
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -102,6 +102,10 @@ def _how(G: nx.DiGraph, focus: int, node: int) -> str:
                 "same_trial": "same trial"}.get(relation, relation)
     if any(G.has_edge(citer, node) for citer in G.predecessors(focus)):
         return "co-cited"
+    shared = [ref for ref in G.successors(focus) if G.has_edge(node, ref)]
+    if shared:
+        trials = any(G.nodes[r].get("study_design") in TRIAL_DESIGNS for r in shared)
+        return "same trials" if trials else "same refs"
     steps = int(G.nodes[node].get("distance") or 0)
     return f"{steps} steps" if steps > 1 else ""
 

@@ -39,8 +39,10 @@ def test_doctests() -> None:
 def test_neighbourhood_of_the_pooled_study(kb) -> None:
     conn, ids, _ = kb
     G = graph.neighbourhood(conn, ids[POOLED])
-    assert set(G) == {ids[POOLED], ids[AMANAT], ids[ZARRABI], ids[C4L], ids[QU]}
-    assert G.graph["co_cited"] == [ids[QU]]
+    # the review citing Amanat 2021 comes in as a review sharing the pooled study's trials
+    assert set(G) == {ids[POOLED], ids[AMANAT], ids[ZARRABI], ids[C4L], ids[QU], ids[KIASAT]}
+    assert G.graph["co_cited"] == [ids[QU]] and G.graph["coupled"] == [ids[KIASAT]]
+    assert G.nodes[ids[KIASAT]]["level"] == 0 and G.nodes[ids[QU]]["distance"] == 2
     assert G.nodes[ids[AMANAT]]["label"] == "Amanat 2021"
     assert G.nodes[ids[AMANAT]]["study_design"] == "rct"
     assert G.nodes[ids[AMANAT]]["doi"] == AMANAT
@@ -60,14 +62,17 @@ def test_neighbourhood_of_the_pooled_study(kb) -> None:
     # edges among the neighbours are there too (the news article cites the trials)
     assert G.edges[ids[C4L], ids[ZARRABI]]["relation"] == "cites"
     assert G.edges[ids[C4L], ids[QU]]["resolved_by"] == "doi"
-    assert G.number_of_edges() == 6
+    assert G.edges[ids[KIASAT], ids[AMANAT]]["relation"] == "cites"
+    assert G.number_of_edges() == 7
 
 
 def test_directions_depth_and_co_citation_switch(kb) -> None:
     conn, ids, _ = kb
-    refs = graph.neighbourhood(conn, ids[POOLED], direction="refs")
+    refs = graph.neighbourhood(conn, ids[POOLED], direction="refs", reviews=False)
     assert set(refs) == {ids[POOLED], ids[AMANAT], ids[ZARRABI]}
-    citers = graph.neighbourhood(conn, ids[POOLED], direction="cited-by", co_cited=False)
+    assert set(graph.neighbourhood(conn, ids[POOLED], direction="refs")) == set(refs) | {
+        ids[KIASAT]}
+    citers = graph.neighbourhood(conn, ids[POOLED], direction="cited-by", reviews=False)
     assert set(citers) == {ids[POOLED], ids[C4L]}
     assert set(graph.neighbourhood(conn, ids[POOLED], depth=0)) == {ids[POOLED]}
     deep = graph.neighbourhood(conn, ids[AMANAT], depth=2, direction="cited-by")
@@ -124,7 +129,7 @@ def test_roles_of_the_pooled_study(kb) -> None:
     G = graph.neighbourhood(conn, ids[POOLED])
     groups = graph.roles(G, ids[POOLED])
     assert groups["source trials"] == [ids[AMANAT], ids[ZARRABI]]
-    assert groups["reviews"] == [ids[QU]]
+    assert groups["reviews"] == [ids[KIASAT], ids[QU]]   # oldest first
     assert groups["cited by"] == [ids[C4L]]
     assert groups["other references"] == [] and groups["further out"] == []
 
@@ -247,7 +252,7 @@ def test_find_work(kb) -> None:
 # -- the commands -----------------------------------------------------------------------------
 
 def _run(path: Path, *args: str) -> object:
-    return CliRunner().invoke(cli, ["--db", str(path), *args])
+    return CliRunner().invoke(cli, ["--db", str(path), *args], env={"COLUMNS": "200"})
 
 
 def _section(text: str, name: str) -> str:
@@ -265,8 +270,9 @@ def test_cli_graph_text_view(kb) -> None:
     trials = _section(result.output, "Source trials (2)")
     assert "Amanat 2021" in trials and AMANAT in trials and "rct" in trials
     assert "Zarrabi 2022" in trials and ZARRABI in trials and "pools" in trials
-    reviews = _section(result.output, "Reviews (1)")
+    reviews = _section(result.output, "Reviews (2)")
     assert "Qu 2022" in reviews and "meta-analysis" in reviews and "co-cited" in reviews
+    assert "Kiasatdolatabadi 2017" in reviews and "same trials" in reviews
     assert "Cells4Life 2025" in _section(result.output, "Cited by (1)")
     assert result.output.startswith("Nouri 2025 · Cell-Based Therapy for Cerebral Palsy")
     assert "unverified" in result.output.splitlines()[1]
@@ -290,7 +296,7 @@ def test_cli_graph_json_matches_the_text_view(kb) -> None:
     G = nx.node_link_graph(data)
     roles = {G.nodes[n]["doi"] or G.nodes[n]["url"]: G.nodes[n]["role"] for n in G}
     assert roles == {POOLED: "focus", AMANAT: "source trials", ZARRABI: "source trials",
-                     QU: "reviews", C4L: "cited by"}
+                     QU: "reviews", KIASAT: "reviews", C4L: "cited by"}
     assert G.edges[ids[POOLED], ids[ZARRABI]]["relation"] == "pools"
     assert G.graph["focus"] == ids[POOLED]
 

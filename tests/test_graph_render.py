@@ -19,7 +19,7 @@ from click.testing import CliRunner
 from kb import graph, graph_render, store
 from kb.cli import cli
 from tests import graph_kb
-from tests.graph_kb import AMANAT, C4L, POOLED, QU, RETRACTED, ZARRABI
+from tests.graph_kb import AMANAT, C4L, KIASAT, POOLED, QU, RETRACTED, ZARRABI
 
 
 @pytest.fixture
@@ -54,7 +54,7 @@ def test_doctests() -> None:
 def test_graphml_reads_back(kb, tmp_path: Path) -> None:
     _, ids, path = kb
     G = nx.read_graphml(_export(path, "graphml", tmp_path / "g.graphml"))
-    assert G.is_directed() and G.number_of_nodes() == 5 and G.number_of_edges() == 6
+    assert G.is_directed() and G.number_of_nodes() == 6 and G.number_of_edges() == 7
     nodes = _by_doi(G)
     assert nodes[AMANAT]["label"] == "Amanat 2021" and nodes[AMANAT]["role"] == "source trials"
     assert nodes[QU]["role"] == "reviews" and nodes[POOLED]["role"] == "focus"
@@ -66,7 +66,7 @@ def test_graphml_reads_back(kb, tmp_path: Path) -> None:
 def test_gexf_reads_back_with_colours(kb, tmp_path: Path) -> None:
     _, ids, path = kb
     G = nx.read_gexf(_export(path, "gexf", tmp_path / "g.gexf"))
-    assert G.number_of_nodes() == 5 and G.number_of_edges() == 6
+    assert G.number_of_nodes() == 6 and G.number_of_edges() == 7
     nodes = _by_doi(G)
     assert nodes[ZARRABI]["study_design"] == "rct"
     assert nodes[ZARRABI]["viz"]["color"] == {"r": 0x1f, "g": 0x4e, "b": 0x99, "a": 1.0}
@@ -92,12 +92,12 @@ def test_dot_parses_with_pydot(kb, tmp_path: Path) -> None:
     nodes = {n.get_name().strip('"'): n for n in dot.get_nodes()
              if n.get_name() not in ("node", "edge", "graph")}
     assert set(nodes) == {str(i) for i in (ids[POOLED], ids[AMANAT], ids[ZARRABI], ids[QU],
-                                           ids[C4L])}
+                                           ids[C4L], ids[KIASAT])}
     assert nodes[str(ids[AMANAT])].get("label").strip('"') == "Amanat 2021"
     assert nodes[str(ids[AMANAT])].get("doi").strip('"') == AMANAT
     edges = {(e.get_source().strip('"'), e.get_destination().strip('"')): e
              for e in dot.get_edges()}
-    assert len(edges) == 6
+    assert len(edges) == 7
     pools = edges[(str(ids[POOLED]), str(ids[ZARRABI]))]
     assert pools.get("relation").strip('"') == "pools"
     assert float(pools.get("penwidth").strip('"')) > float(
@@ -108,7 +108,7 @@ def test_dot_escapes_quotes_and_backslashes(pooled) -> None:
     G, ids = pooled
     G.nodes[ids[QU]]["title"] = 'A "quoted" title \\ with a backslash'
     (dot,) = pydot.graph_from_dot_data(graph_render.render_dot(G, ids[POOLED]))
-    assert len([n for n in dot.get_nodes() if n.get_name() not in ("node", "edge")]) == 5
+    assert len([n for n in dot.get_nodes() if n.get_name() not in ("node", "edge")]) == 6
 
 
 def _png_size(data: bytes) -> tuple[int, int]:
@@ -180,7 +180,7 @@ def test_html_is_one_self_contained_page(kb, tmp_path: Path) -> None:
     assert data["focus"] == ids[POOLED]
     labels = {n["label"]: n for n in data["nodes"]}
     assert set(labels) == {"Nouri 2025", "Amanat 2021", "Zarrabi 2022", "Qu 2022",
-                           "Cells4Life 2025"}
+                           "Cells4Life 2025", "Kiasatdolatabadi 2017"}
     assert labels["Amanat 2021"]["role"] == "source trials"
     assert {e["relation"] for e in data["edges"]} == {"pools", "cites"}
     assert "</script>" not in parser.scripts[0]
