@@ -511,7 +511,7 @@ _HTML = """<!DOCTYPE html>
 <style>
 body{margin:0;font:14px/1.4 system-ui,-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;
  color:#222;display:flex;height:100vh}
-#main{flex:1;position:relative}svg{width:100%;height:100%;cursor:grab;background:#fcfcfc}
+#main{flex:1;position:relative}#graph{width:100%;height:100%;cursor:grab;background:#fcfcfc}
 #side{width:340px;border-left:1px solid #ddd;padding:12px 14px;overflow:auto}
 h1{font-size:16px;margin:0 0 6px}h2{font-size:13px;margin:14px 0 4px;color:#555}
 .node text{font-size:12px;pointer-events:none;paint-order:stroke;stroke:#fff;stroke-width:3px}
@@ -587,7 +587,11 @@ function fit(){var xs=data.nodes.map(function(n){return n.px;}),
  var minx=Math.min.apply(null,xs)-70,maxx=Math.max.apply(null,xs)+60,
   miny=Math.min.apply(null,ys)-50,maxy=Math.max.apply(null,ys)+30;
  zoom=Math.min(1.6,Math.min(w/(maxx-minx+80),h/(maxy-miny+80)));
- tx=(w-(maxx+minx)*zoom)/2;ty=(h-(maxy+miny)*zoom)/2;frame();}
+ if(zoom<0.6){zoom=0.6;}  /* a tall graph: readable labels, start at the top, pan for more */
+ tx=(w-(maxx+minx)*zoom)/2;ty=(h-(maxy+miny)*zoom)/2;
+ if((maxy-miny)*zoom>h){ty=40-miny*zoom;}
+ if((maxx-minx)*zoom>w){tx=40-minx*zoom;}
+ frame();}
 var drag=null;
 svg.addEventListener("mousedown",function(ev){drag={pan:true,x:ev.clientX,y:ev.clientY};
  svg.style.cursor="grabbing";});
