@@ -30,7 +30,8 @@ from . import __version__
 from .config import Config
 from .errors import FetchError, KBError, NotFoundError, OfflineError, QuotaError
 
-__all__ = ["Client", "default_rates", "user_agent", "redact", "RETRY_STATUSES",
+__all__ = ["Client", "default_rates", "user_agent", "redact", "check_json", "check_xml",
+           "RETRY_STATUSES",
            "SECRET_PARAMS", "CACHE_EXPIRE"]
 
 log = logging.getLogger(__name__)
@@ -278,21 +279,29 @@ class Client:
     # -- requests -----------------------------------------------------------------------------
 
     def get(self, url: str, params: Mapping[str, Any] | None = None,
-            headers: Mapping[str, str] | None = None) -> requests.Response:
-        """GET ``url``; a 2xx response (see the class for what it raises)."""
-        return self._request("GET", url, params=params, headers=headers)
+            headers: Mapping[str, str] | None = None, *,
+            check: Callable[[requests.Response], str | None] | None = None
+            ) -> requests.Response:
+        """GET ``url``; a 2xx response (see the class for what it raises). ``check`` (e.g.
+        :func:`check_xml`) names what is wrong with a 2xx body: it is then dropped from the
+        cache and fetched again, like a 503."""
+        return self._request("GET", url, params=params, headers=headers, check=check)
 
     def post(self, url: str, data: Any = None, params: Mapping[str, Any] | None = None,
-             headers: Mapping[str, str] | None = None) -> requests.Response:
-        """POST ``data`` (a form dict or bytes) to ``url``; a 2xx response."""
-        return self._request("POST", url, params=params, data=data, headers=headers)
+             headers: Mapping[str, str] | None = None, *,
+             check: Callable[[requests.Response], str | None] | None = None
+             ) -> requests.Response:
+        """POST ``data`` (a form dict or bytes) to ``url``; a 2xx response (``check`` as
+        for :meth:`get`)."""
+        return self._request("POST", url, params=params, data=data, headers=headers,
+                             check=check)
 
     def get_json(self, url: str, params: Mapping[str, Any] | None = None,
                  headers: Mapping[str, str] | None = None) -> Any:
         """GET ``url`` and decode its JSON body. A body that is not JSON (an HTML error page,
         a garbled answer) is dropped from the cache and fetched again, then a FetchError."""
         response = self._request("GET", url, params=params, headers=headers,
-                                 check=_check_json)
+                                 check=check_json)
         return response.json()
 
     # -- the cache, directly ----------------------------------------------------------------
@@ -452,9 +461,25 @@ def _snippet(response: requests.Response, size: int = 200) -> str:
     return redact(" ".join(text.split())[:size]) or "(empty body)"
 
 
-def _check_json(response: requests.Response) -> str | None:
+def check_json(response: requests.Response) -> str | None:
+    """What is wrong with a body that should be JSON (None if it parses)."""
     try:
         json.loads(response.content)
     except ValueError:
         return f"expected JSON, got {_snippet(response, 80)}"
+    return None
+
+
+def check_xml(response: requests.Response) -> str | None:
+    """What is wrong with a body that should be XML: an HTML page, a cut-off document (None
+    if it is well-formed; entities are neither loaded nor expanded)."""
+    from lxml import etree
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
+                             huge_tree=True)
+    try:
+        root = etree.fromstring(response.content, parser)
+    except etree.XMLSyntaxError:
+        return f"expected XML, got {_snippet(response, 80)}"
+    if root is None or str(root.tag).lower() == "html":
+        return f"expected XML, got {_snippet(response, 80)}"
     return None

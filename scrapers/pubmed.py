@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from kb.errors import FetchError, InputError, ParseError, QuotaError
+from kb.http import check_json, check_xml
 from kb.identifiers import classify, normalize_doi, normalize_pmcid, normalize_pmid
 from kb.records import WorkRecord
 
@@ -66,12 +67,18 @@ def _call(client: Any, endpoint: str, params: dict[str, Any] | list[tuple[str, A
     items += list(_identity(client).items())
     try:
         if post:
-            return client.post(url, data=items)
-        return client.get(url, params=items)
+            return client.post(url, data=items, check=_check_answer)
+        return client.get(url, params=items, check=_check_answer)
     except QuotaError as exc:
         raise QuotaError(f"NCBI rate limit: {exc.args[0]}", url=exc.url, status=exc.status,
                          hint="set NCBI_API_KEY (10 requests/s instead of 3), or wait and "
                               "run again") from None
+
+
+def _check_answer(response: Any) -> str | None:
+    """An HTML page or a cut-off document is fetched again (NCBI's JSON errors are not:
+    :func:`_json_error` reports them)."""
+    return None if response.content.lstrip().startswith(b"{") else check_xml(response)
 
 
 def _xml(response: Any, what: str) -> Any:
@@ -298,7 +305,7 @@ def convert_ids(client: Any, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
             params = {"ids": ",".join(chunk), "idtype": kind, "format": "json",
                       "versions": "no", **_identity(client)}
             try:
-                response = client.get(url, params=params)
+                response = client.get(url, params=params, check=check_json)
             except QuotaError as exc:
                 raise QuotaError(f"NCBI rate limit: {exc.args[0]}", url=exc.url,
                                  status=exc.status, hint="set NCBI_API_KEY, or wait") from None
