@@ -531,18 +531,21 @@ class FaultInjector:
     Whether the n-th attempt of a given request fails depends only on ``seed``, the request
     (method, path, query, body) and n. Requests naming any of ``doomed`` (in path, query or
     body) always get a 503. ``stall`` is how long a stalled answer waits (set it above the
-    client timeout); ``retry_after`` is the Retry-After of a 429, in seconds.
+    client timeout); ``retry_after`` is the Retry-After of a 429, in seconds. With
+    ``first_attempts=n`` only the first n attempts of each distinct request can fail (so a
+    client with n retries always gets through).
     """
 
     def __init__(self, rate: float = 0.3, *, seed: int = 7, kinds: tuple[str, ...] = FAULT_KINDS,
-                 stall: float = 1.5, retry_after: int = 1, doomed: set[str] | None = None
-                 ) -> None:
+                 stall: float = 1.5, retry_after: int = 1, doomed: set[str] | None = None,
+                 first_attempts: int | None = None) -> None:
         self.rate = rate
         self.seed = seed
         self.kinds = kinds
         self.stall = stall
         self.retry_after = retry_after
         self.doomed = {d.lower() for d in doomed or ()}
+        self.first_attempts = first_attempts
         self.enabled = True
         self.injected: Counter[str] = Counter()
         self.log: list[tuple[str, str]] = []  # (request text, fault or "ok")
@@ -566,6 +569,8 @@ class FaultInjector:
             fault = None
         elif any(d in text for d in self.doomed):
             fault = "503"
+        elif self.first_attempts is not None and attempt >= self.first_attempts:
+            fault = None
         else:
             rng = random.Random(f"{self.seed}|{text}|{attempt}")
             fault = rng.choice(self.kinds) if rng.random() < self.rate else None

@@ -20,7 +20,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from kb.cli import LazyGroup, cli
-from tests.faults import FaultInjector, SyntheticCorpus, canonical_state
+from tests.faults import FAULT_KINDS, FaultInjector, SyntheticCorpus, canonical_state
 from tests.replay import ReplayServer
 
 DOOMED_DOI = "10.5555/kb.0042"
@@ -190,6 +190,56 @@ def test_add_gives_up_clearly_when_a_service_is_down(corpus: SyntheticCorpus,
     assert failed.count("10.5555/kb.") >= 10
     assert conn.execute(f"SELECT count(*) FROM works WHERE pmid IN ({','.join('?' * 5)})",
                         pmids).fetchone()[0] == 5
+
+
+# -- every fault kind, on every service, once ---------------------------------------------
+
+def _small_inputs(corpus: SyntheticCorpus) -> list[str]:
+    """DOIs with and without PMCIDs, PMIDs of some of them, PubMed-only PMIDs."""
+    works = corpus.works
+    return ([w.doi for w in works[10:16]] + [w.pmid for w in works[12:15] if w.pmid]
+            + corpus.pubmed_only_pmids[:3])
+
+
+@pytest.fixture(scope="module")
+def reference_small(corpus: SyntheticCorpus, tmp_path_factory: pytest.TempPathFactory
+                    ) -> dict[str, list[tuple]]:
+    from kb.config import BASE_URLS
+    server = ReplayServer().start()
+    try:
+        corpus.install(server)
+        where = tmp_path_factory.mktemp("reference-small")
+        env = _env({var: f"{server.url}/{name}" for name, (var, _) in BASE_URLS.items()}, where)
+        result = _run(["add", *_small_inputs(corpus)], env)
+        assert result.exit_code == 0, result.output[-2000:]
+        return canonical_state(where / "kb.db")
+    finally:
+        server.stop()
+
+
+@needs("add")
+@pytest.mark.parametrize("kind", FAULT_KINDS)
+def test_add_survives_each_fault_kind_on_every_request(kind: str, corpus: SyntheticCorpus,
+                                                       server: ReplayServer,
+                                                       kb_env: dict[str, str], tmp_path: Path,
+                                                       reference_small: dict[str, list[tuple]]
+                                                       ) -> None:
+    """The first attempt of every request (Crossref, E-utilities, ID converter, …) fails with
+    one fault kind: all inputs still arrive, as in a clean run, and nothing broken is cached
+    (a second run makes no request at all)."""
+    faults = FaultInjector(1.0, kinds=(kind,), first_attempts=1, stall=1.6)
+    corpus.install(server, faults)
+    env = _env(kb_env, tmp_path / "run")
+    result = _run(["add", *_small_inputs(corpus)], env)
+    assert result.exit_code == 0, result.output[-3000:]
+    services = {text.split()[1].split("/")[1].split("?")[0] for text, f in faults.log if f != "ok"}
+    assert {"crossref", "eutils", "idconv"} <= services, services
+    _assert_same_state(canonical_state(Path(env["KB_DB"])), reference_small)
+    seen = len(faults.log)
+    again = _run(["add", *_small_inputs(corpus)], env)
+    assert again.exit_code == 0, again.output[-2000:]
+    assert faults.log[seen:] == [], f"a rerun asked again (a bad answer was cached?): " \
+                                    f"{faults.log[seen:][:3]}"
 
 
 # -- crawl -----------------------------------------------------------------------------------
