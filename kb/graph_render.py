@@ -522,7 +522,7 @@ h1{font-size:16px;margin:0 0 6px}h2{font-size:13px;margin:14px 0 4px;color:#555}
 .mark{color:#b00020;font-weight:bold}#side a{word-break:break-all}
 dt{font-weight:600;margin-top:6px}dd{margin:0}
 #tip{position:absolute;pointer-events:none;background:#fff;border:1px solid #aaa;
- padding:6px 8px;max-width:380px;font-size:12px;display:none;box-shadow:0 2px 6px #0002}
+ padding:6px 8px;width:max-content;max-width:380px;font-size:12px;display:none;box-shadow:0 2px 6px #0002}
 </style></head><body>
 <div id="main"><svg id="graph" xmlns="http://www.w3.org/2000/svg" role="img"
  aria-label="citation graph"><defs></defs><g id="view"></g></svg><div id="tip"></div></div>
@@ -566,8 +566,10 @@ data.nodes.forEach(function(n){var g=el("g",{"class":"node"},nodeLayer);n.el=g;
  g.addEventListener("mouseenter",function(ev){tip.style.display="block";
   tip.innerHTML="<b>"+esc(n.label)+"</b><br>"+esc(n.title||"(no title)")+"<br>"+
   esc(n.study_design||"design unknown")+(n.doi?" · "+esc(n.doi):"");});
- g.addEventListener("mousemove",function(ev){tip.style.left=(ev.offsetX+14)+"px";
-  tip.style.top=(ev.offsetY+14)+"px";});
+ g.addEventListener("mousemove",function(ev){var box=svg.getBoundingClientRect(),
+  x=ev.clientX-box.left,y=ev.clientY-box.top;
+  tip.style.left=(x+tip.offsetWidth+20>box.width?x-tip.offsetWidth-14:x+14)+"px";
+  tip.style.top=(y+tip.offsetHeight+20>box.height?y-tip.offsetHeight-14:y+14)+"px";});
  g.addEventListener("mouseleave",function(){tip.style.display="none";});
  g.addEventListener("mousedown",function(ev){ev.stopPropagation();drag={node:n,x:ev.clientX,
   y:ev.clientY,moved:false};});});
@@ -628,7 +630,8 @@ function clear(){data.nodes.forEach(function(m){m.el.classList.remove("dim");});
 document.getElementById("q").addEventListener("input",function(){
  var q=this.value.toLowerCase();if(!q){clear();return;}
  data.nodes.forEach(function(n){var hay=(n.label+" "+(n.title||"")+" "+(n.doi||""))
-  .toLowerCase();n.el.classList.toggle("dim",hay.indexOf(q)<0);});});
+  .toLowerCase();n.el.classList.toggle("dim",hay.indexOf(q)<0);});
+ data.edges.forEach(function(e){e.el.classList.add("dim");});});
 var legend=document.getElementById("legend");
 data.legend.forEach(function(item){var d=document.createElement("div");
  d.innerHTML="<span style='background:"+item[1]+"'></span>"+esc(item[0]);
