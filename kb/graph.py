@@ -24,8 +24,7 @@ if TYPE_CHECKING:  # networkx is imported inside functions: `kb search` never lo
 
 __all__ = ["TRIAL_DESIGNS", "REVIEW_DESIGNS", "RELATIONS", "ROLES", "find_work",
            "work_attributes", "neighbourhood", "subgraph", "path_graph", "roles", "similar",
-           "rank", "citation_path",
-           "gaps", "full_graph", "short_title"]
+           "rank", "citation_path", "gaps", "full_graph", "short_title"]
 
 #: Designs that make a work a trial report ("source trials" of a synthesis).
 TRIAL_DESIGNS = frozenset({"rct", "controlled-trial", "open-label-trial"})
