@@ -45,6 +45,7 @@ import sqlite3
 import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -341,6 +342,7 @@ class _Index:
     def __init__(self, works: dict[int, Candidate]) -> None:
         self.works = works
         self.by_word: dict[tuple[str, int | None], list[int]] = defaultdict(list)
+        self.by_word_any: dict[str, list[int]] = defaultdict(list)
         self.by_author: dict[tuple[str, int | None], list[int]] = defaultdict(list)
         self.by_locator: dict[tuple[str, str], list[int]] = defaultdict(list)
         self.word_count: dict[int, int] = {}
@@ -349,32 +351,35 @@ class _Index:
             self.word_count[work.id] = len(words)
             for word in words:
                 self.by_word[(word, work.year)].append(work.id)
+                self.by_word_any[word].append(work.id)
             if work.first_author:
                 self.by_author[(work.first_author, work.year)].append(work.id)
             if work.volume and work.first_page:
                 self.by_locator[(work.volume, work.first_page)].append(work.id)
-        self.years = sorted({w.year for w in works.values() if w.year is not None})
 
-    def _years(self, ref: ParsedRef) -> list[int | None]:
-        if not ref.years:
-            return [*self.years, None]
-        wanted = {y + d for y in ref.years for d in (-1, 0, 1)}
-        return [*sorted(wanted), None]
+    def _postings(self, ref: ParsedRef, word: str) -> Iterable[list[int]]:
+        """The works with ``word`` in their title, in the reference's year window (±1, and
+        works with no year); every year when the reference prints none."""
+        if ref.years:
+            years: Iterable[int | None] = {y + d for y in ref.years for d in (-1, 0, 1)}
+            return (self.by_word.get((word, year), ()) for year in (*years, None))
+        return (self.by_word_any.get(word, ()),)
 
     def title_candidates(self, ref: ParsedRef, limit: int = 8) -> list[int]:
-        words = _tokens(ref.title or ref.text)
+        """The works sharing the most title words with the reference (at least two, and 60 %
+        of the work's title words); words common in the window are skipped."""
         counts: Counter[int] = Counter()
         cap = 2000 if ref.years else 400
-        for year in self._years(ref):
-            for word in words:
-                posting = self.by_word.get((word, year))
+        for word in _tokens(ref.title or ref.text):
+            for posting in self._postings(ref, word):
                 if posting and len(posting) <= cap:
                     counts.update(posting)
         ranked = []
         for work_id, shared in counts.items():
-            total = self.word_count[work_id]
-            if shared >= 2 and shared >= 0.6 * total:
-                ranked.append((shared / total, shared, work_id))
+            if shared >= 2:
+                total = self.word_count[work_id]
+                if shared >= 0.6 * total:
+                    ranked.append((shared / total, shared, work_id))
         ranked.sort(reverse=True)
         return [work_id for _, _, work_id in ranked[:limit]]
 
@@ -558,6 +563,15 @@ def resolve(conn: sqlite3.Connection, *, dry_run: bool = False,
         "journal, year, first_author, volume, first_page, unstructured FROM citations "
         "WHERE cited_id IS NULL ORDER BY id").fetchall()
     report.examined = len(rows)
+    with nullcontext() if dry_run else store.transaction(conn):  # stubs and links together
+        _link_rows(conn, rows, index, works, alias, report, dry_run, progress)
+    return report
+
+
+def _link_rows(conn: sqlite3.Connection, rows: list[sqlite3.Row], index: _Index,
+               works: dict[int, Candidate], alias: dict[int, int], report: ResolveReport,
+               dry_run: bool, progress: Callable[[int, int], None] | None) -> None:
+    """Decide every row (by id, then fuzzy), then write the links unless ``dry_run``."""
     links: list[tuple[int, int, str, float | None]] = []
     for done, row in enumerate(rows, 1):
         if progress and (done % 500 == 0 or done == len(rows)):
@@ -592,11 +606,9 @@ def resolve(conn: sqlite3.Connection, *, dry_run: bool = False,
         report.fuzzy.append(FuzzyLink(row["id"], row["citing_id"], _shown(row), work_id,
                                       _title(conn, work_id), work.ids.get("doi"), best_score))
         links.append((row["id"], work_id, "fuzzy", best_score))
-    if not dry_run and links:
-        with store.transaction(conn):
-            for citation_id, work_id, how, value in links:
-                store.link_citation(conn, citation_id, work_id, how, value)
-    return report
+    if not dry_run:
+        for citation_id, work_id, how, value in links:
+            store.link_citation(conn, citation_id, work_id, how, value)
 
 
 def _resolve_by_id(conn: sqlite3.Connection, row: sqlite3.Row, report: ResolveReport,
