@@ -353,3 +353,45 @@ def test_reference_ids_fill_a_stored_work_whatever_came_first(tmp_path: Path) ->
     assert states[0] == states[1]
     assert ("doi:10.5555/kb.0012", "10.5555/kb.0012", "31000084") in \
         [row[:3] for row in states[0]["works"]]
+
+
+def _small_crawl(corpus: SyntheticCorpus) -> list[str]:
+    return ["crawl", "--doi", corpus.works[60].doi, "--depth", "1", "--direction", "both"]
+
+
+@pytest.fixture(scope="module")
+def reference_small_crawl(corpus: SyntheticCorpus, tmp_path_factory: pytest.TempPathFactory
+                          ) -> dict[str, list[tuple]]:
+    from kb.config import BASE_URLS
+    server = ReplayServer().start()
+    try:
+        corpus.install(server)
+        where = tmp_path_factory.mktemp("reference-small-crawl")
+        env = _env({var: f"{server.url}/{name}" for name, (var, _) in BASE_URLS.items()}, where)
+        result = _run(_small_crawl(corpus), env)
+        assert result.exit_code == 0, result.output[-2000:]
+        return canonical_state(where / "kb.db")
+    finally:
+        server.stop()
+
+
+@needs("crawl")
+@pytest.mark.parametrize("kind", FAULT_KINDS)
+def test_crawl_survives_each_fault_kind_on_every_request(
+        kind: str, corpus: SyntheticCorpus, server: ReplayServer, kb_env: dict[str, str],
+        tmp_path: Path, reference_small_crawl: dict[str, list[tuple]]) -> None:
+    """OpenAlex, OpenCitations and E-utilities each fail the first attempt of every request
+    with one fault kind: the crawl still ends as a clean one, and nothing bad is cached."""
+    faults = FaultInjector(1.0, kinds=(kind,), first_attempts=1, stall=1.6)
+    corpus.install(server, faults)
+    env = _env(kb_env, tmp_path / "run")
+    result = _run(_small_crawl(corpus), env)
+    assert result.exit_code == 0, result.output[-3000:]
+    services = {text.split()[1].split("/")[1] for text, f in faults.log if f != "ok"}
+    assert {"openalex", "opencitations", "eutils"} <= services, services
+    _assert_same_state(canonical_state(Path(env["KB_DB"])), reference_small_crawl)
+    seen = len(faults.log)
+    again = _run([*_small_crawl(corpus), "--fresh"], env)
+    assert again.exit_code == 0, again.output[-2000:]
+    assert faults.log[seen:] == [], f"a fresh rerun asked again (a bad answer was cached?): " \
+                                    f"{faults.log[seen:][:3]}"
