@@ -1,9 +1,10 @@
 """Snowball a citation neighbourhood out from one DOI: references, citing works, or both.
 
 The crawl is breadth first. Each round takes a batch of queued works from the frontier
-(table ``crawl_frontier``), fetches their OpenAlex records in one OR-filtered request, keeps
-those on topic (title, abstract, keywords and MeSH — the stored ones too, e.g. PubMed's) with
-their Crossref records too (batched; authoritative metadata and printed references), and,
+(table ``crawl_frontier``), fetches their OpenAlex records in one OR-filtered request and their
+Crossref records in another (authoritative metadata, printed reference lists, and works
+OpenAlex does not have yet), keeps those on topic (title, abstract, keywords and MeSH — the
+stored ones too, e.g. PubMed's), and,
 below the depth limit, collects their edges from every source: OpenAlex ``referenced_works``
 and ``cites:`` (batched), OpenCitations references / citations, and PubMed elink refs /
 citedin (batched). Records, edges, the batch's states and the newly found works are written in
@@ -63,8 +64,8 @@ class CrawlReport:
                     "(use --fresh to crawl again)")
         verb = "resumed" if self.resumed else "crawled"
         return (f"{verb} from {self.seed}: {self.stored} works stored, {self.edges} citation "
-                f"edges added or confirmed, {self.off_topic} off topic, {self.missing} not in "
-                f"OpenAlex, {self.over_limit} over --max-works"
+                f"edges added or confirmed, {self.off_topic} off topic, {self.missing} not found, "
+                f"{self.over_limit} over --max-works"
                 + (f"; {len(self.failures)} source failures" if self.failures else ""))
 
 
@@ -139,17 +140,18 @@ class _Round:
                     found.setdefault(by[kind][ref[kind]], work)  # type: ignore[literal-required]
         return found
 
-    def crossref(self, dois: list[str]) -> list[dict[str, Any]]:
-        """Crossref's records of the stored works (metadata that outranks OpenAlex's, and the
-        reference lists as printed); failures are reported, not fatal."""
+    def crossref(self, dois: list[str]) -> dict[str, dict[str, Any]]:
+        """Crossref's records of the batch, by DOI (metadata that outranks OpenAlex's, the
+        reference lists as printed, and works OpenAlex does not have yet); failures are
+        reported, not fatal."""
         if not dois:
-            return []
+            return {}
         from .scrapers import crossref
         errors: dict[str, str] = {}
         records, _ = crossref.fetch_works(self.client, dois, errors=errors)
         self.report.failures += [f"Crossref record of {doi}: {why}"
                                  for doi, why in sorted(errors.items())]
-        return records  # type: ignore[return-value]
+        return {r["doi"]: r for r in records if r.get("doi")}  # type: ignore[misc]
 
     def _guard(self, what: str, call: Callable[[], list[LinkRecord]],
                items: Iterable[sqlite3.Row]) -> list[LinkRecord]:
@@ -277,29 +279,30 @@ def crawl(conn: sqlite3.Connection, client: Client, seed: str, *, depth: int = 1
             break
         step = _Round(conn, client, items, direction, sources, report)
         works = step.fetch()
+        registered = step.crossref([i["doi"] for i in items if i["doi"]]) \
+            if "crossref" in sources else {}
         states: dict[int, str] = {}
-        records = []
+        records: list[dict[str, Any]] = []
         expand = []
         for item in items:
-            work = works.get(item["work_id"])
-            if work is None:
+            found = [r for r in (openalex.to_record(works[item["work_id"]])
+                                 if item["work_id"] in works else None,
+                                 registered.get(item["doi"])) if r]
+            if not found:
                 states[item["work_id"]] = "missing"
                 if item["depth"] == 0 and item["depth"] < depth:
                     expand.append(item)  # the seed's edges may come from other sources
                 continue
-            record = openalex.to_record(work)
-            text = _record_text(record) + " " + _stored_text(conn, item["work_id"])
+            text = " ".join(map(_record_text, found)) + " " + _stored_text(conn, item["work_id"])
             if item["depth"] > 0 and not on_topic(text, topics):
                 states[item["work_id"]] = "off-topic"
                 continue
             states[item["work_id"]] = "stored"
-            records.append(record)
+            records += found
             stored += 1
             if item["depth"] < depth:
                 expand.append(item)
         links = step.edges(expand, works) if expand else []
-        if "crossref" in sources:
-            records += step.crossref([r["doi"] for r in records if r.get("doi")])
         with store.transaction(conn):
             store.upsert_works(conn, records)
             report.edges += store.add_links(conn, links)
@@ -319,8 +322,8 @@ def crawl(conn: sqlite3.Connection, client: Client, seed: str, *, depth: int = 1
         frontier.finish_crawl(conn, crawl_id)
     report.totals = frontier.counts(conn, crawl_id)
     if report.totals.get("stored", 0) == 0 and not report.edges:
-        report.failures.append(f"{doi}: no source knows this DOI (OpenAlex has no record, and "
-                               "no citation edges were found)")
+        report.failures.append(f"{doi}: no source knows this DOI (no OpenAlex or Crossref "
+                               "record, and no citation edges were found)")
     return report
 
 

@@ -172,6 +172,19 @@ def test_one_source_failing_is_reported_and_the_rest_kept(server, kb_env, runner
     assert server.count(r"/eutils/.*") == 0  # pubmed was not asked for
 
 
+def test_a_work_only_crossref_has_is_stored(server, kb_env, runner) -> None:
+    _services(server)
+    huang = "10.1177/0963689717729379"  # in the Crossref fixtures, not in the OpenAlex ones
+    result = runner.invoke(cli, ["crawl", "--doi", huang, "--depth", "0"])
+    assert result.exit_code == 0, result.output
+    assert "1 works stored" in result.stderr
+    conn = sqlite3.connect(kb_env["KB_DB"])
+    row = conn.execute("SELECT status, json_extract(provenance, '$.title') FROM works "
+                       "WHERE doi = ?", (huang,)).fetchone()
+    conn.close()
+    assert row == ("full", "crossref")
+
+
 def test_a_seed_no_source_knows_fails(server, kb_env, runner) -> None:
     _services(server)
     result = runner.invoke(cli, ["crawl", "--doi", "10.5555/kb.unknown"])
