@@ -56,6 +56,7 @@ class CrawlReport:
     queued: int = 0
     failures: list[str] = field(default_factory=list)
     totals: dict[str, int] = field(default_factory=dict)
+    unresolved: int = 0  # references of the crawled works printed without identifiers
 
     def summary(self) -> str:
         if self.already_done:
@@ -66,7 +67,9 @@ class CrawlReport:
         return (f"{verb} from {self.seed}: {self.stored} works stored, {self.edges} citation "
                 f"edges added or confirmed, {self.off_topic} off topic, {self.missing} not found, "
                 f"{self.over_limit} over --max-works"
-                + (f"; {len(self.failures)} source failures" if self.failures else ""))
+                + (f"; {len(self.failures)} source failures" if self.failures else "")
+                + (f"\n{self.unresolved} references were printed without identifiers: "
+                   "`kb resolve` links them" if self.unresolved else ""))
 
 
 def on_topic(text: str, topics: Sequence[str]) -> bool:
@@ -321,6 +324,10 @@ def crawl(conn: sqlite3.Connection, client: Client, seed: str, *, depth: int = 1
     else:
         frontier.finish_crawl(conn, crawl_id)
     report.totals = frontier.counts(conn, crawl_id)
+    report.unresolved = conn.execute(
+        "SELECT count(*) FROM citations c JOIN crawl_frontier f ON f.work_id = c.citing_id "
+        "WHERE f.crawl_id = ? AND f.state = 'stored' AND c.cited_id IS NULL",
+        (crawl_id,)).fetchone()[0]
     if report.totals.get("stored", 0) == 0 and not report.edges:
         report.failures.append(f"{doi}: no source knows this DOI (no OpenAlex or Crossref "
                                "record, and no citation edges were found)")

@@ -185,6 +185,13 @@ def test_a_work_only_crossref_has_is_stored(server, kb_env, runner) -> None:
     assert row == ("full", "crossref")
 
 
+def test_references_printed_without_ids_are_pointed_out(server, kb_env, runner) -> None:
+    _services(server)  # Crossref prints one of this review's four references without a DOI
+    result = runner.invoke(cli, ["crawl", "--doi", "10.1007/s12035-016-0030-0", "--depth", "0"])
+    assert result.exit_code == 0, result.output
+    assert "1 references were printed without identifiers: `kb resolve`" in result.stderr
+
+
 def test_a_seed_no_source_knows_fails(server, kb_env, runner) -> None:
     _services(server)
     result = runner.invoke(cli, ["crawl", "--doi", "10.5555/kb.unknown"])
