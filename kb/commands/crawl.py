@@ -22,8 +22,9 @@ from ..cli import Settings, kb_errors, network_options, pass_settings
                    '"cerebral palsy" ("A|B" for either); the seed is always kept.')
 @click.option("--source", "sources", multiple=True,
               type=click.Choice(["openalex", "crossref", "opencitations", "pubmed"]),
-              help="Sources to ask (repeatable; default: all four). OpenAlex gives the works; "
-                   "Crossref their reference lists; all but Crossref give citing works.")
+              help="Sources to ask (repeatable; default: all four): openalex (works, "
+                   "references, citing works), crossref (works and their printed reference "
+                   "lists), opencitations and pubmed (references and citing works).")
 @click.option("--fresh", is_flag=True,
               help="Start over even if this crawl finished or was interrupted.")
 @network_options
@@ -37,6 +38,8 @@ def crawl(settings: Settings, seed: str, depth: int, direction: str, max_works: 
     OpenCitations and PubMed, each edge once with all its sources. The frontier is kept in the knowledge base:
     an interrupted crawl picks up where it stopped when run again with the same options, and
     a finished one is not repeated.
+
+    Example: kb crawl --doi 10.22074/cellj.2024.2032098.1600 --depth 2 --topic "cerebral palsy"
     """
     from ..config import load_config
     from ..crawl import SOURCES, crawl as run

@@ -18,8 +18,9 @@ def resolve(settings: Settings, dry_run: bool, fmt: str) -> None:
     """Link references that name no known work, and merge duplicate works.
 
     References are matched by DOI, PMID, PMCID or OpenAlex id (also when printed inside the
-    reference text), then by a fuzzy match of title, year and first author against the works
-    in the knowledge base. Every fuzzy link keeps its score (0-100; links need 88, or a unique
+    reference text), then by a fuzzy match of title, year and first author (or journal, volume
+    and first page, for citations printed without a title) against the works in the knowledge
+    base. Every fuzzy link keeps its score (0-100; links need 88, or a unique
     first author and year for "Min et al, 2013"-style references). Works with the same title,
     year and first author and no conflicting identifier are merged.
     """
