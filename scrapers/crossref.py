@@ -28,6 +28,10 @@ log = logging.getLogger(__name__)
 #: length limits and other clients use 20-50, so 40 keeps URLs near 1.5 kB (not verified as
 #: a service limit). ``rows`` is always set to the batch size (the default page is 20).
 BATCH_SIZE = 40
+#: Statuses that mean Crossref refused the batch query itself (worth asking DOI by DOI).
+_QUERY_ERRORS = frozenset({400, 413, 414})
+#: Failed requests in a row after which Crossref is taken to be down for this run.
+_GIVE_UP_AFTER = 2
 #: Update types that withdraw a work (``updated-by`` with one of these → ``is_retracted``).
 RETRACTING = frozenset({"retraction", "withdrawal", "removal"})
 
@@ -41,8 +45,10 @@ def fetch_works(client: Client, dois: Iterable[str], *, errors: dict[str, str] |
 
     Returns the records (in input order) and the DOIs Crossref did not return. When
     ``errors`` is given, it receives the reason for each missing DOI that failed for a reason
-    other than "not found" (a server error, offline and not cached, a rate limit). After a
-    rate limit nothing more is asked of Crossref: the remaining DOIs are missing.
+    other than "not found" (a server error, offline and not cached, a rate limit). A batch
+    that fails after its retries is not asked for again DOI by DOI (unless Crossref refused
+    the query itself); after a rate limit, or :data:`_GIVE_UP_AFTER` failures in a row,
+    nothing more is asked of Crossref and the remaining DOIs are missing with that reason.
     ``progress`` is called with the number of works each step found.
 
     :raises InputError: never; DOIs that do not parse are reported missing.
@@ -54,40 +60,52 @@ def fetch_works(client: Client, dois: Iterable[str], *, errors: dict[str, str] |
             wanted.append(value)
     found: dict[str, WorkRecord] = {}
     reasons: dict[str, str] = {}
-    quota: QuotaError | None = None
     for doi in wanted:  # answers an earlier batch or single request left in the cache
         record = _from_cache(client, doi)
         if record is not None:
             found[doi] = record
     _report(progress, len(found))
+    down: FetchError | None = None  # Crossref is rate limiting us or not answering
+    failures = 0
     batchable = sorted(d for d in wanted if d not in found and normalize_doi(d) and "," not in d)
     for start in range(0, len(batchable), BATCH_SIZE):
         batch = batchable[start:start + BATCH_SIZE]
+        if down is not None:
+            reasons.update({d: f"Crossref: {down.args[0]}" for d in batch})
+            continue
         try:
             fetched = _fetch_batch(client, batch)
-            found.update(fetched)
-            _report(progress, len(fetched))
-        except QuotaError as exc:
-            quota = exc
-            break
-        except FetchError as exc:  # e.g. a 400 for a DOI the filter syntax chokes on
-            log.info("Crossref batch failed (%s); asking for its DOIs one by one", exc)
-    for doi in wanted:
-        if doi in found:
+        except FetchError as exc:
+            if exc.status in _QUERY_ERRORS:  # the filter syntax choked on a DOI: go one by one
+                log.info("Crossref batch refused (%s); asking for its DOIs one by one", exc)
+                continue
+            reasons.update({d: f"Crossref: {exc.args[0]}" for d in batch})
+            failures += 1
+            if isinstance(exc, QuotaError) or failures >= _GIVE_UP_AFTER:
+                down = exc
             continue
-        if quota is not None:
-            reasons[doi] = f"Crossref: {quota.args[0]}"
+        failures = 0
+        found.update(fetched)
+        _report(progress, len(fetched))
+    for doi in wanted:
+        if doi in found or doi in reasons:
+            continue
+        if down is not None:
+            reasons[doi] = f"Crossref: {down.args[0]}"
             continue
         try:
             found[doi] = fetch_work(client, doi)
-            _report(progress, 1)
         except NotFoundError:
+            failures = 0
             continue
-        except QuotaError as exc:
-            quota = exc
-            reasons[doi] = f"Crossref: {exc.args[0]}"
         except FetchError as exc:
             reasons[doi] = f"Crossref: {exc.args[0]}"
+            failures += 1
+            if isinstance(exc, QuotaError) or failures >= _GIVE_UP_AFTER:
+                down = exc
+            continue
+        failures = 0
+        _report(progress, 1)
     if errors is not None:
         errors.update(reasons)
     return [found[d] for d in wanted if d in found], [d for d in wanted if d not in found]

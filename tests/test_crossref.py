@@ -164,6 +164,19 @@ def test_a_quota_stops_asking_and_says_why(server: ReplayServer, config: Config)
     assert set(errors) == set(BATCH) and "7200 s" in errors[BATCH[0]]
 
 
+def test_a_crossref_that_is_down_is_given_up_on_quickly(server: ReplayServer,
+                                                         config: Config) -> None:
+    server.add("GET", "/crossref/.*", Reply(503, "Service Unavailable"))
+    dois = [f"10.5555/kb-bulk.{n}" for n in range(2 * crossref.BATCH_SIZE + 5)]
+    errors: dict[str, str] = {}
+    records, missing = crossref.fetch_works(Client(config.with_options(retries=1)), dois,
+                                            errors=errors)
+    assert records == [] and sorted(missing) == sorted(dois) and set(errors) == set(dois)
+    assert "HTTP 503" in errors[dois[-1]]
+    assert server.count("/crossref/works") == 2 * 2  # two batches, one retry each; then stop
+    assert server.count("/crossref/works/.+") == 0  # no DOI-by-DOI hammering
+
+
 @pytest.mark.parametrize("trouble", [
     Reply(429, fixture_text("crossref", "too-many-requests.html"), content_type="text/html",
           headers={"Retry-After": "1"}),
