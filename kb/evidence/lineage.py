@@ -1,7 +1,7 @@
 """Typed lineage between works, inferred where the evidence allows. Pure functions, no I/O.
 
 - ``same_trial``: two works report one trial (they share a registry id, or a curated entry
-  groups them).
+  groups them); each report is linked to the trial's first report, not every pair.
 - ``follow_up_of``: a later report of the same trial that calls itself a follow-up, or a work
   that calls itself a follow-up and cites a trial report (design + citation).
 - ``pools``: a pooled analysis or meta-analysis that cites a trial report (design + citation),
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from itertools import combinations
 from typing import Any, NamedTuple
 
 from .design import TRIAL_DESIGNS
@@ -72,6 +71,7 @@ def infer_lineage(works: Mapping[int, Mapping[str, Any]],
             edges[key] = edge
 
     by_trial: dict[int, list[int]] = {}
+    roles: dict[tuple[int, int], str] = {}
     pooling: list[tuple[int, int]] = []
     for trial_id, work_id, role in trial_reports:
         if work_id not in works:
@@ -80,6 +80,7 @@ def infer_lineage(works: Mapping[int, Mapping[str, Any]],
             pooling.append((trial_id, work_id))
         else:
             by_trial.setdefault(trial_id, []).append(work_id)
+            roles[(trial_id, work_id)] = role
     for trial_id, work_id in pooling:
         name = trial_labels.get(trial_id, f"trial {trial_id}")
         for member in by_trial.get(trial_id, []):
@@ -89,13 +90,22 @@ def infer_lineage(works: Mapping[int, Mapping[str, Any]],
     same: set[frozenset[int]] = set()
     for trial_id, members in by_trial.items():
         members = sorted(set(members), key=lambda w: _order(works[w]))
-        for earlier, later in combinations(members, 2):
-            same.add(frozenset((earlier, later)))
-            late = works[later]
-            name = trial_labels.get(trial_id, f"trial {trial_id}")
-            if is_follow_up(late.get("title")) and _order(late) > _order(works[earlier]) \
-                    and not is_follow_up(works[earlier].get("title")):
-                add(Edge(later, earlier, "follow_up_of",
+        if len(members) < 2:
+            continue
+        name = trial_labels.get(trial_id, f"trial {trial_id}")
+        # a star around the trial's first results report that is not itself a follow-up
+        anchor = min(members, key=lambda m: (roles.get((trial_id, m)) != "results",
+                                             is_follow_up(works[m].get("title")),
+                                             _order(works[m])))
+        for member in members:
+            if member == anchor:
+                continue
+            same.add(frozenset((anchor, member)))
+            work = works[member]
+            later, earlier = ((member, anchor) if _order(work) > _order(works[anchor])
+                              else (anchor, member))
+            if later == member and is_follow_up(work.get("title")):
+                add(Edge(member, anchor, "follow_up_of",
                          f"later report of {name} that presents itself as a follow-up",
                          "rule:same-trial+follow-up-title"))
             else:
