@@ -59,6 +59,16 @@ def test_curated_trials_group_by_registry_id_and_keep_sources(conn) -> None:
     assert again.facts == 0 and conn.total_changes == before
 
 
+def test_bad_curated_entries_are_refused_whole(conn) -> None:
+    with pytest.raises(InputError, match="needs a doi"):
+        ev.load_curated_trials(conn, [{"design": "rct", "sources": []}])
+    with pytest.raises(InputError, match="not a trial registry id"):
+        ev.load_curated_trials(conn, [{"doi": "10.1000/x", "sources": []},
+                                      {"doi": "10.1000/y", "registry_ids": ["NCT12"]}])
+    assert conn.execute("SELECT count(*) FROM trials").fetchone()[0] == 0
+    assert conn.execute("SELECT count(*) FROM works").fetchone()[0] == 0
+
+
 def test_missing_report_work_becomes_a_stub(conn) -> None:
     loaded = ev.load_curated_trials(conn, [{"work_id": "url:https://example.org/abstract",
                                             "design": "controlled-trial", "cell_type": "NPCs",

@@ -374,9 +374,9 @@ def _groups(entries: Sequence[Mapping[str, Any]]) -> list[list[Mapping[str, Any]
     owner: dict[str, int] = {}
     for i, entry in enumerate(entries):
         keys = list(entry.get("registry_ids") or [])
-        ref = entry.get("doi") or entry.get("work_id")
-        if ref:
-            keys.append(ref.lower() if not ref.startswith("url:") else ref)
+        for ref in (entry.get("doi") or entry.get("work_id"), entry.get("linked_publication")):
+            if ref:
+                keys.append(ref.lower() if not ref.startswith("url:") else ref)
         for key in keys:
             if key in owner:
                 parent[root(i)] = root(owner[key])
@@ -396,7 +396,14 @@ def load_curated_trials(conn: sqlite3.Connection,
     before a registry-only entry of the same trial, so per field its value wins; the other fills
     gaps. Each fact keeps the entry's ``sources``. A report work missing from the KB is added as
     a stub (listed in the result). Loading the same entries twice changes nothing.
+
+    :raises InputError: an entry names neither a work nor a registry id, or a registry id is
+        malformed (nothing is stored).
     """
+    for entry in entries:
+        if not (entry.get("doi") or entry.get("work_id") or entry.get("registry_ids")):
+            raise InputError("a curated trial entry needs a doi, a work_id or registry_ids: "
+                             f"{dict(entry)!r:.120}")
     trials = facts = reports = 0
     stubs: list[str] = []
     with transaction(conn):
