@@ -95,6 +95,35 @@ def test_fuzzy_link_precision_on_real_reference_strings(tmp_path: Path) -> None:
     assert len(report.fuzzy) == linked
 
 
+def test_fuzzy_link_precision_on_real_pubmed_citations(tmp_path: Path) -> None:
+    """PubMed <Citation> strings whose PMID is known, against their works and hard distractors
+    (same journal, mostly the same volume, other pages)."""
+    data = fixture_json("resolve", "pubmed_labelled.json")
+    conn = store.connect(tmp_path / "kb.db")
+    by_pmid = {}
+    for work in data["works"]:
+        record = {"source": "pubmed", **{k: work[k] for k in (
+            "pmid", "doi", "title", "year", "journal", "journal_abbrev", "volume", "pages")
+            if work[k]}}
+        if work["first_author"]:
+            record["authors"] = [work["first_author"]]
+        by_pmid[store.upsert_work(conn, record).work_id] = work["pmid"]
+    texts = [_strip_ids(ref["citation"]) for ref in data["references"]]
+    citation_ids = _cite_each(conn, texts)
+    resolve(conn)
+    linked = correct = 0
+    for citation_id, ref in zip(citation_ids, data["references"]):
+        cited = conn.execute("SELECT cited_id FROM citations WHERE id = ?",
+                             (citation_id,)).fetchone()[0]
+        if cited is not None:
+            linked += 1
+            correct += by_pmid[cited] == ref["pmid"]
+    precision, recall = correct / linked, correct / len(texts)
+    print(f"\nfuzzy links on {len(texts)} real PubMed citations with a known PMID among "
+          f"{len(by_pmid)} works: {linked} linked, precision {precision:.3f}, recall {recall:.3f}")
+    assert precision == 1.0 and recall >= 0.9
+
+
 def test_identifiers_printed_in_references_link_by_id(tmp_path: Path) -> None:
     labelled, held_out = _labelled()
     conn, keys = _corpus_kb(tmp_path / "kb.db", held_out)
