@@ -286,3 +286,23 @@ def test_real_pubmed_records_give_registry_trials_and_retraction_flags(runner, k
     designs = dict(conn.execute("SELECT pmid, design_source FROM works WHERE status = 'full'"))
     assert set(designs.values()) <= {"pubtype", "rule"} and None not in designs.values()
     conn.close()
+
+
+def test_follow_up_by_design_and_citation_and_its_retraction_mark(conn) -> None:
+    trial = _work(conn, doi="10.1000/rct", year=2016, authors=[{"family": "Kang"}],
+                  title="Umbilical cord blood in cerebral palsy: a randomized placebo-controlled "
+                        "trial", updates=[{"kind": "retraction", "direction": "updated-by",
+                                           "doi": "10.1000/rct-notice", "source": "crossref"}])
+    later = _work(conn, doi="10.1000/fu", year=2021, authors=[{"family": "Kang"}],
+                  title="Cord blood infusion for cerebral palsy: 5-year follow-up of an "
+                        "open-label extension", references=[{"doi": "10.1000/rct"}])
+    unrelated = _work(conn, doi="10.1000/x", year=2022, title="Rehabilitation in cerebral palsy: "
+                      "a cohort study", references=[{"doi": "10.1000/rct"}])
+    annotate(conn)
+    edges = [tuple(r) for r in conn.execute(
+        "SELECT from_work_id, to_work_id, relation, reason FROM lineage")]
+    assert edges == [(later, trial, "follow_up_of",
+                      "follow-up study cites the rct report Kang 2016")]
+    marks = dict(conn.execute("SELECT work_id, mark FROM work_marks"))
+    assert marks == {trial: "RETRACTED", later: "DEPENDS ON RETRACTED"}
+    assert unrelated not in marks
