@@ -17,11 +17,11 @@ work's title inside the printed reference (the best-aligned substring). From it 
 known and differ, 4 when the work has no first author to check, 15 when one of the two is a
 correction, retraction, reply or comment and the other is not, and 10 when the printed volume
 or first page differs from the work's. A year two or more apart, or both volume and first page
-different, rejects the candidate. Titles shorter than :data:`SHORT_TITLE` (30) characters need the same year and
-first author; titles shorter than 60 need the same year and no conflicting first author (a
-mid-length title is often printed inside a longer, different one). Citations printed without
-a title, as PubMed often stores them ("Sens Processes. 1977 May;1(3):244-59"), match on their
-locator instead: the same volume, first page and journal (title or ISO abbreviation) score 95
+different, rejects the candidate. Titles shorter than :data:`SHORT_TITLE` (30) characters
+need the same year and first author; titles shorter than 60 need the same year and no
+conflicting first author (a mid-length title is often printed inside a longer, different one).
+Citations printed without a title, as PubMed often stores them ("Sens Processes. 1977
+May;1(3):244-59"), match on their locator instead: the same volume, first page and journal (title or ISO abbreviation) score 95
 (92 a year off). A candidate is linked when its score reaches :data:`THRESHOLD` (88) and no
 other candidate comes within :data:`MARGIN` points of it (else the row is reported ambiguous).
 
@@ -35,8 +35,9 @@ title words with the reference within a year window of ±1, the works with its v
 page, or the works of one first author and year, all read once into memory; only the top few
 by shared words are scored.
 
-Duplicate works (same normalised title, same year, same first author, no conflicting
-identifier) are merged first through :func:`kb.store.merge_works`, the older row kept.
+Duplicate works (same normalised title with the same numbers — "Part II" is not "Part III" —,
+same year, same first author, no conflicting identifier) are merged first through
+:func:`kb.store.merge_works`, the older row kept.
 """
 from __future__ import annotations
 
@@ -460,6 +461,15 @@ def _conflicting_ids(a: Candidate, b: Candidate) -> bool:
                for k in ("doi", "pmid", "pmcid", "openalex_id"))
 
 
+def _numbers(title: str) -> set[str]:
+    """Digits and roman numerals of a title: "Part II" and "Part III" are different papers.
+
+    >>> sorted(_numbers("inheritance of antibody specificity iv control of 2 genes"))
+    ['2', 'iv']
+    """
+    return {w for w in title.split() if w.isdigit() or re.fullmatch(r"[ivxl]+", w)}
+
+
 def find_duplicates(works: dict[int, Candidate]) -> list[tuple[int, int, float]]:
     """Pairs ``(keep_id, drop_id, similarity)`` of works with the same title, year and first
     author and no conflicting identifier (``keep_id`` is the older row)."""
@@ -479,7 +489,7 @@ def find_duplicates(works: dict[int, Candidate]) -> list[tuple[int, int, float]]
                 if other.id in dropped or _conflicting_ids(keep, other):
                     continue
                 similarity = fuzz.ratio(keep.title, other.title)
-                if similarity >= DUPLICATE_TITLE:
+                if similarity >= DUPLICATE_TITLE and _numbers(keep.title) == _numbers(other.title):
                     pairs.append((keep.id, other.id, similarity))
                     dropped.add(other.id)
                     keep.ids = {**other.ids, **keep.ids}

@@ -233,6 +233,16 @@ def test_duplicate_works_merge_and_conflicting_ids_do_not(tmp_path: Path) -> Non
     assert conn.execute("SELECT 1 FROM works WHERE id = ?", (clash,)).fetchone()
 
 
+def test_numbered_parts_are_not_duplicates(tmp_path: Path) -> None:
+    conn = store.connect(tmp_path / "kb.db")
+    title = "Inheritance of antibody specificity. {}. Control of related molecular species"
+    _work(conn, source="pubmed", pmid="1000001", title=title.format("IV"), year=1977,
+          authors=[{"family": "Eichmann", "given": "K"}])
+    _work(conn, source="reference", status="stub", title=title.format("V"), year=1977,
+          authors=[{"family": "Eichmann"}])
+    assert resolve(conn, dry_run=True).merges == []
+
+
 def test_the_same_edge_from_several_sources_is_one_edge(tmp_path: Path) -> None:
     """Crossref prints the reference, OpenAlex and OpenCitations give the DOI: one edge."""
     conn = store.connect(tmp_path / "kb.db")
