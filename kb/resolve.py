@@ -21,8 +21,8 @@ different, rejects the candidate. Titles shorter than :data:`SHORT_TITLE` (30) c
 need the same year and first author; titles shorter than 60 need the same year and no
 conflicting first author (a mid-length title is often printed inside a longer, different one).
 Citations printed without a title, as PubMed often stores them ("Sens Processes. 1977
-May;1(3):244-59"), match on their locator instead: the same volume, first page and journal (title or ISO abbreviation) score 95
-(92 a year off). A candidate is linked when its score reaches :data:`THRESHOLD` (88) and no
+May;1(3):244-59"), match on their locator instead: the same volume, first page and journal
+(title or ISO abbreviation) score 95 (92 a year off). A candidate is linked when its score reaches :data:`THRESHOLD` (88) and no
 other candidate comes within :data:`MARGIN` points of it (else the row is reported ambiguous).
 
 References printed as author and year only, with "et al" or as "Name (2013)" — "Min et al
