@@ -12,18 +12,19 @@ carries no identifier the store could match. :func:`resolve` links it, in this o
 
 Scoring (:func:`score`): the title similarity is ``rapidfuzz.fuzz.ratio`` of the normalised
 titles when the reference has a structured title, otherwise ``fuzz.partial_ratio`` of the
-work's title inside the printed reference (the best-aligned substring). From it are taken
-3 points when the years differ by one (online vs print year), 12 when both first authors are
+work's title inside the printed reference (the best-aligned substring). From it are taken 3
+points when the years differ by one (online vs print year), 12 when both first authors are
 known and differ, 4 when the work has no first author to check, 15 when one of the two is a
 correction, retraction, reply or comment and the other is not, and 10 when the printed volume
 or first page differs from the work's. A year two or more apart, or both volume and first page
-different, rejects the candidate. Titles shorter than :data:`SHORT_TITLE` (30) characters
-need the same year and first author; titles shorter than 60 need the same year and no
-conflicting first author (a mid-length title is often printed inside a longer, different one).
-Citations printed without a title, as PubMed often stores them ("Sens Processes. 1977
-May;1(3):244-59"), match on their locator instead: the same volume, first page and journal
-(title or ISO abbreviation) score 95 (92 a year off). A candidate is linked when its score reaches :data:`THRESHOLD` (88) and no
-other candidate comes within :data:`MARGIN` points of it (else the row is reported ambiguous).
+different, rejects the candidate. Titles shorter than :data:`SHORT_TITLE` (30) characters need
+the same year and first author; titles shorter than 60 need the same year and no conflicting
+first author (a mid-length title is often printed inside a longer, different one). Citations
+printed without a title, as PubMed often stores them ("Sens Processes. 1977 May;1(3):244-59"),
+match on their locator instead: the same volume, first page and journal (title or ISO
+abbreviation) score 95 (92 a year off). A candidate is linked when its score reaches
+:data:`THRESHOLD` (88) and no other candidate comes within :data:`MARGIN` points of it (else
+the row is reported ambiguous).
 
 References printed as author and year only, with "et al" or as "Name (2013)" — "Min et al
 [39], 2013 (South Korea, n=105)", the way meta-analyses list their included trials — are
