@@ -174,8 +174,9 @@ def _fetch_dois(run: _Run, dois: list[str], progress: Callable[[int], None] | No
                 ) -> tuple[dict[str, list[WorkRecord]], dict[str, str]]:
     """Records per DOI (Crossref or DataCite, plus PubMed) and a reason per DOI not found.
 
-    PubMed alone answers for a DOI only when Crossref and DataCite both said "not found": a
-    DOI one of them failed to answer for fails, so that a rerun fetches it whole.
+    DataCite is asked only about DOIs Crossref said it does not know, and PubMed alone answers
+    for a DOI only when both said so: a DOI a service failed to answer for fails, so that a
+    rerun fetches it whole. Two DataCite failures in a row (or a quota) stop asking DataCite.
     """
     from .scrapers import crossref, datacite
     found: dict[str, list[WorkRecord]] = {}
@@ -185,17 +186,25 @@ def _fetch_dois(run: _Run, dois: list[str], progress: Callable[[int], None] | No
     for record in records:
         found[record["doi"]] = [record]  # type: ignore[index]
     reasons: dict[str, str] = {}
+    down: FetchError | None = None  # DataCite is rate limiting us or not answering
+    failures = 0
     for doi in missing:
-        try:
-            found[doi] = [datacite.fetch_work(run.client, doi)]
-        except NotFoundError:
-            if doi in errors:
-                reasons[doi] = f"{errors[doi]}; not found in DataCite"
-            else:
+        if doi in errors:  # Crossref could not say; a rerun will ask it again
+            reasons[doi] = errors[doi]
+        elif down is not None:
+            reasons[doi] = errors[doi] = f"not found in Crossref; DataCite: {down.args[0]}"
+        else:
+            try:
+                found[doi] = [datacite.fetch_work(run.client, doi)]
+                failures = 0
+            except NotFoundError:
                 reasons[doi] = "not found in Crossref, DataCite or PubMed"
-        except FetchError as exc:
-            errors.setdefault(doi, "")
-            reasons[doi] = "; ".join(filter(None, [errors[doi], f"DataCite: {exc.args[0]}"]))
+                failures = 0
+            except FetchError as exc:
+                reasons[doi] = errors[doi] = f"not found in Crossref; DataCite: {exc.args[0]}"
+                failures += 1
+                if isinstance(exc, QuotaError) or failures >= 2:
+                    down = exc
     for doi, record in _pubmed_by_doi(run, [d for d in dois if d not in errors]).items():
         found.setdefault(doi, []).append(record)
         reasons.pop(doi, None)

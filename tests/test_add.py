@@ -182,13 +182,29 @@ def test_a_quota_stores_what_was_fetched_and_fails_the_rest(config: Config,
                                                             server: ReplayServer,
                                                             tmp_path: Path) -> None:
     fake = FakeCrossref(server)
-    fake.blocked = True  # Crossref answers 429 with a day-long Retry-After
-    report = ingest.add(connect(tmp_path / "kb.db"), Client(config), [REVIEW, ZENODO])
-    assert report.added == [ZENODO]  # DataCite still answered
-    assert list(report.failed) == [REVIEW]
-    assert "86400 s" in report.failed[REVIEW] and "not found in DataCite" in report.failed[REVIEW]
-    assert server.count("/crossref/.*") == 1  # no hammering after the first 429
-    assert not report.ok and "failed 1" in report.summary()
+    conn = connect(tmp_path / "kb.db")
+    assert ingest.add(conn, Client(config), [AMANAT]).added == [AMANAT]
+    fake.blocked = True  # Crossref now answers 429 with a day-long Retry-After
+    before = server.count("/crossref/.*")
+    report = ingest.add(conn, Client(config), [AMANAT, REVIEW, ZENODO])
+    assert report.unchanged == [AMANAT]  # answered from the cache
+    assert list(report.failed) == [REVIEW, ZENODO]
+    assert "86400 s" in report.failed[REVIEW] and "86400 s" in report.failed[ZENODO]
+    assert server.count("/crossref/.*") - before == 1  # no hammering after the first 429
+    assert server.count("/datacite/.*") == 0  # Crossref could not say whether it knows them
+    assert not report.ok and "failed 2" in report.summary()
+
+
+def test_datacite_down_is_given_up_on(config: Config, server: ReplayServer,
+                                      tmp_path: Path) -> None:
+    server.add("GET", "/datacite/.*", Reply(503, "Service Unavailable"))
+    FakeCrossref(server)
+    dois = [f"10.5555/kb-test.unknown{n}" for n in range(5)]
+    report = ingest.add(connect(tmp_path / "kb.db"), Client(config.with_options(retries=1)),
+                        dois)
+    assert sorted(report.failed) == sorted(dois)
+    assert all("DataCite: HTTP 503" in reason for reason in report.failed.values())
+    assert server.count("/datacite/.*") == 2 * 2  # two DOIs, one retry each; then stop
 
 
 def test_progress_is_reported_per_input(config: Config, server: ReplayServer,
