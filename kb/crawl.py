@@ -186,7 +186,8 @@ class _Round:
             if cited_by:
                 targets = {openalex.work_ref(o)["openalex_id"]: o for o in objects
                            if openalex.work_ref(o).get("openalex_id")}
-                for work in openalex.fetch_citing(self.client, targets):
+                for work in openalex.fetch_citing(self.client, targets,
+                                                  select=openalex.CITING_FIELDS):
                     links += openalex.citing_links(work, targets)
         if "opencitations" in self.sources:
             for item in expand:
@@ -223,7 +224,8 @@ class _Round:
 
     @staticmethod
     def _ref(item: sqlite3.Row) -> WorkRef:
-        return {k: item[k] for k in ("doi", "pmid", "openalex_id") if item[k]}  # type: ignore[return-value]
+        ref = {k: item[k] for k in ("doi", "pmid", "openalex_id") if item[k]}
+        return ref  # type: ignore[return-value]
 
     def _elink(self, pmids: dict[str, WorkRef], linkname: str, *, outgoing: bool
                ) -> list[LinkRecord]:

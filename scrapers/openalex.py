@@ -23,12 +23,14 @@ if TYPE_CHECKING:
 
 __all__ = ["fetch_works", "fetch_by_openalex", "fetch_by_pmid", "fetch_citing", "to_record",
            "work_ref", "reference_links", "citing_links", "abstract_text", "BATCH_SIZE",
-           "REF_FIELDS"]
+           "REF_FIELDS", "CITING_FIELDS"]
 
 #: Values per OR filter (OpenAlex allows up to 100).
 BATCH_SIZE = 100
 #: The fields asked for when only the identity of a work is needed (``select=``).
 REF_FIELDS = "id,doi,ids,title,publication_year,authorships"
+#: ... and for a citing work, whose edges are read from its reference list.
+CITING_FIELDS = REF_FIELDS + ",referenced_works"
 _TYPES = {"article": "journal-article", "review": "review", "book-chapter": "book-chapter",
           "book": "book", "dataset": "dataset", "preprint": "posted-content",
           "dissertation": "dissertation", "letter": "letter", "editorial": "editorial",
@@ -98,17 +100,22 @@ def fetch_by_pmid(client: Client, pmids: Iterable[str], *, select: str | None = 
     return _filtered(client, "ids.pmid", wanted, select)
 
 
-def fetch_citing(client: Client, ids: Iterable[str], *, limit: int | None = None
-                 ) -> Iterator[dict[str, Any]]:
+def fetch_citing(client: Client, ids: Iterable[str], *, limit: int | None = None,
+                 select: str | None = None) -> Iterator[dict[str, Any]]:
     """The works citing any of these OpenAlex ids (``filter=cites:W1|W2``), following the
-    cursor until it runs out or ``limit`` works were yielded."""
+    cursor until it runs out or ``limit`` works were yielded (``select``: say
+    :data:`CITING_FIELDS` when only the edges are wanted)."""
     wanted = sorted({i for i in (normalize_openalex(x) for x in ids) if i})
     yielded = 0
     for start in range(0, len(wanted), BATCH_SIZE):
         cursor: str | None = "*"
         while cursor:
-            data = _page(client, {"filter": "cites:" + "|".join(wanted[start:start + BATCH_SIZE]),
-                                  "per-page": BATCH_SIZE, "cursor": cursor})
+            params: dict[str, Any] = {
+                "filter": "cites:" + "|".join(wanted[start:start + BATCH_SIZE]),
+                "per-page": BATCH_SIZE, "cursor": cursor}
+            if select:
+                params["select"] = select
+            data = _page(client, params)
             for work in data["results"]:
                 yield work
                 yielded += 1

@@ -93,6 +93,11 @@ def test_crawl_both_directions_with_a_topic(server, kb_env, runner) -> None:
     depth_one = [f for f in filters if f.startswith("doi:") and AMANAT in f]
     assert len(depth_one) == 1
     assert sorted(depth_one[0][4:].split("|")) == sorted([AMANAT, ZARRABI, COMMENTARY])
+    citing_pages = [r for r in server.requests if r.path == "/openalex/works"
+                    and r.query["filter"][0].startswith("cites:")]
+    assert citing_pages and all(r.query["select"] == ["id,doi,ids,title,publication_year,"
+                                                      "authorships,referenced_works"]
+                                for r in citing_pages)
     assert server.count(r"/eutils/elink\.fcgi") == 2  # refs and citedin of Amanat's PMID
     elink_ids = {r.query["id"][0] for r in server.requests if r.path.endswith("elink.fcgi")}
     assert elink_ids == {"34362453"}
