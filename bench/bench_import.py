@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import json
-import re
 import subprocess
 import sys
 import tarfile

@@ -2,9 +2,13 @@
 
 PubMed XML (efetch output, baseline and update files, ``.xml`` or ``.xml.gz``) streams through
 :func:`kb.scrapers.pubmed_xml.parse_pubmed_xml` into :class:`kb.store.bulk.BulkWriter`, one
-transaction per file: a malformed or truncated file leaves the database as it was. Other
-formats (RIS, BibTeX, CSL-JSON, MEDLINE, citation CSV) come from :mod:`kb.formats` when it is
-installed and are stored with :func:`kb.store.upsert_works` / :func:`kb.store.add_links`.
+transaction per file: a malformed or truncated file leaves the database as it was. Files of a
+few MB and more are parsed by a helper process (``parse_to_stdout``) that pickles batches
+down a pipe, so parsing and writing overlap; the transaction stays in this process. Versions
+of one PMID within a batch collapse to the last one. Other formats (RIS, BibTeX, CSL-JSON,
+MEDLINE, citation CSV) come from :mod:`kb.formats` and are stored with
+:func:`kb.store.upsert_works` / :func:`kb.store.add_links`. :func:`import_pubmed_query` backs
+``kb pubmed`` (search, fetch, store).
 """
 from __future__ import annotations
 
