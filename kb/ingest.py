@@ -330,20 +330,20 @@ def _add_refs(run: _Run, records: list[WorkRecord], skip: set[str]) -> None:
         if doi not in found:
             run.report.ref_failures[doi] = reasons.get(doi, "not found")
             continue
-        for record in found[doi]:
-            result = store.upsert_work(run.conn, record)
-        run.report.refs[result.action] += 1
+        actions = [store.upsert_work(run.conn, record).action for record in found[doi]]
+        run.report.refs[max(actions, key=_RANK.__getitem__)] += 1
 
 
 def add(conn: sqlite3.Connection, client: Client, identifiers: Iterable[str | Identifier], *,
         fetch_refs: bool = False, progress: Callable[[int], None] | None = None) -> AddReport:
     """Fetch and store the works these identifiers name; failures are reported per input.
 
+    A quota that is exhausted (:class:`~kb.errors.QuotaError`) stops the run: what was fetched
+    is stored and every input not yet done fails with its message.
+
     :param fetch_refs: also fetch full metadata of every DOI the added works cite.
     :param progress: called with the number of inputs just finished.
     :raises InputError: an identifier is malformed (nothing is fetched or stored).
-    A quota that is exhausted (:class:`~kb.errors.QuotaError`) stops the run: what was fetched
-    is stored and every input not yet done fails with its message.
     """
     idents = parse_inputs(identifiers)
     report = AddReport()
