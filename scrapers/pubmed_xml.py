@@ -154,6 +154,14 @@ def _text(el: Any) -> str:
     return " ".join(el.text.split()) if el.text else ""
 
 
+def _pmid(value: str | None) -> str | None:
+    """A PMID from an element's text: the plain-digits case fast, the rest by kb.identifiers."""
+    value = (value or "").strip()
+    if value.isdigit() and len(value) <= 9:
+        return str(int(value)) if int(value) else None
+    return normalize_pmid(value)
+
+
 def _orcid(value: str) -> str | None:
     match = _ORCID.search(value.strip())
     return "-".join(match.groups()).upper() if match else None
@@ -253,7 +261,7 @@ def _article_ids(id_list: Any, into: dict[str, Any]) -> None:
             if doi:
                 into["doi"] = doi
         elif kind == "pubmed" and "pmid" not in into:
-            pmid = normalize_pmid(value)
+            pmid = _pmid(value)
             if pmid:
                 into["pmid"] = pmid
         elif kind in ("pmc", "pmcid") and "pmcid" not in into:
@@ -315,7 +323,7 @@ def _comments(comments_list: Any, record: dict[str, Any]) -> None:
             if part.tag == "RefSource":
                 ref_source = _text(part)
             elif part.tag == "PMID" and part.text:
-                pmid = normalize_pmid(part.text)
+                pmid = _pmid(part.text)
         if ref_type == "Cites":
             if pmid or ref_source:
                 cites.append({"pmid": pmid, "unstructured": ref_source or None})
@@ -436,7 +444,7 @@ def _medline_citation(medline: Any, record: dict[str, Any]) -> None:
     for el in medline:
         tag = el.tag
         if tag == "PMID":
-            record["pmid"] = normalize_pmid(el.text or "")
+            record["pmid"] = _pmid(el.text)
         elif tag == "Article":
             _article(el, record)
         elif tag == "MedlineJournalInfo":
@@ -468,7 +476,7 @@ def _book_document(book_doc: Any, record: dict[str, Any], ids: dict[str, Any]) -
         if _common(el, record, tag):
             continue
         if tag == "PMID":
-            record["pmid"] = normalize_pmid(el.text or "")
+            record["pmid"] = _pmid(el.text)
         elif tag == "ArticleIdList":
             _article_ids(el, ids)
         elif tag == "Book":
@@ -618,7 +626,7 @@ def parse_pubmed_xml(source: Source, *, raw: bool = False
                     yield _book_record(el, raw)
                 else:
                     for pmid_el in el:
-                        pmid = normalize_pmid(pmid_el.text or "") if pmid_el.tag == "PMID" else None
+                        pmid = _pmid(pmid_el.text) if pmid_el.tag == "PMID" else None
                         if pmid:
                             yield Deletion(pmid)
                 el.clear(keep_tail=False)
