@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
@@ -272,3 +273,18 @@ def test_datacite_fetch_and_404(server: ReplayServer, config: Config) -> None:
     assert server.requests[-1].query["affiliation"] == ["true"]
     with pytest.raises(NotFoundError):
         datacite.fetch_work(client, "10.5555/kb-test.nowhere")
+
+
+@pytest.mark.network
+def test_live_crossref_batch(request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    """Opt-in (-m network): the real API answers a batch in the shape the parser expects."""
+    from kb.config import load_config
+    if "network" not in (request.config.getoption("markexpr") or ""):
+        pytest.skip("a live check: run with -m network")
+    config = load_config({"KB_CACHE_DIR": str(tmp_path), "KB_MAILTO": "kb-tests@example.org"})
+    client = Client(config)
+    records, missing = crossref.fetch_works(client, BATCH[:2])
+    assert missing == [] and client.stats["requests"] == 1
+    titles = {r["doi"]: r["title"] for r in records}
+    assert titles[BATCH[0]].startswith("Clinical and imaging outcomes after intrathecal")
+    assert titles[BATCH[1]].startswith("The safety and efficacy of umbilical cord blood")
