@@ -38,9 +38,9 @@ log = logging.getLogger(__name__)
 
 #: Statuses worth another try after a pause.
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-#: Query parameters and headers that carry secrets.
-SECRET_PARAMS = ("api_key", "api-key", "apikey", "key", "token", "access_token",
-                 "Crossref-Plus-API-Token", "Authorization")
+#: Query parameters and headers that carry secrets: out of cache keys and cached requests.
+SECRET_PARAMS = ("api_key", "api-key", "apikey", "access_token", "Crossref-Plus-API-Token",
+                 "Authorization")
 #: Identity parameters left out of cache keys too (another contact gets the same answer).
 _IDENTITY_PARAMS = ("mailto", "email", "tool")
 #: Pauses at least this long (seconds) before a retry are announced on stderr.
@@ -49,8 +49,11 @@ LONG_PAUSE = 1.0
 CACHE_EXPIRE = timedelta(days=30)
 #: Services sharing one rate budget (NCBI counts E-utilities and the ID converter per IP).
 _PACING_GROUPS = {"eutils": "ncbi", "idconv": "ncbi"}
+#: ... and out of messages, with any other ``key``/``token`` value (a page's own parameter,
+#: which must stay in its cache key, may still be a secret in an error message).
 _SECRET_RE = re.compile(
-    r"(?i)\b(" + "|".join(re.escape(p) for p in SECRET_PARAMS) + r")(=|:\s*)([^&\s;,'\"]+)")
+    r"(?i)\b(" + "|".join(re.escape(p) for p in SECRET_PARAMS + ("key", "token"))
+    + r")(=|:\s*)([^&\s;,'\"]+)")
 _TRANSIENT_ERRORS = (requests.ConnectionError, requests.Timeout,
                      requests.exceptions.ChunkedEncodingError,
                      requests.exceptions.ContentDecodingError)

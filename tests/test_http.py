@@ -303,3 +303,12 @@ def test_an_unusable_cache_folder_is_a_clear_error(config: Config, tmp_path: Pat
     (corrupt / "http_cache.sqlite").write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(KBError, match="cannot use the HTTP cache"):
         Client(config.with_options(cache_dir=corrupt)).get("http://127.0.0.1:9/x")
+
+
+def test_a_pages_own_key_parameter_stays_in_the_cache_key(server: ReplayServer,
+                                                          config: Config) -> None:
+    server.add("GET", "/page", lambda request: Reply(200, f"page {request.query['key'][0]}"))
+    client = Client(config)
+    assert client.get(server.url + "/page", params={"key": "1"}).text == "page 1"
+    assert client.get(server.url + "/page", params={"key": "2"}).text == "page 2"
+    assert server.count() == 2
