@@ -230,12 +230,16 @@ def neighbourhood(conn: sqlite3.Connection, work_id: int, *, depth: int = 1,
             break
         if not frontier:
             break
-    around = _reviews_around(conn, level, distance) if reviews and depth else {}
+    # every edge among the works found has its citing end among them: one indexed scan of
+    # their references closes the graph (and shows what the focus's citers cite beside it)
+    edges = list(_edge_rows(conn, list(level), "citing"))
+    around = _reviews_around(conn, level, distance, edges) if reviews and depth else {}
     for kind, ids in around.items():
         level.update(dict.fromkeys(ids, 0))
         distance.update(dict.fromkeys(ids, 2))
         G.graph[kind] = sorted(ids)
-    _close(conn, G, level)
+        edges += _edge_rows(conn, sorted(ids), "citing")
+    _close(conn, G, level, edges)
     for node, steps in distance.items():
         G.nodes[node]["distance"] = steps
     G.graph["unresolved_references"] = conn.execute(
@@ -255,24 +259,27 @@ def _with_design(conn: sqlite3.Connection, ids: Iterable[int], designs: frozense
         f"({','.join('?' * len(designs))})", (json.dumps(wanted), *sorted(designs)))}
 
 
-def _reviews_around(conn: sqlite3.Connection, level: dict[int, int],
-                    distance: dict[int, int]) -> dict[str, set[int]]:
+def _reviews_around(conn: sqlite3.Connection, level: dict[int, int], distance: dict[int, int],
+                    edges: list[_Edge]) -> dict[str, set[int]]:
     """Reviews not yet in the neighbourhood that its citers cite (``co_cited``) or that cite
-    or pool the trials the focus cites (``coupled``)."""
-    citers = [n for n, d in distance.items() if d == 1 and level[n] == -1]
+    or pool the trials the focus cites (``coupled``); ``edges`` leave the neighbourhood's
+    works."""
+    citers = {n for n, d in distance.items() if d == 1 and level[n] == -1}
     refs = [n for n, d in distance.items() if d == 1 and level[n] == 1]
-    beside = {v for _, v, *_ in _edge_rows(conn, citers, "citing")} - set(level)
+    beside = {v for u, v, *_ in edges if u in citers} - set(level)
     co_cited = _with_design(conn, beside, REVIEW_DESIGNS)
     trials = sorted(_with_design(conn, refs, TRIAL_DESIGNS))
     sharing = {u for u, *_ in _edge_rows(conn, trials, "cited")} - set(level) - co_cited
     return {"co_cited": co_cited, "coupled": _with_design(conn, sharing, REVIEW_DESIGNS)}
 
 
-def _close(conn: sqlite3.Connection, G: nx.DiGraph, level: dict[int, int]) -> None:
+def _close(conn: sqlite3.Connection, G: nx.DiGraph, level: dict[int, int],
+           edges: list[_Edge] | None = None) -> None:
     """Add the works of ``level`` (work id -> level) with their attributes, and every edge
-    among them: each such edge has its citing end in the set, so one indexed scan suffices."""
+    among them: each such edge has its citing end in the set, so the edges leaving the set
+    (``edges``, fetched when not given) hold them all."""
     members = set(level)
-    for edge in _edge_rows(conn, list(level), "citing"):
+    for edge in _edge_rows(conn, list(level), "citing") if edges is None else edges:
         if edge[1] in members:
             _add_edge(G, *edge)
     G.add_nodes_from(members)
