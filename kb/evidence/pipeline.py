@@ -141,7 +141,10 @@ def link_registry_titles(conn: sqlite3.Connection) -> int:
             "SELECT t.id, t.key, f.value, f.provenance, f.source_url FROM trials t "
             "JOIN trial_facts f ON f.trial_id = t.id AND f.field IN ('title', 'official_title') "
             "WHERE NOT EXISTS (SELECT 1 FROM trial_reports r WHERE r.trial_id = t.id)").fetchall()
-        for trial_id, key, title, provenance, source in orphans:
+        done: set[int] = set()
+        for trial_id, _key, title, provenance, source in orphans:
+            if trial_id in done:
+                continue
             wanted = _norm_title(title)
             works = {w for w, t in titles if len(wanted) >= 40 and (t == wanted or
                                                                    t.startswith(wanted + " "))}
@@ -156,6 +159,7 @@ def link_registry_titles(conn: sqlite3.Connection) -> int:
             ev.set_fact(conn, trial_id, "linked_report", f"work {work_id}: {reason}", "rule",
                         source_url=source)
             ev.refresh_trial(conn, trial_id)
+            done.add(trial_id)
             linked += 1
     return linked
 
