@@ -138,11 +138,11 @@ def link_registry_titles(conn: sqlite3.Connection) -> int:
     linked = 0
     with store.transaction(conn):
         orphans = conn.execute(
-            "SELECT t.id, t.key, f.value, f.provenance, f.source_url FROM trials t "
+            "SELECT t.id, f.value, f.provenance, f.source_url FROM trials t "
             "JOIN trial_facts f ON f.trial_id = t.id AND f.field IN ('title', 'official_title') "
             "WHERE NOT EXISTS (SELECT 1 FROM trial_reports r WHERE r.trial_id = t.id)").fetchall()
         done: set[int] = set()
-        for trial_id, _key, title, provenance, source in orphans:
+        for trial_id, title, provenance, source in orphans:
             if trial_id in done:
                 continue
             wanted = _norm_title(title)
