@@ -684,18 +684,17 @@ def render_html(G: nx.DiGraph, focus: int) -> str:
 # -- dispatch -------------------------------------------------------------------------------
 
 _RENDERERS: dict[str, Callable[[nx.DiGraph, int], str | bytes]] = {
-    "json": render_json, "graphml": render_graphml, "gexf": render_gexf, "dot": render_dot,
-    "png": lambda G, focus: render_image(G, focus, "png"),
-    "svg": lambda G, focus: render_image(G, focus, "svg").decode("utf-8"),
-    "html": render_html,
+    "text": render_text, "json": render_json, "graphml": render_graphml, "gexf": render_gexf,
+    "dot": render_dot, "png": lambda G, focus: render_image(G, focus, "png"),
+    "svg": lambda G, focus: render_image(G, focus, "svg"), "html": render_html,
 }
 
 
-def render(G: nx.DiGraph, focus: int, fmt: str, **text_options: Any) -> str | bytes:
-    """Render in ``fmt`` (one of :data:`FORMATS`); ``bytes`` for PNG, ``str`` otherwise."""
-    if fmt == "text":
-        return render_text(G, focus, **text_options)
+def render(G: nx.DiGraph, focus: int, fmt: str) -> bytes:
+    """The neighbourhood as a document in ``fmt`` (one of :data:`FORMATS`), as bytes (text
+    formats in UTF-8). The ``render_*`` functions give text formats as ``str``."""
     if fmt not in _RENDERERS:
         raise ValueError(f"unknown graph format {fmt!r}")
-    return _RENDERERS[fmt](G, focus)
+    out = _RENDERERS[fmt](G, focus)
+    return out.encode("utf-8") if isinstance(out, str) else out
 

@@ -134,6 +134,7 @@ def test_png_is_a_readable_picture(kb, tmp_path: Path) -> None:
 def test_svg_keeps_labels_and_legend_as_text(pooled) -> None:
     G, ids = pooled
     svg = graph_render.render(G, ids[POOLED], "svg")
+    assert isinstance(svg, bytes) and svg.startswith(b"<?xml")
     root = ET.fromstring(svg)
     texts = " ".join(t.text or "" for t in root.iter("{http://www.w3.org/2000/svg}text"))
     for label in ("Nouri 2025", "Amanat 2021", "Zarrabi 2022", "Qu 2022", "Cells4Life 2025",
