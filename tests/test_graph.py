@@ -382,3 +382,18 @@ def test_cli_gaps(kb, tmp_path: Path) -> None:
     assert "no missing work" in empty.stderr
     assert _run(path, "gaps", "--topic", "!!!").exit_code == 2
     assert RETRACTED not in table.output
+
+
+def test_evidence_flags_are_marked(kb) -> None:
+    """A flag from the evidence layer (work_flags / work_marks) shows on the work's line."""
+    from kb.store import evidence
+    conn, ids, path = kb
+    evidence.replace_flags(conn, [
+        {"work_id": ids[QU], "flag": "depends-on-retracted", "other_work_id": ids[RETRACTED],
+         "reason": "cites a retracted trial (test)"},
+        {"work_id": ids[RETRACTED], "flag": "retracted", "reason": "test record"}])
+    G = graph.neighbourhood(conn, ids[POOLED])
+    assert G.nodes[ids[QU]]["mark"] == "DEPENDS ON RETRACTED"
+    assert G.nodes[ids[QU]]["is_retracted"] is False
+    text = _run(path, "graph", "--doi", POOLED).output
+    assert "[DEPENDS ON RETRACTED] Efficacy and safety" in _section(text, "Reviews (2)")
