@@ -26,12 +26,8 @@ def _emit(payload: str | bytes, out: str | None) -> None:
                 handle.write(payload)
         except OSError as exc:
             raise InputError(f"cannot write {out}: {exc.strerror or exc}") from exc
-    elif isinstance(payload, bytes):
-        stream = click.get_binary_stream("stdout")
-        stream.write(payload)
-        stream.flush()
     else:
-        click.echo(payload, nl=False)
+        click.echo(payload, nl=False)  # bytes go to the binary stream untouched
 
 
 def _focus_text(doi: str | None, pmid: str | None, work: str | None) -> str | None:
