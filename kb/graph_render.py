@@ -416,6 +416,13 @@ def _draw(G: nx.DiGraph, focus: int, fmt: str) -> bytes:
     title = f"{focus_attrs.get('label')}: {focus_attrs.get('short_title') or ''}".strip(": ")
     subtitle = " · ".join(str(f) for f in (focus_attrs.get("study_design"), work_ident(
         focus_attrs), *_marks(focus_attrs)) if f)
+    if G.graph.get("path"):
+        path = G.graph["path"]
+        title = (f"Citation path from {G.nodes[path[0]].get('label')} to "
+                 f"{G.nodes[path[-1]].get('label')}: {len(path) - 1} steps")
+        subtitle = {"cites": "each work cites the next", "cited-by": "each work is cited by "
+                    "the next", "linked": "citations running either way"}.get(
+                        G.graph.get("how"), "")
     if G.graph.get("left_out"):
         subtitle += (f" · showing {G.number_of_nodes()} of "
                      f"{G.number_of_nodes() + G.graph['left_out']} works")
@@ -489,6 +496,8 @@ def _bend(u: int, v: int, centres: dict[int, tuple[float, float]],
 
 def _column_captions(G: nx.DiGraph, pos: dict[int, tuple[float, float]]
                      ) -> list[tuple[float, str]]:
+    if G.graph.get("path"):
+        return []
     by_level: dict[int, list[float]] = {}
     for node, (x, _) in pos.items():
         by_level.setdefault(int(G.nodes[node].get("level", 0)), []).append(x)
