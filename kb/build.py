@@ -91,12 +91,13 @@ def _load_evidence(conn: sqlite3.Connection, lineage: list[seed_reader.Lineage],
 
 
 def _annotate(conn: sqlite3.Connection, say: Callable[[str], None]) -> dict[str, Any]:
-    """Derived layers: study designs, trial facts, lineage and flags; then resolution."""
+    """Reference resolution, then the derived layers that read the resolved edges: study
+    designs, trial facts, lineage and flags."""
     from . import evidence, resolve
 
-    steps: dict[str, Any] = {"evidence": evidence.annotate(conn)}
-    steps["resolution"] = resolve.resolve(conn)
-    say("annotated evidence and resolved references")
+    steps: dict[str, Any] = {"resolution": resolve.resolve(conn)}
+    steps["evidence"] = evidence.annotate(conn)
+    say("resolved references and annotated evidence")
     return steps
 
 

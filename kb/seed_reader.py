@@ -9,13 +9,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from importlib import resources
 from importlib.resources.abc import Traversable
 from typing import Any, NamedTuple
 
 from .errors import ParseError
 from .identifiers import normalize_doi, normalize_pmcid, normalize_pmid, normalize_url
-from .records import AuthorRecord, LinkRecord, WorkRecord, WorkRef
+from .records import AuthorRecord, LinkRecord, ReferenceRecord, WorkRecord, WorkRef
 
 __all__ = ["seed_files", "SEED_ARTICLE_URL", "work_from_csl", "read_works", "read_links",
            "read_trials", "ref_for_id", "Lineage"]
@@ -80,11 +81,29 @@ def _split(value: Any, sep: str) -> list[str]:
     return [i.strip() for i in items if i and i.strip()]
 
 
+def _included_trials(custom: dict[str, Any]) -> list[ReferenceRecord]:
+    """A review's included trials as its page listed them ("Min et al [39], 2013 (…)"):
+    reference rows with the printed text, at the reference number the page gave.
+
+    >>> _included_trials({"included_trials_as_shown": ["Min et al [39], 2013 (South Korea, n=105)"]})
+    [{'position': 39, 'unstructured': 'Min et al [39], 2013 (South Korea, n=105)'}]
+    """
+    references: list[ReferenceRecord] = []
+    for text in custom.get("included_trials_as_shown") or []:
+        number = re.search(r"\[(\d+)\]", text)
+        reference: ReferenceRecord = {"unstructured": text}
+        if number:
+            reference = {"position": int(number.group(1)), **reference}
+        references.append(reference)
+    return references
+
+
 def work_from_csl(item: dict[str, Any]) -> WorkRecord:
     """One CSL-JSON item of the seed as a ``corpus`` record.
 
     Curated facts kept: the study design (``custom.design``), ``unverified``, ``note``,
-    PubMed publication types; the whole item, with the pages it was read from
+    PubMed publication types, a review's included trials as printed (reference rows for
+    :mod:`kb.resolve`); the whole item, with the pages it was read from
     (``custom.sources``), is the record's raw payload.
     """
     custom = item.get("custom") or {}
@@ -110,6 +129,7 @@ def work_from_csl(item: dict[str, Any]) -> WorkRecord:
         "status": "full" if item.get("title") else "stub",
         "authors": _authors(item), "keywords": _split(item.get("keyword"), ";"),
         "publication_types": list(custom.get("publication_types") or []),
+        "references": _included_trials(custom),
     }
     return {k: v for k, v in record.items() if v not in (None, "", [])}  # type: ignore[return-value]
 

@@ -101,7 +101,21 @@ def test_every_seed_work_edge_and_trial_is_imported(built: Path) -> None:
                             (record[column],)).fetchone()[0] == 1, record["source_id"]
     # every cites row is a resolved citation edge; provenance is kept per work
     assert conn.execute("SELECT count(*) FROM citations WHERE cited_id IS NOT NULL "
-                        "AND sources LIKE '%corpus%'").fetchone()[0] == len(links) == 23
+                        "AND sources LIKE '%corpus%' AND resolved_by != 'fuzzy'"
+                        ).fetchone()[0] == len(links) == 23
+    # the meta-analysis's included trials, printed without ids, are resolved where the KB
+    # holds exactly one work by that first author in that year
+    included = conn.execute(
+        "SELECT c.position, w.doi, CASE WHEN w.doi IS NULL THEN w.url END, c.resolved_by FROM citations c JOIN works f "
+        "ON f.id = c.citing_id LEFT JOIN works w ON w.id = c.cited_id WHERE f.doi = ? "
+        "ORDER BY c.position", ("10.4252/wjsc.v11.i10.891",)).fetchall()
+    assert [tuple(r) for r in included] == [
+        (39, "10.1002/stem.1304", None, "fuzzy"),
+        (40, "10.1186/s12967-017-1149-0", None, "fuzzy"),
+        (41, None, "https://dukespace.lib.duke.edu/dspace/handle/10161/24589", "fuzzy"),
+        (42, None, None, None), (44, None, None, None),
+        (45, "10.1186/1479-5876-11-21", None, "fuzzy"),
+        (46, "10.1177/0963689717729379", None, "fuzzy"), (47, None, None, None)]
     raw = json.loads(conn.execute("SELECT body FROM records WHERE source = 'corpus' AND "
                                   "source_id = ?", (AMANAT,)).fetchone()[0])
     assert raw["custom"]["sources"] and "abstract" not in raw
@@ -155,11 +169,12 @@ def test_cli_build_then_stats_and_search_offline(tmp_path: Path, runner: CliRunn
     stats = runner.invoke(cli, ["--db", str(db), "stats", "--format", "json"])
     assert stats.exit_code == 0, stats.output
     report = json.loads(stats.output)
-    assert report["works"] == 79 and report["citations"] == 23
+    included_trials = sum(len(w.get("references") or []) for w in seed_reader.read_works())
+    assert report["works"] == 79 and report["citations"] == 23 + included_trials == 31
     assert report["works_by_design"]["pooled-analysis"] == 1
     assert report["works_by_type"]["web-article"] == 3
     table = runner.invoke(cli, ["--db", str(db), "stats"])
-    assert "works           79" in table.output and "23 resolved" in table.output
+    assert "works           79" in table.output and "28 resolved, 3 unresolved" in table.output
     found = runner.invoke(cli, ["--db", str(db), "search", "mesenchymal", "--format", "json"])
     assert found.exit_code == 0, found.output
     assert AMANAT in [row["doi"] for row in json.loads(found.output)]
@@ -212,7 +227,8 @@ def test_online_build_refreshes_the_seed_and_lists_what_failed(server, config,
     # the curated design survives the refresh; the seed picture is intact
     assert conn.execute("SELECT study_design, design_source FROM works WHERE doi = ?",
                         (AMANAT,)).fetchone() == ("rct", "curated")
-    assert conn.execute("SELECT count(*) FROM lineage WHERE relation = 'pools'").fetchone()[0] == 2
+    assert conn.execute("SELECT count(*) FROM lineage WHERE relation = 'pools' "
+                        "AND provenance = 'curated'").fetchone()[0] == 2
     failed = "\n".join(report.failures)
     assert "10.1001/archpedi.161.11.1075" in failed and "crawl " in failed
     assert server.count("/openalex/.*") > 0  # the one-level crawl asked OpenAlex
@@ -233,9 +249,10 @@ def test_online_build_with_every_service_down_skips_the_crawl(server, config,
 
 def test_stats_show_trials_and_lineage(built: Path, runner: CliRunner) -> None:
     report = json.loads(runner.invoke(cli, ["--db", str(built), "stats", "--format", "json"]).output)
-    assert report["trials"] >= 40 and report["lineage"]["pools"] == 2
+    # 2 curated (the pooled study) + 5 inferred (the meta-analysis citing resolved trials)
+    assert report["trials"] >= 40 and report["lineage"]["pools"] == 7
     table = runner.invoke(cli, ["--db", str(built), "stats"]).output
-    assert "pools 2" in table and "trials" in table
+    assert "pools 7" in table and "trials" in table
 
 
 def test_build_into_a_missing_folder_is_a_clear_error(tmp_path: Path, runner: CliRunner) -> None:
