@@ -115,6 +115,23 @@ def test_kb_add_with_api_keys_leaves_no_trace(secret_env: dict[str, str],
                         (works[1].pmid,)).fetchone()[0] == 1
 
 
+@needs("crawl")
+def test_kb_crawl_with_api_keys_leaves_no_trace(secret_env: dict[str, str],
+                                                corpus_server: SyntheticCorpus,
+                                                server: ReplayServer, tmp_path: Path) -> None:
+    """`kb -v crawl` asks OpenAlex (api_key) and E-utilities (api_key): neither key is kept."""
+    result = CliRunner().invoke(cli, ["-v", "crawl", "--doi", corpus_server.works[12].doi,
+                                      "--depth", "1"])
+    assert result.exit_code == 0, result.output
+    openalex = [r for r in server.requests if r.path.startswith("/openalex")]
+    assert openalex and all(r.query.get("api_key") == [OPENALEX_KEY] for r in openalex)
+    assert any(r.query.get("api_key") == [NCBI_KEY] for r in server.requests
+               if r.path.startswith("/eutils"))
+    leaks = _leaks(tmp_path, (NCBI_KEY, OPENALEX_KEY))
+    assert not leaks, leaks
+    assert NCBI_KEY not in result.output and OPENALEX_KEY not in result.output
+
+
 @needs("add")
 def test_failed_fetch_message_hides_the_key(secret_env: dict[str, str], server: ReplayServer,
                                             tmp_path: Path) -> None:
