@@ -44,24 +44,16 @@ class LazyGroup(click.Group):
     """A group whose commands are imported on first use."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return [name for name in COMMANDS if self._load(name) is not None]
+        return list(COMMANDS)
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        return self._load(name)
-
-    @staticmethod
-    def _load(name: str) -> click.Command | None:
         target = COMMANDS.get(name)
         if target is None:
             return None
         module_name, attribute = target.split(":")
-        try:
-            module = importlib.import_module(f"kb.commands.{module_name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"kb.commands.{module_name}":
-                return None  # not built in this version
-            raise
-        return getattr(module, attribute, None)
+        command: click.Command = getattr(importlib.import_module(f"kb.commands.{module_name}"),
+                                         attribute)
+        return command
 
 
 @dataclass
