@@ -1,9 +1,7 @@
 """The bad-input matrix: every case goes through the CLI and must end in a clear one-line error,
 exit status 2, no traceback, and the knowledge base exactly as it was.
 
-Cases whose command is not built yet are strict expected failures (they become ordinary tests
-when the command lands). Unknown (well-formed but non-existent) identifiers are the one
-exception to "exit 2": they are a lookup that failed, exit 1 by the HTTP / Crossref contract
+Unknown (well-formed but non-existent) identifiers are the one exception to "exit 2": they are a lookup that failed, exit 1 by the HTTP / Crossref contract
 (issue 4: "a DOI neither knows → a clear per-DOI error … exit status 1 with a summary").
 """
 from __future__ import annotations
@@ -17,7 +15,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from kb import store
-from kb.cli import LazyGroup, cli
+from kb.cli import cli
 from tests.faults import SyntheticCorpus
 from tests.replay import ReplayServer
 
@@ -49,11 +47,6 @@ EXTERNAL_ENTITY = """<?xml version="1.0"?>
 SECRET_TEXT = "TOP-SECRET-LOCAL-FILE-CONTENT-8c1f"
 
 
-def needs(*names: str) -> pytest.MarkDecorator:
-    """xfail (strict) while one of these commands is not built yet."""
-    missing = [n for n in names if LazyGroup._load(n) is None]
-    return pytest.mark.xfail(bool(missing), strict=True,
-                             reason=f"`kb {' / '.join(missing)}` not built yet")
 
 
 # -- the knowledge base and its snapshot -----------------------------------------------------
@@ -125,7 +118,6 @@ def check(kb_db: Path, *args: str, code: int = 2, mentions: str | None = None,
 
 # -- identifiers ---------------------------------------------------------------------------------
 
-@needs("add")
 @pytest.mark.parametrize("value", ["10.12/too-short-prefix", "hello world", "pmid:abc", "0",
                                    "doi:", "PMC", "ftp://example.org/paper.pdf",
                                    "10.1186/s13287\x00-021"],
@@ -135,33 +127,28 @@ def test_add_malformed_identifier(kb_db: Path, value: str) -> None:
     check(kb_db, "add", value)
 
 
-@needs("add")
 def test_add_unknown_doi_is_a_runtime_failure_listed_by_name(kb_db: Path) -> None:
     result = check(kb_db, "add", "10.5555/does-not-exist.1", code=1,
                    mentions="10.5555/does-not-exist.1")
     assert "not found" in result.output.lower() or "unknown" in result.output.lower()
 
 
-@needs("add")
 def test_add_unknown_pmid_is_a_runtime_failure_listed_by_name(kb_db: Path) -> None:
     check(kb_db, "add", "99999999", code=1, mentions="99999999")
 
 
-@needs("add")
 def test_add_from_empty_file(kb_db: Path, tmp_path: Path) -> None:
     empty = tmp_path / "ids.txt"
     empty.write_text("# only a comment\n\n")
     check(kb_db, "add", "--from-file", str(empty))
 
 
-@needs("add")
 def test_add_from_binary_file(kb_db: Path, tmp_path: Path) -> None:
     binary = tmp_path / "ids.txt"
     binary.write_bytes(bytes(range(256)) * 8)
     check(kb_db, "add", "--from-file", str(binary))
 
 
-@needs("add")
 def test_add_from_file_with_invalid_utf8(kb_db: Path, tmp_path: Path) -> None:
     bad = tmp_path / "ids.txt"
     bad.write_bytes(b"10.5555/kb.0001\n10.5555/\xff\xfe\xfa.2\n")
@@ -170,34 +157,29 @@ def test_add_from_file_with_invalid_utf8(kb_db: Path, tmp_path: Path) -> None:
 
 # -- files for kb import -------------------------------------------------------------------------
 
-@needs("import")
 def test_import_empty_file(kb_db: Path, tmp_path: Path) -> None:
     (tmp_path / "empty.xml").write_bytes(b"")
     check(kb_db, "import", str(tmp_path / "empty.xml"))
 
 
-@needs("import")
 def test_import_binary_file(kb_db: Path, tmp_path: Path) -> None:
     png = tmp_path / "figure.xml"
     png.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 64)
     check(kb_db, "import", str(png))
 
 
-@needs("import")
 def test_import_wrong_format_json(kb_db: Path, tmp_path: Path) -> None:
     wrong = tmp_path / "records.json"
     wrong.write_text('{"this": "is json", "but": ["not", "CSL-JSON"]}')
     check(kb_db, "import", str(wrong))
 
 
-@needs("import")
 def test_import_xml_that_is_not_pubmed(kb_db: Path, tmp_path: Path) -> None:
     svg = tmp_path / "drawing.xml"
     svg.write_text('<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg"><rect/></svg>')
     check(kb_db, "import", str(svg))
 
 
-@needs("import")
 def test_import_invalid_utf8_in_pubmed_xml(kb_db: Path, tmp_path: Path) -> None:
     corpus = SyntheticCorpus(n=3, pubmed_only=0)
     text = corpus.efetch_xml([corpus.works[0].pmid]).encode()
@@ -206,7 +188,6 @@ def test_import_invalid_utf8_in_pubmed_xml(kb_db: Path, tmp_path: Path) -> None:
     check(kb_db, "import", str(tmp_path / "bad.xml"))
 
 
-@needs("import")
 def test_import_truncated_pubmed_xml_imports_nothing(kb_db: Path, tmp_path: Path) -> None:
     corpus = SyntheticCorpus(n=8, pubmed_only=0)
     text = corpus.efetch_xml([w.pmid for w in corpus.works if w.pmid])
@@ -215,7 +196,6 @@ def test_import_truncated_pubmed_xml_imports_nothing(kb_db: Path, tmp_path: Path
     check(kb_db, "import", str(cut))
 
 
-@needs("import")
 def test_import_truncated_gzip(kb_db: Path, tmp_path: Path) -> None:
     corpus = SyntheticCorpus(n=8, pubmed_only=0)
     data = gzip.compress(corpus.efetch_xml([w.pmid for w in corpus.works if w.pmid]).encode())
@@ -223,14 +203,12 @@ def test_import_truncated_gzip(kb_db: Path, tmp_path: Path) -> None:
     check(kb_db, "import", str(tmp_path / "cut.xml.gz"))
 
 
-@needs("import")
 def test_import_billion_laughs_is_refused(kb_db: Path, tmp_path: Path) -> None:
     bomb = tmp_path / "bomb.xml"
     bomb.write_text(BILLION_LAUGHS)
     check(kb_db, "import", str(bomb))
 
 
-@needs("import")
 def test_import_external_entity_is_refused_and_not_read(kb_db: Path, tmp_path: Path) -> None:
     secret = tmp_path / "secret.txt"
     secret.write_text(SECRET_TEXT)
@@ -241,7 +219,6 @@ def test_import_external_entity_is_refused_and_not_read(kb_db: Path, tmp_path: P
     assert SECRET_TEXT.encode() not in kb_db.read_bytes()
 
 
-@needs("import")
 def test_import_huge_file_of_zeros_is_refused_quickly(kb_db: Path, tmp_path: Path) -> None:
     import time
     huge = tmp_path / "huge.xml"
@@ -252,12 +229,10 @@ def test_import_huge_file_of_zeros_is_refused_quickly(kb_db: Path, tmp_path: Pat
     assert time.perf_counter() - start < 20, "kb import read a 4 GiB file of zeros to refuse it"
 
 
-@needs("import")
 def test_import_missing_file(kb_db: Path, tmp_path: Path) -> None:
     check(kb_db, "import", str(tmp_path / "nope.xml"))
 
 
-@needs("import")
 def test_import_a_directory(kb_db: Path, tmp_path: Path) -> None:
     (tmp_path / "folder.xml").mkdir()
     check(kb_db, "import", str(tmp_path / "folder.xml"))
@@ -265,7 +240,6 @@ def test_import_a_directory(kb_db: Path, tmp_path: Path) -> None:
 
 # -- search queries and filters ------------------------------------------------------------------
 
-@needs("search")
 @pytest.mark.parametrize("query", ['"unbalanced quote', "AND OR NOT", "title:", "NEAR(", "*",
                                    "(mesenchymal", "nosuchcolumn:cells", "^"],
                          ids=["open-quote", "bare-operators", "empty-column", "open-near",
@@ -281,7 +255,6 @@ def test_search_fts_syntax_error_is_explained(kb_db: Path, query: str) -> None:
     assert snapshot(kb_db) == before
 
 
-@needs("search")
 @pytest.mark.parametrize("query", ["'; DROP TABLE works; --", "x\" OR 1=1 --",
                                    "mesenchymal') UNION SELECT sql FROM sqlite_master --"],
                          ids=["drop-table", "or-1-1", "union-select"])
@@ -295,7 +268,6 @@ def test_search_sql_injection_in_query_changes_and_leaks_nothing(kb_db: Path, qu
     assert snapshot(kb_db) == before
 
 
-@needs("search")
 @pytest.mark.parametrize("option,value", [
     ("--year", "2015; DROP TABLE works"), ("--year", "2025-2015x"), ("--year", "' OR 1=1 --"),
     ("--limit", "-5"), ("--limit", "ten"), ("--design", "rct' OR '1'='1"),
@@ -304,7 +276,6 @@ def test_search_bad_filter_values(kb_db: Path, option: str, value: str) -> None:
     check(kb_db, "search", "cerebral", option, value)
 
 
-@needs("search")
 def test_search_mesh_filter_injection_matches_nothing(kb_db: Path) -> None:
     """A filter value is data, never SQL: a tautology must not return every work."""
     before = snapshot(kb_db)
@@ -325,7 +296,6 @@ def _unwritable(tmp_path: Path) -> list[str]:
             str(blocked / "out.bib")]
 
 
-@needs("export")
 @pytest.mark.parametrize("which", [0, 1, 2, 3], ids=["missing-dir", "a-directory", "proc",
                                                      "read-only-dir"])
 def test_export_out_path_that_cannot_be_written(kb_db: Path, tmp_path: Path, which: int) -> None:
@@ -336,18 +306,15 @@ def test_export_out_path_that_cannot_be_written(kb_db: Path, tmp_path: Path, whi
     check(kb_db, "export", "--format", "bibtex", "--out", target)
 
 
-@needs("graph")
 def test_graph_out_path_that_cannot_be_written(kb_db: Path, tmp_path: Path) -> None:
     check(kb_db, "graph", "--doi", "10.1186/s13287-021-02513-4", "--format", "json",
           "--out", str(tmp_path / "no-such-dir" / "g.json"))
 
 
-@needs("graph")
 def test_graph_malformed_doi(kb_db: Path) -> None:
     check(kb_db, "graph", "--doi", "not-a-doi")
 
 
-@needs("crawl")
 @pytest.mark.parametrize("args", [["--doi", "not-a-doi"], ["--doi", "10.5555/kb.0001",
                                                            "--depth", "-1"],
                                   ["--doi", "10.5555/kb.0001", "--max-works", "0"]],
@@ -356,7 +323,6 @@ def test_crawl_bad_arguments(kb_db: Path, args: list[str]) -> None:
     check(kb_db, "crawl", *args)
 
 
-@needs("pubmed")
 def test_pubmed_empty_query(kb_db: Path) -> None:
     check(kb_db, "pubmed", "  ")
 
@@ -373,7 +339,7 @@ COMMANDS_ON_DB: list[tuple[str, list[str]]] = [
 def _db_cases() -> list:
     cases = []
     for name, args in COMMANDS_ON_DB:
-        cases.append(pytest.param(name, args, marks=needs(name), id=name))
+        cases.append(pytest.param(name, args, id=name))
     return cases
 
 

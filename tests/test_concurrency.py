@@ -19,7 +19,6 @@ from pathlib import Path
 
 import pytest
 
-from kb.cli import LazyGroup
 from kb.config import BASE_URLS
 from tests.faults import SyntheticCorpus, canonical_state
 from tests.replay import Reply, ReplayServer, Request
@@ -28,10 +27,6 @@ pytestmark = pytest.mark.slow
 LOCKED = "locked"
 
 
-def needs(*names: str) -> pytest.MarkDecorator:
-    missing = [n for n in names if LazyGroup._load(n) is None]
-    return pytest.mark.xfail(bool(missing), strict=True,
-                             reason=f"`kb {' / '.join(missing)}` not built yet")
 
 
 def _env(server: ReplayServer, where: Path) -> dict[str, str]:
@@ -115,8 +110,6 @@ class _Reader(threading.Thread):
 @pytest.fixture(scope="module")
 def sequential(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[tuple]]:
     """The state one process reaches adding both lists, one after the other."""
-    if LazyGroup._load("add") is None:
-        return {}
     corpus = SyntheticCorpus(n=200, pubmed_only=40)
     server = ReplayServer().start()
     try:
@@ -132,7 +125,6 @@ def sequential(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[tuple
         server.stop()
 
 
-@needs("add", "serve", "search")
 def test_two_writers_and_readers_never_lock(tmp_path: Path,
                                             sequential: dict[str, list[tuple]]) -> None:
     corpus = SyntheticCorpus(n=200, pubmed_only=40)
@@ -190,7 +182,6 @@ def test_two_writers_and_readers_never_lock(tmp_path: Path,
     assert not problems, problems
 
 
-@needs("add", "search")
 def test_writer_and_many_searches_in_process_threads(tmp_path: Path) -> None:
     """Many short `kb search` readers in threads against one `kb add` writer: no lock error."""
     from click.testing import CliRunner
@@ -224,3 +215,37 @@ def test_writer_and_many_searches_in_process_threads(tmp_path: Path) -> None:
         server.stop()
     assert writer.returncode == 0 and LOCKED not in err.decode(), err.decode()[-2000:]
     assert not failures, failures[:3]
+
+
+def test_add_waits_for_a_long_import_instead_of_failing(tmp_path: Path) -> None:
+    """`kb import` holds the write lock for a whole file (atomic by design); a `kb add`
+    meanwhile waits for it (busy timeout) and succeeds, and both end up in the KB."""
+    from tests.faults import pubmed_file
+    corpus = SyntheticCorpus(n=200, pubmed_only=40)
+    big = pubmed_file(tmp_path / "big.xml", corpus, repeat=30)
+    server = ReplayServer().start()
+    corpus.install(server)
+    env = _env(server, tmp_path)
+    db = Path(env["KB_DB"])
+    subprocess.run([sys.executable, "-m", "kb.cli", "init"], env=env, check=True,
+                   capture_output=True)
+    try:
+        importer = _kb(["-q", "import", str(big)], env)
+        wal = Path(f"{db}-wal")
+        deadline = time.monotonic() + 60
+        while not (wal.exists() and wal.stat().st_size > 2**20) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert importer.poll() is None, "the import ended before the writer started"
+        adder = _kb(["add", "10.5555/kb.0001", "10.5555/kb.0002"], env)
+        _, add_err = adder.communicate(timeout=120)
+        _, import_err = importer.communicate(timeout=120)
+    finally:
+        server.stop()
+    assert importer.returncode == 0, import_err.decode()[-2000:]
+    assert adder.returncode == 0 and LOCKED not in add_err.decode(), add_err.decode()[-2000:]
+    conn = sqlite3.connect(db)
+    assert conn.execute("SELECT count(*) FROM works WHERE doi IN ('10.5555/kb.0001', "
+                        "'10.5555/kb.0002') AND status = 'full'").fetchone()[0] == 2
+    pubmed = sum(1 for w in corpus.works if w.pmid)
+    assert conn.execute("SELECT count(*) FROM works WHERE pmid IS NOT NULL AND status = 'full'"
+                        ).fetchone()[0] == 30 * pubmed

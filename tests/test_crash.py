@@ -20,7 +20,6 @@ from pathlib import Path
 
 import pytest
 
-from kb.cli import LazyGroup
 from kb.config import BASE_URLS
 from tests.faults import SyntheticCorpus, canonical_state, pubmed_file
 from tests.replay import Reply, ReplayServer, Request
@@ -28,10 +27,6 @@ from tests.replay import Reply, ReplayServer, Request
 pytestmark = pytest.mark.slow
 
 
-def needs(*names: str) -> pytest.MarkDecorator:
-    missing = [n for n in names if LazyGroup._load(n) is None]
-    return pytest.mark.xfail(bool(missing), strict=True,
-                             reason=f"`kb {' / '.join(missing)}` not built yet")
 
 
 def _kb(args: list[str], env: dict[str, str]) -> subprocess.Popen:
@@ -143,7 +138,6 @@ def _wal_grew(db: Path, size: int) -> Callable[[], bool]:
     return lambda: wal.exists() and wal.stat().st_size > size
 
 
-@needs("import")
 @pytest.mark.parametrize("when", ["early", "late"])
 def test_kill_9_during_import_then_rerun(big_file: Path, tmp_path: Path, when: str,
                                          import_reference: dict[str, list[tuple]]) -> None:
@@ -185,7 +179,6 @@ def _crawl_args(corpus: SyntheticCorpus) -> list[str]:
             "--max-works", "120"]
 
 
-@needs("crawl")
 def test_kill_9_during_crawl_then_rerun(tmp_path: Path) -> None:
     corpus = SyntheticCorpus(n=200, pubmed_only=40)
     reference_server = ReplayServer().start()

@@ -19,17 +19,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from kb.cli import LazyGroup, cli
+from kb.cli import cli
 from tests.faults import FAULT_KINDS, FaultInjector, SyntheticCorpus, canonical_state
 from tests.replay import ReplayServer
 
 DOOMED_DOI = "10.5555/kb.0042"
 
 
-def needs(*names: str) -> pytest.MarkDecorator:
-    missing = [n for n in names if LazyGroup._load(n) is None]
-    return pytest.mark.xfail(bool(missing), strict=True,
-                             reason=f"`kb {' / '.join(missing)}` not built yet")
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +118,6 @@ def reference_add(corpus: SyntheticCorpus, tmp_path_factory: pytest.TempPathFact
         server.stop()
 
 
-@needs("add")
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_add_through_faults_then_rerun(seed: int, corpus: SyntheticCorpus, server: ReplayServer,
                                        kb_env: dict[str, str], tmp_path: Path,
@@ -164,7 +159,6 @@ def test_add_through_faults_then_rerun(seed: int, corpus: SyntheticCorpus, serve
     _assert_same_state(canonical_state(db), reference_add)
 
 
-@needs("add")
 def test_add_gives_up_clearly_when_a_service_is_down(corpus: SyntheticCorpus,
                                                      server: ReplayServer,
                                                      kb_env: dict[str, str],
@@ -217,7 +211,6 @@ def reference_small(corpus: SyntheticCorpus, tmp_path_factory: pytest.TempPathFa
         server.stop()
 
 
-@needs("add")
 @pytest.mark.parametrize("kind", FAULT_KINDS)
 def test_add_survives_each_fault_kind_on_every_request(kind: str, corpus: SyntheticCorpus,
                                                        server: ReplayServer,
@@ -251,9 +244,7 @@ def _crawl_args(corpus: SyntheticCorpus) -> list[str]:
 
 @pytest.fixture(scope="module")
 def reference_crawl(corpus: SyntheticCorpus, tmp_path_factory: pytest.TempPathFactory
-                    ) -> dict[str, list[tuple]] | None:
-    if LazyGroup._load("crawl") is None:
-        return None
+                    ) -> dict[str, list[tuple]]:
     from kb.config import BASE_URLS
     server = ReplayServer().start()
     try:
@@ -267,10 +258,9 @@ def reference_crawl(corpus: SyntheticCorpus, tmp_path_factory: pytest.TempPathFa
         server.stop()
 
 
-@needs("crawl")
 def test_crawl_through_faults_then_rerun(corpus: SyntheticCorpus, server: ReplayServer,
                                          kb_env: dict[str, str], tmp_path: Path,
-                                         reference_crawl: dict[str, list[tuple]] | None) -> None:
+                                         reference_crawl: dict[str, list[tuple]]) -> None:
     doomed = f"/opencitations/citations/doi:{corpus.works[120].doi}"
     faults = FaultInjector(0.3, seed=11, stall=1.6, retry_after=1, doomed={doomed})
     corpus.install(server, faults)
@@ -294,7 +284,6 @@ def test_crawl_through_faults_then_rerun(corpus: SyntheticCorpus, server: Replay
     assert len(rerun) <= max(3, (seen - 1) // 4), \
         f"the rerun made {len(rerun)} requests (first run {seen}): {rerun[:5]}"
     _assert_no_duplicates(db)
-    assert reference_crawl is not None
     _assert_same_state(canonical_state(db), reference_crawl)
 
 
@@ -375,7 +364,6 @@ def reference_small_crawl(corpus: SyntheticCorpus, tmp_path_factory: pytest.Temp
         server.stop()
 
 
-@needs("crawl")
 @pytest.mark.parametrize("kind", FAULT_KINDS)
 def test_crawl_survives_each_fault_kind_on_every_request(
         kind: str, corpus: SyntheticCorpus, server: ReplayServer, kb_env: dict[str, str],

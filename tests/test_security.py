@@ -2,8 +2,7 @@
 
 The secret-leak tests run a real fetch with ``NCBI_API_KEY`` / ``OPENALEX_API_KEY`` set and
 ``-v``, then grep every byte kb left behind: the KB file (and its WAL), the HTTP cache files,
-and stderr. Commands that are not built yet are expected failures (strict), so they turn into
-ordinary tests the moment they land.
+and stderr.
 """
 from __future__ import annotations
 
@@ -19,7 +18,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from kb.cli import LazyGroup, cli
+from kb.cli import cli
 from kb.config import load_config
 from tests.faults import SyntheticCorpus
 from tests.replay import ReplayServer
@@ -28,15 +27,8 @@ NCBI_KEY = "ncbiSECRETkey0123456789abcdef"
 OPENALEX_KEY = "oaSECRETkey9876543210"
 
 
-def has_command(name: str) -> bool:
-    return LazyGroup._load(name) is not None
 
 
-def needs(*names: str) -> pytest.MarkDecorator:
-    """xfail (strict) while one of these commands is not built yet."""
-    missing = [n for n in names if not has_command(n)]
-    return pytest.mark.xfail(bool(missing), strict=True,
-                             reason=f"`kb {' / '.join(missing)}` not built yet")
 
 
 def _leaks(root: Path, secrets: tuple[str, ...]) -> list[str]:
@@ -91,7 +83,6 @@ def test_http_client_keeps_api_keys_out_of_cache_and_logs(
     assert NCBI_KEY not in kb_lines and OPENALEX_KEY not in kb_lines
 
 
-@needs("add")
 def test_kb_add_with_api_keys_leaves_no_trace(secret_env: dict[str, str],
                                               corpus_server: SyntheticCorpus,
                                               server: ReplayServer, tmp_path: Path) -> None:
@@ -115,7 +106,6 @@ def test_kb_add_with_api_keys_leaves_no_trace(secret_env: dict[str, str],
                         (works[1].pmid,)).fetchone()[0] == 1
 
 
-@needs("crawl")
 def test_kb_crawl_with_api_keys_leaves_no_trace(secret_env: dict[str, str],
                                                 corpus_server: SyntheticCorpus,
                                                 server: ReplayServer, tmp_path: Path) -> None:
@@ -132,7 +122,6 @@ def test_kb_crawl_with_api_keys_leaves_no_trace(secret_env: dict[str, str],
     assert NCBI_KEY not in result.output and OPENALEX_KEY not in result.output
 
 
-@needs("add")
 def test_failed_fetch_message_hides_the_key(secret_env: dict[str, str], server: ReplayServer,
                                             tmp_path: Path) -> None:
     """A service that keeps failing: the error kb prints names the URL, never the key."""
@@ -193,7 +182,6 @@ def small_kb(tmp_path: Path) -> Path:
     return db
 
 
-@needs("serve")
 def test_serve_listens_on_loopback_only_by_default(small_kb: Path) -> None:
     import psutil
     proc, port = _serve(small_kb)
@@ -206,7 +194,6 @@ def test_serve_listens_on_loopback_only_by_default(small_kb: Path) -> None:
         _stop(proc)
 
 
-@needs("serve")
 def test_serve_refuses_writes_and_leaves_the_db_unchanged(small_kb: Path) -> None:
     import requests
     before = small_kb.read_bytes()
@@ -231,7 +218,6 @@ def test_serve_refuses_writes_and_leaves_the_db_unchanged(small_kb: Path) -> Non
         ("Mesenchymal cells in cerebral palsy",)]
 
 
-@needs("serve")
 def test_serve_help_says_it_binds_loopback() -> None:
     result = CliRunner().invoke(cli, ["serve", "--help"])
     assert result.exit_code == 0 and "127.0.0.1" in result.output
