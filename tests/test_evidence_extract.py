@@ -164,6 +164,13 @@ def test_registry_ids() -> None:
     assert extract_facts("A trial", accessions=["NCT01147653"])["registry_ids"] == ["NCT01147653"]
 
 
+def test_data_bank_accessions_that_are_not_trials_are_ignored() -> None:
+    # PubMed's DataBankList also carries GenBank, PDB, ... accessions (seen in pubmed20n0014)
+    facts = extract_facts("Sequence of a gene", accessions=["J02203", "1ABC", "NCT01147653"])
+    assert facts["registry_ids"] == ["NCT01147653"]
+    assert "registry_ids" not in extract_facts("Sequence of a gene", accessions=["J02203"])
+
+
 @pytest.mark.parametrize("record, expected", [
     (RCT, ("rct", "pubtype")),
     (OPEN_LABEL, ("open-label-trial", "pubtype")),

@@ -526,6 +526,28 @@ def facts_implied_by_design(facts: dict[str, Any], design: str | None) -> dict[s
     return facts
 
 
+def _texts(title: str | None, abstract: str | None, mesh: Iterable[str],
+           keywords: Iterable[str]) -> tuple[str, str]:
+    """The prose (title and abstract) and the whole text (prose plus MeSH and keywords)."""
+    terms = "; ".join([*mesh, *keywords])
+    prose = " ".join(t for t in (title, abstract) if t)
+    return prose, (f"{prose}\n{terms}" if terms else prose)
+
+
+def screen(title: str | None, abstract: str | None = None, mesh: Iterable[str] = (),
+           keywords: Iterable[str] = (), accessions: Iterable[str] = ()
+           ) -> tuple[list[str], list[str]]:
+    """The two facts that decide whether a work reports a trial: its registry ids (from
+    data-bank accessions that are trial registries, and from the text) and cell types.
+
+    >>> screen("Intrathecal UC-MSC in cerebral palsy", accessions=["J02203", "NCT01147653"])
+    (['NCT01147653'], ['UC-MSC'])
+    """
+    _, text = _texts(title, abstract, mesh, keywords)
+    trial_accessions = [a for a in accessions if registry_of(a)]  # not GenBank, PDB, ...
+    return _ordered([*trial_accessions, *find_registry_ids(text)]), canonical_cell_types(text)
+
+
 def extract_facts(title: str | None, abstract: str | None = None,
                   mesh: Iterable[str] = (), keywords: Iterable[str] = (),
                   accessions: Iterable[str] = ()) -> dict[str, Any]:
@@ -534,14 +556,11 @@ def extract_facts(title: str | None, abstract: str | None = None,
     Keys present only when found: registry_ids, cell_type (list), origin, route (list), dose,
     n_randomised / n_treated, arms, age_range, blinding, control, outcomes, follow_up_months.
     """
-    terms = "; ".join([*mesh, *keywords])
-    prose = " ".join(t for t in (title, abstract) if t)
-    text = f"{prose}\n{terms}" if terms else prose
+    prose, text = _texts(title, abstract, mesh, keywords)
     facts: dict[str, Any] = {}
-    registry_ids = _ordered([*accessions, *find_registry_ids(text)])
+    registry_ids, cell_types = screen(title, abstract, mesh, keywords, accessions)
     if registry_ids:
         facts["registry_ids"] = registry_ids
-    cell_types = canonical_cell_types(text)
     if cell_types:
         facts["cell_type"] = cell_types
     origin = canonical_origin(prose)

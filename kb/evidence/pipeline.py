@@ -9,7 +9,7 @@ from typing import Any
 from .. import store
 from ..store import evidence as ev
 from .design import PRIMARY_DESIGNS, SYNTHESIS_DESIGNS, classify_design
-from .extract import extract_facts, facts_implied_by_design
+from .extract import extract_facts, facts_implied_by_design, screen
 from .lineage import infer_lineage, is_follow_up
 from .retractions import compute_flags
 
@@ -90,17 +90,17 @@ def extract_trials(conn: sqlite3.Connection, works: list[dict[str, Any]]) -> int
             conn.execute(f"DELETE FROM trial_registry_ids WHERE provenance = 'rule' AND "
                          f"source_url IN ({marks})", [f"rule:work/{i}" for i in chunk])
         for work in works:
-            facts = extract_facts(work["title"], work["abstract"], work["mesh"], work["keywords"],
-                                  work["accessions"])
+            text = (work["title"], work["abstract"], work["mesh"], work["keywords"])
+            registry_ids, cell_types = screen(*text, work["accessions"])
             design = work["study_design"]
             if design in SYNTHESIS_DESIGNS:
-                if facts.get("registry_ids"):
-                    touched.update(ev.store_rule_pooled(conn, work["id"], facts["registry_ids"],
+                if registry_ids:
+                    touched.update(ev.store_rule_pooled(conn, work["id"], registry_ids,
                                                         f"this {design}"))
                 continue
-            primary = design in PRIMARY_DESIGNS and facts.get("cell_type")
-            if not facts.get("registry_ids") and not primary:
+            if not registry_ids and not (design in PRIMARY_DESIGNS and cell_types):
                 continue
+            facts = extract_facts(*text, work["accessions"])
             facts = facts_implied_by_design(facts, design)
             if design:
                 facts["design"] = design
