@@ -5,6 +5,7 @@ starts without loading the network, graph or web stacks.
 """
 from __future__ import annotations
 
+import functools
 import importlib
 import sqlite3
 import sys
@@ -95,15 +96,42 @@ def kb_errors(settings: Settings | None = None) -> Iterator[None]:
         raise click.ClickException(f"database error: {exc}") from exc
 
 
+@contextmanager
+def annotating(settings: Settings, conn: sqlite3.Connection, *, enabled: bool = True
+               ) -> Iterator[None]:
+    """Annotate the evidence (designs, trial facts, lineage, retraction flags) of the works
+    stored inside the block, once it finishes without an error."""
+    from .store import now
+    since = now()
+    yield
+    if enabled:
+        from .evidence import annotate_since
+        counts = annotate_since(conn, since)
+        settings.say(f"annotated {counts['works']} works: study designs, trial facts, lineage, "
+                     "retraction flags", level=1)
+
+
 def network_options(func: F) -> F:
-    """--no-cache / --refresh / --offline, for commands that fetch."""
-    func = click.option("--offline", is_flag=True, envvar="KB_OFFLINE",
-                        help="Answer only from the HTTP cache (KB_OFFLINE=1).")(func)
-    func = click.option("--refresh", is_flag=True,
-                        help="Fetch again even when the cache has an answer.")(func)
-    func = click.option("--no-cache", "no_cache", is_flag=True,
-                        help="Neither read nor write the HTTP cache.")(func)
-    return func
+    """--no-cache / --refresh / --offline, for commands that fetch. The command receives the
+    resulting :class:`kb.config.Config` as ``config`` instead of the three flags."""
+    @functools.wraps(func)
+    def with_config(*args: Any, no_cache: bool, refresh: bool, offline: bool,
+                    **kwargs: Any) -> Any:
+        from .config import load_config
+        with kb_errors():
+            base = load_config()
+        config = base.with_options(use_cache=base.use_cache and not no_cache, refresh=refresh,
+                                   offline=base.offline or offline)
+        return func(*args, config=config, **kwargs)
+
+    decorated: Any = with_config
+    decorated = click.option("--offline", is_flag=True, envvar="KB_OFFLINE",
+                             help="Answer only from the HTTP cache (KB_OFFLINE=1).")(decorated)
+    decorated = click.option("--refresh", is_flag=True,
+                             help="Fetch again even when the cache has an answer.")(decorated)
+    decorated = click.option("--no-cache", "no_cache", is_flag=True,
+                             help="Neither read nor write the HTTP cache.")(decorated)
+    return decorated  # type: ignore[no-any-return]
 
 
 def format_option(*choices: str, default: str | None = None) -> Callable[[F], F]:
@@ -147,5 +175,5 @@ if __name__ == "__main__":  # pragma: no cover
     sys.exit(_main())
 
 
-__all__ = ["cli", "Settings", "pass_settings", "kb_errors", "network_options", "format_option",
-           "out_option", "InputError"]
+__all__ = ["cli", "Settings", "pass_settings", "kb_errors", "annotating", "network_options",
+           "format_option", "out_option", "InputError"]

@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from .errors import InputError
+
 __all__ = ["Config", "load_config", "BASE_URLS"]
 
 #: service -> (environment variable, production root)
@@ -79,6 +81,23 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
         cache_dir=Path(cache_dir) if cache_dir else _default_cache_dir(),
         use_cache=not _flag(env.get("KB_NO_CACHE")),
         offline=_flag(env.get("KB_OFFLINE")),
-        timeout=float(env.get("KB_TIMEOUT") or 30),
-        retries=int(env.get("KB_RETRIES") or 5),
+        timeout=_number(env, "KB_TIMEOUT", 30.0, float),
+        retries=int(_number(env, "KB_RETRIES", 5, int)),
     )
+
+
+def _number(env: Mapping[str, str], name: str, default: float, kind: type) -> float:
+    """A positive number from ``env[name]``, or ``default`` when unset.
+
+    :raises InputError: the variable is set to something else.
+    """
+    value = env.get(name)
+    if not value:
+        return default
+    try:
+        number = kind(value)
+    except ValueError:
+        number = -1
+    if number < 0:
+        raise InputError(f"{name} must be a non-negative number, not {value!r}")
+    return number

@@ -400,6 +400,10 @@ def _common(el: Any, record: dict[str, Any], tag: str) -> bool:
             record["language"] = el.text.strip()
     elif tag == "PublicationTypeList":
         record["publication_types"] = [t for t in (_text(p) for p in el) if t]
+    elif tag == "PublicationType":  # a BookDocument lists them without a PublicationTypeList
+        publication_type = _text(el)
+        if publication_type:
+            record.setdefault("publication_types", []).append(publication_type)
     elif tag == "ELocationID":
         if el.get("EIdType") == "doi" and el.get("ValidYN") != "N" and el.text \
                 and "_elocation_doi" not in record:

@@ -120,6 +120,7 @@ def test_book_article(records: dict[str, dict]) -> None:
     assert [a["family"] for a in book["authors"]] == ["Gauvreau", "Brisson", "Dupré"]
     assert book["abstract"].startswith("CLINICAL CHARACTERISTICS: Hereditary motor")
     assert len(book["references"]) == 16
+    assert book["publication_types"] == ["Review"]  # directly under BookDocument
     assert book["references"][0]["pmid"] == "26392352"
 
 

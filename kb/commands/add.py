@@ -6,7 +6,8 @@ from typing import IO
 
 import click
 
-from ..cli import Settings, kb_errors, network_options, pass_settings
+from ..cli import Settings, annotating, kb_errors, network_options, pass_settings
+from ..config import Config
 
 
 @click.command()
@@ -18,7 +19,7 @@ from ..cli import Settings, kb_errors, network_options, pass_settings
 @network_options
 @pass_settings
 def add(settings: Settings, ids: tuple[str, ...], from_file: IO[str] | None, refs: bool,
-        no_cache: bool, refresh: bool, offline: bool) -> None:
+        config: Config) -> None:
     """Fetch works and store them in the knowledge base.
 
     ID is a DOI in any pasted form (10.1186/…, doi:…, https://doi.org/…), a PMID, a PMCID, an
@@ -32,7 +33,6 @@ def add(settings: Settings, ids: tuple[str, ...], from_file: IO[str] | None, ref
     Example: kb add 10.1186/s13287-021-02513-4 PMID:34085782 --refs
     """
     from .. import ingest
-    from ..config import load_config
     from ..http import Client
 
     with kb_errors(settings):
@@ -40,16 +40,13 @@ def add(settings: Settings, ids: tuple[str, ...], from_file: IO[str] | None, ref
         if not values:
             raise click.UsageError("give at least one DOI, PMID, PMCID or URL, or --from-file")
         idents = ingest.parse_inputs(values)
-        base = load_config()
-        config = base.with_options(use_cache=base.use_cache and not no_cache, refresh=refresh,
-                                   offline=base.offline or offline)
         conn = settings.open(create=True)
         bar = None
         if settings.verbosity >= 0 and sys.stderr.isatty() and len(idents) > 1:
             from tqdm import tqdm
             bar = tqdm(total=len(idents), unit="id", desc="kb add", leave=False, file=sys.stderr)
         try:
-            with Client(config) as client:
+            with Client(config) as client, annotating(settings, conn):
                 report = ingest.add(conn, client, idents, fetch_refs=refs,
                                     progress=bar.update if bar else None)
         finally:

@@ -6,7 +6,8 @@ from collections.abc import Callable
 
 import click
 
-from ..cli import Settings, kb_errors, network_options, pass_settings
+from ..cli import Settings, annotating, kb_errors, network_options, pass_settings
+from ..config import Config
 
 
 @click.command()
@@ -30,8 +31,8 @@ from ..cli import Settings, kb_errors, network_options, pass_settings
 @network_options
 @pass_settings
 def crawl(settings: Settings, seed: str, depth: int, direction: str, max_works: int | None,
-          topic: str | None, sources: tuple[str, ...], fresh: bool, offline: bool,
-          refresh: bool, no_cache: bool) -> None:
+          topic: str | None, sources: tuple[str, ...], fresh: bool,
+          config: Config) -> None:
     """Snowball from a DOI: store the works it cites and/or that cite it, then theirs.
 
     Works come from OpenAlex (100 to a request) and Crossref; edges from OpenAlex,
@@ -41,16 +42,12 @@ def crawl(settings: Settings, seed: str, depth: int, direction: str, max_works: 
 
     Example: kb crawl --doi 10.22074/cellj.2024.2032098.1600 --depth 2 --topic "cerebral palsy"
     """
-    from ..config import load_config
     from ..crawl import SOURCES, crawl as run
     from ..http import Client
     with kb_errors(settings):
-        base = load_config()
-        config = base.with_options(use_cache=base.use_cache and not no_cache, refresh=refresh,
-                                   offline=base.offline or offline)
         conn = settings.open(create=True)
         try:
-            with Client(config) as client:
+            with Client(config) as client, annotating(settings, conn):
                 report = run(conn, client, seed, depth=depth, direction=direction,
                              max_works=max_works, topic=topic, sources=sources or SOURCES,
                              fresh=fresh, progress=_progress(settings))

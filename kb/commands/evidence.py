@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from ..cli import Settings, format_option, kb_errors, network_options, out_option, pass_settings
+from ..config import Config
 from ..errors import InputError, KBError
 
 
@@ -99,9 +100,8 @@ def _json(rows: list[dict[str, Any]]) -> str:
 
 
 def _refresh_registry(settings: Settings, conn: Any, rows: list[dict[str, Any]],
-                      no_cache: bool, refresh: bool, offline: bool) -> list[str]:
+                      config: Config) -> list[str]:
     """Fetch the NCT records of these trials from ClinicalTrials.gov; returns failures."""
-    from ..config import load_config
     from ..evidence.registry import refresh_registry
     from ..http import Client
 
@@ -110,9 +110,6 @@ def _refresh_registry(settings: Settings, conn: Any, rows: list[dict[str, Any]],
     if not ncts:
         settings.say("no ClinicalTrials.gov ids among these trials")
         return []
-    base = load_config()
-    config = base.with_options(use_cache=base.use_cache and not no_cache, refresh=refresh,
-                               offline=base.offline or offline)
     with Client(config) as client:
         result = refresh_registry(conn, client, ncts)
     settings.say(f"ClinicalTrials.gov: {len(result.stored)} of {len(ncts)} records stored")
@@ -125,11 +122,14 @@ def _refresh_registry(settings: Settings, conn: Any, rows: list[dict[str, Any]],
 @click.option("--refresh-registry", is_flag=True,
               help="First fetch the listed trials' records from ClinicalTrials.gov "
                    "(enrolment, phase, status, masking, arms).")
+@click.option("--annotate", is_flag=True,
+              help="First recompute study designs, rule-read trial facts, lineage and "
+                   "retraction flags for every work (after `kb import --no-annotate`).")
 @network_options
 @out_option
 @pass_settings
 def evidence(settings: Settings, query: str | None, fmt: str, refresh_registry: bool,
-             no_cache: bool, refresh: bool, offline: bool, out: str | None) -> None:
+             annotate: bool, config: Config, out: str | None) -> None:
     """The evidence table: one row per trial, with its design, cell type, route, dose,
     participants (and arms), ages, blinding, control, outcomes, follow-up, registry ids and
     every report (results, protocol, follow-up, pooled analyses), retracted reports marked.
@@ -145,13 +145,19 @@ def evidence(settings: Settings, query: str | None, fmt: str, refresh_registry: 
     with kb_errors(settings):
         conn = settings.open()
         try:
+            if annotate:
+                from .. import store
+                from ..evidence import annotate as annotate_all
+                with store.transaction(conn):
+                    counts = annotate_all(conn)
+                settings.say(f"annotated {counts['works']} works", level=1)
             if conn.execute("SELECT count(*) FROM trials").fetchone()[0] == 0:
                 settings.say("no trials yet: run `kb build`, or import works and their "
                              "evidence is annotated as they arrive")
             rows = evidence_rows(conn, query)
             failures: list[str] = []
             if refresh_registry and rows:
-                failures = _refresh_registry(settings, conn, rows, no_cache, refresh, offline)
+                failures = _refresh_registry(settings, conn, rows, config)
                 rows = evidence_rows(conn, query)
         finally:
             conn.close()

@@ -5,7 +5,8 @@ import sys
 
 import click
 
-from ..cli import Settings, kb_errors, network_options, pass_settings
+from ..cli import Settings, annotating, kb_errors, network_options, pass_settings
+from ..config import Config
 
 
 @click.command()
@@ -14,8 +15,7 @@ from ..cli import Settings, kb_errors, network_options, pass_settings
               show_default=True, help="Fetch at most N records (E-utilities stops at 10,000).")
 @network_options
 @pass_settings
-def pubmed(settings: Settings, query: str, max_results: int, no_cache: bool, refresh: bool,
-           offline: bool) -> None:
+def pubmed(settings: Settings, query: str, max_results: int, config: Config) -> None:
     """Search PubMed and store the records found.
 
     QUERY is PubMed search syntax, as on pubmed.ncbi.nlm.nih.gov. Each record brings its
@@ -24,22 +24,18 @@ def pubmed(settings: Settings, query: str, max_results: int, no_cache: bool, ref
 
     Example: kb pubmed '"cerebral palsy"[mh] AND (stem cell* OR cord blood)' --max 500
     """
-    from ..config import load_config
     from ..errors import KBError
     from ..http import Client
     from ..importer import import_pubmed_query
 
     with kb_errors(settings):
-        base = load_config()
-        config = base.with_options(use_cache=base.use_cache and not no_cache, refresh=refresh,
-                                   offline=base.offline or offline)
         conn = settings.open(create=True)
         bar = None
         if settings.verbosity >= 0 and sys.stderr.isatty():
             from tqdm import tqdm
             bar = tqdm(unit="rec", desc="kb pubmed", leave=False, file=sys.stderr)
         try:
-            with Client(config) as client:
+            with Client(config) as client, annotating(settings, conn):
                 report = import_pubmed_query(conn, client, query, max_results=max_results,
                                              progress=bar.update if bar else None)
         finally:

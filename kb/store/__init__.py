@@ -67,8 +67,8 @@ class UpsertResult(NamedTuple):
 
 
 def now() -> str:
-    """The current UTC time, ISO 8601 to the second."""
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """The current UTC time, ISO 8601 to the millisecond (fine enough for "changed since")."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _rank(field: str, source: str | None) -> int:

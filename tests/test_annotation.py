@@ -1,0 +1,46 @@
+"""Works stored by kb import (and add, pubmed, crawl) get their evidence annotated."""
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from kb.cli import cli
+
+ARTICLES = Path(__file__).parent / "fixtures" / "pubmed" / "articles.xml"
+CASE_REPORT = "32773712"  # PubMed publication types: Case Reports, Journal Article
+REVIEW = "20301546"       # PubMed publication type: Review
+
+
+def designs(db: Path) -> dict[str, tuple[str | None, str | None]]:
+    conn = sqlite3.connect(db)
+    rows = conn.execute("SELECT pmid, study_design, design_source FROM works WHERE pmid IN (?, ?)",
+                        (CASE_REPORT, REVIEW)).fetchall()
+    conn.close()
+    return {pmid: (design, source) for pmid, design, source in rows}
+
+
+def test_import_annotates_the_imported_works(runner: CliRunner, tmp_path: Path) -> None:
+    db = tmp_path / "kb.db"
+    result = runner.invoke(cli, ["-v", "--db", str(db), "import", str(ARTICLES)])
+    assert result.exit_code == 0, result.output
+    assert "annotated" in result.output
+    assert designs(db) == {CASE_REPORT: ("case-report", "pubtype"), REVIEW: ("review", "pubtype")}
+
+
+def test_no_annotate_then_evidence_annotate(runner: CliRunner, tmp_path: Path) -> None:
+    db = tmp_path / "kb.db"
+    result = runner.invoke(cli, ["--db", str(db), "import", "--no-annotate", str(ARTICLES)])
+    assert result.exit_code == 0, result.output
+    assert designs(db) == {CASE_REPORT: (None, None), REVIEW: (None, None)}
+    result = runner.invoke(cli, ["--db", str(db), "evidence", "--annotate", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    assert designs(db) == {CASE_REPORT: ("case-report", "pubtype"), REVIEW: ("review", "pubtype")}
+
+
+def test_reimport_of_unchanged_works_annotates_nothing(runner: CliRunner, tmp_path: Path) -> None:
+    db = tmp_path / "kb.db"
+    assert runner.invoke(cli, ["--db", str(db), "import", str(ARTICLES)]).exit_code == 0
+    result = runner.invoke(cli, ["-v", "--db", str(db), "import", str(ARTICLES)])
+    assert result.exit_code == 0 and "annotated 0 works" in result.output
