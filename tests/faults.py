@@ -665,13 +665,15 @@ def _work_keys(conn: sqlite3.Connection) -> dict[int, str]:
     return keys
 
 
-def canonical_state(path: Path | str) -> dict[str, list[tuple]]:
+def canonical_state(path: Path | str, *, skip_tables: frozenset[str] = frozenset(),
+                    skip_columns: frozenset[str] = frozenset()) -> dict[str, list[tuple]]:
     """Every table's rows, sorted, with timestamps dropped and ids replaced by identities.
 
     Work ids become ``doi:…``/``pmid:…`` keys, author ids become author keys, and other
     surrogate integer primary keys are dropped, so two KBs that hold the same facts compare
     equal even if rows were inserted in another order. Also left out: ``records.url`` (which
     request, batch or single, brought a payload) and the order of a ``sources`` list.
+    ``skip_tables`` / ``skip_columns`` (``table.column``) leave out more.
     """
     conn = sqlite3.connect(str(path))
     try:
@@ -682,6 +684,8 @@ def canonical_state(path: Path | str) -> dict[str, list[tuple]]:
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
             "AND name NOT LIKE 'works_fts_%'")]
         for table in tables:
+            if table in skip_tables:
+                continue
             columns = conn.execute(f"PRAGMA table_info({table})").fetchall()
             fks = {fk[3]: fk[2] for fk in conn.execute(f"PRAGMA foreign_key_list({table})")}
             if table == "works_fts":
@@ -691,7 +695,8 @@ def canonical_state(path: Path | str) -> dict[str, list[tuple]]:
                 continue
             keep = []
             for cid, name, ctype, _notnull, _default, pk in columns:
-                if _VOLATILE.search(name) or (table == "records" and name == "url"):
+                if _VOLATILE.search(name) or (table == "records" and name == "url") \
+                        or f"{table}.{name}" in skip_columns:
                     continue  # when, and by which request (batch or single), it was fetched
                 if pk == 1 and ctype.upper() == "INTEGER" and table != "works" and \
                         sum(c[5] > 0 for c in columns) == 1:
