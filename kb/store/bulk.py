@@ -133,13 +133,19 @@ class BulkWriter:
         self.defer_fts = defer_fts
         self.stats = BulkStats()
         self._pending: list[WorkRecord] = []
+        self._ref_keys: dict[int, list[str]] = {}  # id(record) -> its references' _ref_key
         self._rows_before = conn.execute("SELECT count(*) FROM works").fetchone()[0]
 
     # -- public API -----------------------------------------------------------------------
 
-    def add(self, record: WorkRecord) -> None:
-        """Queue one record (written when the batch is full, or by :meth:`flush`)."""
+    def add(self, record: WorkRecord, ref_keys: list[str] | None = None) -> None:
+        """Queue one record (written when the batch is full, or by :meth:`flush`).
+
+        :param ref_keys: ``_ref_key`` of each of its references, when already computed.
+        """
         self._pending.append(record)
+        if ref_keys is not None:
+            self._ref_keys[id(record)] = ref_keys
         if len(self._pending) >= self.batch_size:
             self.flush()
 
@@ -155,6 +161,7 @@ class BulkWriter:
         records, self._pending = self._pending, []
         if records:
             self._write(records)
+        self._ref_keys.clear()
 
     def finish(self) -> BulkStats:
         """Flush, then bring the full-text index up to date."""
@@ -329,13 +336,14 @@ class BulkWriter:
             source = record["source"]
             sources = json.dumps([source])
             refs = record["references"]
+            ref_keys = self._ref_keys.get(id(record))
             if citing_id in moved:
                 slow(follow(citing_id), refs, source)
                 continue
             keys: set[str] = set()
             edges: set[int] = set()
             for index, ref in enumerate(refs):
-                key = _ref_key(ref)
+                key = ref_keys[index] if ref_keys is not None else _ref_key(ref)
                 if key in keys:
                     continue
                 ids = _id_pairs(ref)
