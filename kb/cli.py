@@ -96,19 +96,13 @@ def kb_errors(settings: Settings | None = None) -> Iterator[None]:
         raise click.ClickException(f"database error: {exc}") from exc
 
 
-@contextmanager
-def annotating(settings: Settings, conn: sqlite3.Connection, *, enabled: bool = True
-               ) -> Iterator[None]:
-    """Annotate the evidence (designs, trial facts, lineage, retraction flags) of the works
-    stored inside the block, once it finishes without an error."""
-    from .store import now
-    since = now()
-    yield
-    if enabled:
-        from .evidence import annotate_since
-        counts = annotate_since(conn, since)
-        settings.say(f"annotated {counts['works']} works: study designs, trial facts, lineage, "
-                     "retraction flags", level=1)
+def annotate_stored(settings: Settings, conn: sqlite3.Connection) -> None:
+    """Annotate the evidence (designs, trial facts, lineage, retraction flags) of every work
+    stored or changed since it was last annotated; called by the commands that store works."""
+    from .evidence import annotate_due
+    counts = annotate_due(conn)
+    settings.say(f"annotated {counts['works']} works: study designs, trial facts, lineage, "
+                 "retraction flags", level=1)
 
 
 def network_options(func: F) -> F:
@@ -175,5 +169,5 @@ if __name__ == "__main__":  # pragma: no cover
     sys.exit(_main())
 
 
-__all__ = ["cli", "Settings", "pass_settings", "kb_errors", "annotating", "network_options",
+__all__ = ["cli", "Settings", "pass_settings", "kb_errors", "annotate_stored", "network_options",
            "format_option", "out_option", "InputError"]

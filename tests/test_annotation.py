@@ -44,3 +44,22 @@ def test_reimport_of_unchanged_works_annotates_nothing(runner: CliRunner, tmp_pa
     assert runner.invoke(cli, ["--db", str(db), "import", str(ARTICLES)]).exit_code == 0
     result = runner.invoke(cli, ["-v", "--db", str(db), "import", str(ARTICLES)])
     assert result.exit_code == 0 and "annotated 0 works" in result.output
+
+
+def test_skipped_annotation_is_caught_up_by_the_next_storing_command(runner: CliRunner,
+                                                                    tmp_path: Path) -> None:
+    # works stored without annotation (a killed run, or --no-annotate) stay due until a
+    # later command that stores works annotates them
+    db = tmp_path / "kb.db"
+    assert runner.invoke(cli, ["--db", str(db), "import", "--no-annotate", str(ARTICLES)]).exit_code == 0
+    conn = sqlite3.connect(db)
+    due = conn.execute("SELECT count(*) FROM works WHERE annotated_at IS NULL").fetchone()[0]
+    conn.close()
+    assert due > 0
+    other = tmp_path / "one.ris"
+    other.write_text("TY  - JOUR\nTI  - Umbilical cord blood for cerebral palsy\nPY  - 2013\n"
+                     "DO  - 10.5555/annotation-catch-up\nER  - \n", encoding="utf-8")
+    result = runner.invoke(cli, ["-v", "--db", str(db), "import", str(other)])
+    assert result.exit_code == 0, result.output
+    assert f"annotated {due + 1} works" in result.output
+    assert designs(db) == {CASE_REPORT: ("case-report", "pubtype"), REVIEW: ("review", "pubtype")}

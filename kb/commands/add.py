@@ -6,7 +6,7 @@ from typing import IO
 
 import click
 
-from ..cli import Settings, annotating, kb_errors, network_options, pass_settings
+from ..cli import Settings, annotate_stored, kb_errors, network_options, pass_settings
 from ..config import Config
 
 
@@ -46,9 +46,10 @@ def add(settings: Settings, ids: tuple[str, ...], from_file: IO[str] | None, ref
             from tqdm import tqdm
             bar = tqdm(total=len(idents), unit="id", desc="kb add", leave=False, file=sys.stderr)
         try:
-            with Client(config) as client, annotating(settings, conn):
+            with Client(config) as client:
                 report = ingest.add(conn, client, idents, fetch_refs=refs,
                                     progress=bar.update if bar else None)
+            annotate_stored(settings, conn)
         finally:
             if bar is not None:
                 bar.close()

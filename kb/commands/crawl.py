@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import click
 
-from ..cli import Settings, annotating, kb_errors, network_options, pass_settings
+from ..cli import Settings, annotate_stored, kb_errors, network_options, pass_settings
 from ..config import Config
 
 
@@ -47,10 +47,11 @@ def crawl(settings: Settings, seed: str, depth: int, direction: str, max_works: 
     with kb_errors(settings):
         conn = settings.open(create=True)
         try:
-            with Client(config) as client, annotating(settings, conn):
+            with Client(config) as client:
                 report = run(conn, client, seed, depth=depth, direction=direction,
                              max_works=max_works, topic=topic, sources=sources or SOURCES,
                              fresh=fresh, progress=_progress(settings))
+                annotate_stored(settings, conn)
                 stats = client.stats
                 settings.say(f"{stats['requests']} requests, {stats['cache_hits']} from the cache"
                              + (f", {stats['retries']} retried" if stats["retries"] else ""),

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ..cli import Settings, annotating, kb_errors, pass_settings
+from ..cli import Settings, annotate_stored, kb_errors, pass_settings
 
 if TYPE_CHECKING:
     from ..importer import FileReport
@@ -21,8 +21,8 @@ if TYPE_CHECKING:
               help="Also store each PubMed record's XML in the records table (slower, larger).")
 @click.option("--annotate/--no-annotate", default=True, show_default=True,
               help="Derive study designs, trial facts, lineage and retraction flags for the "
-                   "imported works (about 1 ms a work; skip for a fast bulk load, and run "
-                   "`kb evidence --annotate` later).")
+                   "imported works (about 1 ms a work). Skipped, they are annotated by the next "
+                   "command that stores works, or by `kb evidence --annotate`.")
 @pass_settings
 def import_(settings: Settings, files: tuple[Path, ...], keep_raw: bool, annotate: bool) -> None:
     """Import files of records: PubMed XML, RIS, BibTeX, CSL-JSON, MEDLINE/nbib, citation CSV.
@@ -41,8 +41,9 @@ def import_(settings: Settings, files: tuple[Path, ...], keep_raw: bool, annotat
     with kb_errors(settings):
         conn = settings.open(create=True)
         try:
-            with annotating(settings, conn, enabled=annotate):
-                failed = _import_each(settings, conn, files, keep_raw)
+            failed = _import_each(settings, conn, files, keep_raw)
+            if annotate:
+                annotate_stored(settings, conn)
         finally:
             conn.close()
         if failed:

@@ -5,7 +5,7 @@ import sys
 
 import click
 
-from ..cli import Settings, annotating, kb_errors, network_options, pass_settings
+from ..cli import Settings, annotate_stored, kb_errors, network_options, pass_settings
 from ..config import Config
 
 
@@ -35,9 +35,10 @@ def pubmed(settings: Settings, query: str, max_results: int, config: Config) -> 
             from tqdm import tqdm
             bar = tqdm(unit="rec", desc="kb pubmed", leave=False, file=sys.stderr)
         try:
-            with Client(config) as client, annotating(settings, conn):
+            with Client(config) as client:
                 report = import_pubmed_query(conn, client, query, max_results=max_results,
                                              progress=bar.update if bar else None)
+            annotate_stored(settings, conn)
         finally:
             if bar is not None:
                 bar.close()

@@ -221,5 +221,6 @@ def annotate(conn: sqlite3.Connection, work_ids: Iterable[int] | None = None) ->
     trials += link_registry_titles(conn)
     edges = infer_edges(conn, None if work_ids is None else ids)
     flags = flag_retractions(conn)
+    ev.mark_annotated(conn, ids)
     return {"works": len(works), "designs_changed": designs, "trials_touched": trials,
             "rule_edges": edges, "flags": flags}

@@ -18,7 +18,7 @@ from ..errors import InputError
 from ..evidence.extract import registry_of
 from . import now, transaction, upsert_work
 
-__all__ = ["PROVENANCE", "RELATIONS", "REPORT_ROLES", "TRIAL_COLUMNS", "ensure_trial",
+__all__ = ["due_for_annotation", "mark_annotated", "PROVENANCE", "RELATIONS", "REPORT_ROLES", "TRIAL_COLUMNS", "ensure_trial",
            "find_trials", "set_fact", "delete_facts", "set_arms", "add_registry_id",
            "add_report", "add_lineage", "delete_lineage", "replace_flags", "refresh_trial",
            "merge_trials", "load_curated_trials", "store_registry_trial", "store_rule_trial",
@@ -329,6 +329,23 @@ def replace_flags(conn: sqlite3.Connection, flags: Iterable[Mapping[str, Any]]) 
             conn.execute("UPDATE works SET is_retracted = 1, updated_at = ? WHERE id = ? AND "
                          "is_retracted = 0", (stamp, work_id))
     return len(rows)
+
+
+def due_for_annotation(conn: sqlite3.Connection) -> list[int]:
+    """Works never annotated, or changed since they last were (schema 5)."""
+    return [r[0] for r in conn.execute(
+        "SELECT id FROM works WHERE annotated_at IS NULL OR annotated_at < updated_at")]
+
+
+def mark_annotated(conn: sqlite3.Connection, work_ids: Iterable[int]) -> None:
+    """Record that these works' evidence was derived just now."""
+    stamp = now()
+    ids = list(work_ids)
+    with transaction(conn):
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            conn.execute(f"UPDATE works SET annotated_at = ? WHERE id IN "
+                         f"({','.join('?' * len(chunk))})", [stamp, *chunk])
 
 
 # -- loaders --------------------------------------------------------------------------------
