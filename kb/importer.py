@@ -146,7 +146,9 @@ def import_pubmed_xml(conn: sqlite3.Connection, path: Path, *, keep_raw: bool = 
     chunks = (_parse_elsewhere if background else _parse_here)(path, keep_raw, batch_size)
     try:
         with _bulk_pragmas(conn), transaction(conn):
-            writer = BulkWriter(conn, batch_size=batch_size + 1)
+            # with a helper process parsing, the writer waits for it part of the time: index
+            # each batch's new works then, rather than all of them after the last record
+            writer = BulkWriter(conn, batch_size=batch_size + 1, defer_fts=not background)
             batch: dict[Any, tuple[WorkRecord, list[str] | None]] = {}
             deletions: list[str] = []
             for items, ref_keys, position in chunks:

@@ -223,7 +223,8 @@ def test_parsing_in_a_helper_process_gives_the_same_kb(tmp_path: Path) -> None:
     assert conn.execute("SELECT count(*) FROM works").fetchone()[0] == 0
 
 
-def test_bulk_writer_matches_upsert_for_rich_references(tmp_path: Path) -> None:
+@pytest.mark.parametrize("defer_fts", [True, False])
+def test_bulk_writer_matches_upsert_for_rich_references(tmp_path: Path, defer_fts: bool) -> None:
     """References with titles, years, first authors and URLs (other sources' shape) make
     the same stubs and citation rows through BulkWriter as through upsert_works."""
     from kb.store.bulk import BulkWriter
@@ -244,7 +245,7 @@ def test_bulk_writer_matches_upsert_for_rich_references(tmp_path: Path) -> None:
     bulk, plain = tmp_path / "bulk.db", tmp_path / "plain.db"
     conn = store.connect(bulk)
     with store.transaction(conn):
-        writer = BulkWriter(conn)
+        writer = BulkWriter(conn, defer_fts=defer_fts)
         for record in records:
             writer.add(json.loads(json.dumps(record)))
         writer.finish()
