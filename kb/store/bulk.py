@@ -311,7 +311,7 @@ class BulkWriter:
         pairs = [p for _, record in citing for ref in record["references"] for p in _id_pairs(ref)]
         works = _lookup(conn, pairs)
         state = {"next": self._next_id()}
-        stubs: list[WorkRecord] = []
+        stubs: list[ReferenceRecord] = []  # references that make a stub work
         stub_ids: list[int] = []
         rows: list[tuple] = []
         moved: dict[int, int] = {}  # works merged away by a reference -> the work kept
@@ -373,7 +373,7 @@ class BulkWriter:
                 elif ids:
                     cited_id = state["next"]
                     state["next"] += 1
-                    stubs.append(_stub(ref))
+                    stubs.append(ref)
                     stub_ids.append(cited_id)
                     works.update({p: cited_id for p in ids})
                 else:
@@ -399,17 +399,20 @@ class BulkWriter:
                                  (citing_id,)).fetchall()
         return {r[0] for r in rows}, {r[1] for r in rows if r[1] is not None}
 
-    def _flush_refs(self, rows: list[tuple], stubs: list[WorkRecord], stub_ids: list[int]) -> None:
+    def _flush_refs(self, rows: list[tuple], stubs: list[ReferenceRecord],
+                    stub_ids: list[int]) -> None:
         if stubs:
             if self._next_id() != stub_ids[0]:  # ids are handed out in order; a gap is a bug
                 raise RuntimeError("stub ids out of step with the works table")
-            # a stub named only by ids and a few fields: its row directly (what _new_work_row
-            # gives, without the general path's cost); stubs with an author the general way
-            plain = [(s, i) for s, i in zip(stubs, stub_ids) if not s.get("authors")]
+            # a stub named only by ids and a few fields: its row directly from the reference
+            # (what _new_work_row gives for _stub(ref), without the general path's cost);
+            # stubs with an author the general way
             stamp = now()
-            self.conn.executemany(_INSERT_WORK, [_stub_values(s, i, stamp) for s, i in plain])
-            self._touch(i for _, i in plain)
-            rich = [(s, i) for s, i in zip(stubs, stub_ids) if s.get("authors")]
+            self.conn.executemany(_INSERT_WORK, [_stub_values(r, i, stamp) for r, i
+                                                 in zip(stubs, stub_ids)
+                                                 if not r.get("first_author")])
+            self._touch(i for r, i in zip(stubs, stub_ids) if not r.get("first_author"))
+            rich = [(_stub(r), i) for r, i in zip(stubs, stub_ids) if r.get("first_author")]
             if rich:
                 self._insert_new([s for s, _ in rich], count=False, ids=[i for _, i in rich])
             self.stats.stubs += len(stubs)
@@ -426,18 +429,27 @@ _DESCRIBING = frozenset(("title", "year", "journal", "url", "volume", "first_aut
 _HOW = (*ID_FIELDS, "url")  # what a resolved citation row says resolved it (as _add_citation)
 
 
-def _stub_values(stub: WorkRecord, work_id: int, stamp: str) -> tuple:
-    """``_work_values(_new_work_row(stub, …))`` for a stub without authors, directly."""
-    row = dict.fromkeys(_WORK_COLUMNS)
-    provenance = {}
-    for name in ID_FIELDS + _STUB_FIELDS:
-        value = stub.get(name)
+_STUB_COLUMNS = tuple((_WORK_COLUMNS.index(name), name) for name in ID_FIELDS + _STUB_FIELDS)
+_STUB_ROW = [None] * len(_WORK_COLUMNS)
+for _name, _value in (("status", "stub"), ("is_retracted", 0), ("unverified", 0)):
+    _STUB_ROW[_WORK_COLUMNS.index(_name)] = _value
+_ID, _PROVENANCE, _CREATED, _UPDATED = map(_WORK_COLUMNS.index, (
+    "id", "provenance", "created_at", "updated_at"))
+
+
+def _stub_values(ref: ReferenceRecord | WorkRecord, work_id: int, stamp: str) -> tuple:
+    """``_work_values(_new_work_row(_stub(ref), …))`` for a reference without a first
+    author, directly: its identifiers and stub fields, credited to ``reference``."""
+    row = _STUB_ROW.copy()
+    credited = []
+    for index, name in _STUB_COLUMNS:
+        value = ref.get(name)
         if value is not None and value != "":
-            row[name] = value
-            provenance[name] = "reference"
-    row.update(id=work_id, status="stub", provenance=_provenance_json(provenance),
-               is_retracted=0, unverified=0, created_at=stamp, updated_at=stamp)
-    return _work_values(row)
+            row[index] = value
+            credited.append((name, "reference"))
+    row[_ID], row[_PROVENANCE] = work_id, _provenance_text(tuple(credited))
+    row[_CREATED] = row[_UPDATED] = stamp
+    return tuple(row)
 
 
 def _stub(ref: ReferenceRecord) -> WorkRecord:
