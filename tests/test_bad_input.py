@@ -16,6 +16,7 @@ from click.testing import CliRunner, Result
 
 from kb import store
 from kb.cli import cli
+from kb.evidence import annotate_due
 from tests.faults import SyntheticCorpus
 from tests.replay import ReplayServer
 
@@ -67,6 +68,7 @@ def _make_kb(path: Path) -> Path:
          "authors": [{"family": "Zarrabi", "given": "Morteza"}]},
         {"source": "crossref", "doi": "10.5555/kb.9999", "title": "A third work", "year": 2010},
     ])
+    annotate_due(conn)  # as the commands that store works leave a KB
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
     return path
