@@ -123,7 +123,7 @@ def import_file(conn: sqlite3.Connection, path: Path, *, keep_raw: bool = False,
 
 
 def import_pubmed_xml(conn: sqlite3.Connection, path: Path, *, keep_raw: bool = False,
-                      progress: Progress | None = None, batch_size: int = 2000,
+                      progress: Progress | None = None, batch_size: int = 500,
                       background: bool | None = None) -> FileReport:
     """Import a PubMed XML file (``.xml`` / ``.xml.gz``): records, citations, deletions.
 
