@@ -96,9 +96,12 @@ def kb_errors(settings: Settings | None = None) -> Iterator[None]:
         raise click.ClickException(f"database error: {exc}") from exc
 
 
-def annotate_stored(settings: Settings, conn: sqlite3.Connection) -> None:
-    """Annotate the evidence (designs, trial facts, lineage, retraction flags) of every work
-    stored or changed since it was last annotated; called by the commands that store works."""
+def annotate_stored(settings: Settings, conn: sqlite3.Connection, stored: bool) -> None:
+    """If this run ``stored`` works, annotate the evidence (designs, trial facts, lineage,
+    retraction flags) of every work stored or changed since it was last annotated (a run that
+    stored nothing, e.g. one that refused its input, leaves the KB as it was)."""
+    if not stored:
+        return
     from .evidence import annotate_due
     counts = annotate_due(conn)
     settings.say(f"annotated {counts['works']} works: study designs, trial facts, lineage, "

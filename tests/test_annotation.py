@@ -63,3 +63,15 @@ def test_skipped_annotation_is_caught_up_by_the_next_storing_command(runner: Cli
     assert result.exit_code == 0, result.output
     assert f"annotated {due + 1} works" in result.output
     assert designs(db) == {CASE_REPORT: ("case-report", "pubtype"), REVIEW: ("review", "pubtype")}
+
+
+def test_refused_input_leaves_due_works_alone(runner: CliRunner, tmp_path: Path) -> None:
+    db = tmp_path / "kb.db"
+    assert runner.invoke(cli, ["--db", str(db), "import", "--no-annotate", str(ARTICLES)]).exit_code == 0
+    before = db.read_bytes()
+    empty = tmp_path / "empty.xml"
+    empty.write_text("")
+    result = runner.invoke(cli, ["--db", str(db), "import", str(empty)])
+    assert result.exit_code == 2
+    assert designs(db) == {CASE_REPORT: (None, None), REVIEW: (None, None)}
+    assert db.read_bytes() == before

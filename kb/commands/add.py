@@ -49,7 +49,8 @@ def add(settings: Settings, ids: tuple[str, ...], from_file: IO[str] | None, ref
             with Client(config) as client:
                 report = ingest.add(conn, client, idents, fetch_refs=refs,
                                     progress=bar.update if bar else None)
-            annotate_stored(settings, conn)
+            annotate_stored(settings, conn, bool(report.added or report.updated or report.refs["added"]
+                                                or report.refs["updated"]))
         finally:
             if bar is not None:
                 bar.close()

@@ -51,7 +51,7 @@ def crawl(settings: Settings, seed: str, depth: int, direction: str, max_works: 
                 report = run(conn, client, seed, depth=depth, direction=direction,
                              max_works=max_works, topic=topic, sources=sources or SOURCES,
                              fresh=fresh, progress=_progress(settings))
-                annotate_stored(settings, conn)
+                annotate_stored(settings, conn, bool(report.stored or report.edges))
                 stats = client.stats
                 settings.say(f"{stats['requests']} requests, {stats['cache_hits']} from the cache"
                              + (f", {stats['retries']} retried" if stats["retries"] else ""),

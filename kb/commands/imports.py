@@ -42,8 +42,7 @@ def import_(settings: Settings, files: tuple[Path, ...], keep_raw: bool, annotat
         conn = settings.open(create=True)
         try:
             failed = _import_each(settings, conn, files, keep_raw)
-            if annotate:
-                annotate_stored(settings, conn)
+            annotate_stored(settings, conn, annotate and len(failed) < len(files))
         finally:
             conn.close()
         if failed:

@@ -38,7 +38,7 @@ def pubmed(settings: Settings, query: str, max_results: int, config: Config) -> 
             with Client(config) as client:
                 report = import_pubmed_query(conn, client, query, max_results=max_results,
                                              progress=bar.update if bar else None)
-            annotate_stored(settings, conn)
+            annotate_stored(settings, conn, bool(report.added or report.updated))
         finally:
             if bar is not None:
                 bar.close()
