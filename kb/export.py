@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TextIO
 
 from .errors import InputError, KBError
+from .store import chunked
 from .formats import ExportRecord, base_key, write
 
 __all__ = ["citation_keys", "load_records", "export_works", "export_citations", "write_file"]
@@ -45,8 +46,7 @@ def citation_keys(conn: sqlite3.Connection, work_ids: Sequence[int] | None = Non
     params: list[object] = []
     if work_ids is not None:
         years: set[int | None] = set()
-        for start in range(0, len(work_ids), 500):
-            chunk = list(work_ids[start:start + 500])
+        for chunk in chunked(work_ids):
             years.update(r[0] for r in conn.execute(
                 f"SELECT DISTINCT year FROM works WHERE id IN ({','.join('?' * len(chunk))})",
                 chunk))
@@ -71,8 +71,7 @@ def load_records(conn: sqlite3.Connection, work_ids: Sequence[int]) -> list[Expo
     """The works with these ids as export records (lists included), in the order given."""
     keys = citation_keys(conn, work_ids)
     records: list[ExportRecord] = []
-    for start in range(0, len(work_ids), 500):
-        chunk = list(work_ids[start:start + 500])
+    for chunk in chunked(work_ids):
         marks = ",".join("?" * len(chunk))
         rows = {r["id"]: r for r in conn.execute(
             f"SELECT id, {', '.join(_SCALARS)} FROM works WHERE id IN ({marks})", chunk)}
@@ -146,8 +145,7 @@ def export_citations(conn: sqlite3.Connection, query: str | None, out: TextIO, *
                     cell_type=cell_type, limit=None, stubs=stubs)
     ids = [hit.id for hit in result.hits]
     pairs: list[tuple[str, str]] = []
-    for start in range(0, len(ids), 500):
-        chunk = ids[start:start + 500]
+    for chunk in chunked(ids):
         rows = conn.execute(
             "SELECT f.doi, f.pmid, f.url, t.doi, t.pmid, t.url FROM citations c "
             "JOIN works f ON f.id = c.citing_id JOIN works t ON t.id = c.cited_id "

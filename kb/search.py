@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 
 from .errors import InputError
+from .store import chunked
 
 __all__ = ["Hit", "SearchResult", "search", "translate", "quote", "parse_years",
            "suggest", "FIELDS"]
@@ -349,8 +350,7 @@ def _marks(conn: sqlite3.Connection, work_ids: list[int]) -> dict[int, str]:
     if not work_ids or not _has_table(conn, "work_marks"):
         return {}
     marks: dict[int, str] = {}
-    for start in range(0, len(work_ids), 500):
-        chunk = work_ids[start:start + 500]
+    for chunk in chunked(work_ids):
         marks.update(conn.execute(
             "SELECT work_id, mark FROM work_marks WHERE work_id IN "
             f"(SELECT work_id FROM work_flags WHERE work_id IN ({','.join('?' * len(chunk))}))",

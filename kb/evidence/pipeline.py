@@ -17,14 +17,9 @@ __all__ = ["annotate", "assign_designs", "extract_trials", "link_registry_titles
            "flag_retractions"]
 
 
-def _chunks(ids: list[int], size: int = 400) -> Iterable[list[int]]:
-    for start in range(0, len(ids), size):
-        yield ids[start:start + size]
-
-
 def _grouped(conn: sqlite3.Connection, sql: str, ids: list[int]) -> dict[int, list[Any]]:
     out: dict[int, list[Any]] = {}
-    for chunk in _chunks(ids):
+    for chunk in store.chunked(ids):
         marks = ",".join("?" * len(chunk))
         for work_id, value in conn.execute(sql.format(marks=marks), chunk):
             out.setdefault(work_id, []).append(value)
@@ -33,7 +28,7 @@ def _grouped(conn: sqlite3.Connection, sql: str, ids: list[int]) -> dict[int, li
 
 def _texts(conn: sqlite3.Connection, ids: list[int]) -> list[dict[str, Any]]:
     rows = []
-    for chunk in _chunks(ids):
+    for chunk in store.chunked(ids):
         marks = ",".join("?" * len(chunk))
         rows += [dict(r) for r in conn.execute(
             f"SELECT id, doi, url, title, abstract, type, year, study_design, design_source "
@@ -79,7 +74,7 @@ def extract_trials(conn: sqlite3.Connection, works: list[dict[str, Any]]) -> int
     ids = [w["id"] for w in works]
     touched: set[int] = set()
     with store.transaction(conn):
-        for chunk in _chunks(ids):
+        for chunk in store.chunked(ids):
             marks = ",".join("?" * len(chunk))
             rule = f"provenance = 'rule' AND work_id IN ({marks})"
             touched.update(r[0] for r in conn.execute(

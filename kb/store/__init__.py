@@ -22,7 +22,7 @@ import hashlib
 import json
 import re
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from importlib import resources
@@ -32,7 +32,7 @@ from typing import Any, NamedTuple
 from ..errors import DatabaseError, InputError
 from ..records import SOURCES, LinkRecord, ReferenceRecord, WorkRecord, WorkRef
 
-__all__ = ["connect", "migrate", "latest_version", "transaction", "upsert_work", "upsert_works",
+__all__ = ["chunked", "connect", "migrate", "latest_version", "transaction", "upsert_work", "upsert_works",
            "add_links", "delete_works", "merge_works", "link_citation", "set_study_design",
            "rebuild_fts", "sync_fts", "UpsertResult", "PRECEDENCE", "now"]
 
@@ -182,13 +182,22 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     conn.execute("COMMIT")
 
 
+def chunked(values: Sequence[Any], size: int = 500) -> Iterator[list[Any]]:
+    """``values`` in lists of at most ``size``, for ``IN (?, …)`` queries.
+
+    >>> list(chunked([1, 2, 3, 4, 5], 2))
+    [[1, 2], [3, 4], [5]]
+    """
+    for start in range(0, len(values), size):
+        yield list(values[start:start + size])
+
+
 # -- full-text index ------------------------------------------------------------------------
 
 def sync_fts(conn: sqlite3.Connection, work_ids: Iterable[int]) -> None:
     """Recompute the ``works_fts`` rows of these works (deleted works lose theirs)."""
     ids = sorted(set(work_ids))
-    for start in range(0, len(ids), 500):
-        chunk = ids[start:start + 500]
+    for chunk in chunked(ids):
         marks = ",".join("?" * len(chunk))
         conn.execute(f"DELETE FROM works_fts WHERE rowid IN ({marks})", chunk)
         conn.execute("INSERT INTO works_fts(rowid, title, abstract, keywords, mesh, authors) "

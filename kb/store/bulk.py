@@ -19,11 +19,10 @@ from typing import Any
 
 from ..records import ReferenceRecord, WorkRecord
 from . import (ID_FIELDS, LIST_FIELDS, SCALAR_FIELDS, UPDATES_INSERT, _add_citation,
-               _author_key, _author_name, _ensure_work, _rank, _ref_key, _upsert, delete_works, now, sync_fts)
+               _author_key, _author_name, _ensure_work, _rank, _ref_key, _upsert, chunked,
+               delete_works, now, sync_fts)
 
 __all__ = ["BulkWriter", "BulkStats"]
-
-_CHUNK = 500  # bound parameters per IN (...) query
 
 
 @dataclass
@@ -41,11 +40,6 @@ class BulkStats:
     touched: set[int] = field(default_factory=set, repr=False)
 
 
-def _chunks(values: list[Any], size: int = _CHUNK) -> Iterable[list[Any]]:
-    for start in range(0, len(values), size):
-        yield values[start:start + size]
-
-
 def _lookup(conn: sqlite3.Connection, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]:
     """Map (id field, value) to the stored work carrying it, in one query per field and chunk."""
     by_field: dict[str, set[str]] = {}
@@ -53,7 +47,7 @@ def _lookup(conn: sqlite3.Connection, pairs: Iterable[tuple[str, str]]) -> dict[
         by_field.setdefault(name, set()).add(value)
     found: dict[tuple[str, str], int] = {}
     for name, values in by_field.items():
-        for chunk in _chunks(sorted(values)):
+        for chunk in chunked(sorted(values)):
             marks = ",".join("?" * len(chunk))
             for work_id, value in conn.execute(
                     f"SELECT id, {name} FROM works WHERE {name} IN ({marks})", chunk):
@@ -263,7 +257,7 @@ class BulkWriter:
             conn.executemany("INSERT OR IGNORE INTO authors(key, family, given, name, orcid) "
                              "VALUES (?, ?, ?, ?, ?)", list(authors.values()))
             author_ids: dict[str, int] = {}
-            for chunk in _chunks(list(authors)):
+            for chunk in chunked(list(authors)):
                 marks = ",".join("?" * len(chunk))
                 author_ids.update(conn.execute(
                     f"SELECT key, id FROM authors WHERE key IN ({marks})", chunk).fetchall())

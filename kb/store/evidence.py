@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 from ..errors import InputError
 from ..evidence.extract import registry_of
-from . import now, transaction, upsert_work
+from . import chunked, now, transaction, upsert_work
 
 __all__ = ["due_for_annotation", "mark_annotated", "PROVENANCE", "RELATIONS", "REPORT_ROLES", "TRIAL_COLUMNS", "ensure_trial",
            "find_trials", "set_fact", "delete_facts", "set_arms", "add_registry_id",
@@ -305,8 +305,7 @@ def delete_lineage(conn: sqlite3.Connection, provenance: str = "rule",
         return conn.execute("DELETE FROM lineage WHERE provenance = ?", (provenance,)).rowcount
     ids = sorted(set(work_ids))
     deleted = 0
-    for start in range(0, len(ids), 400):
-        chunk = ids[start:start + 400]
+    for chunk in chunked(ids):
         marks = ",".join("?" * len(chunk))
         deleted += conn.execute(
             f"DELETE FROM lineage WHERE provenance = ? AND (from_work_id IN ({marks}) OR "
@@ -342,8 +341,7 @@ def mark_annotated(conn: sqlite3.Connection, work_ids: Iterable[int]) -> None:
     stamp = now()
     ids = list(work_ids)
     with transaction(conn):
-        for start in range(0, len(ids), 500):
-            chunk = ids[start:start + 500]
+        for chunk in chunked(ids):
             conn.execute(f"UPDATE works SET annotated_at = ? WHERE id IN "
                          f"({','.join('?' * len(chunk))})", [stamp, *chunk])
 
