@@ -126,6 +126,21 @@ def _text(root: Any, path: str) -> str | None:
     return found.text.strip() if found is not None and found.text else None
 
 
+def _pmids(values: Iterable[str]) -> list[str]:
+    """The values as normalised PMIDs, first occurrence kept.
+
+    :raises InputError: a value that is not a PMID.
+    """
+    wanted: list[str] = []
+    for value in values:
+        pmid = normalize_pmid(str(value))
+        if pmid is None:
+            raise InputError(f"not a PMID: {value!r}")
+        if pmid not in wanted:
+            wanted.append(pmid)
+    return wanted
+
+
 def _chunks(values: list[str], size: int) -> Iterable[list[str]]:
     for start in range(0, len(values), size):
         yield values[start:start + size]
@@ -207,13 +222,7 @@ def fetch_works(client: Any, pmids: Iterable[str], *, raw: bool = True
     :raises InputError: a value that is not a PMID.
     :raises FetchError: NCBI failed or answered something that is not PubMed XML.
     """
-    wanted: list[str] = []
-    for value in pmids:
-        pmid = normalize_pmid(str(value))
-        if pmid is None:
-            raise InputError(f"not a PMID: {value!r}")
-        if pmid not in wanted:
-            wanted.append(pmid)
+    wanted = _pmids(pmids)
     if not wanted:
         return [], []
     post = len(wanted) > _GET_IDS
@@ -254,13 +263,7 @@ def fetch_links(client: Any, pmids: Iterable[str], linkname: str) -> dict[str, l
     """
     if linkname not in LINKNAMES:
         raise InputError(f"unknown PubMed link name {linkname!r} (use one of {LINKNAMES})")
-    wanted = []
-    for value in pmids:
-        pmid = normalize_pmid(str(value))
-        if pmid is None:
-            raise InputError(f"not a PMID: {value!r}")
-        if pmid not in wanted:
-            wanted.append(pmid)
+    wanted = _pmids(pmids)
     links: dict[str, list[str]] = {p: [] for p in wanted}
     for chunk in _chunks(wanted, _LINK_IDS):
         params = [("dbfrom", "pubmed"), ("db", "pubmed"), ("linkname", linkname),
