@@ -58,5 +58,13 @@ def config(kb_env: dict[str, str]) -> Config:
 
 
 @pytest.fixture
+def client(config: Config):
+    """A :class:`kb.http.Client` on ``config`` (every service at the replay server)."""
+    from kb.http import Client
+    with Client(config) as http:
+        yield http
+
+
+@pytest.fixture
 def runner() -> CliRunner:
     return CliRunner()

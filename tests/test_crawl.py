@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from kb import store
 from kb.cli import cli
 from kb.crawl import on_topic
 from tests.crossref_fake import FakeCrossref

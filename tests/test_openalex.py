@@ -16,12 +16,6 @@ AMANAT = "10.1186/s13287-021-02513-4"
 POOLED = "10.22074/cellj.2024.2032098.1600"
 
 
-@pytest.fixture
-def client(config):
-    with Client(config) as http:
-        yield http
-
-
 def test_fetch_works_batches_dois_in_one_or_filter(server, client) -> None:
     FakeOpenAlex().install(server)
     dois = [f"https://doi.org/{AMANAT.upper()}", POOLED, "10.1186/s12883-022-02636-y",

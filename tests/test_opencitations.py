@@ -7,19 +7,12 @@ import pytest
 
 from kb import store
 from kb.errors import FetchError
-from kb.http import Client
 from kb.scrapers import opencitations
 from tests.replay import Reply
 from tests.scholarly_fake import FakeOpenCitations
 
 POOLED = "10.22074/cellj.2024.2032098.1600"
 AMANAT = "10.1186/s13287-021-02513-4"
-
-
-@pytest.fixture
-def client(config):
-    with Client(config) as http:
-        yield http
 
 
 def test_references_and_citations_become_edges(server, client) -> None:
