@@ -6,17 +6,14 @@ Screenshots go to tests/out/ (git-ignored).
 from __future__ import annotations
 
 import os
-import socket
 import sqlite3
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from kb.build import build_kb
+from tests.serving import start_serve, stop
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -30,41 +27,16 @@ pytestmark = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     """`kb serve` on a free loopback port over a freshly built KB."""
     db = tmp_path_factory.mktemp("browser") / "kb.db"
     build_kb(db)
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "kb.cli", "--db", str(db), "serve", "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "KB_OFFLINE": "1"})
+    proc, port = start_serve({**os.environ, "KB_OFFLINE": "1", "KB_DB": str(db)})
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                raise AssertionError(f"kb serve exited: {proc.stderr.read().decode()[-2000:]}")
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise AssertionError("kb serve did not start within 30 s") from None
-                time.sleep(0.2)
         yield f"http://127.0.0.1:{port}", db
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
 
 
 @pytest.fixture(scope="module")

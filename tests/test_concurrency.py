@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -22,6 +21,7 @@ import pytest
 from kb.config import BASE_URLS
 from tests.faults import SyntheticCorpus, canonical_state
 from tests.replay import Reply, ReplayServer, Request
+from tests.serving import start_serve, stop
 
 pytestmark = pytest.mark.slow
 LOCKED = "locked"
@@ -60,25 +60,6 @@ def _slow(corpus: SyntheticCorpus, delay: float):  # type: ignore[no-untyped-def
     def respond(request: Request) -> Reply:
         return dataclasses.replace(corpus.respond(request), delay=delay)
     return respond
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_listening(proc: subprocess.Popen, port: int) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"kb serve exited: {proc.stderr.read().decode()[-2000:]}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise AssertionError("kb serve did not start")
 
 
 class _Reader(threading.Thread):
@@ -136,11 +117,9 @@ def test_two_writers_and_readers_never_lock(tmp_path: Path,
     subprocess.run([sys.executable, "-m", "kb.cli", "init"], env=env, check=True,
                    capture_output=True)
     a, b = _inputs(corpus, tmp_path)
-    port = _free_port()
-    serve = _kb(["serve", "--port", str(port)], env)  # the default mode must survive writers
+    serve, port = start_serve(env)  # the default mode must survive writers
     searches: list[tuple[int, str]] = []
     try:
-        _wait_listening(serve, port)
         reader = _Reader(f"http://127.0.0.1:{port}")
         reader.start()
         writers = [_kb(["add", "--from-file", str(a)], env),
@@ -154,8 +133,7 @@ def test_two_writers_and_readers_never_lock(tmp_path: Path,
         reader.stop = True
         reader.join(30)
     finally:
-        serve.terminate()
-        serve.wait(10)
+        stop(serve)
         server.stop()
     for writer, (_, err) in zip(writers, outputs):
         text = err.decode()

@@ -8,11 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import sqlite3
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -22,6 +18,7 @@ from kb.cli import cli
 from kb.config import load_config
 from tests.faults import SyntheticCorpus
 from tests.replay import ReplayServer
+from tests.serving import start_serve, stop
 
 NCBI_KEY = "ncbiSECRETkey0123456789abcdef"
 OPENALEX_KEY = "oaSECRETkey9876543210"
@@ -137,39 +134,6 @@ def test_failed_fetch_message_hides_the_key(secret_env: dict[str, str], server: 
 
 # -- kb serve --------------------------------------------------------------------------------
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _serve(db: Path, *args: str) -> tuple[subprocess.Popen, int]:
-    port = _free_port()
-    env = {**os.environ, "KB_DB": str(db)}
-    proc = subprocess.Popen([sys.executable, "-m", "kb.cli", "serve", "--port", str(port), *args],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"kb serve exited: {proc.stderr.read().decode()[-2000:]}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return proc, port
-        except OSError:
-            time.sleep(0.2)
-    proc.kill()
-    raise AssertionError("kb serve did not start listening within 30 s")
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
 @pytest.fixture
 def small_kb(tmp_path: Path) -> Path:
     from kb import store
@@ -184,20 +148,20 @@ def small_kb(tmp_path: Path) -> Path:
 
 def test_serve_listens_on_loopback_only_by_default(small_kb: Path) -> None:
     import psutil
-    proc, port = _serve(small_kb)
+    proc, port = start_serve({**os.environ, "KB_DB": str(small_kb)})
     try:
         listening = [c for c in psutil.Process(proc.pid).net_connections(kind="inet")
                      if c.status == psutil.CONN_LISTEN and c.laddr.port == port]
         assert listening, "kb serve is not listening on the port it was given"
         assert {c.laddr.ip for c in listening} <= {"127.0.0.1", "::1"}, listening
     finally:
-        _stop(proc)
+        stop(proc)
 
 
 def test_serve_refuses_writes_and_leaves_the_db_unchanged(small_kb: Path) -> None:
     import requests
     before = small_kb.read_bytes()
-    proc, port = _serve(small_kb)
+    proc, port = start_serve({**os.environ, "KB_DB": str(small_kb)})
     base = f"http://127.0.0.1:{port}"
     try:
         page = requests.get(f"{base}/kb/works.json?_shape=array", timeout=10)
@@ -211,7 +175,7 @@ def test_serve_refuses_writes_and_leaves_the_db_unchanged(small_kb: Path) -> Non
                               timeout=10)
         assert write.status_code >= 400
     finally:
-        _stop(proc)
+        stop(proc)
     assert small_kb.read_bytes() == before
     conn = sqlite3.connect(small_kb)
     assert conn.execute("SELECT title FROM works").fetchall() == [
