@@ -6,6 +6,10 @@ from one work through its indexes, level by level, and returns a small :class:`n
 whose nodes are work ids. Edges point from the citing (pooling, following-up) work to the cited
 one. The other functions are plain functions of such a graph, networkx style; only
 :func:`full_graph` (and :func:`rank` over it) reads every edge, and only when asked.
+
+`kb graph`'s default terminal view fills a :class:`PlainDiGraph` instead: the slice of the
+DiGraph interface the neighbourhood and :func:`roles` use, in plain dicts, because importing
+networkx takes about as long as the whole rest of the command (bench/bench_graph.py).
 """
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ import re
 import sqlite3
 from collections import deque
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Union
 
 from .errors import InputError, KBError
 from .identifiers import parse_identifier
@@ -22,7 +26,7 @@ from .identifiers import parse_identifier
 if TYPE_CHECKING:  # networkx is imported inside functions: `kb search` never loads it
     import networkx as nx
 
-__all__ = ["TRIAL_DESIGNS", "REVIEW_DESIGNS", "RELATIONS", "ROLES", "find_work",
+__all__ = ["TRIAL_DESIGNS", "REVIEW_DESIGNS", "RELATIONS", "ROLES", "PlainDiGraph", "find_work",
            "work_attributes", "neighbourhood", "subgraph", "path_graph", "roles", "similar",
            "rank", "citation_path", "gaps", "full_graph", "short_title"]
 
@@ -46,6 +50,73 @@ SELECT w.id, w.doi, w.pmid, w.pmcid, w.title, w.year, w.journal, w.journal_abbre
          AS first_author
 FROM works w WHERE w.id IN (SELECT value FROM json_each(?))
 """
+
+
+class PlainDiGraph:
+    """A directed graph in plain dicts with the part of :class:`networkx.DiGraph`'s interface
+    that :func:`neighbourhood`, :func:`roles` and the terminal view use (``graph``, ``nodes``,
+    ``edges``, ``add_edge``, ``add_nodes_from``, ``has_edge``, ``out_edges``, ``successors``,
+    ``predecessors``, ``number_of_nodes``, ``number_of_edges``); :meth:`to_networkx` gives
+    the real thing.
+
+    >>> G = PlainDiGraph(focus=1)
+    >>> G.add_edge(1, 2, relation="cites")
+    >>> G.add_nodes_from([3])
+    >>> sorted(G.nodes), G.edges[1, 2], list(G.predecessors(2)), G.has_edge(2, 1)
+    ([1, 2, 3], {'relation': 'cites'}, [1], False)
+    >>> G.to_networkx().graph, G.to_networkx().number_of_edges()
+    ({'focus': 1}, 1)
+    """
+
+    def __init__(self, **graph: Any) -> None:
+        self.graph: dict[str, Any] = graph
+        self.nodes: dict[int, dict[str, Any]] = {}
+        self.edges: dict[tuple[int, int], dict[str, Any]] = {}
+        self._succ: dict[int, list[int]] = {}
+        self._pred: dict[int, list[int]] = {}
+
+    def add_nodes_from(self, nodes: Iterable[int]) -> None:
+        for node in nodes:
+            if node not in self.nodes:
+                self.nodes[node] = {}
+                self._succ[node], self._pred[node] = [], []
+
+    def add_edge(self, u: int, v: int, **attrs: Any) -> None:
+        self.add_nodes_from((u, v))
+        if (u, v) not in self.edges:
+            self._succ[u].append(v)
+            self._pred[v].append(u)
+            self.edges[u, v] = {}
+        self.edges[u, v].update(attrs)
+
+    def has_edge(self, u: int, v: int) -> bool:
+        return (u, v) in self.edges
+
+    def out_edges(self, node: int, data: bool = False) -> list[tuple[Any, ...]]:
+        return [(node, v, self.edges[node, v]) if data else (node, v) for v in self._succ[node]]
+
+    def successors(self, node: int) -> Iterable[int]:
+        return iter(self._succ[node])
+
+    def predecessors(self, node: int) -> Iterable[int]:
+        return iter(self._pred[node])
+
+    def number_of_nodes(self) -> int:
+        return len(self.nodes)
+
+    def number_of_edges(self) -> int:
+        return len(self.edges)
+
+    def to_networkx(self) -> nx.DiGraph:
+        import networkx as nx
+        G = nx.DiGraph(**self.graph)
+        G.add_nodes_from(self.nodes.items())
+        G.add_edges_from((u, v, attrs) for (u, v), attrs in self.edges.items())
+        return G
+
+
+#: What the neighbourhood functions and :func:`roles` take.
+Graph = Union["nx.DiGraph", PlainDiGraph]
 
 
 # -- small pure helpers ---------------------------------------------------------------------
@@ -164,7 +235,7 @@ def _edge_rows(conn: sqlite3.Connection, ids: Sequence[int], side: str) -> Itera
             yield row[0], row[1], row[2], sources, row[3], None, row[5]
 
 
-def _add_edge(G: nx.DiGraph, u: int, v: int, relation: str, sources: list[str],
+def _add_edge(G: Graph, u: int, v: int, relation: str, sources: list[str],
               resolved_by: str | None, score: float | None, reason: str | None) -> None:
     """Add or fold an edge: one edge per pair, all its relations, sources and reasons kept.
     ``resolved_by`` / ``score`` describe the citation link; ``reason`` the typed ones."""
@@ -184,8 +255,8 @@ def _add_edge(G: nx.DiGraph, u: int, v: int, relation: str, sources: list[str],
 # -- the neighbourhood ----------------------------------------------------------------------
 
 def neighbourhood(conn: sqlite3.Connection, work_id: int, *, depth: int = 1,
-                  direction: str = "both", reviews: bool = True,
-                  max_nodes: int = MAX_NODES) -> nx.DiGraph:
+                  direction: str = "both", reviews: bool = True, max_nodes: int = MAX_NODES,
+                  plain: bool = False) -> nx.DiGraph | PlainDiGraph:
     """The works within ``depth`` citation steps of ``work_id``, from indexed SQL only.
 
     :param direction: ``refs`` follows what works cite, ``cited-by`` who cites them,
@@ -195,6 +266,8 @@ def neighbourhood(conn: sqlite3.Connection, work_id: int, *, depth: int = 1,
         and a meta-analysis makes the meta-analysis a review "around" the pooled study), and
         those citing or pooling the trials it cites.
     :param max_nodes: stop growing past this many works; ``G.graph["truncated"]`` says so.
+    :param plain: return a :class:`PlainDiGraph` (same nodes, edges and attributes) and
+        leave networkx unimported.
 
     Every edge among the collected works is included (the induced subgraph, like
     :func:`networkx.ego_graph`). Node attributes come from :func:`work_attributes` plus
@@ -205,13 +278,11 @@ def neighbourhood(conn: sqlite3.Connection, work_id: int, *, depth: int = 1,
     ``coupled`` (the reviews brought in each way) and ``unresolved_references`` (the
     focus's references not linked to any work).
     """
-    import networkx as nx
-
     if direction not in DIRECTIONS:
         raise InputError(f"direction must be one of {', '.join(DIRECTIONS)}, not {direction!r}")
     if depth < 0:
         raise InputError("depth must be 0 or more")
-    G = nx.DiGraph(focus=work_id, depth=depth, direction=direction, truncated=False)
+    G = PlainDiGraph(focus=work_id, depth=depth, direction=direction, truncated=False)
     level, distance = {work_id: 0}, {work_id: 0}
     frontier = [work_id]
     sides = [s for s, d in (("citing", "refs"), ("cited", "cited-by")) if direction in (d, "both")]
@@ -245,7 +316,7 @@ def neighbourhood(conn: sqlite3.Connection, work_id: int, *, depth: int = 1,
     G.graph["unresolved_references"] = conn.execute(
         "SELECT count(*) FROM citations WHERE citing_id = ? AND cited_id IS NULL",
         (work_id,)).fetchone()[0]
-    return G
+    return G if plain else G.to_networkx()
 
 
 def _with_design(conn: sqlite3.Connection, ids: Iterable[int], designs: frozenset[str]
@@ -273,7 +344,7 @@ def _reviews_around(conn: sqlite3.Connection, level: dict[int, int], distance: d
     return {"co_cited": co_cited, "coupled": _with_design(conn, sharing, REVIEW_DESIGNS)}
 
 
-def _close(conn: sqlite3.Connection, G: nx.DiGraph, level: dict[int, int],
+def _close(conn: sqlite3.Connection, G: Graph, level: dict[int, int],
            edges: list[_Edge] | None = None) -> None:
     """Add the works of ``level`` (work id -> level) with their attributes, and every edge
     among them: each such edge has its citing end in the set, so the edges leaving the set
@@ -297,7 +368,7 @@ def subgraph(conn: sqlite3.Connection, ids: Sequence[int]) -> nx.DiGraph:
 
 # -- roles ----------------------------------------------------------------------------------
 
-def roles(G: nx.DiGraph, focus: int) -> dict[str, list[int]]:
+def roles(G: Graph, focus: int) -> dict[str, list[int]]:
     """Group the focus's neighbours for reading, each work in one group (see :data:`ROLES`).
 
     For a synthesis (pooled analysis, meta-analysis, review, or any work that pools others):
@@ -350,12 +421,12 @@ def roles(G: nx.DiGraph, focus: int) -> dict[str, list[int]]:
     return groups
 
 
-def _co_cited(G: nx.DiGraph, a: int, b: int) -> bool:
+def _co_cited(G: Graph, a: int, b: int) -> bool:
     """Some work cites both ``a`` and ``b``."""
     return any(G.has_edge(citer, b) for citer in G.predecessors(a))
 
 
-def _coupled(G: nx.DiGraph, a: int, b: int) -> bool:
+def _coupled(G: Graph, a: int, b: int) -> bool:
     """``a`` and ``b`` cite (or pool) a work in common."""
     return any(G.has_edge(b, ref) for ref in G.successors(a))
 

@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .graph import REVIEW_DESIGNS, ROLES, TRIAL_DESIGNS, roles
+from .graph import REVIEW_DESIGNS, ROLES, TRIAL_DESIGNS, Graph, roles
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -58,7 +58,7 @@ def _colour(design: str | None) -> str:
     return DESIGN_COLOURS.get(design or "", UNKNOWN_COLOUR)
 
 
-def annotate(G: nx.DiGraph, focus: int) -> dict[str, list[int]]:
+def annotate(G: Graph, focus: int) -> dict[str, list[int]]:
     """Set each node's ``role`` (see :func:`kb.graph.roles`; the focus gets ``focus``) and
     return the groups."""
     groups = roles(G, focus)
@@ -91,7 +91,7 @@ def _marks(attrs: dict[str, Any]) -> list[str]:
     return marks
 
 
-def _how(G: nx.DiGraph, focus: int, node: int) -> str:
+def _how(G: Graph, focus: int, node: int) -> str:
     """How a neighbour relates to the focus, in a word or two."""
     if G.has_edge(focus, node):
         relation = G.edges[focus, node]["relation"]
@@ -110,7 +110,7 @@ def _how(G: nx.DiGraph, focus: int, node: int) -> str:
     return f"{steps} steps" if steps > 1 else ""
 
 
-def render_text(G: nx.DiGraph, focus: int, *, width: int = 120, limit: int | None = 25) -> str:
+def render_text(G: Graph, focus: int, *, width: int = 120, limit: int | None = 25) -> str:
     """The terminal view: the focus, then its neighbours grouped by role, one work a line:
     first author and year, design, how it relates (cited, pools, cites it, co-cited …),
     title with [RETRACTED] / [stub] / [unverified] marks, and DOI (else PMID, else URL)."""

@@ -148,6 +148,37 @@ def test_roles_of_a_trial_and_of_a_review(kb) -> None:
     assert ids[DEFINITION] in review["other references"]
 
 
+def test_plain_neighbourhood_is_the_networkx_one(kb) -> None:
+    """The terminal view's networkx-free graph holds the same nodes, edges, attributes and
+    adjacency order as the networkx graph, so roles and the text view agree for every work."""
+    from kb import graph_render
+    conn, ids, _ = kb
+    for work_id in ids.values():
+        for depth, direction in ((1, "both"), (2, "both"), (1, "refs"), (2, "cited-by")):
+            G = graph.neighbourhood(conn, work_id, depth=depth, direction=direction)
+            P = graph.neighbourhood(conn, work_id, depth=depth, direction=direction, plain=True)
+            assert isinstance(P, graph.PlainDiGraph)
+            assert P.graph == G.graph and dict(P.nodes) == dict(G.nodes)
+            assert dict(P.edges) == {(u, v): d for u, v, d in G.edges(data=True)}
+            assert [list(P.successors(n)) for n in G] == [list(G.successors(n)) for n in G]
+            assert [list(P.predecessors(n)) for n in G] == [list(G.predecessors(n)) for n in G]
+            assert graph.roles(P, work_id) == graph.roles(G, work_id)
+            assert (graph_render.render_text(P, work_id, limit=None)
+                    == graph_render.render_text(G, work_id, limit=None))
+
+
+def test_cli_text_view_does_not_import_networkx(kb) -> None:
+    _, _, path = kb
+    probe = ("import sys; from kb.cli import cli\n"
+             "try:\n    cli(['--db', sys.argv[1], 'graph', '--doi', sys.argv[2]])\n"
+             "except SystemExit as done:\n"
+             "    assert done.code == 0, done.code\n"
+             "print('networkx' in sys.modules)")
+    shown = subprocess.run([sys.executable, "-c", probe, str(path), POOLED],
+                           capture_output=True, text=True, check=True).stdout
+    assert "Source trials (2)" in shown and shown.rstrip().endswith("False")
+
+
 # -- similar, rank, paths ---------------------------------------------------------------------
 
 def test_similar_on_the_kb_matches_the_graph(kb) -> None:

@@ -138,7 +138,8 @@ def graph(settings: Settings, doi: str | None, pmid: str | None, work: str | Non
                 if similar:
                     payload = _similar(conn, focus, fmt, limit)
                 else:
-                    G = kbgraph.neighbourhood(conn, focus, depth=depth, direction=direction)
+                    G = kbgraph.neighbourhood(conn, focus, depth=depth, direction=direction,
+                                              plain=fmt == "text" and not rank_)
                     if rank_:
                         payload = _rank_neighbourhood(conn, G, focus, fmt, limit)
                     elif fmt == "text":
