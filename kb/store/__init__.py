@@ -515,8 +515,11 @@ def _ref_key(ref: ReferenceRecord | WorkRef) -> str:
     text = ref.get("unstructured") or " ".join(
         str(ref.get(f) or "") for f in ("first_author", "year", "title", "journal", "volume",
                                         "first_page"))
-    text = re.sub(r"\W+", " ", text.lower()).strip()
+    text = _NON_WORD.sub(" ", text.lower()).strip()
     return "text:" + hashlib.sha1(text.encode()).hexdigest()[:16]
+
+
+_NON_WORD = re.compile(r"\W+")
 
 
 def _ensure_work(conn: sqlite3.Connection, ref: ReferenceRecord | WorkRef) -> int | None:

@@ -302,7 +302,8 @@ class BulkWriter:
         if not citing:
             return
         conn = self.conn
-        pairs = [p for _, record in citing for ref in record["references"] for p in _id_pairs(ref)]
+        id_pairs = [[_id_pairs(ref) for ref in record["references"]] for _, record in citing]
+        pairs = [p for ref_pairs in id_pairs for ids in ref_pairs for p in ids]
         works = _lookup(conn, pairs)
         state = {"next": self._next_id()}
         stubs: list[ReferenceRecord] = []  # references that make a stub work
@@ -326,7 +327,7 @@ class BulkWriter:
             works = _lookup(conn, pairs)
             state["next"] = self._next_id()
 
-        for citing_id, record in citing:
+        for (citing_id, record), ref_pairs in zip(citing, id_pairs):
             source = record["source"]
             sources = json.dumps([source])
             refs = record["references"]
@@ -340,7 +341,7 @@ class BulkWriter:
                 key = ref_keys[index] if ref_keys is not None else _ref_key(ref)
                 if key in keys:
                     continue
-                ids = _id_pairs(ref)
+                ids = ref_pairs[index]
                 matches = sorted({works[p] for p in ids if p in works})
                 if (not ids and ref.get("url")) or len(matches) > 1:
                     # a URL-only reference, or one naming two stored works (merged by the store)
@@ -401,11 +402,9 @@ class BulkWriter:
             # a stub named only by ids and a few fields: its row directly from the reference
             # (what _new_work_row gives for _stub(ref), without the general path's cost);
             # stubs with an author the general way
-            stamp = now()
-            self.conn.executemany(_INSERT_WORK, [_stub_values(r, i, stamp) for r, i
-                                                 in zip(stubs, stub_ids)
-                                                 if not r.get("first_author")])
-            self._touch(i for r, i in zip(stubs, stub_ids) if not r.get("first_author"))
+            plain = [(r, i) for r, i in zip(stubs, stub_ids) if not r.get("first_author")]
+            _insert_stubs(self.conn, plain, now())
+            self._touch(i for _, i in plain)
             rich = [(_stub(r), i) for r, i in zip(stubs, stub_ids) if r.get("first_author")]
             if rich:
                 self._insert_new([s for s, _ in rich], count=False, ids=[i for _, i in rich])
@@ -423,27 +422,33 @@ _DESCRIBING = frozenset(("title", "year", "journal", "url", "volume", "first_aut
 _HOW = (*ID_FIELDS, "url")  # what a resolved citation row says resolved it (as _add_citation)
 
 
-_STUB_COLUMNS = tuple((_WORK_COLUMNS.index(name), name) for name in ID_FIELDS + _STUB_FIELDS)
-_STUB_ROW = [None] * len(_WORK_COLUMNS)
-for _name, _value in (("status", "stub"), ("is_retracted", 0), ("unverified", 0)):
-    _STUB_ROW[_WORK_COLUMNS.index(_name)] = _value
-_ID, _PROVENANCE, _CREATED, _UPDATED = map(_WORK_COLUMNS.index, (
-    "id", "provenance", "created_at", "updated_at"))
+def _insert_stubs(conn: sqlite3.Connection, refs: list[tuple[ReferenceRecord, int]],
+                  stamp: str) -> None:
+    """The works rows ``_new_work_row(_stub(ref), …)`` gives references without a first
+    author: their identifiers and stub fields, credited to ``reference``. One INSERT per
+    shape (the fields present) binds only those values: references are mostly one or two
+    identifiers, and binding the other twenty-odd NULLs cost more than the insert itself."""
+    shapes: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
+    for ref, work_id in refs:
+        names = tuple(n for n in _STUB_NAMES if ref.get(n) is not None and ref.get(n) != "")
+        shapes.setdefault(names, []).append((work_id, *map(ref.__getitem__, names), stamp))
+    for names, rows in shapes.items():
+        conn.executemany(_stub_insert(names), rows)
 
 
-def _stub_values(ref: ReferenceRecord | WorkRecord, work_id: int, stamp: str) -> tuple:
-    """``_work_values(_new_work_row(_stub(ref), …))`` for a reference without a first
-    author, directly: its identifiers and stub fields, credited to ``reference``."""
-    row = _STUB_ROW.copy()
-    credited = []
-    for index, name in _STUB_COLUMNS:
-        value = ref.get(name)
-        if value is not None and value != "":
-            row[index] = value
-            credited.append((name, "reference"))
-    row[_ID], row[_PROVENANCE] = work_id, _provenance_text(tuple(credited))
-    row[_CREATED] = row[_UPDATED] = stamp
-    return tuple(row)
+_STUB_NAMES = ID_FIELDS + _STUB_FIELDS
+
+
+@lru_cache(maxsize=None)
+def _stub_insert(names: tuple[str, ...]) -> str:
+    """The INSERT for stubs with these fields: values bound, the rest constants of the shape
+    (row (id, *values, stamp); the stamp is both created_at and updated_at)."""
+    columns = ", ".join(("id",) + names + ("status", "provenance", "created_at", "updated_at"))
+    provenance = _provenance_text(tuple((name, "reference") for name in names))
+    stamp = f"?{len(names) + 2}"
+    values = ", ".join("?" * (len(names) + 1))
+    return (f"INSERT INTO works({columns}) "
+            f"VALUES ({values}, 'stub', '{provenance}', {stamp}, {stamp})")
 
 
 def _stub(ref: ReferenceRecord) -> WorkRecord:
