@@ -118,6 +118,11 @@ class PlainDiGraph:
 #: What the neighbourhood functions and :func:`roles` take.
 Graph = Union["nx.DiGraph", PlainDiGraph]
 
+#: The keys of :func:`work_attributes`' dicts.
+_NODE_COLUMNS = ("id", "doi", "pmid", "pmcid", "title", "year", "journal", "journal_abbrev",
+                 "study_design", "status", "is_retracted", "unverified", "type", "url",
+                 "first_author", "mark", "short_title", "label")
+
 
 # -- small pure helpers ---------------------------------------------------------------------
 
@@ -622,15 +627,20 @@ def _fts_terms(topic: str) -> str:
 
 def gaps(conn: sqlite3.Connection, *, topic: str | None = None, min_citers: int = 2,
          limit: int | None = 50) -> list[dict[str, Any]]:
-    """Works cited by several KB works but not in the KB yet (stubs): what to add next.
+    """Works cited by several KB works but not in the KB yet: what to add next. Those are
+    stubs (works known by an identifier from a reference), and references linked to no work
+    that name the same work (grouped by :func:`kb.resolve.reference_identity`: the same
+    title and year, the same printed head, year, volume and first page, or the same text).
 
     :param topic: count only citing works whose title, abstract, keywords or MeSH match
         every word of ``topic``.
-    :param min_citers: how many distinct KB works must cite a stub.
+    :param min_citers: how many distinct KB works must cite it.
 
-    Each row carries the stub's attributes (as :func:`work_attributes`), ``n_citers`` and
-    ``citers`` (the citing works' id, label, DOI, title), most-cited first, newest first
-    among equals.
+    Each row carries the work's attributes (as :func:`work_attributes`; for unlinked
+    references ``id`` is None, ``status`` is ``"unlinked"`` and the fields come from the
+    reference), ``reference`` (the printed reference, for unlinked ones), ``n_citers`` and
+    ``citers`` (the citing works' id, label, DOI, PMID, title, year), most-cited first,
+    newest first among equals.
     """
     if min_citers < 1:
         raise InputError("--min-citers must be at least 1")
@@ -658,15 +668,62 @@ def gaps(conn: sqlite3.Connection, *, topic: str | None = None, min_citers: int 
             f"(SELECT value FROM json_each(?)) {topic_filter}",
             [json.dumps(stub_ids)] + params[:-1]):
         citing[cited].append(citer)
-    attrs = work_attributes(conn, set(stub_ids) | {c for cs in citing.values() for c in cs})
-    rows = []
-    for stub, n in counts:
-        citers = [attrs[c] for c in citing[stub] if attrs[c]["status"] == "full"]
-        citers.sort(key=lambda w: (-(w["year"] or 0), w["label"]))
-        rows.append({**attrs[stub], "n_citers": n,
-                     "citers": [{k: w[k] for k in ("id", "label", "doi", "pmid", "title", "year")}
-                                for w in citers]})
-    return rows
+    unlinked = _unlinked_references(conn, where, params[:-1], min_citers)
+    attrs = work_attributes(conn, set(stub_ids) | {c for cs in citing.values() for c in cs}
+                            | {c for _, cs in unlinked for c in cs})
+    rows = [{**attrs[stub], "reference": None, "n_citers": n,
+             "citers": _citers(attrs, citing[stub])} for stub, n in counts]
+    rows += [{**_unlinked_attrs(example), "n_citers": len(citers),
+              "citers": _citers(attrs, citers)} for example, citers in unlinked]
+    rows.sort(key=lambda row: (-row["n_citers"], -(row["year"] or 0)))  # stable: SQL order
+    return rows[:limit] if limit else rows
+
+
+def _citers(attrs: dict[int, dict[str, Any]], ids: Iterable[int]) -> list[dict[str, Any]]:
+    """The full KB works among ``ids``, newest first, as gaps rows list them."""
+    citers = sorted((attrs[c] for c in ids if attrs[c]["status"] == "full"),
+                    key=lambda w: (-(w["year"] or 0), w["label"]))
+    return [{k: w[k] for k in ("id", "label", "doi", "pmid", "title", "year")} for w in citers]
+
+
+def _unlinked_references(conn: sqlite3.Connection, topic_where: str, topic_params: list[Any],
+                         min_citers: int) -> list[tuple[sqlite3.Row, list[int]]]:
+    """References of full KB works linked to no work, grouped by what they name: (the first
+    reference of each group, the citing work ids) for groups cited by ``min_citers`` works."""
+    from .resolve import parse_reference, reference_identity
+    groups: dict[tuple[Any, ...], dict[int, sqlite3.Row]] = {}
+    for row in conn.execute(
+            "SELECT c.citing_id, c.unstructured, c.title, c.year, c.first_author, c.journal, "
+            "c.volume, c.first_page FROM citations c CROSS JOIN works k ON k.id = c.citing_id "
+            f"WHERE c.cited_id IS NULL AND k.status = 'full' {topic_where} "
+            "ORDER BY c.citing_id, c.position", topic_params):
+        key = reference_identity(parse_reference(
+            unstructured=row["unstructured"], title=row["title"], year=row["year"],
+            first_author=row["first_author"], journal=row["journal"], volume=row["volume"],
+            first_page=row["first_page"]))
+        if key is not None:
+            groups.setdefault(key, {}).setdefault(row["citing_id"], row)
+    return [(next(iter(group.values())), list(group)) for group in groups.values()
+            if len(group) >= min_citers]
+
+
+def _unlinked_attrs(ref: sqlite3.Row) -> dict[str, Any]:
+    """A gaps row's work attributes for an unlinked reference: what the reference gives."""
+    printed = ref["unstructured"] or " ".join(
+        str(ref[f]) for f in ("first_author", "year", "title", "journal") if ref[f])
+    attrs = dict.fromkeys(_NODE_COLUMNS)
+    attrs.update(title=ref["title"], year=ref["year"] or _first_year(printed),
+                 journal=ref["journal"], first_author=ref["first_author"], status="unlinked",
+                 is_retracted=False, unverified=False, reference=printed)
+    attrs["short_title"] = short_title(attrs["title"])
+    attrs["label"] = (_label(attrs) if ref["first_author"] or ref["journal"] or ref["title"]
+                      else short_title(printed, 30))
+    return attrs
+
+
+def _first_year(text: str) -> int | None:
+    match = re.search(r"(?<![\d.])(?:1[89]|20)\d\d(?!\d)", text)
+    return int(match.group()) if match else None
 
 
 # -- the whole graph (only where asked) -----------------------------------------------------

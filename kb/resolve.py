@@ -55,7 +55,7 @@ from . import store
 from .identifiers import find_dois, normalize_pmcid, normalize_pmid
 
 __all__ = ["resolve", "ResolveReport", "FuzzyLink", "Merge", "Candidate", "ParsedRef",
-           "parse_reference", "score", "normalize_text", "THRESHOLD", "MARGIN", "SHORT_TITLE"]
+           "parse_reference", "reference_identity", "score", "normalize_text", "THRESHOLD", "MARGIN", "SHORT_TITLE"]
 
 #: Minimum score (0–100) for a fuzzy link.
 THRESHOLD = 88.0
@@ -86,6 +86,11 @@ _NAME_YEAR = re.compile(
     r"^[A-Z][\w'’-]+(?:\s+(?:and|&)\s+[A-Z][\w'’-]+)?,?\s*\(?(?:1[89]|20)\d\d\b")
 _NOTICE = re.compile(r"\b(?:correction|erratum|corrigendum|retraction|retracted|expression of "
                      r"concern|comment on|reply to|response to)\b")
+_MARKUP = re.compile(r"<[^>]+>")
+_NOT_ALNUM = re.compile(r"[^a-z0-9]+")
+_HEAD_END = re.compile(r",|;|\(|\bet\.?\s*al\b|\[|:|\.\s|\s-\s")
+_PAGE_END = re.compile(r"[-–—,\s]")
+_BRACKETED = re.compile(r"\[[^\]]*\]|\([^)]*\)")
 _INITIALS = re.compile(r"^(?:[A-Z]{1,3}|(?:[A-Z]\.\s*){1,3}|[A-Z]\.?-[A-Z]\.?)$")
 
 
@@ -97,9 +102,11 @@ def normalize_text(text: str | None) -> str:
     """
     if not text:
         return ""
-    text = re.sub(r"<[^>]+>", " ", text)
-    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
-    return " ".join(re.sub(r"[^a-z0-9]+", " ", text.lower()).split())
+    if "<" in text:
+        text = _MARKUP.sub(" ", text)
+    if not text.isascii():
+        text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return " ".join(_NOT_ALNUM.sub(" ", text.lower()).split())
 
 
 def _tokens(normalized: str) -> set[str]:
@@ -123,7 +130,7 @@ class ParsedRef:
 def _first_author_of(text: str) -> str | None:
     """The family name a printed reference starts with (numbering stripped)."""
     head = _LEADING_NUMBER.sub("", text).strip()
-    head = re.split(r",|;|\(|\bet\.?\s*al\b|\[|:|\.\s|\s-\s", head, maxsplit=1)[0].strip()
+    head = _HEAD_END.split(head, maxsplit=1)[0].strip()
     words = head.split()
     while len(words) > 1 and _INITIALS.match(words[-1]):
         words.pop()
@@ -147,7 +154,7 @@ def _page_key(value: str | None) -> str | None:
     """
     if not value:
         return None
-    head = re.split(r"[-–—,\s]", value.strip(), maxsplit=1)[0].lower()
+    head = _PAGE_END.split(value.strip(), maxsplit=1)[0].lower()
     return head.lstrip("0") or None
 
 
@@ -175,7 +182,7 @@ def parse_reference(*, unstructured: str | None = None, title: str | None = None
     if not title and unstructured and not locator and (
             _ET_AL.search(unstructured) or _NAME_YEAR.match(_LEADING_NUMBER.sub("", unstructured))):
         rest = _LEADING_NUMBER.sub("", unstructured)
-        rest = _ET_AL.sub(" ", re.sub(r"\[[^\]]*\]|\([^)]*\)", " ", rest))
+        rest = _ET_AL.sub(" ", _BRACKETED.sub(" ", rest))
         words = [w for w in normalize_text(rest).split() if not w.isdigit()]
         if author:
             for part in author.split():
@@ -187,6 +194,31 @@ def parse_reference(*, unstructured: str | None = None, title: str | None = None
                      first_author=author or None, author_year_only=author_year_only,
                      volume=locator[0] if locator else None,
                      first_page=locator[1] if locator else None)
+
+
+
+def reference_identity(ref: ParsedRef) -> tuple[Any, ...] | None:
+    """What two references without identifiers must share to count as naming one work
+    (:func:`kb.graph.gaps` groups unlinked references by it), strictest evidence first: a
+    structured title and year; the printed head (first author, or the journal in PubMed's
+    citation style), year, volume and first page; else the whole normalised text. None for
+    what cannot identify a work ("Min et al [39], 2013").
+
+    >>> a = parse_reference(unstructured="Nat Neurosci. 1998 Nov;1(7):610-5")
+    >>> b = parse_reference(unstructured="Nat Neurosci. 1998 Nov;1(7):610-615.")
+    >>> reference_identity(a) == reference_identity(b)
+    True
+    >>> reference_identity(parse_reference(unstructured="Min et al [39], 2013 (n=105)")) is None
+    True
+    """
+    year = min(ref.years) if ref.years else None
+    if ref.title and len(ref.title.split()) >= 3:
+        return ("title", ref.title, year)
+    if ref.author_year_only or len(ref.text.split()) < 4:
+        return None
+    if ref.volume and ref.first_page and year:
+        return ("locator", ref.first_author, year, ref.volume, ref.first_page)
+    return ("text", ref.text)
 
 
 @dataclass

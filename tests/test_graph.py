@@ -1,7 +1,9 @@
 """kb.graph and `kb graph` / `kb gaps` on a small KB of real CP cell-therapy works."""
 from __future__ import annotations
 
+import csv
 import doctest
+import io
 import json
 import os
 import pty
@@ -241,16 +243,57 @@ def test_gaps_ranks_stubs_by_citing_kb_works(kb) -> None:
     assert row["title"] == "The Definition and Classification of Cerebral Palsy"
     assert [c["doi"] for c in row["citers"]] == [AKAT, KIASAT]  # newest first
     everything = graph.gaps(conn, min_citers=1, limit=None)
-    assert len(everything) == 11 and everything[0]["doi"] == DEFINITION
-    assert all(r["n_citers"] >= 1 and r["status"] == "stub" for r in everything)
+    assert len(everything) == 12 and everything[0]["doi"] == DEFINITION
+    assert all(r["n_citers"] >= 1 for r in everything)
+    # eleven stubs, and Akat 2024's reference to Novak 2016, linked to no work
+    assert [r["status"] for r in everything].count("stub") == 11
+    novak = next(r for r in everything if r["status"] == "unlinked")
+    assert novak["id"] is None and novak["year"] == 2016
+    assert novak["reference"].startswith("Novak I, et al. Concise review")
+    assert [c["doi"] for c in novak["citers"]] == [AKAT]
     assert PARENTS in {r["url"] for r in everything}
     on_topic = graph.gaps(conn, topic="systematic review", min_citers=1, limit=None)
-    assert {r["id"] for r in on_topic} == {row[0] for row in conn.execute(
+    assert {r["id"] for r in on_topic} == {None} | {row[0] for row in conn.execute(
         "SELECT cited_id FROM citations WHERE citing_id = ? AND cited_id IS NOT NULL",
         (ids[AKAT],))}
     assert graph.gaps(conn, topic="systematic review") == []
     with pytest.raises(InputError):
         graph.gaps(conn, topic="***")
+
+
+def test_gaps_groups_unlinked_references_naming_one_work(kb) -> None:
+    """References without identifiers, as PubMed and Crossref print them, count together
+    when they name the same work; one that names nothing identifiable never does."""
+    conn, ids, _ = kb
+    novak_2013 = ("A systematic review of interventions for children with cerebral palsy: "
+                  "state of the evidence")
+    cites = {
+        AMANAT: [{"unstructured": "Dev Med Child Neurol. 2013 Oct;55(10):885-910."},
+                 {"title": novak_2013, "year": 2013, "first_author": "Novak"},
+                 {"unstructured": "Min et al [39], 2013 (South Korea, n=105)"}],
+        ZARRABI: [{"unstructured": "Dev Med Child Neurol. 2013;55(10):885-910"},
+                  {"title": novak_2013 + ".", "year": 2013, "first_author": "Novak I"},
+                  {"unstructured": "Min et al [39], 2013 (South Korea, n=105)"}],
+    }
+    with store.transaction(conn):
+        for doi, refs in cites.items():
+            store.upsert_work(conn, {"source": "crossref", "doi": doi, "references": [
+                {**ref, "position": 90 + i} for i, ref in enumerate(refs)]})
+    rows = graph.gaps(conn)  # each cited by two: newest first
+    assert [r["status"] for r in rows] == ["unlinked", "unlinked", "stub"]
+    assert rows[2]["doi"] == DEFINITION
+    by_reference = {r["reference"]: r for r in rows[:2]}
+    printed = by_reference["Dev Med Child Neurol. 2013 Oct;55(10):885-910."]
+    assert printed["year"] == 2013 and printed["n_citers"] == 2
+    assert {c["doi"] for c in printed["citers"]} == {AMANAT, ZARRABI}
+    titled = next(r for r in rows[:2] if r["title"])
+    assert titled["label"] == "Novak 2013" and titled["title"] == novak_2013
+    assert not any("Min et al" in (r["reference"] or "") for r in graph.gaps(
+        conn, min_citers=1, limit=None))
+    table = _run(kb[2], "gaps")
+    assert "(not linked)" in table.output and "Dev Med Child Neurol. 2013" in table.output
+    data = list(csv.DictReader(io.StringIO(_run(kb[2], "gaps", "--format", "csv").stdout)))
+    assert [row["status"] for row in data] == ["unlinked", "unlinked", "stub"]
 
 
 def test_gaps_reads_citations_once(kb) -> None:
@@ -404,9 +447,8 @@ def test_cli_gaps(kb, tmp_path: Path) -> None:
     out = tmp_path / "gaps.csv"
     assert _run(path, "gaps", "--format", "csv", "--min-citers", "1", "--out", str(out)
                 ).exit_code == 0
-    import csv
     rows = list(csv.DictReader(out.open()))
-    assert len(rows) == 11 and rows[0]["doi"] == DEFINITION
+    assert len(rows) == 12 and rows[0]["doi"] == DEFINITION
     assert rows[0]["cited_by"] == f"{AKAT}; {KIASAT}"
     empty = _run(path, "gaps", "--topic", "mesenchymal", "--format", "json")
     assert empty.exit_code == 0 and json.loads(empty.stdout) == []

@@ -227,8 +227,12 @@ def _path(conn: Any, ends: tuple[str, str], fmt: str) -> str | bytes:
 @pass_settings
 def gaps(settings: Settings, topic: str | None, min_citers: int, limit: int, fmt: str,
          out: str | None) -> None:
-    """List the works that several KB works cite but the KB does not hold yet (stubs): what a
+    """List the works that several KB works cite but the KB does not hold yet: what a
     reviewer should add next, with how many KB works cite each and which.
+
+    Those are stubs (known by a DOI, PMID or URL from a reference) and references linked to
+    no work that name the same work ("(not linked)": the same title and year, the same
+    journal or author, year, volume and first page, or the same printed text).
 
     \b
       kb gaps --topic "cerebral palsy"
@@ -247,11 +251,12 @@ def gaps(settings: Settings, topic: str | None, min_citers: int, limit: int, fmt
         elif fmt == "csv":
             buffer = io.StringIO()
             writer = csv.writer(buffer, lineterminator="\n")
-            writer.writerow(["n_citers", "doi", "pmid", "first_author", "year", "title",
-                             "journal", "cited_by"])
+            writer.writerow(["n_citers", "status", "doi", "pmid", "first_author", "year",
+                             "title", "journal", "reference", "cited_by"])
             for row in rows:
-                writer.writerow([row["n_citers"], row["doi"], row["pmid"], row["first_author"],
-                                 row["year"], row["title"], row["journal"],
+                writer.writerow([row["n_citers"], row["status"], row["doi"], row["pmid"],
+                                 row["first_author"], row["year"], row["title"], row["journal"],
+                                 row["reference"],
                                  "; ".join(c["doi"] or c["label"] for c in row["citers"])])
             payload = buffer.getvalue()
         else:
@@ -266,9 +271,10 @@ def _gaps_table(rows: list[dict[str, Any]], ident: Any) -> str:
     width = _width()
     lines = []
     for row in rows:
-        title = row["title"] or "(title not known yet)"
+        title = row["title"] or row["reference"] or "(title not known yet)"
         label = row["label"] if row["first_author"] or row["journal"] else "(author unknown)"
-        head = f"{row['n_citers']:>4}  {label[:24]:<24}  {ident(row)}"
+        where = ident(row) if row["id"] else "(not linked)"
+        head = f"{row['n_citers']:>4}  {label[:24]:<24}  {where}"
         room = max(20, width - len(head) - 2)
         lines.append(f"{head}  {title[:room - 1] + '…' if len(title) > room else title}")
         names = [c["label"] for c in row["citers"]]
