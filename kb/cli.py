@@ -115,6 +115,8 @@ def network_options(func: F) -> F:
     def with_config(*args: Any, no_cache: bool, refresh: bool, offline: bool,
                     **kwargs: Any) -> Any:
         from .config import load_config
+        settings = click.get_current_context().find_object(Settings)
+        _log_to_stderr(settings.verbosity if settings else 0)
         with kb_errors():
             base = load_config()
         config = base.with_options(use_cache=base.use_cache and not no_cache, refresh=refresh,
@@ -129,6 +131,22 @@ def network_options(func: F) -> F:
     decorated = click.option("--no-cache", "no_cache", is_flag=True,
                              help="Neither read nor write the HTTP cache.")(decorated)
     return decorated  # type: ignore[no-any-return]
+
+
+def _log_to_stderr(verbosity: int) -> None:
+    """Show kb's log records (HTTP retries and pauses) on stderr by the run's verbosity:
+    errors only with --quiet, warnings by default, everything with --verbose."""
+    import logging
+
+    class ClickHandler(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            click.echo(self.format(record), err=True)  # the current stderr, as say() does
+
+    handler = ClickHandler({-1: logging.ERROR, 0: logging.WARNING}.get(verbosity, logging.INFO))
+    logger = logging.getLogger("kb")
+    logger.handlers = [handler]
+    if verbosity > 0:
+        logger.setLevel(logging.INFO)
 
 
 def format_option(*choices: str, default: str | None = None) -> Callable[[F], F]:

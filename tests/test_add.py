@@ -320,3 +320,16 @@ def test_openalex_ids_merge_with_crossref(runner: CliRunner, kb_env: dict[str, s
     sources = {r[0] for r in _db(kb_env).execute("SELECT source FROM records WHERE work_id = ?",
                                                  (work["id"],))}
     assert {"crossref", "openalex"} <= sources
+
+
+def test_retry_notices_follow_quiet_and_verbose(runner: CliRunner, kb_env: dict[str, str],
+                                                server: ReplayServer, monkeypatch) -> None:
+    """A long pause before a retry is announced on stderr; --quiet silences it."""
+    monkeypatch.setenv("KB_RETRIES", "1")
+    server.add("GET", "/crossref/.*", Reply(503, "busy", headers={"Retry-After": "1"}))
+    server.add("GET", "/datacite/.*", Reply(404, "not found"))
+    shown = runner.invoke(cli, ["add", "--no-cache", "10.5555/kb-test.busy"])
+    assert "retrying in 1 s" in shown.stderr and "HTTP 503" in shown.stderr
+    quiet = runner.invoke(cli, ["-q", "add", "--no-cache", "10.5555/kb-test.busy"])
+    assert "retrying" not in quiet.stderr
+    assert quiet.exit_code == shown.exit_code != 0
