@@ -172,9 +172,11 @@ def _pubmed_by_doi(run: _Run, dois: list[str]) -> dict[str, WorkRecord]:
 
 def _fetch_dois(run: _Run, dois: list[str], progress: Callable[[int], None] | None = None
                 ) -> tuple[dict[str, list[WorkRecord]], dict[str, str]]:
-    """Records per DOI (Crossref or DataCite, plus PubMed) and a reason per DOI not found.
+    """Records per DOI (Crossref, DataCite or doi.org, plus PubMed) and a reason per DOI not
+    found.
 
-    DataCite is asked only about DOIs Crossref said it does not know, and PubMed alone answers
+    DataCite is asked only about DOIs Crossref said it does not know, doi.org's content
+    negotiation only about those DataCite does not know either, and PubMed alone answers
     for a DOI only when both said so: a DOI a service failed to answer for fails, so that a
     rerun fetches it whole. Two DataCite failures in a row (or a quota) stop asking DataCite.
     """
@@ -198,8 +200,8 @@ def _fetch_dois(run: _Run, dois: list[str], progress: Callable[[int], None] | No
                 found[doi] = [datacite.fetch_work(run.client, doi)]
                 failures = 0
             except NotFoundError:
-                reasons[doi] = "not found in Crossref, DataCite or PubMed"
                 failures = 0
+                _from_doi_org(run, doi, found, reasons, errors)
             except FetchError as exc:
                 reasons[doi] = errors[doi] = f"not found in Crossref; DataCite: {exc.args[0]}"
                 failures += 1
@@ -209,6 +211,19 @@ def _fetch_dois(run: _Run, dois: list[str], progress: Callable[[int], None] | No
         found.setdefault(doi, []).append(record)
         reasons.pop(doi, None)
     return found, reasons
+
+
+def _from_doi_org(run: _Run, doi: str, found: dict[str, list[WorkRecord]],
+                  reasons: dict[str, str], errors: dict[str, str]) -> None:
+    """Ask doi.org's content negotiation (other registration agencies) for a DOI that
+    Crossref and DataCite do not know."""
+    from .scrapers import doiorg
+    try:
+        found[doi] = [doiorg.fetch_work(run.client, doi)]
+    except NotFoundError:
+        reasons[doi] = "not found in Crossref, DataCite, doi.org or PubMed"
+    except FetchError as exc:
+        reasons[doi] = errors[doi] = f"not found in Crossref or DataCite; {exc.args[0]}"
 
 
 def _add_dois(run: _Run, idents: list[Identifier]) -> list[WorkRecord]:

@@ -12,7 +12,7 @@ __all__ = ["AuthorRecord", "MeshRecord", "ReferenceRecord", "UpdateRecord", "Acc
            "WorkRecord", "WorkRef", "LinkRecord", "SOURCES"]
 
 #: Source names, highest precedence first (see :mod:`kb.store` for the merge rule).
-SOURCES = ("crossref", "pubmed", "datacite", "openalex", "corpus", "webpage",
+SOURCES = ("crossref", "pubmed", "datacite", "doi.org", "openalex", "corpus", "webpage",
            "import", "reference")
 
 

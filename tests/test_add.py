@@ -1,6 +1,7 @@
 """kb add, end to end: CliRunner on a tmp_path KB, services faked on the loopback server."""
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -71,7 +72,8 @@ def test_datacite_fallback_and_a_doi_nobody_knows(runner: CliRunner, kb_env: dic
     assert result.exit_code == 1
     assert result.stdout.splitlines() == [f"added\t{AMANAT}", f"added\t{ZENODO}"]
     assert "Added 2, updated 0, unchanged 0, failed 1" in result.stderr
-    assert "10.5555/kb-test.nowhere: not found in Crossref, DataCite or PubMed" in result.stderr
+    assert ("10.5555/kb-test.nowhere: not found in Crossref, DataCite, doi.org or PubMed"
+            in result.stderr)
     assert "Traceback" not in result.output
     conn = _db(kb_env)
     zenodo = _work(conn, ZENODO)
@@ -333,3 +335,52 @@ def test_retry_notices_follow_quiet_and_verbose(runner: CliRunner, kb_env: dict[
     quiet = runner.invoke(cli, ["-q", "add", "--no-cache", "10.5555/kb-test.busy"])
     assert "retrying" not in quiet.stderr
     assert quiet.exit_code == shown.exit_code != 0
+
+
+#: One CSL item in the shape doi.org content negotiation serves (title and container-title as
+#: strings, container-title-short present); the DOI is a test one, its agency hypothetical.
+AGENCY_DOI = "10.5555/kb-test.medra-cp"
+AGENCY_ITEM = {
+    "type": "article-journal", "DOI": AGENCY_DOI.upper(), "URL": f"https://doi.org/{AGENCY_DOI}",
+    "title": "Autologous bone marrow mononuclear cells in children with cerebral palsy",
+    "container-title": "Minerva Pediatrica", "container-title-short": "Minerva Pediatr",
+    "author": [{"family": "Rossi", "given": "Maria"}, {"family": "Bianchi", "given": "Luca"}],
+    "issued": {"date-parts": [[2019, 4]]}, "volume": "71", "issue": "2", "page": "120-128",
+    "publisher": "Edizioni Minerva Medica", "ISSN": ["0026-4946"], "language": "en",
+}
+
+
+def test_doi_org_content_negotiation_is_the_last_resort(runner: CliRunner,
+                                                        kb_env: dict[str, str],
+                                                        server: ReplayServer) -> None:
+    """A DOI neither Crossref nor DataCite knows: doi.org redirects to its agency, which
+    answers CSL-JSON; an agency that answers a web page instead is a clear failure."""
+    FakeCrossref(server)
+    server.add("GET", f"/doi/{AGENCY_DOI}",
+               Reply(302, "Handle Redirect", headers={"Location": f"{server.url}/medra/item"}))
+    server.add("GET", "/medra/item",
+               Reply(200, AGENCY_ITEM, content_type="application/vnd.citationstyles.csl+json"))
+    server.add("GET", "/doi/10.5555/kb-test.no-csl",
+               Reply(200, "<html><title>Landing page</title></html>",
+                     content_type="text/html; charset=utf-8"))
+    result = runner.invoke(cli, ["add", AGENCY_DOI, "10.5555/kb-test.no-csl"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.stdout.splitlines() == [f"added\t{AGENCY_DOI}"]
+    assert "10.5555/kb-test.no-csl: not found in Crossref or DataCite; doi.org: the agency " \
+           "of 10.5555/kb-test.no-csl does not serve CSL-JSON (it answered text/html)" \
+        in result.stderr
+    asked = [r for r in server.requests if r.path.startswith("/doi/")]
+    assert {r.headers.get("Accept") for r in asked} == {"application/vnd.citationstyles.csl+json"}
+    work = _work(_db(kb_env), AGENCY_DOI)
+    assert work["title"] == AGENCY_ITEM["title"] and work["journal"] == "Minerva Pediatrica"
+    assert (work["journal_abbrev"], work["year"], work["pub_date"]) == ("Minerva Pediatr", 2019,
+                                                                        "2019-04")
+    assert json.loads(work["provenance"])["title"] == "doi.org"
+    conn = _db(kb_env)
+    authors = [r[0] for r in conn.execute(
+        "SELECT a.family FROM work_authors wa JOIN authors a ON a.id = wa.author_id "
+        "WHERE wa.work_id = ? ORDER BY wa.position", (work["id"],))]
+    assert authors == ["Rossi", "Bianchi"]
+    raw = conn.execute("SELECT source, url FROM records WHERE source_id = ?",
+                       (AGENCY_DOI,)).fetchone()
+    assert raw["source"] == "doi.org" and raw["url"].endswith(f"/doi/{AGENCY_DOI}")

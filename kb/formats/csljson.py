@@ -14,7 +14,7 @@ from ..errors import ParseError
 from ..records import AuthorRecord, WorkRecord
 from . import ExportRecord, clean, ids, prune, year_of
 
-__all__ = ["read", "write"]
+__all__ = ["read", "write", "work_from_item"]
 
 _TYPES = {"journal-article": "article-journal", "book": "book", "book-chapter": "chapter",
           "proceedings-article": "paper-conference", "dissertation": "thesis",
@@ -153,6 +153,15 @@ def _record(item: Any, index: int) -> WorkRecord:
     if not any(record.get(k) for k in ("doi", "pmid", "pmcid", "url", "title")):
         raise ParseError(f"item {index} has no identifier, URL or title")
     return prune(record)
+
+
+def work_from_item(item: Any) -> WorkRecord:
+    """One CSL-JSON item (as doi.org content negotiation serves it) as a work record,
+    without ``source``.
+
+    :raises ParseError: not a CSL item, or one with no identifier, URL or title.
+    """
+    return _record(item, 1)
 
 
 def read(handle: TextIO) -> Iterator[WorkRecord]:

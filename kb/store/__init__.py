@@ -10,7 +10,7 @@ into the older one, moving citations, authors and everything else that points at
 Per field, the stored value is replaced when the field is empty, or when the new source ranks at
 least as high as the source that gave the stored value (a source refreshing its own value counts
 as "as high"). Ranks follow :data:`PRECEDENCE` (default :data:`kb.records.SOURCES`:
-crossref > pubmed > datacite > openalex > corpus > webpage > import > reference), with a few
+crossref > pubmed > datacite > doi.org > openalex > corpus > webpage > import > reference), with a few
 fields ranked per field (PubMed's abstract, language and ISO abbreviation; OpenAlex's
 cited-by count). Lists (authors, MeSH, keywords, publication types) are replaced as a whole
 by the same rule; accessions and updates accumulate. Nothing is written when nothing changes, so
@@ -44,16 +44,16 @@ LIST_FIELDS = ("authors", "mesh", "keywords", "publication_types")
 
 #: Per-field source order where it differs from :data:`kb.records.SOURCES`.
 PRECEDENCE: dict[str, tuple[str, ...]] = {
-    "abstract": ("pubmed", "crossref", "datacite", "openalex", "corpus", "webpage", "import",
-                 "reference"),
-    "journal_abbrev": ("pubmed", "crossref", "corpus", "openalex", "datacite", "webpage",
-                       "import", "reference"),
-    "language": ("pubmed", "crossref", "datacite", "openalex", "corpus", "webpage", "import",
-                 "reference"),
-    "mesh": ("pubmed", "corpus", "import", "crossref", "datacite", "openalex", "webpage",
-             "reference"),
-    "cited_by_count": ("openalex", "crossref", "datacite", "pubmed", "corpus", "webpage",
-                       "import", "reference"),
+    "abstract": ("pubmed", "crossref", "datacite", "doi.org", "openalex", "corpus", "webpage",
+                 "import", "reference"),
+    "journal_abbrev": ("pubmed", "crossref", "corpus", "openalex", "datacite", "doi.org",
+                       "webpage", "import", "reference"),
+    "language": ("pubmed", "crossref", "datacite", "doi.org", "openalex", "corpus", "webpage",
+                 "import", "reference"),
+    "mesh": ("pubmed", "corpus", "import", "crossref", "datacite", "doi.org", "openalex",
+             "webpage", "reference"),
+    "cited_by_count": ("openalex", "crossref", "datacite", "doi.org", "pubmed", "corpus",
+                       "webpage", "import", "reference"),
 }
 _SQLITE_HEADER = b"SQLite format 3\x00"
 
