@@ -55,7 +55,8 @@ from . import store
 from .identifiers import find_dois, normalize_pmcid, normalize_pmid
 
 __all__ = ["resolve", "ResolveReport", "FuzzyLink", "Merge", "Candidate", "ParsedRef",
-           "parse_reference", "reference_identity", "score", "normalize_text", "THRESHOLD", "MARGIN", "SHORT_TITLE"]
+           "parse_reference", "reference_identity", "score", "normalize_text", "THRESHOLD",
+           "MARGIN", "SHORT_TITLE"]
 
 #: Minimum score (0–100) for a fuzzy link.
 THRESHOLD = 88.0

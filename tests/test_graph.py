@@ -248,7 +248,7 @@ def test_gaps_ranks_stubs_by_citing_kb_works(kb) -> None:
     # eleven stubs, and Akat 2024's reference to Novak 2016, linked to no work
     assert [r["status"] for r in everything].count("stub") == 11
     novak = next(r for r in everything if r["status"] == "unlinked")
-    assert novak["id"] is None and novak["year"] == 2016
+    assert novak["id"] is None and novak["year"] == 2016 and set(novak) == set(everything[0])
     assert novak["reference"].startswith("Novak I, et al. Concise review")
     assert [c["doi"] for c in novak["citers"]] == [AKAT]
     assert PARENTS in {r["url"] for r in everything}

@@ -10,8 +10,8 @@ into the older one, moving citations, authors and everything else that points at
 Per field, the stored value is replaced when the field is empty, or when the new source ranks at
 least as high as the source that gave the stored value (a source refreshing its own value counts
 as "as high"). Ranks follow :data:`PRECEDENCE` (default :data:`kb.records.SOURCES`:
-crossref > pubmed > datacite > doi.org > openalex > corpus > webpage > import > reference), with a few
-fields ranked per field (PubMed's abstract, language and ISO abbreviation; OpenAlex's
+crossref > pubmed > datacite > doi.org > openalex > corpus > webpage > import > reference),
+with a few fields ranked per field (PubMed's abstract, language and ISO abbreviation; OpenAlex's
 cited-by count). Lists (authors, MeSH, keywords, publication types) are replaced as a whole
 by the same rule; accessions and updates accumulate. Nothing is written when nothing changes, so
 upserting the same record twice leaves the database, ``updated_at`` included, as it was.
