@@ -626,7 +626,7 @@ def _fts_terms(topic: str) -> str:
 
 
 def gaps(conn: sqlite3.Connection, *, topic: str | None = None, min_citers: int = 2,
-         limit: int | None = 50) -> list[dict[str, Any]]:
+         limit: int | None = 50, unlinked: bool = True) -> list[dict[str, Any]]:
     """Works cited by several KB works but not in the KB yet: what to add next. Those are
     stubs (works known by an identifier from a reference), and references linked to no work
     that name the same work (grouped by :func:`kb.resolve.reference_identity`: the same
@@ -635,6 +635,8 @@ def gaps(conn: sqlite3.Connection, *, topic: str | None = None, min_citers: int 
     :param topic: count only citing works whose title, abstract, keywords or MeSH match
         every word of ``topic``.
     :param min_citers: how many distinct KB works must cite it.
+    :param unlinked: also group the unlinked references (off: stubs only, without reading
+        every unlinked reference).
 
     Each row carries the work's attributes (as :func:`work_attributes`; for unlinked
     references ``id`` is None, ``status`` is ``"unlinked"`` and the fields come from the
@@ -668,13 +670,13 @@ def gaps(conn: sqlite3.Connection, *, topic: str | None = None, min_citers: int 
             f"(SELECT value FROM json_each(?)) {topic_filter}",
             [json.dumps(stub_ids)] + params[:-1]):
         citing[cited].append(citer)
-    unlinked = _unlinked_references(conn, where, params[:-1], min_citers)
+    groups = _unlinked_references(conn, where, params[:-1], min_citers) if unlinked else []
     attrs = work_attributes(conn, set(stub_ids) | {c for cs in citing.values() for c in cs}
-                            | {c for _, cs in unlinked for c in cs})
+                            | {c for _, cs in groups for c in cs})
     rows = [{**attrs[stub], "reference": None, "n_citers": n,
              "citers": _citers(attrs, citing[stub])} for stub, n in counts]
     rows += [{**_unlinked_attrs(example), "n_citers": len(citers),
-              "citers": _citers(attrs, citers)} for example, citers in unlinked]
+              "citers": _citers(attrs, citers)} for example, citers in groups]
     rows.sort(key=lambda row: (-row["n_citers"], -(row["year"] or 0)))  # stable: SQL order
     return rows[:limit] if limit else rows
 

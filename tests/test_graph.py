@@ -294,6 +294,8 @@ def test_gaps_groups_unlinked_references_naming_one_work(kb) -> None:
     assert "(not linked)" in table.output and "Dev Med Child Neurol. 2013" in table.output
     data = list(csv.DictReader(io.StringIO(_run(kb[2], "gaps", "--format", "csv").stdout)))
     assert [row["status"] for row in data] == ["unlinked", "unlinked", "stub"]
+    ids_only = json.loads(_run(kb[2], "gaps", "--ids-only", "--format", "json").stdout)
+    assert [row["doi"] for row in ids_only] == [DEFINITION]
 
 
 def test_gaps_reads_citations_once(kb) -> None:

@@ -222,11 +222,14 @@ def _path(conn: Any, ends: tuple[str, str], fmt: str) -> str | bytes:
               help="How many KB works must cite a missing work.")
 @click.option("--limit", type=click.IntRange(0), default=50, show_default=True,
               help="How many to list (0: all).")
+@click.option("--ids-only", is_flag=True,
+              help="Only works known by a DOI, PMID or URL (what `kb add` can fetch); skips "
+                   "reading every unlinked reference, which takes seconds on a large KB.")
 @format_option("table", "json", "csv")
 @out_option
 @pass_settings
-def gaps(settings: Settings, topic: str | None, min_citers: int, limit: int, fmt: str,
-         out: str | None) -> None:
+def gaps(settings: Settings, topic: str | None, min_citers: int, limit: int, ids_only: bool,
+         fmt: str, out: str | None) -> None:
     """List the works that several KB works cite but the KB does not hold yet: what a
     reviewer should add next, with how many KB works cite each and which.
 
@@ -243,7 +246,8 @@ def gaps(settings: Settings, topic: str | None, min_citers: int, limit: int, fmt
     with kb_errors(settings):
         conn = settings.open()
         try:
-            rows = kbgraph.gaps(conn, topic=topic, min_citers=min_citers, limit=limit or None)
+            rows = kbgraph.gaps(conn, topic=topic, min_citers=min_citers, limit=limit or None,
+                                unlinked=not ids_only)
         finally:
             conn.close()
         if fmt == "json":
