@@ -16,7 +16,7 @@ import sqlite3
 import sys
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -132,7 +132,7 @@ def import_pubmed_xml(conn: sqlite3.Connection, path: Path, *, keep_raw: bool = 
         over a few MB); the transaction, and so all-or-nothing, stays here.
     """
     from .scrapers.pubmed_xml import Deletion
-    from .store.bulk import BulkWriter
+    from .store.bulk import BulkWriter, indexes_rebuilt_after
 
     report = FileReport(str(path), PUBMED_XML)
     started = time.perf_counter()
@@ -144,8 +144,10 @@ def import_pubmed_xml(conn: sqlite3.Connection, path: Path, *, keep_raw: bool = 
     if background is None:
         background = total >= _BACKGROUND_BYTES
     chunks = (_parse_elsewhere if background else _parse_here)(path, keep_raw, batch_size)
+    small = conn.execute("SELECT count(*) FROM works").fetchone()[0] < _SMALL_KB
     try:
-        with _bulk_pragmas(conn), transaction(conn):
+        with _bulk_pragmas(conn), transaction(conn), \
+                (indexes_rebuilt_after(conn) if small else nullcontext()):
             # with a helper process parsing, the writer waits for it part of the time: index
             # each batch's new works then, rather than all of them after the last record
             writer = BulkWriter(conn, batch_size=batch_size + 1, defer_fts=not background)
@@ -187,6 +189,10 @@ def import_pubmed_xml(conn: sqlite3.Connection, path: Path, *, keep_raw: bool = 
     report.seconds = time.perf_counter() - started
     return report
 
+
+#: Imports into a KB with fewer works rebuild its browsing indexes once at the end
+#: (:func:`kb.store.bulk.indexes_rebuilt_after`); into a bigger one they are kept up to date.
+_SMALL_KB = 20000
 
 #: Files at least this big are parsed in a helper process (start-up costs ~0.3 s).
 _BACKGROUND_BYTES = 4 << 20

@@ -128,6 +128,25 @@ def test_broken_file_imports_nothing(runner: CliRunner, tmp_path: Path, name: st
     assert conn.execute("SELECT count(*) FROM works").fetchone()[0] == 0
     assert conn.execute("SELECT count(*) FROM citations").fetchone()[0] == 0
     assert conn.execute("SELECT count(*) FROM authors").fetchone()[0] == 0
+    assert _indexes(conn) == _indexes(store.connect(tmp_path / "fresh.db"))  # drop undone
+
+
+def _indexes(conn: sqlite3.Connection) -> set[tuple[str, str]]:
+    return set(conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index'"))
+
+
+def test_browsing_indexes_are_rebuilt_after_an_import(runner: CliRunner, tmp_path: Path) -> None:
+    """An import into a small KB drops the indexes it never reads and builds them at the end:
+    the same definitions after it, and the planner uses them again."""
+    db = tmp_path / "kb.db"
+    assert _import(runner, db, PUBMED / "efetch.xml").exit_code == 0
+    conn = store.connect(db)
+    assert _indexes(conn) == _indexes(store.connect(tmp_path / "fresh.db"))
+    plan = " ".join(row[3] for row in conn.execute(
+        "EXPLAIN QUERY PLAN SELECT work_id FROM mesh WHERE descriptor = 'Cerebral Palsy' "
+        "COLLATE NOCASE"))
+    assert "USING INDEX mesh_descriptor" in plan
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
 def test_good_files_stay_when_another_fails(runner: CliRunner, tmp_path: Path) -> None:

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from operator import itemgetter
@@ -22,7 +23,7 @@ from . import (ID_FIELDS, LIST_FIELDS, SCALAR_FIELDS, UPDATES_INSERT, _add_citat
                _author_key, _author_name, _ensure_work, _rank, _ref_key, _upsert, chunked,
                delete_works, now, sync_fts)
 
-__all__ = ["BulkWriter", "BulkStats"]
+__all__ = ["BulkWriter", "BulkStats", "indexes_rebuilt_after"]
 
 
 @dataclass
@@ -111,6 +112,27 @@ _INSERT_CITATION = (
     "INSERT INTO citations(citing_id, cited_id, ref_key, position, cited_doi, cited_pmid, "
     "cited_pmcid, cited_openalex, title, journal, year, first_author, volume, first_page, "
     "unstructured, sources, resolved_by) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
+
+
+#: Secondary indexes no write of an import reads (browsing and search use them): an import
+#: into a small KB drops them and builds each once, sorted, at the end.
+REBUILT_INDEXES = ("mesh_descriptor", "works_year", "works_design", "works_status",
+                   "accessions_accession")
+
+
+@contextmanager
+def indexes_rebuilt_after(conn: sqlite3.Connection) -> Iterator[None]:
+    """Inside the caller's transaction: drop :data:`REBUILT_INDEXES`, and create them again
+    from their own SQL when the block succeeds (a failure rolls the drop back with the rest).
+    One sorted build is cheaper than keeping them up to date row by row."""
+    marks = ",".join("?" * len(REBUILT_INDEXES))
+    saved = conn.execute(f"SELECT name, sql FROM sqlite_master WHERE type = 'index' "
+                         f"AND name IN ({marks})", REBUILT_INDEXES).fetchall()
+    for name, _ in saved:
+        conn.execute(f"DROP INDEX {name}")
+    yield
+    for _, sql in saved:
+        conn.execute(sql)
 
 
 class BulkWriter:
