@@ -548,6 +548,15 @@ def _ensure_work(conn: sqlite3.Connection, ref: ReferenceRecord | WorkRef) -> in
     return work_id
 
 
+def _credit_source(conn: sqlite3.Connection, row: sqlite3.Row, source: str) -> bool:
+    """Add ``source`` to a stored citation row's sources; True if it was not there yet."""
+    if source in json.loads(row["sources"]):
+        return False
+    conn.execute("UPDATE citations SET sources = ? WHERE id = ?",
+                 (_merge_sources(row["sources"], source), row["id"]))
+    return True
+
+
 def _merge_sources(current: str, source: str) -> str:
     sources = json.loads(current)
     if source not in sources:
@@ -561,7 +570,7 @@ def link_citation(conn: sqlite3.Connection, citation_id: int, cited_id: int, how
 
     Returns the id of the row that now carries the edge.
     """
-    row = conn.execute("SELECT citing_id, sources FROM citations WHERE id = ?",
+    row = conn.execute("SELECT id, citing_id, sources FROM citations WHERE id = ?",
                        (citation_id,)).fetchone()
     existing = conn.execute(
         "SELECT id, sources FROM citations WHERE citing_id = ? AND cited_id = ? AND id != ?",
@@ -573,12 +582,18 @@ def link_citation(conn: sqlite3.Connection, citation_id: int, cited_id: int, how
         conn.execute("UPDATE citations SET cited_id = ?, resolved_by = ?, match_score = ? "
                      "WHERE id = ?", (cited_id, how, score, citation_id))
         return citation_id
-    sources = json.loads(existing["sources"])
-    sources += [s for s in json.loads(row["sources"]) if s not in sources]
-    conn.execute("DELETE FROM citations WHERE id = ?", (citation_id,))
-    conn.execute("UPDATE citations SET sources = ? WHERE id = ?",
-                 (json.dumps(sources), existing["id"]))
+    _fold_citation(conn, row, existing)
     return existing["id"]
+
+
+def _fold_citation(conn: sqlite3.Connection, row: sqlite3.Row, into: sqlite3.Row) -> None:
+    """Delete citation ``row``, its sources added to those of ``into`` (the same reference
+    or edge, stored twice)."""
+    sources = json.loads(into["sources"])
+    sources += [s for s in json.loads(row["sources"]) if s not in sources]
+    conn.execute("DELETE FROM citations WHERE id = ?", (row["id"],))
+    conn.execute("UPDATE citations SET sources = ? WHERE id = ?",
+                 (json.dumps(sources), into["id"]))
 
 
 def _add_citation(conn: sqlite3.Connection, citing_id: int, ref: ReferenceRecord,
@@ -588,21 +603,13 @@ def _add_citation(conn: sqlite3.Connection, citing_id: int, ref: ReferenceRecord
     existing = conn.execute("SELECT id, sources, cited_id FROM citations "
                             "WHERE citing_id = ? AND ref_key = ?", (citing_id, key)).fetchone()
     if existing is not None:
-        if source in json.loads(existing["sources"]):
-            return False
-        conn.execute("UPDATE citations SET sources = ? WHERE id = ?",
-                     (_merge_sources(existing["sources"], source), existing["id"]))
-        return True
+        return _credit_source(conn, existing, source)
     cited_id = _ensure_work(conn, ref)
     if cited_id is not None:
         edge = conn.execute("SELECT id, sources FROM citations WHERE citing_id = ? "
                             "AND cited_id = ?", (citing_id, cited_id)).fetchone()
         if edge is not None:
-            if source in json.loads(edge["sources"]):
-                return False
-            conn.execute("UPDATE citations SET sources = ? WHERE id = ?",
-                         (_merge_sources(edge["sources"], source), edge["id"]))
-            return True
+            return _credit_source(conn, edge, source)
     if cited_id == citing_id:
         return False
     how = next((f for f in ("doi", "pmid", "pmcid", "openalex_id", "url") if ref.get(f)), None)
@@ -715,11 +722,7 @@ def _move_citations(conn: sqlite3.Connection, keep_id: int, drop_id: int) -> Non
         twin = conn.execute("SELECT id, sources FROM citations WHERE citing_id = ? AND "
                             "ref_key = ?", (keep_id, row["ref_key"])).fetchone()
         if twin:
-            merged = json.loads(twin["sources"])
-            merged += [s for s in json.loads(row["sources"]) if s not in merged]
-            conn.execute("UPDATE citations SET sources = ? WHERE id = ?",
-                         (json.dumps(merged), twin["id"]))
-            conn.execute("DELETE FROM citations WHERE id = ?", (row["id"],))
+            _fold_citation(conn, row, twin)
         else:
             cited = conn.execute("SELECT cited_id FROM citations WHERE id = ?",
                                  (row["id"],)).fetchone()[0]
