@@ -711,21 +711,17 @@ def _unlinked_references(conn: sqlite3.Connection, topic_where: str, topic_param
 
 def _unlinked_attrs(ref: sqlite3.Row) -> dict[str, Any]:
     """A gaps row's work attributes for an unlinked reference: what the reference gives."""
+    from .resolve import printed_year
     printed = ref["unstructured"] or " ".join(
         str(ref[f]) for f in ("first_author", "year", "title", "journal") if ref[f])
     attrs = dict.fromkeys(_NODE_COLUMNS)
-    attrs.update(title=ref["title"], year=ref["year"] or _first_year(printed),
+    attrs.update(title=ref["title"], year=ref["year"] or printed_year(printed),
                  journal=ref["journal"], first_author=ref["first_author"], status="unlinked",
                  is_retracted=False, unverified=False, reference=printed)
     attrs["short_title"] = short_title(attrs["title"])
     attrs["label"] = (_label(attrs) if ref["first_author"] or ref["journal"] or ref["title"]
                       else short_title(printed, 30))
     return attrs
-
-
-def _first_year(text: str) -> int | None:
-    match = re.search(r"(?<![\d.])(?:1[89]|20)\d\d(?!\d)", text)
-    return int(match.group()) if match else None
 
 
 # -- the whole graph (only where asked) -----------------------------------------------------

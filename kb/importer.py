@@ -16,7 +16,7 @@ import sqlite3
 import sys
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -144,13 +144,13 @@ def import_pubmed_xml(conn: sqlite3.Connection, path: Path, *, keep_raw: bool = 
     if background is None:
         background = total >= _BACKGROUND_BYTES
     chunks = (_parse_elsewhere if background else _parse_here)(path, keep_raw, batch_size)
-    small = conn.execute("SELECT count(*) FROM works").fetchone()[0] < _SMALL_KB
     try:
-        with _bulk_pragmas(conn), transaction(conn), \
-                (indexes_rebuilt_after(conn) if small else nullcontext()):
+        with _bulk_pragmas(conn), transaction(conn), ExitStack() as stack:
             # with a helper process parsing, the writer waits for it part of the time: index
             # each batch's new works then, rather than all of them after the last record
             writer = BulkWriter(conn, batch_size=batch_size + 1, defer_fts=not background)
+            if writer.rows_before < _SMALL_KB:  # counted inside the file's transaction
+                stack.enter_context(indexes_rebuilt_after(conn))
             batch: dict[Any, tuple[WorkRecord, list[str] | None]] = {}
             deletions: list[str] = []
             for items, ref_keys, position in chunks:

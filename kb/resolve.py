@@ -55,8 +55,8 @@ from . import store
 from .identifiers import find_dois, normalize_pmcid, normalize_pmid
 
 __all__ = ["resolve", "ResolveReport", "FuzzyLink", "Merge", "Candidate", "ParsedRef",
-           "parse_reference", "reference_identity", "score", "normalize_text", "THRESHOLD",
-           "MARGIN", "SHORT_TITLE"]
+           "parse_reference", "reference_identity", "printed_year", "score", "normalize_text",
+           "THRESHOLD", "MARGIN", "SHORT_TITLE"]
 
 #: Minimum score (0–100) for a fuzzy link.
 THRESHOLD = 88.0
@@ -108,6 +108,16 @@ def normalize_text(text: str | None) -> str:
     if not text.isascii():
         text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
     return " ".join(_NOT_ALNUM.sub(" ", text.lower()).split())
+
+
+def printed_year(text: str) -> int | None:
+    """The first year (1800–2099) printed in ``text``.
+
+    >>> printed_year("Dev Med Child Neurol. 2013 Oct;55(10):885-910.")
+    2013
+    """
+    match = _YEAR.search(text)
+    return int(match.group(1)) if match else None
 
 
 def _tokens(normalized: str) -> set[str]:

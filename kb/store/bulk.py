@@ -150,7 +150,8 @@ class BulkWriter:
         self.stats = BulkStats()
         self._pending: list[WorkRecord] = []
         self._ref_keys: dict[int, list[str]] = {}  # id(record) -> its references' _ref_key
-        self._rows_before = conn.execute("SELECT count(*) FROM works").fetchone()[0]
+        #: works in the KB before this writer's first write
+        self.rows_before: int = conn.execute("SELECT count(*) FROM works").fetchone()[0]
 
     # -- public API -----------------------------------------------------------------------
 
@@ -185,7 +186,7 @@ class BulkWriter:
         touched = sorted(self.stats.touched)
         if not touched:
             self.stats.fts = "unchanged"
-        elif len(touched) * 2 >= self._rows_before:
+        elif len(touched) * 2 >= self.rows_before:
             self.conn.execute("DELETE FROM works_fts")
             self.conn.execute("INSERT INTO works_fts(rowid, title, abstract, keywords, mesh, "
                               "authors) SELECT * FROM works_fts_source")
