@@ -247,6 +247,11 @@ _BLINDING = [
 _BLINDING_RES = [(name, re.compile(p, _I)) for name, p in _BLINDING]
 
 
+def _first_match(rules: Sequence[tuple[str, re.Pattern[str]]], text: str | None) -> str | None:
+    """The name of the first rule whose pattern occurs in ``text``."""
+    return next((name for name, pattern in rules if pattern.search(text or "")), None)
+
+
 def canonical_blinding(text: str) -> str | None:
     """The strongest masking ``text`` states.
 
@@ -255,10 +260,7 @@ def canonical_blinding(text: str) -> str | None:
     >>> canonical_blinding("observer-blinded (open-label)")
     'single'
     """
-    for name, pattern in _BLINDING_RES:
-        if pattern.search(text or ""):
-            return name
-    return None
+    return _first_match(_BLINDING_RES, text)
 
 
 _CONTROL = [
@@ -283,10 +285,7 @@ def canonical_control(text: str) -> str | None:
     >>> canonical_control("an open label uncontrolled clinical trial")
     'none'
     """
-    for name, pattern in _CONTROL_RES:
-        if pattern.search(text or ""):
-            return name
-    return None
+    return _first_match(_CONTROL_RES, text)
 
 
 _OUTCOMES: list[tuple[str, list[str]]] = [
