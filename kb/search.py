@@ -34,7 +34,7 @@ _OPERATORS = {"AND", "OR", "NOT"}
 _BAREWORD = re.compile(r"\w+\*?")
 _TOKEN = re.compile(r'\s+|\(|\)|"(?:[^"]|"")*"\*?|"[^"]*$|[^\s()"]+')
 _MARK_OPEN, _MARK_CLOSE = "\x02", "\x03"
-#: Index words at least one of which every name in kb.evidence.extract's cell-type lexicon
+#: Index words at least one of which every name in kb.evidence.vocabulary's cell products
 #: holds (as unicode61 + Porter tokenise them): a cheap pre-filter before the lexicon runs.
 _CELL_WORDS = " OR ".join(
     "{title abstract}: " + w for w in
@@ -244,20 +244,20 @@ def _has_table(conn: sqlite3.Connection, name: str) -> bool:
 def _cell_type_filter(conn: sqlite3.Connection, cell_type: str) -> tuple[str, list[object]]:
     """SQL (and parameters) keeping works about ``cell_type``.
 
-    The name is read with the evidence layer's cell-type lexicon (``WJ-MSC`` and
+    The name is read with the evidence layer's vocabulary (``WJ-MSC`` and
     ``umbilical cord mesenchymal stem cells`` are both ``UC-MSC``). A work qualifies when it
     reports a trial of that type (``trials`` / ``trial_reports``, when that schema is there) or
     when the lexicon finds the type in its title or abstract.
     """
-    from .evidence.extract import canonical_cell_types
+    from .evidence.vocabulary import cell_products
 
-    names = canonical_cell_types(cell_type)
+    names = cell_products(cell_type)
     if not names:
         raise InputError(f"unknown cell type {cell_type!r}",
                          hint="for example UCB-MNC, UC-MSC, WJ-MSC, BM-MNC, BM-MSC, AD-MSC, NSC, "
                               "OEC, CD34+, or written out: 'cord blood mononuclear cells'")
     conn.create_function("kb_cell_types", 1,
-                         lambda text: "|" + "|".join(canonical_cell_types(text or "")) + "|",
+                         lambda text: "|" + "|".join(cell_products(text or "")) + "|",
                          deterministic=True)
     found = " OR ".join("instr(kb_cell_types(coalesce(w.title, '') || ' ' || "
                         "coalesce(w.abstract, '')), ?)" for _ in names)

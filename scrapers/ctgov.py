@@ -4,7 +4,8 @@
 ``nextPageToken``) and falls back to ``/studies/{nct}`` for an id the list does not return (an
 alias the API redirects). ``to_trial(study)`` turns one study into the dict
 :func:`kb.store.evidence.store_registry_trial` stores: enrolment, phase, status, masking, arms,
-conditions, ages, countries, and the cell type / route the interventions name.
+conditions, ages, countries, and the cell type, donor and route as the record states them (the
+phrases that name them; kb.evidence.vocabulary normalises them when they are stored).
 """
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..errors import FetchError, InputError, NotFoundError
-from ..evidence.extract import canonical_age_range, canonical_cell_types, canonical_origin, \
-    canonical_routes
+from ..evidence.extract import canonical_age_range
+from ..evidence.vocabulary import cell_products, donors, routes
 
 __all__ = ["fetch_studies", "fetch_study", "to_trial", "normalize_nct", "STUDY_URL"]
 
@@ -139,6 +140,17 @@ def _design(design: dict[str, Any], arms: list[dict[str, Any]]) -> str | None:
     return None
 
 
+def _stating(finder: Any, *groups: Iterable[str | None]) -> str | None:
+    """The sentences in which ``finder`` (a vocabulary reader) finds something, as stated and
+    "; "-joined, from the first group of texts that has any."""
+    for texts in groups:
+        found = [s.strip() for text in texts if text for s in re.split(r"(?<=[.;])\s+", text)
+                 if s.strip() and finder(s)]
+        if found:
+            return "; ".join(dict.fromkeys(found))
+    return None
+
+
 def to_trial(study: dict[str, Any]) -> dict[str, Any]:
     """The trial facts one study states (keys absent when the record is silent)."""
     protocol = study.get("protocolSection") or {}
@@ -156,11 +168,11 @@ def to_trial(study: dict[str, Any]) -> dict[str, Any]:
     enrollment = design.get("enrollmentInfo") or {}
     outcomes = protocol.get("outcomesModule") or {}
     locations = (protocol.get("contactsLocationsModule") or {}).get("locations") or []
-    intervention_text = " ".join(
-        f"{i.get('name', '')} {' '.join(i.get('otherNames') or [])} {i.get('description', '')}"
-        for i in interventions if i.get("type") in ("BIOLOGICAL", "GENETIC", "PROCEDURE",
-                                                    "COMBINATION_PRODUCT", "OTHER", "DRUG"))
-    text = f"{ident.get('briefTitle', '')} {ident.get('officialTitle', '')} {intervention_text}"
+    cells = [i for i in interventions if i.get("type") in (
+        "BIOLOGICAL", "GENETIC", "PROCEDURE", "COMBINATION_PRODUCT", "OTHER", "DRUG")]
+    names = [i.get("name") for i in cells]
+    details = [t for i in cells for t in [*(i.get("otherNames") or []), i.get("description")]]
+    titles = [ident.get("briefTitle"), ident.get("officialTitle")]
     trial: dict[str, Any] = {
         "registry_id": nct,
         "source_url": STUDY_URL.format(nct=nct),
@@ -185,9 +197,10 @@ def to_trial(study: dict[str, Any]) -> dict[str, Any]:
                     or {}).get("name"),
         "start_date": (status.get("startDateStruct") or {}).get("date"),
         "completion_date": (status.get("completionDateStruct") or {}).get("date"),
-        "cell_type": canonical_cell_types(text) or None,
-        "origin": (lambda o: o[0] if len(o) == 1 else (o or None))(canonical_origin(text)),
-        "route": canonical_routes(intervention_text) or None,
+        "cell_type": _stating(cell_products, names, titles),
+        "cell_type_long": _stating(cell_products, details),
+        "origin": _stating(donors, names, details, titles),
+        "route": _stating(routes, names, details),
         "has_results": bool(study.get("hasResults") or study.get("resultsSection")),
     }
     trial = {k: v for k, v in trial.items() if v is not None}

@@ -12,6 +12,7 @@ from kb import store
 from kb.cli import cli
 from kb.errors import InputError
 from kb.evidence import annotate
+from kb.evidence.vocabulary import normalise_trial
 from kb.http import Client
 from kb.scrapers import ctgov
 from kb.store import evidence as ev
@@ -48,7 +49,12 @@ def test_to_trial_reads_design_masking_arms_and_ages() -> None:
     assert trial["blinding"] == "single (outcomes assessor)"
     assert trial["control"] == "no-treatment"
     assert trial["age_range"] == "24-60 months"
-    assert trial["cell_type"] == ["UCB", "UC-MSC"] and trial["origin"] == "allogeneic"
+    # the record's own words; kb.evidence.vocabulary normalises them when they are stored
+    assert trial["cell_type"] == "AlloCB; hCT-MSC" and trial["origin"] == "AlloCB"
+    assert trial["route"] == ("Allogeneic umbilical cord blood, intravenous infusion.; "
+                              "Three intravenous infusions of 2 x 10^6 cells/kg.")
+    assert normalise_trial(trial)["cell_product"] == ["UCB", "UC-MSC"]
+    assert normalise_trial(trial)["donor"] == ["allogeneic"]
     assert [a["arm_type"] for a in trial["arms"]] == ["EXPERIMENTAL", "EXPERIMENTAL",
                                                       "NO_INTERVENTION"]
     assert "enrollment" in trial and trial["enrollment"] == 91

@@ -1,7 +1,9 @@
 """Rule-based extraction of trial facts from the text a user has: title, abstract, MeSH, keywords.
 
 Pure functions, no I/O. Every ``canonical_*`` helper maps free text (a paper's wording or a
-curated value) onto kb's controlled vocabulary, so extracted and curated facts can be compared.
+curated value) onto kb's controlled vocabulary, so extracted and curated facts can be compared:
+cell types, routes, blinding and control are :mod:`kb.evidence.vocabulary`'s (re-exported here
+under their ``canonical_*`` names), outcome instruments and the rest are read here.
 
 >>> facts = extract_facts("Intrathecal umbilical cord tissue mesenchymal stem cells in cerebral "
 ...                       "palsy: a randomized double-blind sham-controlled trial")
@@ -11,8 +13,14 @@ curated value) onto kb's controlled vocabulary, so extracted and curated facts c
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any
+
+from .vocabulary import blinding as canonical_blinding
+from .vocabulary import broader_donor, donors, lexicon, spans
+from .vocabulary import cell_products as canonical_cell_types
+from .vocabulary import control as canonical_control
+from .vocabulary import routes as canonical_routes
 
 __all__ = ["REGISTRIES", "registry_of", "find_registry_ids", "canonical_cell_types",
            "canonical_routes", "canonical_origin", "canonical_blinding", "canonical_control",
@@ -104,57 +112,16 @@ def words_to_int(text: str) -> int | None:
 
 
 # -- lexicons ---------------------------------------------------------------------------------
+# Cell products, donors, routes, control and blinding are kb.evidence.vocabulary's (its data
+# file); the outcome instruments are read here.
 
-_MSC = r"mesenchymal (?:stem|stromal|progenitor)(?: cells?)?"
-#: canonical cell type -> patterns, most specific first. Overlapping matches keep the longest.
-_CELL_TYPES: list[tuple[str, list[str]]] = [
-    ("UCB-MNC", [r"(?:umbilical )?cord[- ]blood[- ](?:derived )?mononuclear cells?",
-                 r"\b(?:h|allo)?U?CB[- ]?MNCs?\b", r"\bUCBMNCs?\b"]),
-    ("UCB-MSC", [rf"(?:umbilical )?cord[- ]blood[- ](?:derived )?{_MSC}", r"\bh?UCB[- ]?MSCs?\b"]),
-    ("UC-MSC", [rf"umbilical cord(?:[- ]tissue)?(?:[- ]derived)? (?:{_MSC}|MSCs?\b)",
-                rf"(?:umbilical )?cord[- ]tissue(?:[- ]derived)? {_MSC}",
-                rf"wharton'?s[- ]jelly(?:[- ]derived)?(?: {_MSC}| (?:stem|stromal) cells?)",
-                r"\bh?UCT?[- ]?MSCs?\b", r"\bh?WJ[- ]?MSCs?\b", r"\bhWJSCs?\b",
-                r"\bh?CT[- ]MSCs?\b"]),
-    ("BM-MNC", [r"bone[- ]marrow(?:[- ]derived)? mononuclear cells?", r"\bBM[- ]?MNCs?\b",
-                r"\bBMMCs?\b"]),
-    ("BM-TNC", [r"bone[- ]marrow(?:[- ]derived)? (?:total )?nucleated cells?",
-                r"\bBM[- ]?TNCs?\b"]),
-    ("BM-MSC", [rf"bone[- ]marrow(?:[- ]derived)? (?:{_MSC}|MSCs?\b)", rf"\bbone {_MSC}",
-                r"\bBM[- ]?MSCs?\b", r"\bBMSCs?\b"]),
-    ("AD-MSC", [rf"adipose(?:[- ]tissue)?(?:[- ]derived)? (?:{_MSC}|(?:stem|stromal) cells?)",
-                r"\bAD[- ]?MSCs?\b", r"\bADSCs?\b"]),
-    ("NSC/NPC", [r"neural (?:stem|progenitor|precursor)(?:[- ]like)? cells?",
-                 r"\bh?NSCs?\b", r"\bh?NPCs?\b", r"Neural Stem Cells"]),
-    ("OEC", [r"olfactory ensheathing (?:glia|cells?)", r"\bOECs?\b"]),
-    ("CD34+", [r"\bCD34\+?(?:[- ](?:selected|positive))?(?: cells?)?"]),
-    ("PB-MNC", [r"(?:mobili[sz]ed )?peripheral blood (?:mononuclear|stem) cells?",
-                r"\bm?PB[- ]?MNCs?\b", r"\bm?PBMCs?\b", r"\bPBSCs?\b"]),
-    ("UCB", [r"(?:umbilical )?cord[- ]blood", r"\b[hp]?UCB(?:SCs?)?\b", r"\bA(?:llo)?CB\b",
-             r"\bCB\b", r"Fetal Blood"]),
-    ("MSC", [_MSC, r"\bh?MSCs?\b"]),
-    ("BM", [r"bone[- ]marrow(?:[- ]derived)?(?: stem)? cells?", r"\bBM\b"]),
-]
-_CELL_RES = [(name, re.compile("|".join(patterns), _I)) for name, patterns in _CELL_TYPES]
-_GENERIC = {"UCB": ("UCB-MNC", "UCB-MSC"), "MSC": ("UCB-MSC", "UC-MSC", "BM-MSC", "AD-MSC"),
-            "BM": ("BM-MNC", "BM-TNC", "BM-MSC")}
+def canonical_origin(text: str) -> list[str]:
+    """``autologous`` and/or ``allogeneic`` as ``text`` says (a sibling donor is allogeneic).
 
-
-def _spans(text: str, lexicon: Sequence[tuple[str, re.Pattern[str]]]) -> list[tuple[int, str]]:
-    """Non-overlapping lexicon hits (longest first), as (position, canonical name)."""
-    hits = []
-    for name, pattern in lexicon:
-        for match in pattern.finditer(text):
-            hits.append((match.start(), match.end(), name))
-    hits.sort(key=lambda h: (-(h[1] - h[0]), h[0]))
-    taken: list[tuple[int, int]] = []
-    kept = []
-    for start, end, name in hits:
-        if any(start < e and s < end for s, e in taken):
-            continue
-        taken.append((start, end))
-        kept.append((start, name))
-    return sorted(kept)
+    >>> canonical_origin("sibling cord blood"), canonical_origin("Autologous bone marrow")
+    (['allogeneic'], ['autologous'])
+    """
+    return list(dict.fromkeys(broader_donor(d) for d in donors(text)))
 
 
 def _ordered(names: Iterable[str]) -> list[str]:
@@ -163,129 +130,6 @@ def _ordered(names: Iterable[str]) -> list[str]:
         if name not in out:
             out.append(name)
     return out
-
-
-_SOURCE_OF = re.compile(r"(?:derived|differentiated|induced|generated|obtained) from "
-                        r"(?:(?:human|autologous|allogeneic|the|patients'?) )*$", _I)
-
-
-def canonical_cell_types(text: str) -> list[str]:
-    """Canonical cell types named in ``text``, in order of appearance; a generic name (cord
-    blood, MSC, bone marrow) is dropped when a specific product of it is named too, and so is
-    the source of a derived product ("NSC-like cells derived from bone marrow MSCs").
-
-    >>> canonical_cell_types("hUC-MSC vs cord blood mononuclear cells (UCB-MNC) and cord blood")
-    ['UC-MSC', 'UCB-MNC']
-    >>> canonical_cell_types("autologous UCB or BMMNC")
-    ['UCB', 'BM-MNC']
-    >>> canonical_cell_types("neural stem cell-like cells derived from autologous bone marrow MSCs")
-    ['NSC/NPC']
-    """
-    text = text or ""
-    names = _ordered(name for start, name in _spans(text, _CELL_RES)
-                     if not _SOURCE_OF.search(text[max(0, start - 40):start]))
-    return [n for n in names if not any(s in names for s in _GENERIC.get(n, ()))]
-
-
-_ROUTES: list[tuple[str, list[str]]] = [
-    ("intrathecal", [r"intra-?thecal(?:ly)?", r"lumbar punctures?", r"sub-?arachnoid",
-                     r"Injections, Spinal", r"intraspinal"]),
-    ("intravenous", [r"intra-?venous(?:ly)?", r"\bi\.v\.",
-                     r"\bIV\b(?= (?:infusion|injection|administration))",
-                     r"Infusions, Intravenous", r"Administration, Intravenous",
-                     r"Injections, Intravenous"]),
-    ("intra-arterial", [r"intra-?arterial(?:ly)?", r"carotid (?:artery )?(?:infusion|injection)"]),
-    ("intracerebroventricular", [r"intra-?cerebro-?ventricular", r"intra-?ventricular",
-                                 r"lateral ventricles?"]),
-    ("intracerebral", [r"intra-?cerebral(?:ly)?", r"intra-?parenchymal", r"stereotactic(?:ally)?"]),
-    ("intranasal", [r"intra-?nasal(?:ly)?", r"Administration, Intranasal",
-                    r"nasal administration"]),
-    ("intramuscular", [r"intra-?muscular(?:ly)?", r"Injections, Intramuscular"]),
-]
-_ROUTE_RES = [(name, re.compile("|".join(patterns), _I)) for name, patterns in _ROUTES]
-_INFUSION = re.compile(r"\b(?:infusions?|transfusions?|infused)\b", _I)
-
-
-def canonical_routes(text: str) -> list[str]:
-    """Routes of administration named in ``text``; a bare "infusion" of cells means intravenous
-    when no other route is named.
-
-    >>> canonical_routes("cells were given by lumbar puncture and intravenously")
-    ['intrathecal', 'intravenous']
-    >>> canonical_routes("Sibling cord blood infusion is safe")
-    ['intravenous']
-    """
-    text = text or ""
-    routes = _ordered(name for _, name in _spans(text, _ROUTE_RES))
-    if not routes and _INFUSION.search(text):
-        routes = ["intravenous"]
-    return routes
-
-
-_ORIGIN = [("autologous", re.compile(r"\bautologous|\bACB\b", _I)),
-           ("allogeneic", re.compile(r"\ballogen(?:e)?ic|\bsibling|\bdonat(?:ed|ion)|\bdonor|"
-                                     r"\bHLA[- ]matched|\bAlloCB\b|\bunrelated", _I))]
-
-
-def canonical_origin(text: str) -> list[str]:
-    """``autologous`` and/or ``allogeneic`` as ``text`` says.
-
-    >>> canonical_origin("sibling cord blood"), canonical_origin("Autologous bone marrow")
-    (['allogeneic'], ['autologous'])
-    """
-    return [name for name, pattern in _ORIGIN if pattern.search(text or "")]
-
-
-_BLINDING = [
-    ("quadruple", r"quadruple"), ("triple", r"triple[- ]blind(?:ed)?|\btriple\b"),
-    ("double-blind", r"double[- ]blind(?:ed)?|double[- ]masked"),
-    ("single", r"single[- ]blind(?:ed)?|(?:observer|assessor|evaluator|rater)[- ]blind(?:ed)?|"
-               r"blinded (?:outcome )?(?:assessors?|evaluators?|raters?)|^single(?:\s*\(|$)"),
-    ("open-label", r"open[- ]label|unblinded|non-?blinded|^none(?:\s*\(|$)"),
-    ("blinded", r"\bblind(?:ed)?\b"),
-]
-_BLINDING_RES = [(name, re.compile(p, _I)) for name, p in _BLINDING]
-
-
-def _first_match(rules: Sequence[tuple[str, re.Pattern[str]]], text: str | None) -> str | None:
-    """The name of the first rule whose pattern occurs in ``text``."""
-    return next((name for name, pattern in rules if pattern.search(text or "")), None)
-
-
-def canonical_blinding(text: str) -> str | None:
-    """The strongest masking ``text`` states.
-
-    >>> canonical_blinding("A Double-blind, Randomized, Placebo-Controlled Trial")
-    'double-blind'
-    >>> canonical_blinding("observer-blinded (open-label)")
-    'single'
-    """
-    return _first_match(_BLINDING_RES, text)
-
-
-_CONTROL = [
-    ("sham", r"\bsham"),
-    ("placebo", r"placebo|\bsaline\b|sodium chloride|dextrose"),
-    ("rehabilitation", r"rehabilitation (?:alone|only)|(?:conventional|standard|usual) "
-                       r"(?:treatment|therapy|care|rehabilitation)|bobath|control group received "
-                       r"rehabilitation|^rehabilitation|^standard therapy|^conventional"),
-    ("none", r"uncontrolled|single[- ](?:arm|group)|non-?controlled|without (?:a )?control|"
-             r"^none(?:\s*\(|$)"),
-    ("no-treatment", r"no (?:cell )?(?:treatment|therapy|intervention|injection)|"
-                     r"natural history|wait(?:ing)?[- ]list"),
-]
-_CONTROL_RES = [(name, re.compile(p, _I)) for name, p in _CONTROL]
-
-
-def canonical_control(text: str) -> str | None:
-    """The comparator: sham, placebo, rehabilitation, no-treatment or none (single arm).
-
-    >>> canonical_control("a randomized double-blind sham-controlled clinical trial")
-    'sham'
-    >>> canonical_control("an open label uncontrolled clinical trial")
-    'none'
-    """
-    return _first_match(_CONTROL_RES, text)
 
 
 _OUTCOMES: list[tuple[str, list[str]]] = [
@@ -325,7 +169,7 @@ def canonical_outcomes(text: str) -> list[str]:
     >>> canonical_outcomes("GMFM-66, modified Ashworth scale, PEDI and DTI FA/MD")
     ['GMFM-66', 'MAS', 'PEDI', 'DTI']
     """
-    return _ordered(name for _, name in _spans(text or "", _OUTCOME_RES))
+    return _ordered(name for _, name in spans(text or "", _OUTCOME_RES))
 
 
 _UNIT = r"(years?|yrs?|months?|mo)"
@@ -566,7 +410,7 @@ def extract_facts(title: str | None, abstract: str | None = None,
     if origin:
         facts["origin"] = origin[0] if len(origin) == 1 else origin
     routes = canonical_routes(text)
-    if routes and (cell_types or _ROUTE_RES[0][1].search(text)):
+    if routes and (cell_types or dict(lexicon("route"))["intrathecal"].search(text)):
         facts["route"] = routes
     phrase = _dose_phrase(prose)
     if phrase:

@@ -7,7 +7,7 @@ import sqlite3
 from typing import Any
 
 from .design import DESIGNS
-from .extract import canonical_cell_types
+from .vocabulary import cell_products
 
 __all__ = ["evidence_rows", "COLUMNS"]
 
@@ -68,7 +68,7 @@ def _matches(row: dict[str, Any], words: list[str]) -> bool:
     text = " ".join(str(row.get(c) or "") for c in ("label", "title", "design", "cell_type",
                                                     "origin", "route", "outcomes",
                                                     "registry_ids", "country", "control"))
-    text += " " + " ".join(canonical_cell_types(row.get("cell_type") or ""))
+    text += " " + " ".join(cell_products(row.get("cell_type") or ""))
     text += " " + " ".join(f"{r['label']} {r['doi'] or ''}" for r in row["reports"])
     text = text.lower()
     return all(word in text for word in words)

@@ -1,0 +1,310 @@
+"""kb's controlled vocabulary of trial facts: cell product, donor, route, control and blinding.
+
+The synonyms are data: ``vocabulary.csv`` beside this module, one row per synonym —
+``kind,normalised,term,pattern``. ``term`` is a text as a page states it that means
+``normalised`` (a test checks every row); ``pattern``, when given, is the regular expression
+(case-insensitive) that finds the synonym and its variants in running text; without one the term
+itself is matched as a whole phrase, case-insensitively, with "-", " " or nothing between its
+words and an optional plural "s". A curator extends the vocabulary by adding rows.
+
+Products (source × kind: UCB-MNC, UC-MSC, BM-MNC, NSC/NPC, …), donors and routes are lists in
+order of appearance (a trial can have several); control and blinding are the first value whose
+rows match, in file order (their rows are written most specific first). Pure functions, no I/O
+beyond reading the packaged file once.
+
+>>> cell_products("allogeneic umbilical cord blood; human umbilical cord tissue-derived "
+...               "mesenchymal stromal cells")
+['UCB', 'UC-MSC']
+>>> routes("intrathecal + intravenous"), donors("12/12 HLA-matched sibling cord blood")
+(['intrathecal', 'intravenous'], ['sibling'])
+>>> control("placebo UCB + placebo EPO + rehabilitation"), blinding("observer-blinded (open-label)")
+('placebo', 'single')
+"""
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Iterable, Mapping
+from functools import cache
+from importlib import resources
+from typing import Any, NamedTuple
+
+__all__ = ["KINDS", "LIST_KINDS", "NOT_REPORTED", "OTHER", "Term", "terms", "values", "lexicon",
+           "screening_pattern", "spans", "normalise", "cell_products", "donors", "routes", "control",
+           "blinding", "broader_donor", "normalise_trial", "ROUTE_SHORT", "trial_caption"]
+
+#: kinds of fact the vocabulary normalises.
+KINDS = ("product", "donor", "route", "control", "blinding")
+#: kinds whose normalised value is a list (a trial can have several).
+LIST_KINDS = ("product", "donor", "route")
+#: the normalised value of a fact no source states, and of a stated text the vocabulary lacks.
+NOT_REPORTED, OTHER = "not reported", "other"
+#: a narrower donor -> the donor it is a kind of.
+_BROADER_DONOR = {"sibling": "allogeneic"}
+#: route abbreviations for short labels ("Amanat 2021 · UC-MSC · IT · n=72").
+ROUTE_SHORT = {"intrathecal": "IT", "intravenous": "IV", "intra-arterial": "IA",
+               "intracerebroventricular": "ICV", "intracerebral": "IC", "intranasal": "IN",
+               "intramuscular": "IM"}
+_I = re.IGNORECASE
+
+
+class Term(NamedTuple):
+    """One row of ``vocabulary.csv``."""
+
+    kind: str
+    normalised: str
+    term: str
+    pattern: str
+
+    @property
+    def regex(self) -> str:
+        """The row's pattern, or its term as a whole phrase with flexible separators."""
+        if self.pattern:
+            return self.pattern
+        words = [re.escape(w) for w in re.split(r"[-\s]+", self.term.strip()) if w]
+        tail = "s?" if self.term.strip()[-1:].isalnum() else ""
+        return r"(?<!\w)" + r"[-\s]?".join(words) + tail + r"(?!\w)"
+
+
+@cache
+def terms() -> tuple[Term, ...]:
+    """Every row of the packaged ``vocabulary.csv``, in file order.
+
+    :raises ValueError: a row names an unknown kind, lacks a term or value, or its pattern is
+        not a valid regular expression.
+    """
+    text = resources.files("kb.evidence").joinpath("vocabulary.csv").read_text(encoding="utf-8")
+    rows = []
+    for number, row in enumerate(csv.DictReader(io.StringIO(text)), start=2):
+        term = Term(*(str(row.get(f) or "").strip() for f in Term._fields))
+        if term.kind not in KINDS or not term.normalised or not term.term:
+            raise ValueError(f"vocabulary.csv line {number}: needs a kind ({', '.join(KINDS)}), "
+                             f"a normalised value and a term: {row!r}")
+        try:
+            re.compile(term.regex, _I)
+        except re.error as exc:
+            raise ValueError(f"vocabulary.csv line {number}: bad pattern: {exc}") from exc
+        rows.append(term)
+    return tuple(rows)
+
+
+def values(kind: str) -> list[str]:
+    """The normalised values of ``kind``, in file order.
+
+    >>> values("route")[:3]
+    ['intrathecal', 'intravenous', 'intra-arterial']
+    """
+    return list(dict.fromkeys(t.normalised for t in terms() if t.kind == kind))
+
+
+@cache
+def lexicon(kind: str) -> tuple[tuple[str, re.Pattern[str]], ...]:
+    """``(normalised, pattern)`` per value of ``kind``: its rows' patterns joined, in order."""
+    joined: dict[str, list[str]] = {}
+    for term in terms():
+        if term.kind == kind:
+            joined.setdefault(term.normalised, []).append(term.regex)
+    return tuple((name, re.compile("|".join(patterns), _I)) for name, patterns in joined.items())
+
+
+def screening_pattern(kind: str) -> str:
+    """One regular expression (case-insensitive) that matches any synonym of ``kind``: what a
+    prefilter can run before the full lexicon."""
+    return "|".join(f"(?:{t.regex})" for t in terms() if t.kind == kind)
+
+
+def spans(text: str, patterns: Iterable[tuple[str, re.Pattern[str]]]) -> list[tuple[int, str]]:
+    """Non-overlapping hits of named patterns (a :func:`lexicon`), longest first, as
+    (position, name) in text order.
+
+    >>> spans("cord blood mononuclear cells", lexicon("product"))
+    [(0, 'UCB-MNC')]
+    """
+    hits = []
+    for name, pattern in patterns:
+        for match in pattern.finditer(text):
+            hits.append((match.start(), match.end(), name))
+    hits.sort(key=lambda h: (-(h[1] - h[0]), h[0]))
+    taken: list[tuple[int, int]] = []
+    kept = []
+    for start, end, name in hits:
+        if any(start < e and s < end for s, e in taken):
+            continue
+        taken.append((start, end))
+        kept.append((start, name))
+    return sorted(kept)
+
+
+def _generic(name: str, names: Iterable[str]) -> bool:
+    """A product named as a part of another named product ("UCB" beside "UCB-MNC", "MSC"
+    beside "UC-MSC", "BM" beside "BM-MNC") is the generic name of it."""
+    return any(name != other and name in other.split("-") for other in names)
+
+
+_SOURCE_OF = re.compile(r"(?:derived|differentiated|induced|generated|obtained) from "
+                        r"(?:(?:human|autologous|allogeneic|the|patients'?) )*$", _I)
+
+
+def cell_products(text: str | None) -> list[str]:
+    """Cell products named in ``text``, in order of appearance; a generic name (cord blood,
+    MSC, bone marrow) is dropped when a specific product of it is named too, and so is the
+    source of a derived product ("NSC-like cells derived from bone marrow MSCs").
+
+    >>> cell_products("hUC-MSC vs cord blood mononuclear cells (UCB-MNC) and cord blood")
+    ['UC-MSC', 'UCB-MNC']
+    >>> cell_products("autologous UCB or BMMNC")
+    ['UCB', 'BM-MNC']
+    >>> cell_products("neural stem cell-like cells derived from autologous bone marrow MSCs")
+    ['NSC/NPC']
+    """
+    text = text or ""
+    names = list(dict.fromkeys(name for start, name in spans(text, lexicon("product"))
+                               if not _SOURCE_OF.search(text[max(0, start - 40):start])))
+    return [n for n in names if not _generic(n, names)]
+
+
+_INFUSION = re.compile(r"\b(?:infusions?|transfusions?|infused)\b", _I)
+
+
+def routes(text: str | None) -> list[str]:
+    """Routes of administration named in ``text``; a bare "infusion" of cells means intravenous
+    when no other route is named.
+
+    >>> routes("cells were given by lumbar puncture and intravenously")
+    ['intrathecal', 'intravenous']
+    >>> routes("Sibling cord blood infusion is safe")
+    ['intravenous']
+    """
+    text = text or ""
+    found = list(dict.fromkeys(name for _, name in spans(text, lexicon("route"))))
+    if not found and _INFUSION.search(text):
+        found = ["intravenous"]
+    return found
+
+
+def donors(text: str | None) -> list[str]:
+    """Donors ``text`` states: autologous, allogeneic or sibling (a sibling donor is
+    allogeneic; ``allogeneic`` is dropped beside it).
+
+    >>> donors("Autologous bone marrow"), donors("allogeneic HLA-matched sibling cord blood")
+    (['autologous'], ['sibling'])
+    """
+    found = [name for name, pattern in lexicon("donor") if pattern.search(text or "")]
+    return [d for d in found if not any(_BROADER_DONOR.get(o) == d for o in found)]
+
+
+def broader_donor(donor: str) -> str:
+    """The donor ``donor`` is a kind of (``sibling`` -> ``allogeneic``), else itself."""
+    return _BROADER_DONOR.get(donor, donor)
+
+
+def _first(kind: str, text: str | None) -> str | None:
+    return next((name for name, pattern in lexicon(kind) if pattern.search(text or "")), None)
+
+
+def control(text: str | None) -> str | None:
+    """The comparator: sham, placebo, rehabilitation (usual care), none (single arm),
+    no-treatment, active (another dose or regimen) or unspecified.
+
+    >>> control("a randomized double-blind sham-controlled clinical trial")
+    'sham'
+    >>> control("an open label uncontrolled clinical trial")
+    'none'
+    """
+    return _first("control", text)
+
+
+def blinding(text: str | None) -> str | None:
+    """The strongest masking ``text`` states.
+
+    >>> blinding("A Double-blind, Randomized, Placebo-Controlled Trial")
+    'double-blind'
+    >>> blinding("quadruple (participant, care provider, investigator, outcomes assessor)")
+    'quadruple'
+    """
+    return _first("blinding", text)
+
+
+def normalise(kind: str, text: str | None) -> list[str]:
+    """``text`` as the normalised values of ``kind`` (a list for every kind; empty when the
+    vocabulary finds nothing).
+
+    >>> normalise("product", "sibling CB"), normalise("control", "Bobath therapy")
+    (['UCB'], ['rehabilitation'])
+    """
+    if kind not in KINDS:
+        raise ValueError(f"unknown vocabulary kind {kind!r} (one of {', '.join(KINDS)})")
+    if kind in LIST_KINDS:
+        return {"product": cell_products, "donor": donors, "route": routes}[kind](text)
+    value = _first(kind, text)
+    return [value] if value else []
+
+
+def _as_text(value: Any) -> str | None:
+    if value is None or value == "" or value == []:
+        return None
+    if isinstance(value, (list, tuple)):
+        return "; ".join(str(v) for v in value)
+    return str(value)
+
+
+def normalise_trial(facts: Mapping[str, Any]) -> dict[str, Any]:
+    """A trial's normalised facts and the texts they were read from, from its facts as stated
+    (``cell_type``, ``cell_type_long``, ``origin``, ``route``, ``control``, ``blinding``):
+    ``cell_product``, ``donor``, ``route`` (lists), ``control``, ``blinding`` (one value or
+    None), each with ``…_as_stated``.
+
+    A generic product (UCB) is made specific by the longer description when that names a
+    product of it; the donor is read from the origin and the cell-type texts. A fact no source
+    states is ``not reported``; a stated text outside the vocabulary is ``other``.
+
+    >>> facts = normalise_trial({"cell_type": "autologous UCB", "route": "intravenous (infusion)",
+    ...     "cell_type_long": "autologous umbilical cord blood (total nucleated cells)"})
+    >>> facts["cell_product"], facts["donor"], facts["route"], facts["control"]
+    (['UCB-TNC'], ['autologous'], ['intravenous'], None)
+    >>> facts["cell_product_as_stated"], facts["route_as_stated"], facts["donor_as_stated"]
+    ('autologous UCB', 'intravenous (infusion)', None)
+    """
+    stated = {k: _as_text(facts.get(k)) for k in ("cell_type", "cell_type_long", "origin",
+                                                     "route", "control", "blinding")}
+    products = cell_products(stated["cell_type"]) or cell_products(stated["cell_type_long"])
+    detail = cell_products(stated["cell_type_long"])
+    products = list(dict.fromkeys(
+        p for name in products
+        for p in ([d for d in detail if _generic(name, [d])] or [name])))
+    donor = donors(" ".join(t for t in (stated["origin"], stated["cell_type"],
+                                          stated["cell_type_long"]) if t))
+
+    def listed(found: list[str], text: str | None) -> list[str]:
+        return found or ([OTHER] if text else [NOT_REPORTED])
+
+    return {
+        "cell_product": listed(products, stated["cell_type"] or stated["cell_type_long"]),
+        "cell_product_as_stated": stated["cell_type"] or stated["cell_type_long"],
+        "donor": listed(donor, stated["origin"]),
+        "donor_as_stated": stated["origin"],
+        "route": listed(routes(stated["route"]), stated["route"]),
+        "route_as_stated": stated["route"],
+        "control": control(stated["control"]) or (OTHER if stated["control"] else None),
+        "control_as_stated": stated["control"],
+        "blinding": blinding(stated["blinding"]) or (OTHER if stated["blinding"] else None),
+        "blinding_as_stated": stated["blinding"],
+    }
+
+
+def trial_caption(label: str | None, products: Iterable[str], route_names: Iterable[str],
+                  n: int | None) -> str:
+    """A trial's short caption: label, products, route abbreviations and participants.
+
+    >>> trial_caption("Amanat 2021", ["UC-MSC"], ["intrathecal"], 72)
+    'Amanat 2021 · UC-MSC · IT · n=72'
+    >>> trial_caption("Sun 2017", ["UCB"], ["not reported"], None)
+    'Sun 2017 · UCB'
+    """
+    parts = [label or "trial",
+             "+".join(p for p in products if p not in (NOT_REPORTED, OTHER)),
+             "+".join(ROUTE_SHORT.get(r, r) for r in route_names if r not in (NOT_REPORTED,
+                                                                                OTHER)),
+             f"n={n}" if n else ""]
+    return " · ".join(p for p in parts if p)
