@@ -87,6 +87,12 @@ def _load_evidence(conn: sqlite3.Connection, lineage: list[seed_reader.Lineage],
                              source=edge.source, provenance="curated")
     steps["curated lineage"] = len(lineage)
     say(f"evidence: {loaded.trials} curated trials, {len(lineage)} lineage edges")
+    from .evidence.outcomes import read_seed_outcomes
+    from .store.outcomes import load_curated_outcomes
+    outcomes = load_curated_outcomes(conn, read_seed_outcomes())
+    steps["curated outcomes"] = outcomes.rows
+    say(f"outcomes: {outcomes.rows} curated numbers "
+        f"({len(outcomes.without_trial)} pooled results not tied to one trial)")
     return steps
 
 

@@ -36,6 +36,8 @@ COMMANDS: dict[str, str] = {
     "resolve": "resolve:resolve",
     "gaps": "graph:gaps",
     "evidence": "evidence:evidence",
+    "outcomes": "outcomes:outcomes",
+    "meta": "meta:meta",
     "build": "build:build",
     "serve": "serve:serve",
 }

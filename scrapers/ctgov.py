@@ -17,10 +17,13 @@ from ..errors import FetchError, InputError, NotFoundError
 from ..evidence.extract import canonical_age_range
 from ..evidence.vocabulary import cell_products, donors, routes
 
-__all__ = ["fetch_studies", "fetch_study", "to_trial", "normalize_nct", "STUDY_URL"]
+__all__ = ["fetch_studies", "fetch_study", "to_trial", "parse_results", "normalize_nct",
+           "STUDY_URL", "RESULTS_URL"]
 
 #: the public page of a study (cited as the source of its facts).
 STUDY_URL = "https://clinicaltrials.gov/study/{nct}"
+#: the public page of a study's posted results (cited as the source of its numbers).
+RESULTS_URL = "https://clinicaltrials.gov/study/{nct}?tab=results"
 _BATCH = 100
 _PHASES = {"NA": "N/A", "EARLY_PHASE1": "Early 1", "PHASE1": "1", "PHASE2": "2", "PHASE3": "3",
            "PHASE4": "4"}
@@ -211,3 +214,126 @@ def to_trial(study: dict[str, Any]) -> dict[str, Any]:
                            for r in (protocol.get("referencesModule") or {}).get("references") or []
                            if r.get("pmid")]
     return trial
+
+
+# -- posted results (resultsSection) --------------------------------------------------------
+
+_SPREAD = {"STANDARD_DEVIATION": "sd", "STANDARD_ERROR": "se"}
+_CONTROL_WORDS = re.compile(r"placebo|sham|control|usual care|no (?:treatment|intervention)",
+                            re.IGNORECASE)
+
+
+def _float(text: Any) -> tuple[float | None, str | None]:
+    """A results number (a string, maybe "<0.001" or "NA") as (value, text as stated)."""
+    if text is None:
+        return None, None
+    match = re.search(r"[-+]?\d*\.?\d+(?:[eE][-+]?\d+)?", str(text))
+    return (float(match.group(0)) if match else None), str(text)
+
+
+def _roles(study: dict[str, Any]) -> dict[str, str]:
+    """Arm labels -> intervention | control, from the protocol's arm types."""
+    arms = ((study.get("protocolSection") or {}).get("armsInterventionsModule") or {}).get(
+        "armGroups") or []
+    return {(a.get("label") or "").strip().lower():
+            "intervention" if a.get("type") in ("EXPERIMENTAL", None) else "control" for a in arms}
+
+
+def _role(title: str, roles: dict[str, str]) -> str:
+    known = roles.get(title.strip().lower())
+    return known or ("control" if _CONTROL_WORDS.search(title) else "intervention")
+
+
+def parse_results(study: dict[str, Any]) -> list[dict[str, Any]]:
+    """The numbers a study's posted results give (empty without a ``resultsSection``): per group
+    and class of each outcome measure its central value and dispersion (``sd``/``se`` from
+    ``spread``, ``ci_low``/``ci_high`` from 95% limits) and its analysed n; each analysis's
+    estimate, 95% CI and p value between its groups; per period of the participant flow each
+    group's completers (``n_analysed``). Timepoints stay text (``timepoint_as_stated``,
+    ``class_title``) for :func:`kb.evidence.outcomes.registry_rows` to read."""
+    results = study.get("resultsSection")
+    nct = ((study.get("protocolSection") or {}).get("identificationModule") or {}).get("nctId")
+    if not results or not nct:
+        return []
+    roles = _roles(study)
+    base = {"registry_id": nct, "source_url": RESULTS_URL.format(nct=nct)}
+    rows: list[dict[str, Any]] = []
+    for measure in (results.get("outcomeMeasuresModule") or {}).get("outcomeMeasures") or []:
+        rows += _measure_rows(measure, roles, base)
+    flow = results.get("participantFlowModule") or {}
+    titles = {g["id"]: g.get("title") or g["id"] for g in flow.get("groups") or []}
+    for period in flow.get("periods") or []:
+        for milestone in period.get("milestones") or []:
+            if milestone.get("type") != "COMPLETED":
+                continue
+            for achievement in milestone.get("achievements") or []:
+                n, _ = _float(achievement.get("numSubjects"))
+                title = titles.get(achievement.get("groupId"), achievement.get("groupId") or "")
+                if n is not None:
+                    rows.append(dict(base, arm=title, arm_role=_role(title, roles), n=int(n),
+                                     quantity="n_analysed", statistic="value", value=n,
+                                     instrument_as_stated=None,
+                                     timepoint_as_stated=period.get("title"),
+                                     location=f"registry Participant Flow, period "
+                                              f"'{period.get('title')}' (completed)"))
+    return rows
+
+
+def _measure_rows(measure: dict[str, Any], roles: dict[str, str], base: dict[str, Any]
+                  ) -> list[dict[str, Any]]:
+    title = (measure.get("title") or "").strip()
+    quantity = "change_from_baseline" if re.search(r"\bchange", title, re.IGNORECASE) else "final"
+    central = "median" if "MEDIAN" in (measure.get("paramType") or "") else "mean"
+    spread = _SPREAD.get(measure.get("dispersionType") or "")
+    limits = measure.get("dispersionType") == "CONFIDENCE_95"
+    groups = {g["id"]: g.get("title") or g["id"] for g in measure.get("groups") or []}
+    denoms = {c["groupId"]: int(_float(c.get("value"))[0] or 0)
+              for d in measure.get("denoms") or [] for c in d.get("counts") or []
+              if _float(c.get("value"))[0] is not None}
+    common = dict(base, instrument_as_stated=title, timepoint_as_stated=measure.get("timeFrame"),
+                  location=f"registry Outcome Measures: {measure.get('type', '').lower()} "
+                           f"'{title}'", quantity=quantity)
+    rows: list[dict[str, Any]] = []
+    for klass in measure.get("classes") or []:
+        for category in klass.get("categories") or []:
+            class_title = klass.get("title") or category.get("title")
+            for m in category.get("measurements") or []:
+                arm = groups.get(m.get("groupId"), m.get("groupId") or "")
+                cell = dict(common, arm=arm, arm_role=_role(arm, roles), n=denoms.get(m.get("groupId")),
+                            class_title=class_title)
+                value, stated = _float(m.get("value"))
+                if value is None:
+                    continue
+                cell_rows = [(central, value, stated)]
+                if spread and m.get("spread") is not None:
+                    cell_rows.append((spread, *_float(m["spread"])))
+                if limits:
+                    cell_rows += [("ci_low", *_float(m.get("lowerLimit"))),
+                                  ("ci_high", *_float(m.get("upperLimit")))]
+                rows += [dict(cell, statistic=s, value=v, value_as_stated=t)
+                         for s, v, t in cell_rows if v is not None]
+    for analysis in measure.get("analyses") or []:
+        ids = analysis.get("groupIds") or []
+        arms = [groups.get(i, i) for i in ids]
+        kind = analysis.get("paramType") or ""
+        pair = dict(common, arm=" vs ".join(arms), arm_role="intervention",
+                    n=sum(denoms.get(i, 0) for i in ids) or None,
+                    class_title=None, note=f"{kind}; {analysis.get('statisticalMethod') or ''}"
+                                           .strip("; "))
+        if "difference" in kind.lower():
+            adjusted = re.search(r"adjust|least squares|ls mean", kind, re.IGNORECASE)
+            pair_quantity = "adjusted_difference" if adjusted else "between_group_difference"
+            numbers = [("mean", analysis.get("paramValue"))]
+            if analysis.get("ciPctValue") in ("95", 95):
+                numbers += [("ci_low", analysis.get("ciLowerLimit")),
+                            ("ci_high", analysis.get("ciUpperLimit"))]
+            for statistic, text in numbers:
+                value, stated = _float(text)
+                if value is not None:
+                    rows.append(dict(pair, quantity=pair_quantity, statistic=statistic,
+                                     value=value, value_as_stated=stated))
+        p_value, stated = _float(analysis.get("pValue"))
+        if p_value is not None:
+            rows.append(dict(pair, quantity="p_value", statistic="value", value=p_value,
+                             value_as_stated=stated))
+    return rows

@@ -1,0 +1,195 @@
+"""kb outcomes."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import click
+
+from ..cli import Settings, format_option, kb_errors, out_option, pass_settings
+from ..errors import InputError
+from .graph import _emit
+
+FORMATS = ("table", "json", "csv", "png", "svg", "html")
+_QUANTITY = {"final": "final", "change_from_baseline": "change from baseline",
+             "between_group_difference": "difference", "adjusted_difference": "adjusted difference",
+             "smd": "SMD", "cohens_d": "Cohen's d", "p_value": "p", "n_analysed": "n analysed"}
+CSV_COLUMNS = ("trial", "cell_product", "route", "donor", "arm", "arm_role", "n", "instrument",
+               "instrument_as_stated", "timepoint_months", "quantity", "statistic", "value",
+               "value_as_stated", "provenance", "source_url", "where", "reported_in", "note",
+               "report_doi", "via")
+
+
+def _cell(stats: dict[str, Any]) -> str:
+    """One cell of the extraction form: "10.65 (95% CI 5.39, 15.91)", "7.5 ± 6.8 SD", ..."""
+    centre = stats.get("mean", stats.get("value", stats.get("median")))
+    text = f"{centre:g}" if centre is not None else "?"
+    if "median" in stats and "mean" not in stats:
+        text += " (median)"
+    if "sd" in stats:
+        text += f" ± {stats['sd']:g} SD"
+    if "se" in stats:
+        text += f" ± {stats['se']:g} SE"
+    if "ci_low" in stats and "ci_high" in stats:
+        text += f" (95% CI {stats['ci_low']:g}, {stats['ci_high']:g})"
+    return text
+
+
+def _month(value: float | None) -> str:
+    return "time ?" if value is None else f"{value:g} mo"
+
+
+def _table(rows: Sequence[dict[str, Any]]) -> str:
+    """A data-extraction form: per trial and instrument, arms (and comparisons) × timepoints."""
+    from ..evidence.plots import study_label
+
+    lines: list[str] = []
+    sources: dict[str, int] = {}
+    trials = list(dict.fromkeys(r["label"] for r in rows))
+    for trial in trials:
+        mine = [r for r in rows if r["label"] == trial]
+        first = mine[0]
+        lines.append(study_label(trial, first["cell_product"], first["route"], first["trial_n"])
+                     + (f" — {first['report_doi']}" if first["report_doi"] else ""))
+        if first["via"]:
+            lines.append(f"  ({first['via']})")
+        for instrument in dict.fromkeys(r["instrument"] for r in mine):
+            cells = [r for r in mine if r["instrument"] == instrument]
+            stated = cells[0]["instrument_as_stated"]
+            lines.append(f"  {instrument or 'participants'}"
+                         + (f" (as stated: {stated})" if stated and stated != instrument else ""))
+            times = sorted({r["timepoint_months"] for r in cells},
+                           key=lambda t: (t is None, t or 0))
+            grid: dict[tuple[str, str], dict[Any, dict[str, Any]]] = {}
+            for r in cells:
+                key = (r["arm"] + (" [control]" if r["arm_role"] == "control" else ""),
+                       _QUANTITY[r["quantity"]])
+                cell = grid.setdefault(key, {}).setdefault(r["timepoint_months"], {})
+                cell[r["statistic"]] = r["value"]
+                ref = sources.setdefault(r["source_url"] or "(no page)", len(sources) + 1)
+                cell.setdefault("refs", set()).add(ref)
+            width = max(len(a) + len(q) + 5 for a, q in grid)
+            lines.append("    " + " " * width + "".join(f"{_month(t):<34}" for t in times))
+            for (arm, quantity), by_time in grid.items():
+                texts = []
+                for t in times:
+                    cell = by_time.get(t)
+                    texts.append("" if cell is None else _cell(cell) + " [" + ",".join(
+                        str(x) for x in sorted(cell["refs"])) + "]")
+                lines.append(f"    {arm + ' · ' + quantity:<{width}}"
+                             + "".join(f"{t:<34}" for t in texts).rstrip())
+        lines.append("")
+    lines.append("Sources:")
+    lines += [f"  [{i}] {url}" for url, i in sources.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _json(rows: Sequence[dict[str, Any]], query: dict[str, Any]) -> str:
+    trials: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        trial = trials.setdefault(r["label"], {
+            "trial": r["label"], "trial_id": r["trial_id"], "cell_product": r["cell_product"],
+            "route": r["route"], "donor": r["donor"], "n": r["trial_n"], "via": r["via"],
+            "outcomes": []})
+        trial["outcomes"].append({k: r[k] for k in (
+            "arm", "arm_role", "n", "instrument", "instrument_as_stated", "timepoint_months",
+            "quantity", "statistic", "value", "value_as_stated", "provenance", "source_url",
+            "location", "reported_in", "note", "report_doi")})
+    for trial in trials.values():
+        for outcome in trial["outcomes"]:
+            outcome["where"] = outcome.pop("location")
+    return json.dumps({"query": query, "trials": list(trials.values())}, indent=2,
+                      ensure_ascii=False) + "\n"
+
+
+def _csv(rows: Sequence[dict[str, Any]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(CSV_COLUMNS), lineterminator="\n",
+                            extrasaction="ignore")
+    writer.writeheader()
+    for r in rows:
+        writer.writerow(dict(r, trial=r["label"], where=r["location"]))
+    return buffer.getvalue()
+
+
+def _picture(rows: Sequence[dict[str, Any]], instrument: str | None, fmt: str) -> bytes | str:
+    from ..evidence import plots
+
+    drawable = [r for r in rows if r["instrument"] and r["quantity"] in
+                ("final", "change_from_baseline") and r["timepoint_months"] is not None]
+    if not drawable:
+        raise InputError("nothing to draw: these outcomes have no per-arm values over time "
+                         "(try --format table)")
+    if instrument is None:
+        counts: dict[str, int] = {}
+        for r in drawable:
+            counts[r["instrument"]] = counts.get(r["instrument"], 0) + 1
+        instrument = max(counts, key=lambda k: (counts[k], k))
+    drawable = [r for r in drawable if r["instrument"] == instrument]
+    name = drawable[0]["instrument"]
+    if fmt != "html":
+        return plots.time_course(drawable, name, fmt)
+    svg = plots.time_course(drawable, name, "svg")
+    table = [(r["label"], r["arm"], r["arm_role"], r["timepoint_months"],
+              _QUANTITY[r["quantity"]], r["statistic"], r["value"], r["n"], r["source_url"])
+             for r in rows if r["instrument"] == name]
+    return plots.html_page(f"{name}: outcomes per arm over time", svg, table,
+                           ("trial", "arm", "role", "months", "quantity", "statistic", "value",
+                            "n", "source"))
+
+
+@click.command()
+@click.argument("query", required=False)
+@click.option("--doi", help="The trials this work reports — or, for a pooled study, the trials "
+                            "it pools — side by side.")
+@click.option("--trial", help="One trial: a registry id, a report DOI or a label "
+                              "('Amanat 2021').")
+@click.option("--instrument", help="An instrument or family: GMFM (66, 88 and unspecified), "
+                                   "GMFM-66, PEDI, MAS, ...")
+@format_option(*FORMATS)
+@out_option
+@pass_settings
+def outcomes(settings: Settings, query: str | None, doi: str | None, trial: str | None,
+             instrument: str | None, fmt: str, out: str | None) -> None:
+    """Reported outcome numbers per trial, arm, instrument and timepoint, each with its page.
+
+    The table is a data-extraction form (arms × timepoints; numbers in brackets point to the
+    source pages listed underneath); json and csv hold every number with its provenance and
+    page; png / svg / html draw the time course (months after treatment against the change from
+    baseline, one line per arm, coloured by cell product, controls dashed). QUERY keeps rows
+    whose trial, cell product, route, instrument or arm contain every word.
+
+    Example: kb outcomes --doi 10.22074/cellj.2024.2032098.1600 --instrument GMFM-66
+    """
+    from ..evidence.outcomes import select_outcomes
+
+    if fmt == "png" and not out and sys.stdout.isatty():
+        raise click.UsageError("PNG is binary: pass --out FILE or redirect standard output")
+    with kb_errors(settings):
+        conn = settings.open(create=False)
+        try:
+            rows = select_outcomes(conn, query=query, doi=doi, trial=trial,
+                                   instrument=instrument)
+            if not rows and instrument:
+                known = sorted({r[0] for r in conn.execute(
+                    "SELECT DISTINCT instrument FROM outcomes WHERE instrument IS NOT NULL")})
+                raise InputError(f"no outcomes for instrument {instrument!r} here; the KB has: "
+                                 f"{', '.join(known) or 'none'}")
+        finally:
+            conn.close()
+        if not rows:
+            settings.say("no outcome numbers match (run `kb build` for the curated outcomes)")
+        if fmt == "table":
+            payload: str | bytes = _table(rows) if rows else ""
+        elif fmt == "json":
+            payload = _json(rows, {"query": query, "doi": doi, "trial": trial,
+                                   "instrument": instrument})
+        elif fmt == "csv":
+            payload = _csv(rows)
+        else:
+            payload = _picture(rows, instrument, fmt)
+        _emit(payload, out)
