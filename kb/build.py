@@ -4,7 +4,8 @@ Order: the corpus works (:mod:`kb.seed_reader` → :func:`kb.store.upsert_works`
 article through the web-article scraper (:func:`kb.scrapers.webpage.parse_page`; its reference
 list gives the citation rows their position and text), the corpus citation links
 (:func:`kb.store.add_links`), the curated trials and ``pools`` lineage (the evidence
-store), then the evidence annotations and reference resolution. With the network it then
+store), then the evidence annotations and reference resolution, then the curated outcome numbers
+(:mod:`kb.store.outcomes`). With the network it then
 refreshes the seed works from Crossref / PubMed / OpenAlex and crawls one level out.
 
 The file is written under a temporary name next to the target and renamed at the end, so a
@@ -87,13 +88,19 @@ def _load_evidence(conn: sqlite3.Connection, lineage: list[seed_reader.Lineage],
                              source=edge.source, provenance="curated")
     steps["curated lineage"] = len(lineage)
     say(f"evidence: {loaded.trials} curated trials, {len(lineage)} lineage edges")
+    return steps
+
+
+def _load_outcomes(conn: sqlite3.Connection, say: Callable[[str], None]) -> dict[str, Any]:
+    """The curated outcome numbers, each tied to its trial (after annotation, so that trials the
+    rules found are there too; loading again re-links, changing nothing else)."""
     from .evidence.outcomes import read_seed_outcomes
     from .store.outcomes import load_curated_outcomes
-    outcomes = load_curated_outcomes(conn, read_seed_outcomes())
-    steps["curated outcomes"] = outcomes.rows
-    say(f"outcomes: {outcomes.rows} curated numbers "
-        f"({len(outcomes.without_trial)} pooled results not tied to one trial)")
-    return steps
+
+    loaded = load_curated_outcomes(conn, read_seed_outcomes())
+    say(f"outcomes: {loaded.rows} curated numbers ({len(loaded.without_trial)} sources' numbers "
+        "not tied to one trial)")
+    return {"curated outcomes": loaded.rows}
 
 
 def _annotate(conn: sqlite3.Connection, say: Callable[[str], None]) -> dict[str, Any]:
@@ -168,9 +175,11 @@ def build_kb(out: str | Path, *, client: Client | None = None,
         try:
             report.steps.update(load_seed(conn, say))
             report.steps.update(_annotate(conn, say))
+            report.steps.update(_load_outcomes(conn, say))
             if client is not None:
                 _refresh(conn, client, report, say)
                 report.steps.update(_annotate(conn, say))
+                report.steps.update(_load_outcomes(conn, say))
             store.rebuild_fts(conn)
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             conn.execute("VACUUM")

@@ -299,8 +299,8 @@ def _measure_rows(measure: dict[str, Any], roles: dict[str, str], base: dict[str
             class_title = klass.get("title") or category.get("title")
             for m in category.get("measurements") or []:
                 arm = groups.get(m.get("groupId"), m.get("groupId") or "")
-                cell = dict(common, arm=arm, arm_role=_role(arm, roles), n=denoms.get(m.get("groupId")),
-                            class_title=class_title)
+                cell = dict(common, arm=arm, arm_role=_role(arm, roles),
+                            n=denoms.get(m.get("groupId")), class_title=class_title)
                 value, stated = _float(m.get("value"))
                 if value is None:
                     continue

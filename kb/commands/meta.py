@@ -1,8 +1,6 @@
 """kb meta."""
 from __future__ import annotations
 
-import csv
-import io
 import json
 import sys
 from typing import Any
@@ -11,25 +9,26 @@ import click
 
 from ..cli import Settings, format_option, kb_errors, out_option, pass_settings
 from .graph import _emit
+from .outcomes import csv_text
 
 FORMATS = ("table", "json", "csv", "png", "svg", "html")
-CSV_COLUMNS = ("label", "cell_product", "route", "donor", "yi", "vi", "se", "ci_low", "ci_high",
+CSV_COLUMNS = ("label", "caption", "cell_product", "route", "donor", "yi", "vi", "se", "ci_low",
+               "ci_high",
                "n_intervention", "n_control", "instrument", "basis", "computed_from", "sources",
                "reason")
 
 
 def _table(result: Any) -> str:
-    from ..evidence.plots import study_label
-
     lines = [f"{result.instrument} at {result.timepoint_months:g} months — "
              f"{'mean difference' if result.measure == 'md' else 'standardised mean difference'}"
              f" (> 0 favours cell therapy)"]
     rows = [s.as_dict() for s in result.studies]
-    labels = [study_label(r["label"], r["cell_product"], r["route"], r["n"]) for r in rows]
+    labels = [r["caption"] for r in rows]
     width = max([len(x) for x in labels] + [20])
     lines.append(f"  {'study':<{width}}  {'yi':>7}  {'95% CI':<17} {'vi':>8}  computed from")
     for label, r in zip(labels, rows):
-        lines.append(f"  {label:<{width}}  {r['yi']:7.2f}  [{r['ci_low']:6.2f}, {r['ci_high']:6.2f}]"
+        lines.append(f"  {label:<{width}}  {r['yi']:7.2f}  "
+                     f"[{r['ci_low']:6.2f}, {r['ci_high']:6.2f}]"
                      f" {r['vi']:8.3f}  {r['computed_from']}")
     p = result.pooled
     if p is not None:
@@ -59,33 +58,26 @@ def _table(result: Any) -> str:
 
 
 def _csv(result: Any) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(CSV_COLUMNS), lineterminator="\n",
-                            extrasaction="ignore")
-    writer.writeheader()
-    for study in result.studies + result.excluded:
-        row = study.as_dict()
-        row["sources"] = " ".join(row.get("sources") or [])
-        writer.writerow(row)
+    rows = [s.as_dict() for s in result.studies + result.excluded]
     if result.pooled is not None:
         p = result.pooled
-        writer.writerow({"label": f"pooled ({p.method}, k={p.k}, tau2={p.tau2:.6g}, "
-                                  f"I2={p.i2:.1f}%)", "yi": p.estimate, "vi": p.se ** 2,
-                         "se": p.se, "ci_low": p.ci_low, "ci_high": p.ci_high})
-    return buffer.getvalue()
+        rows.append({"label": f"pooled ({p.method}, k={p.k}, tau2={p.tau2:.6g}, "
+                              f"I2={p.i2:.1f}%)", "yi": p.estimate, "vi": p.se ** 2, "se": p.se,
+                     "ci_low": p.ci_low, "ci_high": p.ci_high})
+    return csv_text(CSV_COLUMNS, rows)
 
 
 def _html(result: Any) -> str:
     from ..evidence import plots
 
-    rows = [(s["label"], s["cell_product"], s["route"], s["n"], f"{s['yi']:.3f}",
+    rows = [(s["caption"], f"{s['yi']:.3f}",
              f"{s['vi']:.4f}", f"[{s['ci_low']:.2f}, {s['ci_high']:.2f}]", s["computed_from"],
              " ".join(s["sources"])) for s in (x.as_dict() for x in result.studies)]
-    rows += [(s.label, "", "", "", "", "", "", f"not pooled: {s.excluded}",
+    rows += [(s.label, "", "", "", f"not pooled: {s.excluded}",
               " ".join(s.sources)) for s in result.excluded]
     return plots.html_page(f"{result.instrument} at {result.timepoint_months:g} months: "
                            "forest plot", plots.forest(result, "svg"), rows,
-                           ("study", "cell product", "route", "n", "yi", "vi", "95% CI",
+                           ("study · cell product · route · n", "yi", "vi", "95% CI",
                             "computed from", "sources"))
 
 

@@ -5,7 +5,7 @@ import csv
 import io
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import click
@@ -45,16 +45,14 @@ def _month(value: float | None) -> str:
 
 def _table(rows: Sequence[dict[str, Any]]) -> str:
     """A data-extraction form: per trial and instrument, arms (and comparisons) × timepoints."""
-    from ..evidence.plots import study_label
-
     lines: list[str] = []
     sources: dict[str, int] = {}
     trials = list(dict.fromkeys(r["label"] for r in rows))
     for trial in trials:
         mine = [r for r in rows if r["label"] == trial]
         first = mine[0]
-        lines.append(study_label(trial, first["cell_product"], first["route"], first["trial_n"])
-                     + (f" — {first['report_doi']}" if first["report_doi"] else ""))
+        doi = f" — {first['report_doi']}" if first["report_doi"] else ""
+        lines.append(first["caption"] + doi)
         if first["via"]:
             lines.append(f"  ({first['via']})")
         for instrument in dict.fromkeys(r["instrument"] for r in mine):
@@ -92,7 +90,8 @@ def _json(rows: Sequence[dict[str, Any]], query: dict[str, Any]) -> str:
     trials: dict[str, dict[str, Any]] = {}
     for r in rows:
         trial = trials.setdefault(r["label"], {
-            "trial": r["label"], "trial_id": r["trial_id"], "cell_product": r["cell_product"],
+            "trial": r["label"], "caption": r["caption"], "trial_id": r["trial_id"],
+            "cell_product": r["cell_product"],
             "route": r["route"], "donor": r["donor"], "n": r["trial_n"], "via": r["via"],
             "outcomes": []})
         trial["outcomes"].append({k: r[k] for k in (
@@ -106,14 +105,19 @@ def _json(rows: Sequence[dict[str, Any]], query: dict[str, Any]) -> str:
                       ensure_ascii=False) + "\n"
 
 
-def _csv(rows: Sequence[dict[str, Any]]) -> str:
+def csv_text(columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> str:
+    """``rows`` as CSV with these columns (other keys ignored); lists joined with "; "."""
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(CSV_COLUMNS), lineterminator="\n",
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n",
                             extrasaction="ignore")
     writer.writeheader()
-    for r in rows:
-        writer.writerow(dict(r, trial=r["label"], where=r["location"]))
+    writer.writerows({k: "; ".join(map(str, v)) if isinstance(v, list) else v
+                      for k, v in row.items()} for row in rows)
     return buffer.getvalue()
+
+
+def _csv(rows: Sequence[dict[str, Any]]) -> str:
+    return csv_text(CSV_COLUMNS, (dict(r, trial=r["label"], where=r["location"]) for r in rows))
 
 
 def _picture(rows: Sequence[dict[str, Any]], instrument: str | None, fmt: str) -> bytes | str:

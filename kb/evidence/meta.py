@@ -69,17 +69,30 @@ class Study:
 
     trial_id: int
     label: str
-    cell_product: str | None
-    route: str | None
-    donor: str | None
+    cell_product: list[str]
+    route: list[str]
+    donor: list[str]
     n: int | None
     reports: list[str]
     effect: Effect | None = None
     excluded: str | None = None
     sources: list[str] = field(default_factory=list)
 
+    def caption(self) -> str:
+        """ "Author Year · product · route · n" (n analysed when the effect gives it)."""
+        from .vocabulary import trial_caption
+        n = self.n
+        if self.effect is not None and self.effect.n_intervention and self.effect.n_control:
+            n = self.effect.n_intervention + self.effect.n_control
+        return trial_caption(self.label, self.cell_product, self.route, n)
+
+    def group(self, attribute: str) -> str:
+        """This study's subgroup for ``attribute`` (cell_product, route or donor)."""
+        return " + ".join(getattr(self, attribute)) or "not reported"
+
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"trial_id": self.trial_id, "label": self.label,
+                               "caption": self.caption(),
                                "cell_product": self.cell_product, "route": self.route,
                                "donor": self.donor, "reports": self.reports}
         if self.effect is None:
@@ -134,7 +147,13 @@ def pool(yi: Sequence[float], vi: Sequence[float], method: str = "pm") -> Pooled
     y, v = np.asarray(yi, dtype=float), np.asarray(vi, dtype=float)
     if len(y) < 2:
         raise ValueError("pooling needs at least two studies")
-    result = combine_effects(y, v, method_re=METHODS[method])
+    with np.errstate(invalid="ignore"):  # its unused HKSJ SE takes √ of a negative DL τ²
+        result = combine_effects(y, v, method_re=METHODS[method],
+                                 **({"atol": 1e-8, "maxiter": 200} if method == "pm" else {}))
+        if method == "pm" and result.tau2 == 0 and result.q > len(y) - 1:
+            # statsmodels' iteration sets τ² to 0 when rounding puts it a hair past the root;
+            # Q > df means the root is positive, so stop earlier (its default tolerance)
+            result = combine_effects(y, v, method_re=METHODS[method])
     tau2 = float(result.tau2)
     if tau2 > 0:
         estimate, se = float(result.mean_effect_re), float(result.sd_eff_w_re)
@@ -146,10 +165,10 @@ def pool(yi: Sequence[float], vi: Sequence[float], method: str = "pm") -> Pooled
     typical = (len(y) - 1) * w.sum() / (w.sum() ** 2 - (w ** 2).sum())
     q, df = float(result.q), len(y) - 1
     spread = math.sqrt(se ** 2 + tau2)
-    return Pooled(estimate, se, estimate - z * se, estimate + z * se, estimate - z * spread,
-                  estimate + z * spread, tau2, 100 * tau2 / (tau2 + typical), q, df,
-                  float(stats.chi2.sf(q, df)), len(y),
-                  {"pm": "Paule-Mandel", "dl": "DerSimonian-Laird"}[method])
+    return Pooled(estimate, se, float(estimate - z * se), float(estimate + z * se),
+                  float(estimate - z * spread), float(estimate + z * spread), tau2,
+                  float(100 * tau2 / (tau2 + typical)), q, df, float(stats.chi2.sf(q, df)),
+                  len(y), {"pm": "Paule-Mandel", "dl": "DerSimonian-Laird"}[method])
 
 
 def _subgroup_test(groups: Mapping[str, tuple[float, float]]) -> dict[str, float] | None:
@@ -167,18 +186,26 @@ def _subgroup_test(groups: Mapping[str, tuple[float, float]]) -> dict[str, float
 # -- reading the KB -------------------------------------------------------------------------
 
 def trial_facts(conn: sqlite3.Connection, trial_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
-    """Label, cell product, route, donor, n, design, arms and report DOIs per trial."""
-    columns = {r[1] for r in conn.execute("PRAGMA table_info(trials)")}
-    product = "cell_product" if "cell_product" in columns else "cell_type"
-    donor = "donor" if "donor" in columns else "origin"
+    """Per trial: label, caption ("Amanat 2021 · UC-MSC · IT · n=72"), the vocabulary's cell
+    products, routes and donors (lists, :func:`kb.evidence.vocabulary.normalise_trial`), n,
+    design, arms and report DOIs."""
+    from .vocabulary import NOT_REPORTED, normalise_trial, trial_caption
+
     out: dict[int, dict[str, Any]] = {}
     for trial_id in trial_ids:
-        row = conn.execute(f"SELECT id, label, {product} AS cell_product, route, "
-                           f"{donor} AS donor, n, design FROM trials WHERE id = ?",
-                           (trial_id,)).fetchone()
+        row = conn.execute("SELECT id, label, cell_type, origin, route, control, blinding, n, "
+                           "design FROM trials WHERE id = ?", (trial_id,)).fetchone()
         if row is None:
             continue
         facts = dict(row)
+        long = conn.execute("SELECT value FROM trial_facts WHERE trial_id = ? AND field = "
+                            "'cell_type_long' ORDER BY CASE provenance WHEN 'curated' THEN 0 "
+                            "WHEN 'registry' THEN 1 ELSE 2 END LIMIT 1", (trial_id,)).fetchone()
+        normal = normalise_trial(dict(facts, cell_type_long=long[0] if long else None))
+        for name in ("cell_product", "route", "donor"):
+            facts[name] = [v for v in normal[name] if v != NOT_REPORTED]
+        facts["caption"] = trial_caption(facts["label"], facts["cell_product"], facts["route"],
+                                         facts["n"])
         best = conn.execute("SELECT provenance FROM trial_arms WHERE trial_id = ? ORDER BY "
                             "CASE provenance WHEN 'curated' THEN 0 WHEN 'registry' THEN 1 "
                             "ELSE 2 END LIMIT 1", (trial_id,)).fetchone()
@@ -288,7 +315,7 @@ def meta_analysis(conn: sqlite3.Connection, instrument: str, timepoint: float, *
                             "w.id = o.work_id JOIN work_labels l ON l.work_id = w.id WHERE "
                             "o.trial_ref = ? LIMIT 1", (ref,)).fetchone()
         pooled_work = work is not None and work["study_design"] in _POOLED_DESIGNS
-        excluded.append(Study(0, work["label"] if work else ref, None, None, None, None, [ref],
+        excluded.append(Study(0, work["label"] if work else ref, [], [], [], None, [ref],
                               excluded="a pooled result of other trials, not a trial"
                               if pooled_work else "no trial in the KB for this report",
                               sources=list(dict.fromkeys(
@@ -329,7 +356,7 @@ def _mixes(studies: list[Study], measure: str) -> list[str]:
 def _add_subgroups(result: MetaResult, attribute: str, method: str) -> None:
     groups: dict[str, list[Study]] = {}
     for study in result.studies:
-        groups.setdefault(getattr(study, attribute) or "not stated", []).append(study)
+        groups.setdefault(study.group(attribute), []).append(study)
     estimates = {}
     for name, members in sorted(groups.items()):
         if len(members) == 1:

@@ -23,7 +23,8 @@ from typing import Any, NamedTuple
 
 __all__ = ["Instrument", "INSTRUMENTS", "QUANTITIES", "STATISTICS", "normalise_instrument",
            "instrument_matches", "higher_is_better", "parse_timeframe", "curated_rows",
-           "registry_rows", "extract_effects", "read_seed_outcomes"]
+           "registry_rows", "extract_effects", "rule_rows", "read_seed_outcomes",
+           "select_outcomes"]
 
 QUANTITIES = ("final", "change_from_baseline", "between_group_difference", "adjusted_difference",
               "smd", "cohens_d", "p_value", "n_analysed")
@@ -122,8 +123,8 @@ def parse_timeframe(text: str | None) -> list[float]:
 
     >>> parse_timeframe("Baseline, 6 and 12 months post-infusion")
     [0.0, 6.0, 12.0]
-    >>> parse_timeframe("Week 24"), parse_timeframe("one year"), parse_timeframe("Day 1 to Month 12")
-    ([5.52], [12.0], [0.03, 12.0])
+    >>> parse_timeframe("Week 24"), parse_timeframe("one year")
+    ([5.52], [12.0])
     """
     if not text:
         return []
@@ -236,11 +237,13 @@ def registry_rows(results: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 _DASH = r"(?:,|;|to|-|–|—)"
 _SIGNED = r"[-−–]?\d+(?:\.\d+)?"
-_CI = rf"\(?\s*95\s*%\s*(?:CI|confidence interval)\s*[:=,]?\s*\[?\(?\s*({_SIGNED})\s*{_DASH}\s*({_SIGNED})"
+_CI = (rf"\(?\s*95\s*%\s*(?:CI|confidence interval)\s*[:=,]?\s*\[?\(?\s*({_SIGNED})\s*{_DASH}"
+       rf"\s*({_SIGNED})")
 _RULES: tuple[tuple[str, str], ...] = (
     ("adjusted_difference", rf"(?:β|beta|adjusted (?:mean )?difference)\s*[:=]?\s*({_SIGNED})"
                             rf"\s*[;,]?\s*{_CI}"),
-    ("between_group_difference", rf"(?:mean difference|\bMD)\s*[:=]?\s*({_SIGNED})\s*[;,]?\s*{_CI}"),
+    ("between_group_difference", rf"(?:mean difference|\bMD)\s*[:=]?\s*({_SIGNED})\s*[;,]?"
+                                 rf"\s*{_CI}"),
     ("smd", rf"(?:standardi[sz]ed mean difference|\bSMD)\s*[:=]?\s*({_SIGNED})\s*[;,]?\s*{_CI}"),
     ("cohens_d", rf"cohen['’]?s\s*d\s*(?:[:=]|of|was)?\s*({_SIGNED})"),
     ("pm", rf"({_SIGNED})\s*±\s*(\d+(?:\.\d+)?)"),
@@ -255,7 +258,7 @@ def _number(text: str) -> float:
 
 
 def _sentences(text: str) -> list[str]:
-    return [s for s in re.split(r"(?<=[.;])\s+(?=[A-Z(])", text) if s.strip()]
+    return [s for s in re.split(r"(?<=\.)\s+(?=[A-Z(])", text) if s.strip()]
 
 
 def extract_effects(text: str | None) -> list[dict[str, Any]]:
@@ -277,12 +280,27 @@ def extract_effects(text: str | None) -> list[dict[str, Any]]:
                     continue
                 taken.append(match.span())
                 before = sentence[:match.start()]
-                base = {"instrument": normalise_instrument(before) or normalise_instrument(sentence),
+                base = {"instrument": (normalise_instrument(before)
+                                       or normalise_instrument(sentence)),
                         "timepoint_months": _timepoint(
                             (m.group(1) for m in _AT_TIME.finditer(sentence)), True),
                         "value_as_stated": match.group(0).strip(), "location": sentence.strip(),
                         "note": None}
                 rows.extend(dict(base, **part) for part in _parts(kind, match, sentence))
+    return rows
+
+
+def rule_rows(text: str | None, trial_ref: str, source_url: str) -> list[dict[str, Any]]:
+    """:func:`extract_effects` as complete outcome rows (provenance ``rule``): a between-group
+    number is "intervention vs control", a "±" pair an arm the abstract does not name."""
+    rows = []
+    for effect in extract_effects(text):
+        between = effect["quantity"] not in ("final", "change_from_baseline")
+        rows.append(dict(effect, trial_ref=trial_ref, work_ref=None,
+                         arm="intervention vs control" if between else "arm not named",
+                         arm_role="intervention", n=None, instrument_as_stated=None,
+                         timepoint_as_stated=None, provenance="rule", source_url=source_url,
+                         reported_in=None))
     return rows
 
 
@@ -359,18 +377,20 @@ def select_outcomes(conn: Any, *, query: str | None = None, doi: str | None = No
     facts = trial_facts(conn, sorted({r["trial_id"] for r in rows if r["trial_id"]}))
     if query:
         words = query.lower().split()
-        rows = [r for r in rows if all(w in " ".join(str(v) for v in (
-            (facts.get(r["trial_id"]) or {}).get("label"),
-            (facts.get(r["trial_id"]) or {}).get("cell_product"),
-            (facts.get(r["trial_id"]) or {}).get("route"), r["instrument"], r["arm"],
-            r["trial_ref"])).lower() for w in words)]
+        def text(row: dict[str, Any]) -> str:
+            info = facts.get(row["trial_id"]) or {}
+            return " ".join(str(v) for v in (
+                info.get("label"), *info.get("cell_product", []), *info.get("route", []),
+                row["instrument"], row["arm"], row["trial_ref"])).lower()
+        rows = [r for r in rows if all(w in text(r) for w in words)]
     order = {t: i for i, t in enumerate(trial_ids or [])}
     out = []
     for row in rows:
         info = facts.get(row["trial_id"]) or {}
-        row.update(label=info.get("label") or row["trial_ref"],
-                   cell_product=info.get("cell_product"), route=info.get("route"),
-                   donor=info.get("donor"), trial_n=info.get("n"),
+        label = info.get("label") or row["trial_ref"]
+        row.update(label=label, caption=info.get("caption") or label,
+                   cell_product=info.get("cell_product", []), route=info.get("route", []),
+                   donor=info.get("donor", []), trial_n=info.get("n"),
                    via=via.get(row["trial_id"]))
         out.append(row)
     return sorted(out, key=lambda r: (order.get(r["trial_id"], len(order)), r["label"] or "",

@@ -14,7 +14,7 @@ from .lineage import infer_lineage, is_follow_up
 from .retractions import compute_flags
 
 __all__ = ["annotate", "assign_designs", "extract_trials", "link_registry_titles", "infer_edges",
-           "flag_retractions"]
+           "extract_outcomes", "flag_retractions"]
 
 
 def _grouped(conn: sqlite3.Connection, sql: str, ids: list[int]) -> dict[int, list[Any]]:
@@ -184,6 +184,22 @@ def infer_edges(conn: sqlite3.Connection, work_ids: list[int] | None) -> int:
     return added
 
 
+def extract_outcomes(conn: sqlite3.Connection, works: list[dict[str, Any]]) -> int:
+    """Replace the outcome numbers the rules read in these works' abstracts
+    (:func:`kb.evidence.outcomes.rule_rows`), each tied to the trial the work reports.
+    Returns how many numbers there are."""
+    from ..store.outcomes import store_rule_outcomes
+    from .outcomes import rule_rows
+
+    stored = 0
+    with store.transaction(conn):
+        for work in works:
+            rows = rule_rows(work["abstract"], _key(work), f"rule:work/{work['id']}")
+            trials = ev.find_trials(conn, work_ids=[work["id"]])
+            stored += store_rule_outcomes(conn, work["id"], trials[0] if trials else None, rows)
+    return stored
+
+
 def flag_retractions(conn: sqlite3.Connection) -> int:
     """Recompute every retraction / correction flag; returns how many there are."""
     works = {r["id"]: dict(r) for r in conn.execute(
@@ -214,8 +230,9 @@ def annotate(conn: sqlite3.Connection, work_ids: Iterable[int] | None = None) ->
     designs = assign_designs(conn, works)
     trials = extract_trials(conn, works)
     trials += link_registry_titles(conn)
+    outcomes = extract_outcomes(conn, works)
     edges = infer_edges(conn, None if work_ids is None else ids)
     flags = flag_retractions(conn)
     ev.mark_annotated(conn, ids)
     return {"works": len(works), "designs_changed": designs, "trials_touched": trials,
-            "rule_edges": edges, "flags": flags}
+            "rule_edges": edges, "flags": flags, "rule_outcomes": outcomes}

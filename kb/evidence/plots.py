@@ -1,4 +1,4 @@
-"""Pictures of outcomes: a time course per arm and a forest plot, as PNG / SVG bytes or an HTML page.
+"""Pictures of outcomes: a time course per arm and a forest plot (PNG / SVG bytes, HTML page).
 
 :func:`time_course` draws months after treatment against the change from baseline (or the
 reported measure), one line per arm with its interval, coloured by cell product, controls dashed.
@@ -16,7 +16,7 @@ from typing import Any
 
 from .meta import MetaResult, Pooled
 
-__all__ = ["time_course", "forest", "html_page", "study_label", "PALETTE"]
+__all__ = ["time_course", "forest", "html_page", "PALETTE"]
 
 #: Colours for cell products, in the order they first appear (colour-blind safe, Okabe–Ito).
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#8C564B",
@@ -37,15 +37,6 @@ def _save(fig: Any, fmt: str) -> bytes:
         fig.savefig(buffer, format=fmt, bbox_inches="tight",
                     metadata={"Date": None} if fmt == "svg" else None)
     return buffer.getvalue()
-
-
-def study_label(label: str, product: str | None, route: str | None, n: int | None) -> str:
-    """ "Author Year · product · route · n" (parts that are unknown are left out).
-
-    >>> study_label("Amanat 2021", "UCT-MSC", "intrathecal", 72)
-    'Amanat 2021 · UCT-MSC · intrathecal · n=72'
-    """
-    return " · ".join(p for p in (label, product, route, f"n={n}" if n else None) if p)
 
 
 # -- time course ----------------------------------------------------------------------------
@@ -80,19 +71,17 @@ def time_course(rows: Sequence[Mapping[str, Any]], instrument: str, fmt: str = "
     quantity = "change_from_baseline" if any(
         r["quantity"] == "change_from_baseline" for r in rows) else "final"
     series = _series(rows, quantity)
-    if quantity == "change_from_baseline":  # every arm starts from no change at baseline
-        for points in series.values():
-            points.setdefault(0.0, {"mean": 0.0})
-    products = list(dict.fromkeys(r["cell_product"] or "not stated" for r in rows))
+    product_of = {r["label"]: " + ".join(r["cell_product"]) or "not reported" for r in rows}
+    products = list(dict.fromkeys(product_of.values()))
     colours = {p: PALETTE[i % len(PALETTE)] for i, p in enumerate(products)}
     trials = list(dict.fromkeys(k[0] for k in series))
     roles = {(r["label"], r["arm"]): r["arm_role"] for r in rows}
-    product_of = {r["label"]: r["cell_product"] or "not stated" for r in rows}
-    route_of = {r["label"]: r["route"] for r in rows}
+    caption_of = {r["label"]: r["caption"] for r in rows}
     fig = _figure(9.5, 5.6)
     ax = fig.add_subplot()
     count = max(len(series), 1)
     kinds = set()
+    joined_baseline = False
     for i, ((label, arm), points) in enumerate(sorted(series.items(),
                                                       key=lambda kv: trials.index(kv[0][0]))):
         times = sorted(points)
@@ -103,10 +92,14 @@ def time_course(rows: Sequence[Mapping[str, Any]], instrument: str, fmt: str = "
         colour = colours[product_of[label]]
         marker = _MARKERS[trials.index(label) % len(_MARKERS)]
         n = next((r["n"] for r in rows if r["label"] == label and r["arm"] == arm and r["n"]), None)
-        name = f"{label} · {arm}" + (f" (n={n})" if n else "") + (" — control" if control else "")
+        name = f"{label} · {arm}" + (f" (n={n})" if n else "") + (
+            " [control]" if control and "control" not in arm.lower() else "")
         ax.plot(xs, ys, linestyle="--" if control else "-", color=colour, marker=marker,
                 markersize=6, linewidth=1.8, markerfacecolor="white" if control else colour,
                 label=name)
+        if quantity == "change_from_baseline" and times[0] > 0:  # no change at baseline
+            ax.plot([0, xs[0]], [0, ys[0]], color=colour, linewidth=1, linestyle=":")
+            joined_baseline = True
         for x, t in zip(xs, times):
             interval = _interval(points[t], n)
             if interval:
@@ -119,14 +112,14 @@ def time_course(rows: Sequence[Mapping[str, Any]], instrument: str, fmt: str = "
     ax.set_xlabel("Months after treatment")
     what = "Change from baseline" if quantity == "change_from_baseline" else "Score"
     ax.set_ylabel(f"{what} — {instrument} (mean)")
-    points_x = sorted({t for p in series.values() for t in p})
+    points_x = sorted({t for p in series.values() for t in p} | (
+        {0.0} if quantity == "change_from_baseline" else set()))
     if points_x:
         ax.set_xticks(points_x)
         ax.set_xlim(min(points_x) - 0.6, max(points_x) + 0.6)
     title = f"{instrument}: {what.lower()} per arm"
-    if len(trials) <= 3:
-        title += " — " + "; ".join(f"{t} ({product_of[t]}"
-                                   + (f", {route_of[t]})" if route_of[t] else ")") for t in trials)
+    if len(trials) <= 2:
+        title += "\n" + "   vs   ".join(caption_of[t] for t in trials)
     ax.set_title(title, fontsize=10.5)
     ax.grid(axis="y", color="#eeeeee")
     ax.spines[["top", "right"]].set_visible(False)
@@ -138,14 +131,24 @@ def time_course(rows: Sequence[Mapping[str, Any]], instrument: str, fmt: str = "
         ax.text(0.5, 0.5, "no per-arm numbers to draw", transform=ax.transAxes, ha="center")
     ax.legend(handles=handles, fontsize=8, frameon=False, loc="upper left",
               bbox_to_anchor=(1.01, 1.0))
-    if kinds:
-        fig.text(0.01, -0.02, "Intervals: " + ", ".join(sorted(kinds)) + ". Solid: cell-therapy "
-                 "arms; dashed, open markers: controls. Points at one month are offset "
-                 "slightly so that arms do not overlap.", fontsize=7.5, color="#555555")
+    notes = ["Intervals: " + ", ".join(sorted(kinds)) + "." if kinds else "",
+             "Solid: cell-therapy arms; dashed, open markers: controls.",
+             "Dotted: from baseline (no change) to the first reported timepoint; nothing was "
+             "reported in between." if joined_baseline else "",
+             "Arms at the same month are drawn slightly apart."]
+    fig.text(0.01, -0.02, " ".join(n for n in notes if n), fontsize=7.5, color="#555555")
     return _save(fig, fmt)
 
 
 # -- forest plot ----------------------------------------------------------------------------
+
+def _p(value: float) -> str:
+    return "<0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def _short(text: str, width: int) -> str:
+    return text if len(text) <= width else text[:width - 1] + "…"
+
 
 def _diamond(ax: Any, pooled: Pooled, y: float, colour: str) -> None:
     ax.fill([pooled.ci_low, pooled.estimate, pooled.ci_high, pooled.estimate],
@@ -164,7 +167,7 @@ def forest(result: MetaResult, fmt: str = "png") -> bytes:
         result.by or "")
     groups: dict[str, list[Any]] = {}
     for study in result.studies:
-        key = (getattr(study, attribute) or "not stated") if attribute else ""
+        key = study.group(attribute) if attribute else ""
         groups.setdefault(key, []).append(study)
     lines: list[tuple[str, Any]] = []
     for name, members in sorted(groups.items()):
@@ -189,13 +192,12 @@ def forest(result: MetaResult, fmt: str = "png") -> bytes:
                     fontweight="bold")
         elif kind == "study":
             e = item.effect
-            product = item.cell_product or "not stated"
-            colour = colours.setdefault(product, PALETTE[len(colours) % len(PALETTE)])
-            n = (e.n_intervention or 0) + (e.n_control or 0) or item.n
+            colour = colours.setdefault(item.group("cell_product"),
+                                        PALETTE[len(colours) % len(PALETTE)])
             size = 4 + 10 * math.sqrt(weights[id(item)] / total)
             ax.plot([e.ci_low, e.ci_high], [y, y], color=colour, linewidth=1.4)
             ax.plot([e.yi], [y], marker="s", markersize=size, color=colour)
-            ax.text(-1.28, y, study_label(item.label, item.cell_product, item.route, n),
+            ax.text(-1.28, y, _short(item.caption(), 62),
                     transform=ax.get_yaxis_transform(), fontsize=8.5, va="center")
             ax.text(1.03, y, f"{e.yi:7.2f} [{e.ci_low:.2f}, {e.ci_high:.2f}]   "
                     f"{100 * weights[id(item)] / total:4.1f}%",
@@ -236,7 +238,7 @@ def forest(result: MetaResult, fmt: str = "png") -> bytes:
     if result.subgroup_test:
         t = result.subgroup_test
         title += (f"\nTest for subgroup differences ({result.by}): Q={t['q_between']:.2f}, "
-                  f"df={t['df']}, p={t['p']:.3f}")
+                  f"df={t['df']}, p={_p(t['p'])}")
     ax.set_title(title, fontsize=10.5, x=0.1)
     notes = list(result.mixes) + [f"Not pooled: {s.label} — {s.excluded}"
                                   for s in result.excluded]

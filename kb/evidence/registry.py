@@ -18,12 +18,15 @@ class RegistryRefresh(NamedTuple):
 def refresh_registry(conn: sqlite3.Connection, client: Any,
                      nct_ids: Iterable[str] | None = None) -> RegistryRefresh:
     """Fetch these NCT records (every NCT id in the KB when None) and store their enrolment,
-    phase, status, masking, arms and results publications as ``registry`` facts.
+    phase, status, masking, arms and results publications as ``registry`` facts, and their
+    posted results as ``registry`` outcome rows.
 
     :raises FetchError: ClinicalTrials.gov failed after retries.
     """
     from ..scrapers import ctgov
     from ..store import evidence as store_evidence
+    from ..store.outcomes import store_registry_outcomes
+    from .outcomes import registry_rows
 
     if nct_ids is None:
         nct_ids = [r[0] for r in conn.execute(
@@ -36,6 +39,7 @@ def refresh_registry(conn: sqlite3.Connection, client: Any,
     stored = []
     for study in studies:
         trial = ctgov.to_trial(study)
-        store_evidence.store_registry_trial(conn, trial)
+        trial_id = store_evidence.store_registry_trial(conn, trial)
+        store_registry_outcomes(conn, trial_id, registry_rows(ctgov.parse_results(study)))
         stored.append(trial["registry_id"])
     return RegistryRefresh(tuple(stored), tuple(missing))

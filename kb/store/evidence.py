@@ -106,9 +106,9 @@ def _has_publication(conn: sqlite3.Connection, trial_id: int) -> bool:
 
 
 def merge_trials(conn: sqlite3.Connection, keep_id: int, drop_id: int) -> None:
-    """Fold trial ``drop_id`` into ``keep_id`` with its registry ids and reports. Where both
-    give a field at the same provenance, the trial with a published report wins over a
-    registry-only one (else the kept trial does); arms likewise."""
+    """Fold trial ``drop_id`` into ``keep_id`` with its registry ids, reports and outcomes.
+    Where both give a field at the same provenance, the trial with a published report wins over
+    a registry-only one (else the kept trial does); arms likewise."""
     if keep_id == drop_id:
         return
     with transaction(conn):
@@ -123,8 +123,8 @@ def merge_trials(conn: sqlite3.Connection, keep_id: int, drop_id: int) -> None:
         for table in ("trial_facts", "trial_arms", "trial_reports"):
             conn.execute(f"UPDATE OR IGNORE {table} SET trial_id = ? WHERE trial_id = ?",
                          (keep_id, drop_id))
-        conn.execute("UPDATE trial_registry_ids SET trial_id = ? WHERE trial_id = ?",
-                     (keep_id, drop_id))
+        for table in ("trial_registry_ids", "outcomes"):
+            conn.execute(f"UPDATE {table} SET trial_id = ? WHERE trial_id = ?", (keep_id, drop_id))
         conn.execute("DELETE FROM trials WHERE id = ?", (drop_id,))
         refresh_trial(conn, keep_id)
 
