@@ -3,9 +3,9 @@
 Order: the corpus works (:mod:`kb.seed_reader` → :func:`kb.store.upsert_works`), the seed news
 article through the web-article scraper (:func:`kb.scrapers.webpage.parse_page`; its reference
 list gives the citation rows their position and text), the corpus citation links
-(:func:`kb.store.add_links`), the curated trials and ``pools`` lineage (the evidence
-store), then the evidence annotations and reference resolution, then the curated outcome numbers
-(:mod:`kb.store.outcomes`). With the network it then
+(:func:`kb.store.add_links`), the vocabulary's synonyms, the curated trials and ``pools``
+lineage (the evidence store), then the evidence annotations and reference resolution, then the
+curated outcome numbers (:mod:`kb.store.outcomes`). With the network it then
 refreshes the seed works from Crossref / PubMed / OpenAlex and crawls one level out.
 
 The file is written under a temporary name next to the target and renamed at the end, so a
@@ -74,11 +74,14 @@ def load_seed(conn: sqlite3.Connection, say: Callable[[str], None] = lambda _: N
 
 def _load_evidence(conn: sqlite3.Connection, lineage: list[seed_reader.Lineage],
                    trials: list[dict[str, Any]], say: Callable[[str], None]) -> dict[str, Any]:
-    """Curated trials and ``pools`` lineage through the evidence store."""
+    """The vocabulary's synonyms, curated trials and ``pools`` lineage through the evidence
+    store."""
+    from .evidence import vocabulary
     from .store import evidence
 
+    steps = {"synonyms": evidence.store_synonyms(conn, vocabulary.terms())}
     loaded = evidence.load_curated_trials(conn, trials)
-    steps = {"curated trials": loaded.trials}
+    steps["curated trials"] = loaded.trials
     for edge in lineage:
         from_id, to_id = evidence.work_id_for(conn, edge.from_id), evidence.work_id_for(conn, edge.to_id)
         if from_id is None or to_id is None:

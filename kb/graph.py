@@ -121,7 +121,7 @@ Graph = Union["nx.DiGraph", PlainDiGraph]
 #: The keys of :func:`work_attributes`' dicts.
 _NODE_COLUMNS = ("id", "doi", "pmid", "pmcid", "title", "year", "journal", "journal_abbrev",
                  "study_design", "status", "is_retracted", "unverified", "type", "url",
-                 "first_author", "mark", "short_title", "label")
+                 "first_author", "mark", "short_title", "label", "caption")
 
 
 # -- small pure helpers ---------------------------------------------------------------------
@@ -194,7 +194,9 @@ def find_work(conn: sqlite3.Connection, text: str) -> int:
 
 def work_attributes(conn: sqlite3.Connection, ids: Iterable[int]) -> dict[int, dict[str, Any]]:
     """Node attributes for these works: ids, title, short title, label ("Author Year"), year,
-    first author, journal, design, status, type, and the retraction / unverified marks."""
+    first author, journal, design, status, type, the retraction / unverified marks, and the
+    ``caption`` pictures show: the label, and for a trial's report its cell product, route and
+    participants (also as ``cell_product``, ``route`` and ``n``)."""
     wanted = sorted(set(ids))
     marks: dict[int, str] = {}
     if wanted and _has_table(conn, "work_marks"):
@@ -208,9 +210,32 @@ def work_attributes(conn: sqlite3.Connection, ids: Iterable[int]) -> dict[int, d
         attrs["unverified"] = bool(attrs["unverified"])
         attrs["mark"] = "RETRACTED" if attrs["is_retracted"] else marks.get(row["id"])
         attrs["short_title"] = short_title(attrs["title"])
-        attrs["label"] = _label(attrs)
+        attrs["label"] = attrs["caption"] = _label(attrs)
         out[row["id"]] = attrs
+    _add_trial_facts(conn, out)
     return out
+
+
+def _add_trial_facts(conn: sqlite3.Connection, works: dict[int, dict[str, Any]]) -> None:
+    """Give each work that reports a trial (not as a pooled analysis) the trial's normalised
+    cell product, route and participants, and a caption "Amanat 2021 · UC-MSC · IT · n=72"
+    that every picture format shows."""
+    from .evidence.vocabulary import trial_caption
+
+    if not works or not _has_table(conn, "trial_reports"):
+        return
+    for row in conn.execute(
+            "SELECT r.work_id, t.cell_product, t.route, t.n FROM trial_reports r "
+            "JOIN trials t ON t.id = r.trial_id WHERE r.role != 'pooled-analysis' "
+            "AND r.work_id IN (SELECT value FROM json_each(?)) "
+            "ORDER BY r.work_id, r.role != 'results', t.id", (json.dumps(list(works)),)):
+        attrs = works[row["work_id"]]
+        if "n" in attrs:  # a work reporting several trials is captioned with its first
+            continue
+        products = (row["cell_product"] or "").split("; ")
+        routes = (row["route"] or "").split("; ")
+        attrs.update(cell_product=row["cell_product"], route=row["route"], n=row["n"],
+                     caption=trial_caption(attrs["label"], products, routes, row["n"]))
 
 
 # -- edges ----------------------------------------------------------------------------------
@@ -719,8 +744,9 @@ def _unlinked_attrs(ref: sqlite3.Row) -> dict[str, Any]:
                  journal=ref["journal"], first_author=ref["first_author"], status="unlinked",
                  is_retracted=False, unverified=False, reference=printed)
     attrs["short_title"] = short_title(attrs["title"])
-    attrs["label"] = (_label(attrs) if ref["first_author"] or ref["journal"] or ref["title"]
-                      else short_title(printed, 30))
+    attrs["label"] = attrs["caption"] = (
+        _label(attrs) if ref["first_author"] or ref["journal"] or ref["title"]
+        else short_title(printed, 30))
     return attrs
 
 

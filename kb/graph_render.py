@@ -249,7 +249,7 @@ def render_dot(G: nx.DiGraph, focus: int) -> str:
     for node, data in H.nodes(data=True):
         design = data.get("study_design")
         style = "rounded,filled" + (",dashed" if data.get("status") == "stub" else "")
-        label = data.get("label") or str(node)
+        label = data.get("caption") or data.get("label") or str(node)
         if data.get("mark"):
             label += f"\n{data['mark']}"
         attrs = {"label": label, "tooltip": data.get("title"), "fillcolor": _colour(design),
@@ -396,7 +396,7 @@ def _draw(G: nx.DiGraph, focus: int, fmt: str) -> bytes:
         sorted(G, key=lambda n: -G.degree(n))[:40])
     for node in labelled:
         data = G.nodes[node]
-        text = data.get("label") or str(node)
+        text = data.get("caption") or data.get("label") or str(node)
         if data.get("mark"):
             text += f" ({data['mark']})"
         elif data.get("status") == "stub":
@@ -666,7 +666,8 @@ def render_html(G: nx.DiGraph, focus: int) -> str:
     pos = layout(G, focus)
     keep = ("label", "title", "study_design", "year", "journal", "doi", "pmid", "url",
             "status", "mark", "role")
-    nodes = [{"id": n, **{k: d.get(k) for k in keep}, "x": pos[n][0], "y": pos[n][1],
+    nodes = [{"id": n, **{k: d.get(k) for k in keep}, "label": d.get("caption") or d.get("label"),
+              "x": pos[n][0], "y": pos[n][1],
               "colour": _colour(d.get("study_design")), "focus": n == focus,
               "stub": d.get("status") == "stub"} for n, d in G.nodes(data=True)]
     svg_xy = {n: (x * 2.4 * 90, -y * 1.3 * 90) for n, (x, y) in pos.items()}

@@ -249,13 +249,13 @@ def _cell_type_filter(conn: sqlite3.Connection, cell_type: str) -> tuple[str, li
     reports a trial of that type (``trials`` / ``trial_reports``, when that schema is there) or
     when the lexicon finds the type in its title or abstract.
     """
-    from .evidence.vocabulary import cell_products
+    from .evidence.vocabulary import cell_products, values
 
     names = cell_products(cell_type)
     if not names:
         raise InputError(f"unknown cell type {cell_type!r}",
-                         hint="for example UCB-MNC, UC-MSC, WJ-MSC, BM-MNC, BM-MSC, AD-MSC, NSC, "
-                              "OEC, CD34+, or written out: 'cord blood mononuclear cells'")
+                         hint=f"one of {', '.join(values('product'))}, a synonym (WJ-MSC, "
+                              "CB-MNC, …) or written out: 'cord blood mononuclear cells'")
     conn.create_function("kb_cell_types", 1,
                          lambda text: "|" + "|".join(cell_products(text or "")) + "|",
                          deterministic=True)
@@ -267,9 +267,10 @@ def _cell_type_filter(conn: sqlite3.Connection, cell_type: str) -> tuple[str, li
     keys = [f"|{n}|" for n in names]
     if not (_has_table(conn, "trial_reports") and _has_table(conn, "trials")):
         return found, [_CELL_WORDS, *keys]
-    trials = " OR ".join("instr(kb_cell_types(t.cell_type), ?)" for _ in names)
+    product = "coalesce(t.cell_product, t.cell_type)"  # normalised, else as stated
+    trials = " OR ".join(f"instr(kb_cell_types({product}), ?)" for _ in names)
     return (f"(w.id IN (SELECT tr.work_id FROM trial_reports tr JOIN trials t ON t.id = "
-            f"tr.trial_id WHERE t.cell_type IS NOT NULL AND ({trials})) OR {found})",
+            f"tr.trial_id WHERE {product} IS NOT NULL AND ({trials})) OR {found})",
             [*keys, _CELL_WORDS, *keys])
 
 

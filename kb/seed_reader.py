@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 from .errors import ParseError
 from .identifiers import normalize_doi, normalize_pmcid, normalize_pmid, normalize_url
-from .records import AuthorRecord, LinkRecord, ReferenceRecord, WorkRecord, WorkRef
+from .records import AuthorRecord, LinkRecord, MeshRecord, ReferenceRecord, WorkRecord, WorkRef
 
 __all__ = ["seed_files", "SEED_ARTICLE_URL", "work_from_csl", "read_works", "read_links",
            "read_trials", "ref_for_id", "Lineage"]
@@ -98,11 +98,29 @@ def _included_trials(custom: dict[str, Any]) -> list[ReferenceRecord]:
     return references
 
 
+def _mesh(custom: dict[str, Any]) -> list[MeshRecord]:
+    """PubMed MeSH headings as the corpus lists them (``custom.mesh``), one row per
+    descriptor/qualifier pair, the bare descriptor when it has none (as kb reads PubMed). A
+    heading whose page showed no major-topic flags (``major: null``) is stored as not major.
+
+    >>> _mesh({"mesh": [{"descriptor": "Cerebral Palsy", "qualifiers": ["therapy"],
+    ...                  "major": True}, {"descriptor": "Child", "qualifiers": []}]})
+    [{'descriptor': 'Cerebral Palsy', 'qualifier': 'therapy', 'major': True}, \
+{'descriptor': 'Child', 'qualifier': None, 'major': False}]
+    """
+    rows: list[MeshRecord] = []
+    for heading in custom.get("mesh") or []:
+        for qualifier in heading.get("qualifiers") or [None]:
+            rows.append({"descriptor": heading["descriptor"], "qualifier": qualifier,
+                         "major": bool(heading.get("major"))})
+    return rows
+
+
 def work_from_csl(item: dict[str, Any]) -> WorkRecord:
     """One CSL-JSON item of the seed as a ``corpus`` record.
 
     Curated facts kept: the study design (``custom.design``), ``unverified``, ``note``,
-    PubMed publication types, a review's included trials as printed (reference rows for
+    PubMed publication types and MeSH headings, a review's included trials as printed (reference rows for
     :mod:`kb.resolve`); the whole item, with the pages it was read from
     (``custom.sources``), is the record's raw payload.
     """
@@ -129,6 +147,7 @@ def work_from_csl(item: dict[str, Any]) -> WorkRecord:
         "status": "full" if item.get("title") else "stub",
         "authors": _authors(item), "keywords": _split(item.get("keyword"), ";"),
         "publication_types": list(custom.get("publication_types") or []),
+        "mesh": _mesh(custom),
         "references": _included_trials(custom),
     }
     return {k: v for k, v in record.items() if v not in (None, "", [])}  # type: ignore[return-value]

@@ -94,7 +94,7 @@ def test_every_seed_work_edge_and_trial_is_imported(built: Path) -> None:
     conn = sqlite3.connect(built)
     works = seed_reader.read_works()
     links, lineage = seed_reader.read_links()
-    assert conn.execute("SELECT count(*) FROM works").fetchone()[0] == len(works) == 79
+    assert conn.execute("SELECT count(*) FROM works").fetchone()[0] == len(works) == 88
     for record in works:
         column = "doi" if record.get("doi") else ("pmid" if record.get("pmid") else "url")
         assert conn.execute(f"SELECT count(*) FROM works WHERE {column} = ?",
@@ -102,20 +102,20 @@ def test_every_seed_work_edge_and_trial_is_imported(built: Path) -> None:
     # every cites row is a resolved citation edge; provenance is kept per work
     assert conn.execute("SELECT count(*) FROM citations WHERE cited_id IS NOT NULL "
                         "AND sources LIKE '%corpus%' AND resolved_by != 'fuzzy'"
-                        ).fetchone()[0] == len(links) == 23
+                        ).fetchone()[0] == len(links) == 30
     # the meta-analysis's included trials, printed without ids, are resolved where the KB
-    # holds exactly one work by that first author in that year
+    # holds exactly one work by that first author in that year; where the corpus's cites row
+    # names the same work, the two are one edge that keeps the printed position and text
     included = conn.execute(
-        "SELECT c.position, w.doi, CASE WHEN w.doi IS NULL THEN w.url END, c.resolved_by FROM citations c JOIN works f "
+        "SELECT c.position, w.doi, c.unstructured IS NOT NULL FROM citations c JOIN works f "
         "ON f.id = c.citing_id LEFT JOIN works w ON w.id = c.cited_id WHERE f.doi = ? "
-        "ORDER BY c.position", ("10.4252/wjsc.v11.i10.891",)).fetchall()
+        "AND c.position IS NOT NULL ORDER BY c.position",
+        ("10.4252/wjsc.v11.i10.891",)).fetchall()
     assert [tuple(r) for r in included] == [
-        (39, "10.1002/stem.1304", None, "fuzzy"),
-        (40, "10.1186/s12967-017-1149-0", None, "fuzzy"),
-        (41, None, "https://dukespace.lib.duke.edu/dspace/handle/10161/24589", "fuzzy"),
-        (42, None, None, None), (44, None, None, None),
-        (45, "10.1186/1479-5876-11-21", None, "fuzzy"),
-        (46, "10.1177/0963689717729379", None, "fuzzy"), (47, None, None, None)]
+        (39, "10.1002/stem.1304", 1), (40, "10.1186/s12967-017-1149-0", 1),
+        (41, "10.1002/sctm.17-0102", 1), (42, "10.1186/s12967-017-1120-0", 1),
+        (44, None, 1), (45, "10.1186/1479-5876-11-21", 1), (46, "10.1177/0963689717729379", 1),
+        (47, None, 1)]
     raw = json.loads(conn.execute("SELECT body FROM records WHERE source = 'corpus' AND "
                                   "source_id = ?", (AMANAT,)).fetchone()[0])
     assert raw["custom"]["sources"] and "abstract" not in raw
@@ -165,16 +165,17 @@ def test_cli_build_then_stats_and_search_offline(tmp_path: Path, runner: CliRunn
     db = tmp_path / "kb.db"
     result = runner.invoke(cli, ["--db", str(db), "build", "--offline"])
     assert result.exit_code == 0, result.output
-    assert "corpus works 79" in result.output and "curated trials" in result.output
+    assert "corpus works 88" in result.output and "curated trials 58" in result.output
     stats = runner.invoke(cli, ["--db", str(db), "stats", "--format", "json"])
     assert stats.exit_code == 0, stats.output
     report = json.loads(stats.output)
     included_trials = sum(len(w.get("references") or []) for w in seed_reader.read_works())
-    assert report["works"] == 79 and report["citations"] == 23 + included_trials == 31
+    # the meta-analysis's printed included trials fold into its cites rows where they resolve
+    assert report["works"] == 88 and included_trials == 8 and report["citations"] == 32
     assert report["works_by_design"]["pooled-analysis"] == 1
     assert report["works_by_type"]["web-article"] == 3
     table = runner.invoke(cli, ["--db", str(db), "stats"])
-    assert "works           79" in table.output and "28 resolved, 3 unresolved" in table.output
+    assert "works           88" in table.output and "30 resolved, 2 unresolved" in table.output
     found = runner.invoke(cli, ["--db", str(db), "search", "mesenchymal", "--format", "json"])
     assert found.exit_code == 0, found.output
     assert AMANAT in [row["doi"] for row in json.loads(found.output)]
@@ -249,12 +250,89 @@ def test_online_build_with_every_service_down_skips_the_crawl(server, config,
 
 def test_stats_show_trials_and_lineage(built: Path, runner: CliRunner) -> None:
     report = json.loads(runner.invoke(cli, ["--db", str(built), "stats", "--format", "json"]).output)
-    # 2 curated (the pooled study) + 5 inferred (the meta-analysis citing resolved trials)
-    assert report["trials"] >= 40 and report["lineage"]["pools"] == 7
+    # 2 curated (the pooled study) + 7 inferred (the meta-analysis citing resolved trials)
+    assert report["trials"] == 58 and report["lineage"]["pools"] == 9
     table = runner.invoke(cli, ["--db", str(built), "stats"]).output
-    assert "pools 7" in table and "trials" in table
+    assert "pools 9" in table and "trials" in table
 
 
 def test_build_into_a_missing_folder_is_a_clear_error(tmp_path: Path, runner: CliRunner) -> None:
     result = runner.invoke(cli, ["build", "--offline", "--out", str(tmp_path / "no" / "kb.db")])
     assert result.exit_code == 2 and "does not exist" in result.output
+
+
+def test_committed_kb_evidence_is_normalised(tmp_path: Path, runner: CliRunner) -> None:
+    """Every trial of the bundled KB has a cell product and a route from the vocabulary, the
+    field has at most 20 products and 8 routes, and every fact keeps its text as stated."""
+    from kb.evidence import vocabulary
+    db = tmp_path / "kb.db"
+    shutil.copy(REPO_DB, db)
+    result = runner.invoke(cli, ["--db", str(db), "evidence", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    trials = json.loads(result.output)
+    known = {kind: set(vocabulary.values(kind)) | {vocabulary.NOT_REPORTED, vocabulary.OTHER}
+             for kind in vocabulary.KINDS}
+    for trial in trials:
+        for name, kind in (("cell_product", "product"), ("donor", "donor"), ("route", "route")):
+            assert trial[name] and set(trial[name]) <= known[kind], (trial["label"], name)
+            assert f"{name}_as_stated" in trial
+        for name in ("control", "blinding"):
+            assert trial[name] is None or trial[name] in known[name], (trial["label"], name)
+            assert trial[name] is None or trial[f"{name}_as_stated"], (trial["label"], name)
+    products = {p for t in trials for p in t["cell_product"]}
+    routes = {r for t in trials for r in t["route"]}
+    assert len(trials) == 58 and len(products) <= 20 and len(routes) <= 8
+    assert vocabulary.OTHER not in products | routes  # every stated text is in the vocabulary
+    amanat = next(t for t in trials if t["label"] == "Amanat 2021")
+    assert (amanat["cell_product"], amanat["cell_product_as_stated"], amanat["route"]) == \
+        (["UC-MSC"], "UCT-MSC", ["intrathecal"])
+
+
+def test_same_as_links_make_one_trial_and_keep_both_works(built: Path) -> None:
+    conn = sqlite3.connect(built)
+    pairs = [(t.get("doi") or t.get("work_id"), target) for t in seed_reader.read_trials()
+             for target in t.get("same_as") or [] if t.get("doi") or t.get("work_id")]
+    assert len(pairs) == 5
+    for work, registry_id in pairs:
+        trial = conn.execute(
+            "SELECT t.id, t.registry_ids FROM trials t JOIN trial_reports r ON r.trial_id = t.id "
+            "JOIN works w ON w.id = r.work_id WHERE coalesce(w.doi, 'url:' || w.url) = ?",
+            (work,)).fetchone()
+        assert registry_id in trial[1].split("; "), work
+        link, note = (conn.execute("SELECT value FROM trial_facts WHERE trial_id = ? AND "
+                                   "field = ?", (trial[0], f)).fetchone()[0]
+                      for f in ("same_as", "note"))
+        assert f"{registry_id} = {work}" in link or f"{work} = {registry_id}" in link
+        # every linked entry's note is kept (it says whether a page states the link)
+        assert all(t["note"] in note for t in seed_reader.read_trials()
+                   if t.get("note") and registry_id in (t.get("registry_ids") or []))
+        assert conn.execute("SELECT count(*) FROM trial_registry_ids WHERE registry_id = ?",
+                            (registry_id,)).fetchone()[0] == 1
+    # the works stay apart: one row per corpus work
+    assert conn.execute("SELECT count(*) FROM works").fetchone()[0] == 88
+
+
+def test_seed_mesh_headings_are_loaded(built: Path) -> None:
+    conn = sqlite3.connect(built)
+    rows = conn.execute("SELECT m.descriptor, m.qualifier, m.major FROM mesh m JOIN works w "
+                        "ON w.id = m.work_id WHERE w.doi = ?", (AMANAT,)).fetchall()
+    headings = [h for w in seed_reader.read_works() if w["source_id"] == AMANAT
+                for h in w.get("mesh") or []]
+    assert headings and len(rows) == len(headings)
+    assert conn.execute("SELECT count(DISTINCT work_id) FROM mesh").fetchone()[0] == 5
+
+
+def test_graph_trial_nodes_carry_product_route_and_n(built: Path, runner: CliRunner) -> None:
+    as_json = runner.invoke(cli, ["--db", str(built), "graph", "--doi", POOLED,
+                                  "--format", "json"])
+    assert as_json.exit_code == 0, as_json.output
+    nodes = {n.get("doi"): n for n in json.loads(as_json.output)["nodes"]}
+    assert nodes[AMANAT]["caption"] == "Amanat 2021 · UC-MSC · IT · n=72"
+    assert (nodes[AMANAT]["cell_product"], nodes[AMANAT]["route"], nodes[AMANAT]["n"]) == \
+        ("UC-MSC", "intrathecal", 72)
+    assert nodes[ZARRABI]["caption"] == "Zarrabi 2022 · UCB-MNC · IT · n=72"
+    assert nodes[META]["caption"] == nodes[META]["label"]  # not a trial's report
+    for fmt in ("dot", "html"):
+        picture = runner.invoke(cli, ["--db", str(built), "graph", "--doi", POOLED,
+                                      "--format", fmt])
+        assert picture.exit_code == 0 and "Zarrabi 2022 · UCB-MNC · IT · n=72" in picture.output

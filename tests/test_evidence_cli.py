@@ -112,7 +112,9 @@ def test_evidence_query_csv_and_json(runner, seeded, tmp_path) -> None:
     result = runner.invoke(cli, ["evidence", "zarrabi", "--format", "json", "--out", str(out)])
     assert result.exit_code == 0 and result.output == ""
     data = json.loads(out.read_text())
-    assert data[0]["cell_type"] == "UCB-MNC"
+    assert (data[0]["cell_product"], data[0]["cell_product_as_stated"]) == (["UCB-MNC"], "UCB-MNC")
+    assert (data[0]["route"], data[0]["route_as_stated"]) == (["intrathecal"], "intrathecal")
+    assert (data[0]["donor"], data[0]["donor_as_stated"]) == (["not reported"], None)
     assert data[0]["provenance"]["cell_type"] == {"provenance": "curated",
                                                   "source": "https://example.org/z",
                                                   "sources": ["https://example.org/z"]}
@@ -125,7 +127,9 @@ def test_evidence_refresh_registry_over_http(runner, seeded, server) -> None:
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data[0]["status"] == "Completed" and data[0]["enrollment"] == 63
-    assert data[0]["cell_type"] == "autologous UCB"  # curated still wins
+    assert data[0]["cell_product_as_stated"] == "autologous UCB"  # curated still wins
+    assert data[0]["route"] == ["intravenous"]  # the registry's words, normalised
+    assert data[0]["route_as_stated"].startswith("Single intravenous infusion")
     assert data[0]["provenance"]["phase"]["provenance"] == "registry"
     assert server.count("/ctgov/studies") == 1
 

@@ -48,7 +48,9 @@ def test_curated_trials_group_by_registry_id_and_keep_sources(conn) -> None:
     loaded = ev.load_curated_trials(conn, CURATED)
     assert loaded.trials == 1 and loaded.stub_works == ()
     row = _trial(conn, "Amanat 2021")
-    assert (row["cell_type"], row["route"], row["n"], row["enrollment"]) == ("UCT-MSC", "intrathecal", 72, 74)
+    assert (row["cell_product_as_stated"], row["route"], row["n"], row["enrollment"]) == \
+        ("UCT-MSC", ["intrathecal"], 72, 74)
+    assert row["cell_product"] == ["UC-MSC"] and row["route_as_stated"] == "intrathecal"
     assert (row["status"], row["phase"], row["registry_ids"]) == ("Completed", "2", "NCT00000001")
     assert [a["n"] for a in row["arms"]] == [36, 36]
     assert row["provenance"]["route"]["source"] == "https://example.org/trial-a"
@@ -87,13 +89,13 @@ def test_curated_value_overrides_rule_value_and_both_are_kept(conn) -> None:
                  publication_types=["Randomized Controlled Trial"])
     annotate(conn)
     row = _trial(conn, "Zarrabi 2022")
-    assert (row["route"], row["n"], row["design"]) == ("intravenous", 60, "rct")
+    assert (row["route"], row["n"], row["design"]) == (["intravenous"], 60, "rct")
     assert row["provenance"]["route"]["provenance"] == "rule"
     ev.load_curated_trials(conn, [{"doi": "10.1000/trial-b", "route": "intrathecal",
                                    "n_randomised": 72, "sources": ["https://example.org/b"]}])
     annotate(conn, [work])
     row = _trial(conn, "Zarrabi 2022")
-    assert (row["route"], row["n"], row["cell_type"]) == ("intrathecal", 72, "UCB-MNC")
+    assert (row["route"], row["n"], row["cell_product"]) == (["intrathecal"], 72, ["UCB-MNC"])
     assert row["provenance"]["route"]["provenance"] == "curated"
     kept = {tuple(r) for r in conn.execute(
         "SELECT provenance, value FROM trial_facts WHERE field = 'route'")}
@@ -210,9 +212,12 @@ def test_registry_trial_merges_with_curated_and_links_results_pmid(conn) -> None
     assert conn.execute("SELECT count(*) FROM trials").fetchone()[0] == 1
     row = _trial(conn, "Sun 2017")
     assert row["id"] == trial_id
-    assert (row["cell_type"], row["enrollment"], row["status"], row["blinding"]) == \
+    assert (row["cell_product_as_stated"], row["enrollment"], row["status"],
+            row["blinding_as_stated"]) == \
         ("autologous UCB", 63, "Completed", "quadruple (participant, care provider, "
                                             "investigator, outcomes assessor)")
+    assert (row["cell_product"], row["donor"], row["blinding"]) == \
+        (["UCB"], ["autologous"], "quadruple")
     assert row["provenance"]["status"]["source"] == "https://clinicaltrials.gov/study/NCT01147653"
     assert [(r["work_id"], r["provenance"]) for r in row["reports"]] == [(work, "registry")]
     assert [a["type"] for a in row["arms"]] == ["EXPERIMENTAL", "PLACEBO_COMPARATOR"]

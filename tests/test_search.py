@@ -156,7 +156,9 @@ def test_filters_year_design_mesh(conn) -> None:
     assert {AMANAT, ZARRABI} <= {h.doi for h in rcts}
     several = search(conn, "cerebral palsy", design="rct,meta-analysis", limit=100).hits
     assert {h.study_design for h in several} == {"rct", "meta-analysis"}
-    assert _dois(search(conn, "therapy", mesh="cerebral palsy")) == ["10.5555/kb-search-test.1"]
+    mesh_hits = _dois(search(conn, "therapy", mesh="cerebral palsy"))
+    # the test work, and seed works whose MeSH headings the corpus carries
+    assert {"10.5555/kb-search-test.1", "10.1016/j.braindev.2016.03.002"} <= set(mesh_hits)
     listing = search(conn, None, design="rct", limit=100).hits
     years = [h.year for h in listing if h.year]
     assert years == sorted(years, reverse=True) and len(listing) > 5

@@ -221,7 +221,9 @@ def test_bad_rows_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
             return self.text
 
     for text, message in (("kind,normalised,term,pattern\ncell,UCB,cord blood,\n", "kind"),
-                          ("kind,normalised,term,pattern\nproduct,UCB,cord blood,(\n", "pattern")):
+                          ("kind,normalised,term,pattern\nproduct,UCB,cord blood,(\n", "pattern"),
+                          ("kind,normalised,term,pattern\nroute,intrathecal,IT,\n"
+                           "route,intravenous,IT,\n", "twice")):
         monkeypatch.setattr(v.resources, "files", lambda _: Fake(text))
         v.terms.cache_clear()
         try:

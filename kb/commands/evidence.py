@@ -13,6 +13,7 @@ import click
 from ..cli import Settings, format_option, kb_errors, network_options, out_option, pass_settings
 from ..config import Config
 from ..errors import InputError, KBError
+from ..evidence.vocabulary import NOT_REPORTED
 
 
 def _text(value: Any) -> str:
@@ -38,10 +39,8 @@ def _report(report: dict[str, Any]) -> str:
 
 def _flat(row: dict[str, Any]) -> dict[str, str]:
     """A row as the strings the table and CSV print."""
-    flat = {key: _text(row.get(key)) for key in ("label", "design", "cell_type", "origin", "route",
-                                                  "dose", "n", "age_range", "blinding", "control",
-                                                  "outcomes", "follow_up_months", "registry_ids",
-                                                  "phase", "status", "country")}
+    from ..evidence.table import COLUMNS
+    flat = {key: _text(row.get(key)) for key in COLUMNS if key not in ("arms", "pools", "reports")}
     flat["arms"] = _arms(row["arms"])
     flat["pools"] = "; ".join(p["label"] + (f" [{p['mark']}]" if p.get("mark") else "")
                               for p in row["pools"])
@@ -49,6 +48,12 @@ def _flat(row: dict[str, Any]) -> dict[str, str]:
     if row["marks"]:
         flat["label"] = f"{flat['label']} [{', '.join(row['marks'])}]"
     return flat
+
+
+def _stated(flat: dict[str, str], name: str) -> str:
+    """A normalised fact with its text as stated when that differs: "UC-MSC (as stated: UCT-MSC)"."""
+    value, stated = flat[name], flat[f"{name}_as_stated"]
+    return f"{value} (as stated: {stated})" if stated and stated != value else value
 
 
 def _table(rows: list[dict[str, Any]], width: int | None) -> str:
@@ -60,15 +65,17 @@ def _table(rows: list[dict[str, Any]], width: int | None) -> str:
         if flat["registry_ids"]:
             head += f" — {flat['registry_ids']}"
         lines.append(head)
-        cells = [("cells", " ".join(v for v in (flat["origin"], flat["cell_type"]) if v)),
-                 ("route", flat["route"]), ("dose", flat["dose"]),
+        cells = [("cells", _stated(flat, "cell_product") + (
+                     f"; donor {_stated(flat, 'donor')}" if row["donor"] != [NOT_REPORTED]
+                     else "")),
+                 ("route", _stated(flat, "route")), ("dose", flat["dose"]),
                  ("N", flat["n"] + (f" ({flat['arms']})" if flat["arms"] else "")),
-                 ("ages", flat["age_range"]), ("blinding", flat["blinding"]),
-                 ("control", flat["control"]), ("outcomes", flat["outcomes"]),
+                 ("ages", flat["age_range"]), ("blinding", _stated(flat, "blinding")),
+                 ("control", _stated(flat, "control")), ("outcomes", flat["outcomes"]),
                  ("follow-up", flat["follow_up_months"] and flat["follow_up_months"] + " months"),
                  ("registry", " ".join(v for v in (flat["phase"] and f"phase {flat['phase']}",
                                                    flat["status"]) if v)),
-                 ("pools", flat["pools"])]
+                 ("pools", flat["pools"]), ("same as", row.get("same_as") or "")]
         for name, value in cells:
             if value:
                 lines.append(f"  {name:<10}{value}"[:width])
@@ -91,10 +98,11 @@ def _csv(rows: list[dict[str, Any]]) -> str:
 
 
 def _json(rows: list[dict[str, Any]]) -> str:
-    keep = ("id", "key", "label", "title", "design", "cell_type", "origin", "route", "dose", "n",
-            "enrollment", "age_range", "blinding", "control", "outcomes", "follow_up_months",
-            "registry_ids", "phase", "status", "country", "arms", "reports", "pools", "marks",
-            "note", "provenance")
+    keep = ("id", "key", "label", "title", "design", "cell_product", "cell_product_as_stated",
+            "donor", "donor_as_stated", "route", "route_as_stated", "dose", "n", "enrollment",
+            "age_range", "blinding", "blinding_as_stated", "control", "control_as_stated",
+            "outcomes", "follow_up_months", "registry_ids", "phase", "status", "country", "arms",
+            "reports", "pools", "marks", "note", "same_as", "provenance")
     return json.dumps([{k: row.get(k) for k in keep} for row in rows], indent=2,
                       ensure_ascii=False) + "\n"
 
@@ -130,9 +138,11 @@ def _refresh_registry(settings: Settings, conn: Any, rows: list[dict[str, Any]],
 @pass_settings
 def evidence(settings: Settings, query: str | None, fmt: str, refresh_registry: bool,
              annotate: bool, config: Config, out: str | None) -> None:
-    """The evidence table: one row per trial, with its design, cell type, route, dose,
-    participants (and arms), ages, blinding, control, outcomes, follow-up, registry ids and
+    """The evidence table: one row per trial, with its design, cell product, donor, route,
+    dose, participants (and arms), ages, blinding, control, outcomes, follow-up, registry ids and
     every report (results, protocol, follow-up, pooled analyses), retracted reports marked.
+    Cell product, donor, route, control and blinding are normalised to kb's vocabulary, each
+    beside the text as stated (in JSON: ``route`` and ``route_as_stated``, …).
 
     QUERY keeps the trials whose facts or reports contain every word (a cell type such as
     UC-MSC also finds its synonyms, e.g. UCT-MSC or WJ-MSC). Curated facts override values

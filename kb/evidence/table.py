@@ -9,14 +9,16 @@ from typing import Any
 from .design import DESIGNS
 from .vocabulary import cell_products
 
-__all__ = ["evidence_rows", "COLUMNS"]
+__all__ = ["evidence_rows", "COLUMNS", "NORMALISED"]
 
+#: normalised facts (lists where a trial can have several), each beside its text as stated.
+NORMALISED = ("cell_product", "donor", "route", "control", "blinding")
+_LISTS = ("cell_product", "donor", "route")
 #: columns of the table and CSV output, in order.
-COLUMNS = ("label", "design", "cell_type", "origin", "route", "dose", "n", "arms", "age_range",
-           "blinding", "control", "outcomes", "follow_up_months", "registry_ids", "phase",
-           "status", "country", "pools", "reports")
-_FACT_COLUMNS = ("design", "cell_type", "origin", "route", "dose", "age_range", "blinding",
-                 "control", "outcomes", "follow_up_months", "phase", "status", "country")
+COLUMNS = ("label", "design", "cell_product", "cell_product_as_stated", "donor",
+           "donor_as_stated", "route", "route_as_stated", "dose", "n", "arms", "age_range",
+           "blinding", "blinding_as_stated", "control", "control_as_stated", "outcomes",
+           "follow_up_months", "registry_ids", "phase", "status", "country", "pools", "reports")
 _PROVENANCE = ("curated", "registry", "rule")
 
 
@@ -65,10 +67,12 @@ def _pools(conn: sqlite3.Connection, trial_id: int) -> list[dict[str, Any]]:
 
 
 def _matches(row: dict[str, Any], words: list[str]) -> bool:
-    text = " ".join(str(row.get(c) or "") for c in ("label", "title", "design", "cell_type",
-                                                    "origin", "route", "outcomes",
-                                                    "registry_ids", "country", "control"))
-    text += " " + " ".join(cell_products(row.get("cell_type") or ""))
+    text = " ".join(str(row.get(c) or "") for c in (
+        "label", "title", "design", "cell_product_as_stated", "donor_as_stated",
+        "route_as_stated", "control_as_stated", "outcomes", "registry_ids", "country"))
+    text += " " + " ".join(" ".join(row[c]) if isinstance(row[c], list) else str(row[c] or "")
+                           for c in NORMALISED)
+    text += " " + " ".join(cell_products(row.get("cell_product_as_stated") or ""))
     text += " " + " ".join(f"{r['label']} {r['doi'] or ''}" for r in row["reports"])
     text = text.lower()
     return all(word in text for word in words)
@@ -76,22 +80,30 @@ def _matches(row: dict[str, Any], words: list[str]) -> bool:
 
 def evidence_rows(conn: sqlite3.Connection, query: str | None = None) -> list[dict[str, Any]]:
     """The evidence table's rows (trials whose text has every word of ``query``), by design
-    (RCTs first) then label. Each row has the trial's columns, ``arms``, ``reports`` (with
-    retraction marks), ``pools``, ``provenance`` (field -> provenance and source) and the
-    curated ``note``."""
+    (RCTs first) then label. Each row has the trial's columns — the normalised facts
+    (:data:`NORMALISED`; cell product, donor and route as lists) each beside its text as stated
+    (``…_as_stated``) —, ``arms``, ``reports`` (with retraction marks), ``pools``,
+    ``provenance`` (field -> provenance and source), the curated ``note`` and ``same_as`` (the
+    curated links that made two records one trial)."""
     words = [w.lower() for w in re.findall(r"[^\s\"']+", query or "")]
     rows = []
     for trial in conn.execute("SELECT * FROM trials"):
         row = dict(trial)
+        row["cell_product_as_stated"] = row.pop("cell_type")
+        row["donor_as_stated"] = row.pop("origin")
+        for column in _LISTS:
+            row[column] = row[column].split("; ") if row[column] else []
         row["arms"] = _arms(conn, row["id"])
         row["reports"] = _reports(conn, row["id"])
         row["pools"] = _pools(conn, row["id"])
         row["provenance"] = _provenance(conn, row["id"])
         row["marks"] = sorted({r["mark"] for r in row["reports"]
                                if r["mark"] and r["role"] != "pooled-analysis"})
-        note = conn.execute("SELECT value FROM trial_facts WHERE trial_id = ? AND field = 'note' "
-                            "ORDER BY provenance = 'curated' DESC LIMIT 1", (row["id"],)).fetchone()
-        row["note"] = note[0] if note else None
+        for field in ("note", "same_as"):
+            fact = conn.execute("SELECT value FROM trial_facts WHERE trial_id = ? AND field = ? "
+                                "ORDER BY provenance = 'curated' DESC LIMIT 1",
+                                (row["id"], field)).fetchone()
+            row[field] = fact[0] if fact else None
         if words and not _matches(row, words):
             continue
         rows.append(row)

@@ -71,16 +71,19 @@ class Term(NamedTuple):
 def terms() -> tuple[Term, ...]:
     """Every row of the packaged ``vocabulary.csv``, in file order.
 
-    :raises ValueError: a row names an unknown kind, lacks a term or value, or its pattern is
-        not a valid regular expression.
+    :raises ValueError: a row names an unknown kind, lacks a term or value, repeats a term of
+        its kind, or its pattern is not a valid regular expression.
     """
     text = resources.files("kb.evidence").joinpath("vocabulary.csv").read_text(encoding="utf-8")
-    rows = []
+    rows: list[Term] = []
     for number, row in enumerate(csv.DictReader(io.StringIO(text)), start=2):
         term = Term(*(str(row.get(f) or "").strip() for f in Term._fields))
         if term.kind not in KINDS or not term.normalised or not term.term:
             raise ValueError(f"vocabulary.csv line {number}: needs a kind ({', '.join(KINDS)}), "
                              f"a normalised value and a term: {row!r}")
+        if any((t.kind, t.term) == (term.kind, term.term) for t in rows):
+            raise ValueError(f"vocabulary.csv line {number}: {term.kind} term {term.term!r} "
+                             "is listed twice")
         try:
             re.compile(term.regex, _I)
         except re.error as exc:

@@ -586,14 +586,22 @@ def link_citation(conn: sqlite3.Connection, citation_id: int, cited_id: int, how
     return existing["id"]
 
 
+#: what a reference list printed of a citation, kept when a twin row absorbs it.
+_PRINTED = ("position", "unstructured", "title", "journal", "year", "first_author", "volume",
+            "first_page")
+
+
 def _fold_citation(conn: sqlite3.Connection, row: sqlite3.Row, into: sqlite3.Row) -> None:
     """Delete citation ``row``, its sources added to those of ``into`` (the same reference
-    or edge, stored twice)."""
+    or edge, stored twice), and what it printed (position, text) where ``into`` has none."""
     sources = json.loads(into["sources"])
     sources += [s for s in json.loads(row["sources"]) if s not in sources]
+    printed = conn.execute(f"SELECT {', '.join(_PRINTED)} FROM citations WHERE id = ?",
+                           (row["id"],)).fetchone()
     conn.execute("DELETE FROM citations WHERE id = ?", (row["id"],))
-    conn.execute("UPDATE citations SET sources = ? WHERE id = ?",
-                 (json.dumps(sources), into["id"]))
+    conn.execute(f"UPDATE citations SET sources = ?, "
+                 f"{', '.join(f'{c} = coalesce({c}, ?)' for c in _PRINTED)} WHERE id = ?",
+                 (json.dumps(sources), *printed, into["id"]))
 
 
 def _add_citation(conn: sqlite3.Connection, citing_id: int, ref: ReferenceRecord,

@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 
 from ..errors import InputError
 from ..evidence.extract import registry_of
+from ..evidence.vocabulary import Term, normalise_trial
 from . import chunked, now, transaction, upsert_work
 
 __all__ = ["due_for_annotation", "mark_annotated", "PROVENANCE", "RELATIONS", "REPORT_ROLES", "TRIAL_COLUMNS", "ensure_trial",
@@ -23,7 +24,7 @@ __all__ = ["due_for_annotation", "mark_annotated", "PROVENANCE", "RELATIONS", "R
            "add_report", "add_lineage", "delete_lineage", "replace_flags", "refresh_trial",
            "merge_trials", "load_curated_trials", "store_registry_trial", "store_rule_trial",
            "store_rule_pooled",
-           "work_id_for", "CuratedLoad"]
+           "work_id_for", "CuratedLoad", "store_synonyms"]
 
 #: provenances, highest first.
 PROVENANCE = ("curated", "registry", "rule")
@@ -34,7 +35,8 @@ REPORT_ROLES = ("results", "protocol", "follow-up", "secondary", "pooled-analysi
 TRIAL_COLUMNS = ("design", "phase", "status", "cell_type", "origin", "route", "dose",
                  "age_range", "blinding", "control", "outcomes", "follow_up_months", "country")
 _N_FIELDS = ("n_randomised", "n_treated", "n_enrolled", "enrollment")
-_NOT_FACTS = {"doi", "work_id", "registry_ids", "sources", "arms", "linked_publication"}
+_NOT_FACTS = {"doi", "work_id", "registry_ids", "sources", "arms", "linked_publication",
+              "same_as", "note"}
 
 
 def _rank(provenance: str) -> int:
@@ -233,7 +235,9 @@ def add_report(conn: sqlite3.Connection, trial_id: int, work_id: int, role: str,
 
 
 def refresh_trial(conn: sqlite3.Connection, trial_id: int) -> None:
-    """Recompute a trial's columns from its best facts, registry ids and reports."""
+    """Recompute a trial's columns from its best facts, registry ids and reports: the cell
+    product, donor, route, control and blinding normalised by :mod:`kb.evidence.vocabulary`,
+    beside the text as stated (``cell_type``, ``origin``, ``…_as_stated``)."""
     best: dict[str, tuple[str, Any]] = {}
     for row in conn.execute("SELECT field, provenance, value, data FROM trial_facts WHERE "
                             "trial_id = ?", (trial_id,)):
@@ -257,6 +261,10 @@ def refresh_trial(conn: sqlite3.Connection, trial_id: int) -> None:
     columns = {c: value.get(c) for c in TRIAL_COLUMNS}
     columns.update(label=label, title=title, registry_ids="; ".join(registry_ids) or None,
                    n=n, enrollment=enrollment)
+    normal = normalise_trial(value)
+    columns.update({c: "; ".join(normal[c]) for c in ("cell_product", "donor", "route")})
+    columns.update({c: normal[c] for c in ("control", "blinding", "route_as_stated",
+                                           "control_as_stated", "blinding_as_stated")})
     old = conn.execute(f"SELECT {', '.join(columns)} FROM trials WHERE id = ?",
                        (trial_id,)).fetchone()
     if old is not None and tuple(old) == tuple(columns.values()):
@@ -264,6 +272,17 @@ def refresh_trial(conn: sqlite3.Connection, trial_id: int) -> None:
     assignments = ", ".join(f"{c} = ?" for c in columns)
     conn.execute(f"UPDATE trials SET {assignments}, updated_at = ? WHERE id = ?",
                  (*columns.values(), now(), trial_id))
+
+
+def store_synonyms(conn: sqlite3.Connection, terms: Iterable[Term]) -> int:
+    """Replace the ``synonyms`` table's rows with these (kb.evidence.vocabulary's data file);
+    returns how many there are."""
+    rows = [(t.kind, t.term, t.normalised, t.pattern or None, i + 1) for i, t in enumerate(terms)]
+    with transaction(conn):
+        conn.execute("DELETE FROM synonyms")
+        conn.executemany("INSERT INTO synonyms(kind, term, normalised, pattern, position) "
+                         "VALUES (?,?,?,?,?)", rows)
+    return len(rows)
 
 
 # -- lineage and flags ----------------------------------------------------------------------
@@ -376,8 +395,15 @@ class CuratedLoad(NamedTuple):
     stub_works: tuple[str, ...]
 
 
+def _same_as(entry: Mapping[str, Any]) -> list[str]:
+    """The ids an entry's ``same_as`` names (registry ids, DOIs lower-cased, ``url:`` ids)."""
+    return [ref if registry_of(ref) or ref.startswith("url:") else ref.lower()
+            for ref in entry.get("same_as") or []]
+
+
 def _groups(entries: Sequence[Mapping[str, Any]]) -> list[list[Mapping[str, Any]]]:
-    """Entries that share a registry id or a work, grouped (union-find), in input order."""
+    """Entries that share a registry id or a work, or that a ``same_as`` link joins, grouped
+    (union-find), in input order."""
     parent = list(range(len(entries)))
 
     def root(i: int) -> int:
@@ -388,7 +414,7 @@ def _groups(entries: Sequence[Mapping[str, Any]]) -> list[list[Mapping[str, Any]
 
     owner: dict[str, int] = {}
     for i, entry in enumerate(entries):
-        keys = list(entry.get("registry_ids") or [])
+        keys = list(entry.get("registry_ids") or []) + _same_as(entry)
         for ref in (entry.get("doi") or entry.get("work_id"), entry.get("linked_publication")):
             if ref:
                 keys.append(ref.lower() if not ref.startswith("url:") else ref)
@@ -403,14 +429,23 @@ def _groups(entries: Sequence[Mapping[str, Any]]) -> list[list[Mapping[str, Any]
     return list(groups.values())
 
 
+def _ref(entry: Mapping[str, Any]) -> str:
+    """What a curated entry is: its work, else its registry ids."""
+    return entry.get("doi") or entry.get("work_id") or ", ".join(entry.get("registry_ids") or [])
+
+
 def load_curated_trials(conn: sqlite3.Connection,
                         entries: Sequence[Mapping[str, Any]]) -> CuratedLoad:
     """Store curated trial entries shaped like the corpus ``trials.json``.
 
-    Entries sharing a registry id or report work are one trial. A publication's entry is read
-    before a registry-only entry of the same trial, so per field its value wins; the other fills
-    gaps. Each fact keeps the entry's ``sources``. A report work missing from the KB is added as
-    a stub (listed in the result). Loading the same entries twice changes nothing.
+    Entries sharing a registry id or report work, or joined by a ``same_as`` link, are one
+    trial: it carries the registry ids the link names, a ``same_as`` fact listing the links
+    ("10.1002/stem.1304 = NCT01193660") and every entry's ``note`` (which says whether a page
+    states the link or it is inferred); the works stay distinct, each a report of the trial.
+    A publication's entry is read before a registry-only entry of the same trial, so per field
+    its value wins; the other fills gaps. Each fact keeps the entry's ``sources``. A report work
+    missing from the KB is added as a stub (listed in the result). Loading the same entries
+    twice changes nothing.
 
     :raises InputError: an entry names neither a work nor a registry id, or a registry id is
         malformed (nothing is stored).
@@ -424,10 +459,14 @@ def load_curated_trials(conn: sqlite3.Connection,
     with transaction(conn):
         for group in _groups(entries):
             group = sorted(group, key=lambda e: not (e.get("doi") or e.get("work_id")))
-            registry_ids = _registry_sort(r for e in group for r in e.get("registry_ids") or [])
+            registry_ids = _registry_sort([r for e in group for r in e.get("registry_ids") or []]
+                                          + [r for e in group for r in _same_as(e)
+                                             if registry_of(r)])
             refs = [e.get("doi") or e.get("work_id") for e in group]
             refs = [r for r in refs if r]
             linked = [e["linked_publication"] for e in group if e.get("linked_publication")]
+            same = [r for e in group for r in _same_as(e) if not registry_of(r)]
+            linked += [r for r in same if r not in {x.lower() for x in refs}]
             work_ids: dict[str, int] = {}
             for ref in dict.fromkeys(refs + linked):
                 if work_id_for(conn, ref) is None:
@@ -450,6 +489,15 @@ def load_curated_trials(conn: sqlite3.Connection,
                 for registry_id in entry.get("registry_ids") or []:
                     add_registry_id(conn, trial_id, registry_id, "curated",
                                     (entry.get("sources") or [None])[0])
+            links = [" = ".join(sorted((_ref(e), target))) for e in group
+                     for target in e.get("same_as") or []]
+            for field, values in (("same_as", links),
+                                  ("note", [e["note"] for e in group if e.get("note")])):
+                values = list(dict.fromkeys(values))
+                if values:
+                    merged[field] = (values[0] if len(values) == 1 else values, list(
+                        dict.fromkeys(u for e in group if e.get(field) for u in e.get("sources")
+                                      or [])))
             delete_facts(conn, trial_id, "curated", keep=merged)
             for field, (value, sources) in merged.items():
                 facts += set_fact(conn, trial_id, field, value, "curated", sources=sources)
@@ -458,12 +506,14 @@ def load_curated_trials(conn: sqlite3.Connection,
             for entry in group:
                 ref = entry.get("doi") or entry.get("work_id")
                 own_role = "protocol" if entry.get("design") == "protocol" else "results"
-                for target, role in ((ref, own_role),
-                                     (entry.get("linked_publication"), "results")):
+                targets = [(ref, own_role, "curated trial entry"),
+                           (entry.get("linked_publication"), "results", "curated trial entry")]
+                targets += [(r, "results", "curated same_as link") for r in _same_as(entry)
+                            if r in linked]
+                for target, role, reason in targets:
                     if target:
                         reports += add_report(conn, trial_id, work_ids[target], role, "curated",
-                                              "curated trial entry",
-                                              (entry.get("sources") or [None])[0])
+                                              reason, (entry.get("sources") or [None])[0])
             refresh_trial(conn, trial_id)
     return CuratedLoad(trials, facts, reports, tuple(stubs))
 
