@@ -17,8 +17,8 @@ CREATE INDEX synonyms_normalised ON synonyms(kind, normalised);
 
 -- trials: cell_type and origin stay the text as stated; route, control and blinding now hold the
 -- normalised value (lists "; "-joined), the text as stated moves to the *_as_stated columns.
--- kb.store.evidence.refresh_trial fills them; a KB built before this version shows the stated
--- text as the normalised value until its trials are refreshed (kb build does it afresh).
+-- kb.store.evidence.refresh_trial fills them; a KB made before this version shows the stated
+-- text as the normalised value until its trials are refreshed (`kb evidence --annotate`).
 ALTER TABLE trials ADD COLUMN cell_product TEXT;        -- UCB-MNC, UC-MSC, BM-MNC, ... "; "-joined
 ALTER TABLE trials ADD COLUMN donor TEXT;               -- autologous | allogeneic | sibling
 ALTER TABLE trials ADD COLUMN route_as_stated TEXT;

@@ -177,3 +177,31 @@ def test_evidence_marks_a_retracted_report_and_the_pooled_study_on_it(runner, se
     assert "Nouri 2025 (pooled-analysis) [DEPENDS ON RETRACTED] 10.1000/pooled" in result.output
     assert "Nouri 2025 [DEPENDS ON RETRACTED] — pooled-analysis" in result.output
     assert "Zarrabi 2022 — rct" in result.output
+
+
+def test_a_kb_from_before_the_vocabulary_is_normalised_by_annotate(runner, tmp_path) -> None:
+    import sqlite3
+    db = tmp_path / "old.db"
+    old = sqlite3.connect(db, isolation_level=None)
+    old.row_factory = sqlite3.Row
+    store.migrate(old, target=5)
+    old.execute("INSERT INTO trials(key, label, cell_type, route, control, created_at, "
+                "updated_at) VALUES ('NCT01147653', 'Sun 2017', 'ACB', "
+                "'intrathecal (lumbar puncture)', 'saline placebo', 'x', 'x')")
+    trial_id = old.execute("SELECT id FROM trials").fetchone()[0]
+    for field, value in (("cell_type", "ACB"), ("route", "intrathecal (lumbar puncture)"),
+                         ("control", "saline placebo")):
+        old.execute("INSERT INTO trial_facts(trial_id, field, provenance, value, data, "
+                    "updated_at) VALUES (?, ?, 'curated', ?, ?, 'x')",
+                    (trial_id, field, value, json.dumps(value)))
+    old.close()
+    before = json.loads(runner.invoke(cli, ["--db", str(db), "evidence", "--format", "json"]
+                                      ).output)[0]
+    assert before["route_as_stated"] == "intrathecal (lumbar puncture)"  # kept by migration 7
+    result = runner.invoke(cli, ["--db", str(db), "evidence", "--annotate", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    trial = json.loads(result.output)[0]
+    assert (trial["cell_product"], trial["donor"], trial["route"], trial["control"]) == \
+        (["UCB"], ["autologous"], ["intrathecal"], "placebo")
+    assert (trial["cell_product_as_stated"], trial["control_as_stated"]) == \
+        ("ACB", "saline placebo")

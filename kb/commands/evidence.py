@@ -132,7 +132,8 @@ def _refresh_registry(settings: Settings, conn: Any, rows: list[dict[str, Any]],
                    "(enrolment, phase, status, masking, arms).")
 @click.option("--annotate", is_flag=True,
               help="First recompute study designs, rule-read trial facts, lineage and "
-                   "retraction flags for every work (after `kb import --no-annotate`).")
+                   "retraction flags for every work (after `kb import --no-annotate`), and "
+                   "every trial's normalised facts (after the vocabulary changed).")
 @network_options
 @out_option
 @pass_settings
@@ -158,8 +159,10 @@ def evidence(settings: Settings, query: str | None, fmt: str, refresh_registry: 
             if annotate:
                 from .. import store
                 from ..evidence import annotate as annotate_all
+                from ..store.evidence import refresh_trials
                 with store.transaction(conn):
                     counts = annotate_all(conn)
+                    refresh_trials(conn)
                 settings.say(f"annotated {counts['works']} works", level=1)
             if conn.execute("SELECT count(*) FROM trials").fetchone()[0] == 0:
                 settings.say("no trials yet: run `kb build`, or import works and their "

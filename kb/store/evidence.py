@@ -24,7 +24,7 @@ __all__ = ["due_for_annotation", "mark_annotated", "PROVENANCE", "RELATIONS", "R
            "add_report", "add_lineage", "delete_lineage", "replace_flags", "refresh_trial",
            "merge_trials", "load_curated_trials", "store_registry_trial", "store_rule_trial",
            "store_rule_pooled",
-           "work_id_for", "CuratedLoad", "store_synonyms"]
+           "work_id_for", "CuratedLoad", "store_synonyms", "refresh_trials"]
 
 #: provenances, highest first.
 PROVENANCE = ("curated", "registry", "rule")
@@ -272,6 +272,16 @@ def refresh_trial(conn: sqlite3.Connection, trial_id: int) -> None:
     assignments = ", ".join(f"{c} = ?" for c in columns)
     conn.execute(f"UPDATE trials SET {assignments}, updated_at = ? WHERE id = ?",
                  (*columns.values(), now(), trial_id))
+
+
+def refresh_trials(conn: sqlite3.Connection) -> int:
+    """Recompute every trial's columns (after the vocabulary changed, or a KB from before
+    schema 7); returns how many trials there are."""
+    ids = [r[0] for r in conn.execute("SELECT id FROM trials ORDER BY id")]
+    with transaction(conn):
+        for trial_id in ids:
+            refresh_trial(conn, trial_id)
+    return len(ids)
 
 
 def store_synonyms(conn: sqlite3.Connection, terms: Iterable[Term]) -> int:
