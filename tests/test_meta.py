@@ -195,3 +195,24 @@ def test_kb_meta_equals_metafor_rma_pm(built: Path, runner, measure: str) -> Non
     dl = pool(yi, vi, method="dl")
     assert [dl.estimate, dl.ci_low, dl.ci_high, dl.tau2] == pytest.approx(
         _metafor(yi, vi, "DL"), abs=1e-4)
+
+
+def test_an_arm_that_gives_no_cells_is_left_out_and_missing_arm_sizes_split_the_trial() -> None:
+    rows = [_row(arm, role, "change_from_baseline", stat, value, None, "GMFM")
+            for arm, role, mean, sd in (("pUCB (UCB + rhEPO)", "intervention", 9.1, 6.7),
+                                        ("EPO (rhEPO + placebo UCB)", "intervention", 9.0, 6.3),
+                                        ("Control (placebo UCB + placebo rhEPO)", "control", 7.8,
+                                         5.1))
+            for stat, value in (("mean", mean), ("sd", sd))]
+    effect = study_effect(rows, measure="md", higher_is_better=True,
+                          arms=[{"name": "pUCB (UCB + rhEPO)", "n": 31},
+                                {"name": "EPO (rhEPO + placebo UCB)", "n": 33},
+                                {"name": "Control (placebo UCB + placebo rhEPO)", "n": 32}])
+    assert isinstance(effect, Effect) and effect.yi == pytest.approx(1.3)
+    assert (effect.n_intervention, effect.n_control) == (31, 32)
+    assert any("'EPO (rhEPO + placebo UCB)' left out" in note for note in effect.notes)
+    halves = study_effect([r for r in rows if not r["arm"].startswith("EPO")], measure="smd",
+                          higher_is_better=True, total=36)
+    assert isinstance(halves, Effect) and (halves.n_intervention, halves.n_control) == (18, 18)
+    unsized = study_effect(rows[:2] + rows[4:], measure="smd", higher_is_better=True)
+    assert unsized.reason.startswith("per-arm means and dispersion, but no arm sizes")

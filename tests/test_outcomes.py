@@ -280,7 +280,10 @@ def test_outcomes_table_csv_and_pictures(built: Path, runner, tmp_path: Path) ->
     table = runner.invoke(cli, ["--db", str(built), "outcomes", "--doi", POOLED,
                                 "--instrument", "GMFM-66"])
     assert table.exit_code == 0, table.output
-    assert "Amanat 2021 · UC-MSC · IT · n=72" in table.output
+    assert table.output.startswith("Side by side: Amanat 2021 · UC-MSC · IT · n=72 | "
+                                   "Zarrabi 2022 · UCB-MNC · IT · n=72")
+    side = next(line for line in table.output.splitlines() if "adjusted difference" in line)
+    assert "8.07 (95% CI 1.62, 14.52)" in side and "7.1 (95% CI 2.08, 12.76)" in side
     assert "adjusted difference" in table.output and "8.07 (95% CI 1.62, 14.52)" in table.output
     assert "Sources:" in table.output and AMANAT in table.output
     csv_out = runner.invoke(cli, ["--db", str(built), "outcomes", "Huang", "--format", "csv"])

@@ -43,9 +43,35 @@ def _month(value: float | None) -> str:
     return "time ?" if value is None else f"{value:g} mo"
 
 
+def _side_by_side(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """Trials as columns (a pooled study's source trials): per instrument and timepoint, the
+    cell arm's and the control arm's numbers and the between-arm effects."""
+    trials = list(dict.fromkeys(r["label"] for r in rows))
+    grid: dict[tuple[str, float, int, str], dict[str, dict[str, Any]]] = {}
+    for r in rows:
+        if r["instrument"] is None or r["timepoint_months"] is None:
+            continue
+        side = 1 if " vs " in r["arm"] else (2 if r["arm_role"] == "control" else 0)
+        key = (r["instrument"], r["timepoint_months"], side, _QUANTITY[r["quantity"]])
+        grid.setdefault(key, {}).setdefault(r["label"], {})[r["statistic"]] = r["value"]
+    captions = {r["label"]: r["caption"] for r in rows}
+    names = {key: f"{key[0]} {key[1]:g} mo · {('cell arm', 'vs control', 'control arm')[key[2]]}"
+                  f" · {key[3]}" for key in grid}
+    first, width = max(map(len, names.values()), default=0) + 2, 34
+    lines = ["Side by side: " + " | ".join(captions[t] for t in trials),
+             (f"  {'':<{first}}" + "".join(f"{t:<{width}}" for t in trials)).rstrip()]
+    for key, cells in sorted(grid.items()):
+        lines.append(f"  {names[key]:<{first}}" + "".join(
+            f"{_cell(cells[t]) if t in cells else '—':<{width}}" for t in trials).rstrip())
+    return lines + [""]
+
+
 def _table(rows: Sequence[dict[str, Any]]) -> str:
-    """A data-extraction form: per trial and instrument, arms (and comparisons) × timepoints."""
+    """A data-extraction form: per trial and instrument, arms (and comparisons) × timepoints;
+    a pooled study's source trials first side by side."""
     lines: list[str] = []
+    if len({r["label"] for r in rows if r["via"]}) > 1:
+        lines += _side_by_side([r for r in rows if r["via"]])
     sources: dict[str, int] = {}
     trials = list(dict.fromkeys(r["label"] for r in rows))
     for trial in trials:

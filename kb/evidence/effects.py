@@ -165,12 +165,14 @@ def _sd(values: Mapping[str, float], n: int | None) -> tuple[float | None, str |
 
 def study_effect(rows: Sequence[Mapping[str, Any]], *, measure: str, higher_is_better: bool,
                  counts: Sequence[Mapping[str, Any]] = (),
-                 arms: Sequence[Mapping[str, Any]] = ()) -> Effect | Exclusion:
+                 arms: Sequence[Mapping[str, Any]] = (), total: int | None = None
+                 ) -> Effect | Exclusion:
     """The effect of one study from its rows for one instrument and timepoint.
 
     :param rows: the study's outcome rows (one instrument, one timepoint, one source).
     :param counts: its ``n_analysed`` rows (participant counts per arm).
     :param arms: the trial's arms (``name``, ``n``), for arm sizes the rows do not give.
+    :param total: the trial's n, split in equal halves when nothing gives the arm sizes.
     """
     if measure not in MEASURES:
         raise ValueError(f"unknown measure {measure!r}")
@@ -181,7 +183,7 @@ def study_effect(rows: Sequence[Mapping[str, Any]], *, measure: str, higher_is_b
         (_adjusted, _per_arm)
     reasons = []
     for attempt in tried:
-        result = attempt(rows, measure, counts, arms)
+        result = attempt(rows, measure, counts, arms, total)
         if isinstance(result, str):
             reasons.append(result)
             continue
@@ -198,13 +200,30 @@ def study_effect(rows: Sequence[Mapping[str, Any]], *, measure: str, higher_is_b
 _Result = tuple[float, float, int | None, int | None, str, str, list[str]]
 
 
+_PLACEBO_OF = re.compile(r"\bplacebo\s+\S+", re.IGNORECASE)
+
+
+def _cell_arms(names: list[str]) -> tuple[list[str], list[str]]:
+    """Of several intervention arms, those that give cells (a product named outside "placebo
+    X"), and the others (e.g. "EPO (rhEPO + placebo UCB)")."""
+    from .vocabulary import cell_products
+
+    cells = [n for n in names if cell_products(_PLACEBO_OF.sub("", n))]
+    return cells, [n for n in names if n not in cells]
+
+
 def _per_arm(rows: Sequence[Mapping[str, Any]], measure: str,
-             counts: Sequence[Mapping[str, Any]], arms: Sequence[Mapping[str, Any]]
-             ) -> _Result | str:
+             counts: Sequence[Mapping[str, Any]], arms: Sequence[Mapping[str, Any]],
+             total: int | None = None) -> _Result | str:
     treated, controls = _arms(rows, "intervention"), _arms(rows, "control")
     if not treated or not controls:
         return "no per-arm numbers for both an intervention and a control arm" \
             if treated or controls else ""
+    left_out: list[str] = []
+    if len(treated) > 1:
+        cells, others = _cell_arms(treated)
+        if len(cells) == 1:
+            treated, left_out = cells, [f"arm {o!r} left out: it gives no cells" for o in others]
     if len(treated) > 1 or len(controls) > 1:
         spread = any(_sd(_stats(rows, arm, q), 1)[0] is not None for arm in treated + controls
                      for q in ("change_from_baseline", "final"))
@@ -222,10 +241,14 @@ def _per_arm(rows: Sequence[Mapping[str, Any]], measure: str,
         if sd1 is None or sd2 is None:
             missing = f"per-arm means without SD, SE or CI ({basis.replace('_', ' ')})"
             continue
+        if (not n1 or not n2) and total:
+            n1, n2 = total - total // 2, total // 2
+            how1, how2 = f"arm sizes taken as equal halves of the trial's n={total}", None
+            (sd1, sd_how1), (sd2, sd_how2) = _sd(one, n1), _sd(two, n2)
         if not n1 or not n2:
             missing = "per-arm means and dispersion, but no arm sizes"
             continue
-        notes = [h for h in (how1, how2, sd_how1, sd_how2) if h]
+        notes = left_out + [h for h in (how1, how2, sd_how1, sd_how2) if h]
         if measure == "md":
             yi, vi = one["mean"] - two["mean"], sd1 ** 2 / n1 + sd2 ** 2 / n2
         else:
@@ -239,13 +262,15 @@ def _per_arm(rows: Sequence[Mapping[str, Any]], measure: str,
 
 
 def _pair_sizes(rows: Sequence[Mapping[str, Any]], arm: str,
-                counts: Sequence[Mapping[str, Any]], arms: Sequence[Mapping[str, Any]]
-                ) -> tuple[int | None, int | None, list[str]]:
+                counts: Sequence[Mapping[str, Any]], arms: Sequence[Mapping[str, Any]],
+                trial_total: int | None) -> tuple[int | None, int | None, list[str]]:
+    """The two arm sizes behind a between-arm number ("X vs Y"): each arm's own count, else
+    equal halves of the number's n (or the trial's)."""
     treated, _, control = arm.partition(" vs ")
     n1, how1 = arm_size(treated, "intervention", [], counts, arms)
     n2, how2 = arm_size(control, "control", [], counts, arms)
     notes = [h for h in (how1, how2) if h]
-    total = next((int(r["n"]) for r in rows if r["arm"] == arm and r.get("n")), None)
+    total = next((int(r["n"]) for r in rows if r["arm"] == arm and r.get("n")), trial_total)
     if (not n1 or not n2) and total:
         n1, n2 = total - total // 2, total // 2
         notes.append(f"arm sizes taken as equal halves of n={total}")
@@ -253,14 +278,14 @@ def _pair_sizes(rows: Sequence[Mapping[str, Any]], arm: str,
 
 
 def _adjusted(rows: Sequence[Mapping[str, Any]], measure: str,
-              counts: Sequence[Mapping[str, Any]], arms: Sequence[Mapping[str, Any]]
-              ) -> _Result | str:
+              counts: Sequence[Mapping[str, Any]], arms: Sequence[Mapping[str, Any]],
+              total: int | None = None) -> _Result | str:
     for quantity in ("adjusted_difference", "between_group_difference"):
         for arm in _between(rows):
             values = _stats(rows, arm, quantity)
             if "mean" not in values or not ({"ci_low", "ci_high"} <= set(values) or "se" in values):
                 continue
-            n1, n2, notes = _pair_sizes(rows, arm, counts, arms)
+            n1, n2, notes = _pair_sizes(rows, arm, counts, arms, total)
             if "se" in values:
                 se, how_se = values["se"], "its SE"
             else:
@@ -286,13 +311,13 @@ def _adjusted(rows: Sequence[Mapping[str, Any]], measure: str,
 
 
 def _cohens_d(rows: Sequence[Mapping[str, Any]], measure: str,
-              counts: Sequence[Mapping[str, Any]], arms: Sequence[Mapping[str, Any]]
-              ) -> _Result | str:
+              counts: Sequence[Mapping[str, Any]], arms: Sequence[Mapping[str, Any]],
+              total: int | None = None) -> _Result | str:
     for arm in _between(rows):
         values = _stats(rows, arm, "cohens_d")
         if "value" not in values:
             continue
-        n1, n2, notes = _pair_sizes(rows, arm, counts, arms)
+        n1, n2, notes = _pair_sizes(rows, arm, counts, arms, total)
         if not n1 or not n2:
             return "a Cohen's d without arm sizes"
         d = values["value"]
@@ -319,13 +344,13 @@ def _higher(rows: Sequence[Mapping[str, Any]]) -> bool:
 
 
 def _reported_smd(rows: Sequence[Mapping[str, Any]], measure: str,
-                  counts: Sequence[Mapping[str, Any]], arms: Sequence[Mapping[str, Any]]
-                  ) -> _Result | str:
+                  counts: Sequence[Mapping[str, Any]], arms: Sequence[Mapping[str, Any]],
+                  total: int | None = None) -> _Result | str:
     for arm in _between(rows):
         values = _stats(rows, arm, "smd")
         if {"value", "ci_low", "ci_high"} <= set(values):
             se = se_from_ci(values["ci_low"], values["ci_high"], None)
-            n1, n2, notes = _pair_sizes(rows, arm, counts, arms)
+            n1, n2, notes = _pair_sizes(rows, arm, counts, arms, total)
             return values["value"], se ** 2, n1, n2, "smd", \
                 f"{arm}: reported SMD {values['value']:g} with SE from its 95% CI", notes
     return "no reported SMD with a CI"

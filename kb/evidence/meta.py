@@ -236,7 +236,8 @@ def _months(value: float) -> str:
 
 
 def _choose(rows: list[dict[str, Any]], measure: str, higher: bool,
-            counts: list[dict[str, Any]], arms: list[dict[str, Any]]) -> Effect | Exclusion:
+            counts: list[dict[str, Any]], arms: list[dict[str, Any]], total: int | None
+            ) -> Effect | Exclusion:
     """The first source and instrument of a trial that gives an effect (the report's own
     numbers before another work's table; a named version before "unspecified")."""
     keyed: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
@@ -247,7 +248,7 @@ def _choose(rows: list[dict[str, Any]], measure: str, higher: bool,
     reasons: list[Exclusion] = []
     for key in sorted(keyed):
         effect = study_effect(keyed[key], measure=measure, higher_is_better=higher,
-                              counts=counts, arms=arms)
+                              counts=counts, arms=arms, total=total)
         if isinstance(effect, Effect):
             return effect
         reasons.append(effect)
@@ -303,7 +304,7 @@ def meta_analysis(conn: sqlite3.Connection, instrument: str, timepoint: float, *
             "timepoint_months IS NULL, id", (trial_id, timepoint))]
         counts = list({c["arm"]: c for c in reversed(counts)}.values())
         effect = _choose(own, measure, higher_is_better(own[0]["instrument"]), counts,
-                         info["arms"])
+                         info["arms"], info["n"])
         if isinstance(effect, Effect):
             study.effect = effect
             studies.append(study)

@@ -143,7 +143,7 @@ def time_course(rows: Sequence[Mapping[str, Any]], instrument: str, fmt: str = "
 # -- forest plot ----------------------------------------------------------------------------
 
 def _p(value: float) -> str:
-    return "<0.001" if value < 0.001 else f"{value:.3f}"
+    return "p<0.001" if value < 0.001 else f"p={value:.3f}"
 
 
 def _short(text: str, width: int) -> str:
@@ -238,7 +238,7 @@ def forest(result: MetaResult, fmt: str = "png") -> bytes:
     if result.subgroup_test:
         t = result.subgroup_test
         title += (f"\nTest for subgroup differences ({result.by}): Q={t['q_between']:.2f}, "
-                  f"df={t['df']}, p={_p(t['p'])}")
+                  f"df={t['df']}, {_p(t['p'])}")
     ax.set_title(title, fontsize=10.5, x=0.1)
     notes = list(result.mixes) + [f"Not pooled: {s.label} — {s.excluded}"
                                   for s in result.excluded]
