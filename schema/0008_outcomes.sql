@@ -33,10 +33,10 @@ CREATE INDEX outcomes_trial ON outcomes(trial_id, instrument, timepoint_months);
 CREATE INDEX outcomes_instrument ON outcomes(instrument, timepoint_months);
 CREATE INDEX outcomes_work ON outcomes(work_id, provenance);
 
--- Outcome rows with their trial's label and facts and the report's DOI: what Datasette browses.
+-- Outcome rows with their trial's label, normalised facts (schema 7) and the report's DOI.
 CREATE VIEW outcome_rows AS
-SELECT o.id, coalesce(t.label, wl.label, o.trial_ref) AS trial, o.trial_id, t.cell_type,
-       t.route, t.origin, o.arm, o.arm_role, o.instrument, o.instrument_as_stated,
+SELECT o.id, coalesce(t.label, wl.label, o.trial_ref) AS trial, o.trial_id, t.cell_product,
+       t.route, t.donor, t.cell_type AS cell_product_as_stated, o.arm, o.arm_role, o.instrument, o.instrument_as_stated,
        o.timepoint_months, o.quantity, o.statistic, o.value, o.value_as_stated, o.n,
        o.provenance, w.doi AS report_doi, o.reported_in, o.source_url, o.location, o.note
 FROM outcomes o
@@ -47,8 +47,8 @@ LEFT JOIN work_labels wl ON wl.work_id = o.work_id;
 -- Reported between-arm effects, one row per trial / instrument / timepoint / kind of effect:
 -- the estimate beside its CI, p value and n (the numbers a reader compares across trials).
 CREATE VIEW effects AS
-SELECT coalesce(t.label, wl.label, o.trial_ref) AS trial, o.trial_id, t.cell_type, t.route,
-       t.origin, o.instrument, o.timepoint_months, o.quantity AS effect, o.arm AS comparison,
+SELECT coalesce(t.label, wl.label, o.trial_ref) AS trial, o.trial_id, t.cell_product, t.route,
+       t.donor, o.instrument, o.timepoint_months, o.quantity AS effect, o.arm AS comparison,
        max(CASE WHEN o.statistic IN ('mean', 'value') THEN o.value END) AS estimate,
        max(CASE WHEN o.statistic = 'ci_low' THEN o.value END) AS ci_low,
        max(CASE WHEN o.statistic = 'ci_high' THEN o.value END) AS ci_high,

@@ -186,24 +186,20 @@ def _subgroup_test(groups: Mapping[str, tuple[float, float]]) -> dict[str, float
 # -- reading the KB -------------------------------------------------------------------------
 
 def trial_facts(conn: sqlite3.Connection, trial_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
-    """Per trial: label, caption ("Amanat 2021 · UC-MSC · IT · n=72"), the vocabulary's cell
-    products, routes and donors (lists, :func:`kb.evidence.vocabulary.normalise_trial`), n,
+    """Per trial: label, caption ("Amanat 2021 · UC-MSC · IT · n=72"), its normalised cell
+    products, routes and donors (lists, as :mod:`kb.evidence.vocabulary` stored them), n,
     design, arms and report DOIs."""
-    from .vocabulary import NOT_REPORTED, normalise_trial, trial_caption
+    from .vocabulary import NOT_REPORTED, trial_caption
 
     out: dict[int, dict[str, Any]] = {}
     for trial_id in trial_ids:
-        row = conn.execute("SELECT id, label, cell_type, origin, route, control, blinding, n, "
-                           "design FROM trials WHERE id = ?", (trial_id,)).fetchone()
+        row = conn.execute("SELECT id, label, cell_product, route, donor, n, design FROM trials "
+                           "WHERE id = ?", (trial_id,)).fetchone()
         if row is None:
             continue
         facts = dict(row)
-        long = conn.execute("SELECT value FROM trial_facts WHERE trial_id = ? AND field = "
-                            "'cell_type_long' ORDER BY CASE provenance WHEN 'curated' THEN 0 "
-                            "WHEN 'registry' THEN 1 ELSE 2 END LIMIT 1", (trial_id,)).fetchone()
-        normal = normalise_trial(dict(facts, cell_type_long=long[0] if long else None))
         for name in ("cell_product", "route", "donor"):
-            facts[name] = [v for v in normal[name] if v != NOT_REPORTED]
+            facts[name] = [v for v in (row[name] or "").split("; ") if v and v != NOT_REPORTED]
         facts["caption"] = trial_caption(facts["label"], facts["cell_product"], facts["route"],
                                          facts["n"])
         best = conn.execute("SELECT provenance FROM trial_arms WHERE trial_id = ? ORDER BY "
