@@ -484,6 +484,9 @@ class ResolveReport:
     ambiguous: list[tuple[int, str, list[tuple[int, float]]]] = field(default_factory=list)
     merges: list[Merge] = field(default_factory=list)
     unresolved: int = 0
+    #: the references left unresolved: (citation id, the reference as shown, the best
+    #: candidate's work id and score, when there was one below the threshold)
+    left: list[tuple[int, str, int | None, float | None]] = field(default_factory=list)
 
     @property
     def linked(self) -> int:
@@ -650,6 +653,8 @@ def _link_rows(conn: sqlite3.Connection, rows: list[sqlite3.Row], index: _Index,
         if not ranked or ranked[0][0] < (AUTHOR_YEAR_WEIGHT * 90 if ref.author_year_only
                                          else THRESHOLD):
             report.unresolved += 1
+            report.left.append((row["id"], _shown(row), ranked[0][1] if ranked else None,
+                                ranked[0][0] if ranked else None))
             continue
         if len(ranked) > 1 and ranked[1][0] >= ranked[0][0] - MARGIN \
                 and ranked[1][0] >= THRESHOLD:

@@ -80,13 +80,18 @@ class Hit:
 class SearchResult:
     """Hits plus how the query was read: ``fts_query`` is what FTS5 ran, ``suggestions``
     the KB's own words close to query words that found nothing, ``widened`` the words
-    --fuzzy added."""
+    --fuzzy added, ``notes`` what the filters could not do."""
 
     query: str
     fts_query: str
     hits: list[Hit]
     suggestions: list[str] = field(default_factory=list)
     widened: dict[str, list[str]] = field(default_factory=dict)
+    #: what the user should know about the filters: a filter with no data behind it, works
+    #: without a year that --year left out
+    notes: list[str] = field(default_factory=list)
+    #: the works found by an identifier (DOI, PMID, PMCID, OpenAlex id) rather than by words
+    by_identifier: bool = False
 
 
 # -- reading the query ----------------------------------------------------------------------
@@ -276,23 +281,36 @@ def _cell_type_filter(conn: sqlite3.Connection, cell_type: str) -> tuple[str, li
 
 # -- searching ------------------------------------------------------------------------------
 
-def _filters(conn: sqlite3.Connection, *, year: str | tuple[int | None, int | None] | None,
-             design: str | Sequence[str] | None, mesh: str | Sequence[str] | None,
-             cell_type: str | None, stubs: bool = True) -> tuple[list[str], list[object]]:
-    clauses: list[str] = [] if stubs else ["w.status = 'full'"]
-    params: list[object] = []
+def _year_clauses(year: str | tuple[int | None, int | None] | None
+                  ) -> tuple[list[str], list[object]]:
     start, end = parse_years(year) if isinstance(year, str) or year is None else year
+    clauses: list[str] = []
+    params: list[object] = []
     if start is not None:
         clauses.append("w.year >= ?")
         params.append(start)
     if end is not None:
         clauses.append("w.year <= ?")
         params.append(end)
+    return clauses, params
+
+
+def _filters(conn: sqlite3.Connection, *, design: str | Sequence[str] | None,
+             mesh: str | Sequence[str] | None, cell_type: str | None, stubs: bool = True
+             ) -> tuple[list[str], list[object], list[str]]:
+    """The SQL of the filters other than the year, and notes on filters no data stands behind."""
+    clauses: list[str] = [] if stubs else ["w.status = 'full'"]
+    params: list[object] = []
+    notes: list[str] = []
     designs = _designs(design)
     if designs:
         clauses.append(f"w.study_design IN ({','.join('?' * len(designs))})")
         params.extend(designs)
-    for term in [mesh] if isinstance(mesh, str) else list(mesh or []):
+    terms = [mesh] if isinstance(mesh, str) else list(mesh or [])
+    if terms and conn.execute("SELECT 1 FROM mesh LIMIT 1").fetchone() is None:
+        notes.append("this KB holds no MeSH headings yet (they come from PubMed: kb add PMID, "
+                     "kb pubmed or kb import of PubMed XML), so --mesh matches nothing")
+    for term in terms:
         clauses.append("EXISTS (SELECT 1 FROM mesh m WHERE m.work_id = w.id "
                        "AND m.descriptor = ? COLLATE NOCASE)")
         params.append(term.strip())
@@ -300,36 +318,47 @@ def _filters(conn: sqlite3.Connection, *, year: str | tuple[int | None, int | No
         sql, extra = _cell_type_filter(conn, cell_type.strip())
         clauses.append(sql)
         params.extend(extra)
-    return clauses, params
+    return clauses, params, notes
+
+
+#: A work's completeness, which orders hits of about the same relevance: the fuller record first.
+_COMPLETENESS = ("((w.year IS NOT NULL) + (w.doi IS NOT NULL) + (w.pmid IS NOT NULL) "
+                 "+ (coalesce(w.abstract, '') <> '') + (w.journal IS NOT NULL) "
+                 "+ (w.status = 'full') - w.unverified "
+                 "+ EXISTS (SELECT 1 FROM work_authors wa WHERE wa.work_id = w.id))")
+_COLUMNS = ("w.id, w.doi, w.pmid, w.title, w.year, w.journal, "
+            "coalesce((SELECT group_concat(name, '; ') FROM (SELECT a.name FROM work_authors wa "
+            "JOIN authors a ON a.id = wa.author_id WHERE wa.work_id = w.id ORDER BY wa.position)),"
+            " '') AS authors, w.study_design")
 
 
 def _run(conn: sqlite3.Connection, fts_query: str | None, clauses: list[str],
          params: list[object], limit: int | None) -> list[Hit]:
-    """Rank in an inner query, then build snippets for the kept rows only."""
+    """Rank in an inner query, then build snippets for the kept rows only.
+
+    Hits whose bm25 scores are within a tenth of each other (relative to the best) count as
+    ties and go fuller record first: a title-only stub does not outrank the trial report it
+    names.
+    """
     where = "".join(f" AND {clause}" for clause in clauses)
     limit_sql = " LIMIT ?" if limit is not None else ""
     tail = [limit] if limit is not None else []
     if not fts_query:
-        sql = ("SELECT w.id, w.doi, w.pmid, w.title, w.year, w.journal, "
-               "coalesce(f.authors, '') AS authors, w.study_design, 0.0 AS score, "
-               "w.is_retracted, w.status, '' AS snippet, '', w.unverified "
-               f"FROM works w LEFT JOIN works_fts f ON f.rowid = w.id WHERE 1{where} "
+        sql = (f"SELECT {_COLUMNS}, 0.0 AS score, w.is_retracted, w.status, w.unverified "
+               f"FROM works w WHERE 1{where} "
                f"ORDER BY w.year IS NULL, w.year DESC, w.title COLLATE NOCASE, w.id{limit_sql}")
         args: list[object] = [*params, *tail]
     else:
         weights = ", ".join(str(w) for w in WEIGHTS)
-        join = " JOIN works w ON w.id = f.rowid" if clauses else ""
-        sql = (f"WITH top AS (SELECT f.rowid AS id, bm25(works_fts, {weights}) AS rank "
-               f"FROM works_fts f{join} WHERE works_fts MATCH ?{where} "
-               f"ORDER BY rank, f.rowid{limit_sql}) "
-               "SELECT w.id, w.doi, w.pmid, w.title, w.year, w.journal, f.authors, "
-               "w.study_design, -top.rank, w.is_retracted, w.status, "
-               "snippet(works_fts, -1, char(2), char(3), '…', 14), "
-               "highlight(works_fts, 0, char(2), char(3)), w.unverified "
-               "FROM top CROSS JOIN works_fts f ON f.rowid = top.id "
-               "CROSS JOIN works w ON w.id = top.id "
-               "WHERE works_fts MATCH ? ORDER BY top.rank, top.id")
-        args = [fts_query, *params, *tail, fts_query]
+        sql = (f"WITH m AS MATERIALIZED (SELECT f.rowid AS id, bm25(works_fts, {weights}) AS rank "
+               f"FROM works_fts f JOIN works w ON w.id = f.rowid WHERE works_fts MATCH ?{where}), "
+               "best AS (SELECT nullif(min(rank), 0) AS rank FROM m), "
+               "top AS (SELECT m.id, m.rank FROM m JOIN works w ON w.id = m.id "
+               f"ORDER BY round(10 * m.rank / (SELECT rank FROM best)) DESC, {_COMPLETENESS} DESC,"
+               f" m.rank, m.id{limit_sql}) "
+               f"SELECT {_COLUMNS}, -top.rank, w.is_retracted, w.status, w.unverified "
+               "FROM top JOIN works w ON w.id = top.id")
+        args = [fts_query, *params, *tail]
     try:
         rows = conn.execute(sql, args).fetchall()
     except sqlite3.OperationalError as exc:
@@ -339,11 +368,63 @@ def _run(conn: sqlite3.Connection, fts_query: str | None, clauses: list[str],
             raise _query_error(fts_query, message) from exc
         raise
     marks = _marks(conn, [r[0] for r in rows])
+    marked = _highlights(conn, fts_query, [r[0] for r in rows]) if fts_query else {}
     return [Hit(id=r[0], doi=r[1], pmid=r[2], title=r[3], year=r[4], journal=r[5],
                 authors=r[6] or "", study_design=r[7], score=round(r[8], 3),
-                is_retracted=bool(r[9]), status=r[10], snippet=r[11] or "",
-                mark=marks.get(r[0]), title_marked=r[12] or "", unverified=bool(r[13]))
+                is_retracted=bool(r[9]), status=r[10],
+                snippet=_snippet(marked.get(r[0], ())[1:]),
+                mark=marks.get(r[0]), title_marked=(marked.get(r[0]) or ("",))[0],
+                unverified=bool(r[11]))
             for r in rows]
+
+
+def _highlights(conn: sqlite3.Connection, fts_query: str, work_ids: list[int]
+                ) -> dict[int, tuple[str, ...]]:
+    """Every indexed column of these works with the matches between \\x02 and \\x03.
+
+    FTS5's own ``snippet()`` is quadratic in the number of matches in a column (a 390 KB
+    title took 48 s); ``highlight()`` is linear, and :func:`_snippet` picks the window.
+    """
+    if not work_ids:
+        return {}
+    count = len(WEIGHTS)
+    columns = ", ".join(f"highlight(works_fts, {i}, char(2), char(3))" for i in range(count))
+    out: dict[int, tuple[str, ...]] = {}
+    for chunk in chunked(work_ids):
+        for row in conn.execute(f"SELECT rowid, {columns} FROM works_fts WHERE works_fts MATCH ? "
+                                f"AND rowid IN ({','.join('?' * len(chunk))})",
+                                [fts_query, *chunk]):
+            out[row[0]] = tuple(text or "" for text in row[1:])
+    return out
+
+
+def _snippet(columns: Sequence[str], size: int = 14) -> str:
+    """The ``size`` words with the most matches in the column that has most (first column
+    wins ties), with ``…`` where text was cut; matches stay between \\x02 and \\x03.
+
+    >>> _snippet(["a b \\x02cells\\x03 c d", "x \\x02cells\\x03 and \\x02cells\\x03 y"], size=3)
+    '…\\x02cells\\x03 and \\x02cells\\x03…'
+    """
+    best: tuple[int, int, list[str]] = (0, 0, [])
+    for text in columns:
+        words = text.split()
+        hits = [int(_MARK_OPEN in w) for w in words]
+        count = top = start = 0
+        for i, hit in enumerate(hits):  # a sliding window: linear in the column's length
+            count += hit - (hits[i - size] if i >= size else 0)
+            if count > top:
+                top, start = count, max(0, i - size + 1)
+        if top > best[0]:
+            best = (top, start, words)
+    found, start, words = best
+    if not found:
+        return ""
+    window = words[start:start + size]
+    opened = "".join(words[:start]).count(_MARK_OPEN) > "".join(words[:start]).count(_MARK_CLOSE)
+    text = (_MARK_OPEN if opened else "") + " ".join(window)
+    if text.count(_MARK_OPEN) > text.count(_MARK_CLOSE):
+        text += _MARK_CLOSE
+    return ("…" if start else "") + text + ("…" if start + size < len(words) else "")
 
 
 def _marks(conn: sqlite3.Connection, work_ids: list[int]) -> dict[int, str]:
@@ -396,21 +477,63 @@ def search(conn: sqlite3.Connection, query: str | None, *,
     """
     if limit is not None and limit < 1:
         raise InputError(f"--limit must be at least 1, not {limit}")
-    clauses, params = _filters(conn, year=year, design=design, mesh=mesh, cell_type=cell_type,
-                               stubs=stubs)
+    clauses, params, notes = _filters(conn, design=design, mesh=mesh, cell_type=cell_type,
+                                      stubs=stubs)
+    years, year_params = _year_clauses(year)
     text = (query or "").strip()
-    if not text:
-        return SearchResult(query="", fts_query="", hits=_run(conn, None, clauses, params, limit))
+    found = _by_identifier(conn, text)
+    if found:
+        clauses.append(f"w.id IN ({','.join('?' * len(found))})")
+        params.extend(found)
+    if not text or found:
+        hits = _run(conn, None, clauses + years, params + year_params, limit)
+        notes += _dropped(conn, None, clauses, params, years)
+        return SearchResult(query=text, fts_query="", hits=hits, notes=notes,
+                            by_identifier=bool(found))
     fts_query, words = translate(text)
     widened: dict[str, list[str]] = {}
     if fuzzy:
         fts_query, widened = _widen(conn, text, words)
-    hits = _run(conn, fts_query, clauses, params, limit)
+    hits = _run(conn, fts_query, clauses + years, params + year_params, limit)
+    notes += _dropped(conn, fts_query, clauses, params, years)
     suggestions: list[str] = []
     if not hits:
         suggestions = suggest(conn, words)
     return SearchResult(query=text, fts_query=fts_query, hits=hits, suggestions=suggestions,
-                        widened=widened)
+                        widened=widened, notes=notes)
+
+
+def _by_identifier(conn: sqlite3.Connection, text: str) -> list[int]:
+    """The works a query that is one DOI, PMID, PMCID or OpenAlex id names (none: a word)."""
+    from .identifiers import classify
+
+    ident = classify(text) if text and not any(c.isspace() for c in text) else None
+    column = {"doi": "doi", "pmid": "pmid", "pmcid": "pmcid", "openalex": "openalex_id"}.get(
+        ident.kind if ident else "")
+    if ident is None or column is None:
+        return []
+    return [row[0] for row in conn.execute(f"SELECT id FROM works WHERE {column} = ?",
+                                           (ident.value,))]
+
+
+def _dropped(conn: sqlite3.Connection, fts_query: str | None, clauses: list[str],
+             params: list[object], years: list[str]) -> list[str]:
+    """A note on the works that match but have no year, which a year filter leaves out."""
+    if not years:
+        return []
+    where = "".join(f" AND {clause}" for clause in clauses)
+    if fts_query:
+        sql = ("SELECT count(*) FROM works_fts f JOIN works w ON w.id = f.rowid "
+               f"WHERE works_fts MATCH ? AND w.year IS NULL{where}")
+        args: list[object] = [fts_query, *params]
+    else:
+        sql = f"SELECT count(*) FROM works w WHERE w.year IS NULL{where}"
+        args = list(params)
+    count = conn.execute(sql, args).fetchone()[0]
+    if not count:
+        return []
+    return [f"--year left out {count} matching work{'s' if count != 1 else ''} "
+            "with no known year"]
 
 
 # -- did you mean ---------------------------------------------------------------------------

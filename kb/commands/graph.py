@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import shutil
 import sys
 from typing import Any
@@ -63,10 +64,13 @@ def _table_text(works: dict[int, dict[str, Any]], rows: list[dict[str, Any]],
     from ..graph import short_title
     from ..graph_render import work_ident
     lines = [title, ""]
-    for row in rows:
+    cells = [[f"{row[key]:.4f}" if isinstance(row[key], float) else str(row[key])
+              for key, _name in columns] for row in rows]
+    widths = [max((len(cell[i]) for cell in cells), default=0) for i in range(len(columns))]
+    for row, cell in zip(rows, cells):
         attrs = works[row["id"]]
-        figures = "  ".join(f"{name} {row[key]:.4f}" if isinstance(row[key], float)
-                            else f"{name} {row[key]}" for key, name in columns)
+        figures = "  ".join(f"{name} {value:>{width}}"
+                            for (_key, name), value, width in zip(columns, cell, widths))
         mark = f"[{attrs['mark']}] " if attrs.get("mark") else ""
         title = short_title(mark + (attrs.get("title") or "(no title)"), 50)
         lines.append(f"  {figures}  {attrs['label'][:22]:<22} "
@@ -188,9 +192,33 @@ def _rank_neighbourhood(conn: Any, G: Any, focus: int, fmt: str, limit: int) -> 
                        f"({len(ranked)} works)")
 
 
+#: Words of cell therapy that name no specific product (cell_products finds those).
+_CELL_THERAPY = re.compile(r"\b(?:stem|stromal|progenitor|mononuclear)[- ]cells?\b|"
+                           r"\bcell[- ](?:based|therap|transplant|treatment)|\bcord blood\b", re.I)
+
+
+def _about_the_field(conn: Any, ids: list[int]) -> set[int]:
+    """The works that are about cell therapy: they report or pool a trial, or their title,
+    abstract or keywords name a cell product or cell therapy (the rest is background: CP
+    definitions, epidemiology, rehabilitation)."""
+    from ..evidence.vocabulary import cell_products
+    from ..store import chunked
+    found: set[int] = set()
+    for chunk in chunked(ids):
+        marks = ",".join("?" * len(chunk))
+        found.update(r[0] for r in conn.execute(
+            f"SELECT work_id FROM trial_reports_all WHERE work_id IN ({marks})", chunk))
+        found.update(r[0] for r in conn.execute(
+            f"SELECT rowid, title, abstract, keywords FROM works_fts_source WHERE rowid IN ({marks})",
+            chunk) if _CELL_THERAPY.search(" ".join(r[1:])) or cell_products(" ".join(r[1:])))
+    return found
+
+
 def _rank_kb(conn: Any, fmt: str, limit: int) -> str:
     from .. import graph as kbgraph
     ranked = kbgraph.rank(kbgraph.full_graph(conn))
+    field = _about_the_field(conn, [row["id"] for row in ranked])
+    ranked.sort(key=lambda row: row["id"] not in field)  # stable: PageRank order within each
     rows = [{**row, "position": i + 1} for i, row in enumerate(ranked[:limit or None])]
     attrs = kbgraph.work_attributes(conn, [r["id"] for r in rows])
     if fmt == "json":
@@ -200,7 +228,9 @@ def _rank_kb(conn: Any, fmt: str, limit: int) -> str:
             for row in rows]}, indent=2, ensure_ascii=False) + "\n"
     return _table_text(attrs, rows, [("position", "#"), ("pagerank", "pagerank"),
                                      ("in_degree", "cited by")],
-                       f"The most central works of the KB ({len(ranked)} works)")
+                       f"The most central works of the KB ({len(ranked)} works; the "
+                       f"{len(ranked) - len(field)} background works that name no cell "
+                       "therapy come after the field's)")
 
 
 def _path(conn: Any, ends: tuple[str, str], fmt: str) -> str | bytes:

@@ -40,7 +40,9 @@ def resolve(settings: Settings, dry_run: bool, fmt: str) -> None:
                            "candidates": [{"work_id": w, "score": s} for w, s in cands]}
                           for c, r, cands in report.ambiguous],
             "merges": [asdict(m) for m in report.merges],
-            "unresolved": report.unresolved}, indent=2))
+            "unresolved": report.unresolved,
+            "left_unresolved": [{"citation_id": c, "reference": r, "best_work_id": w,
+                                 "best_score": s} for c, r, w, s in report.left]}, indent=2))
     else:
         for merge in report.merges:
             click.echo(f"merge  {merge.drop_id} -> {merge.keep_id}  {merge.year}  "
@@ -51,7 +53,19 @@ def resolve(settings: Settings, dry_run: bool, fmt: str) -> None:
         for citation_id, reference, candidates in report.ambiguous:
             shown = ", ".join(f"{w} ({s:.1f})" for w, s in candidates)
             click.echo(f"  ?    {_short(reference, 70)}\n       -> one of {shown}")
+        if dry_run:
+            for citation_id, reference, work_id, score in report.left[:_LISTED]:
+                best = f"best {work_id} ({score:.1f}), below the threshold" if work_id else \
+                    "no candidate"
+                click.echo(f"  -    {_short(reference, 70)}\n       -> {best}")
+            if len(report.left) > _LISTED:
+                click.echo(f"  … and {len(report.left) - _LISTED} more unresolved "
+                           "(--format json lists them all)")
     settings.say(report.summary())
+
+
+#: How many unresolved references --dry-run lists in the table.
+_LISTED = 50
 
 
 def _short(text: str | None, width: int = 80) -> str:

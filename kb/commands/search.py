@@ -29,7 +29,7 @@ def filter_options(func):  # type: ignore[no-untyped-def]
 
 
 @click.command()
-@click.argument("query", required=False)
+@click.argument("words", nargs=-1)
 @filter_options
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True,
               help="Show at most this many works.")
@@ -37,23 +37,28 @@ def filter_options(func):  # type: ignore[no-untyped-def]
               help="Also match words of the KB spelled like the query's words.")
 @format_option("table", "json", "csv", "bibtex", "ris")
 @pass_settings
-def search(settings: Settings, query: str | None, year: str | None, design: str | None,
+def search(settings: Settings, words: tuple[str, ...], year: str | None, design: str | None,
            mesh: tuple[str, ...], cell_type: str | None, limit: int, fuzzy: bool,
            fmt: str) -> None:
-    """Search titles, abstracts, keywords, MeSH and authors; best matches first.
+    """Search what the KB knows about each work — title, abstract, keywords, MeSH, authors,
+    journal, and its trials' facts and outcome measures — best matches first.
 
-    QUERY takes words, "exact phrases", AND / OR / NOT, brackets, prefix* and the fields
-    title:, abstract:, author:, mesh:, keyword: — for example
+    QUERY takes words (all must match: kb search cord blood), "exact phrases", AND / OR / NOT,
+    brackets, prefix* and the fields title:, abstract:, author:, mesh:, keyword:, journal:,
+    trial: — or one DOI, PMID or PMCID, which finds that work. For example
 
     \b
       kb search 'title:"cerebral palsy" AND (mesenchymal OR "cord blood")'
       kb search 'author:"Zarrabi M"' --design rct --year 2015-2025
-      kb search UC-MSC --format bibtex > trials.bib
+      kb search intrathecal --design rct --format bibtex > trials.bib
+      kb search 10.1186/s13287-021-02513-4
 
     Retracted works are marked; so are stubs (works known only from a reference list).
     Without QUERY, the works passing the filters are listed, newest first.
     """
+    from ..identifiers import classify
     from ..search import search as run_search
+    query = _join(words)
     with kb_errors(settings):
         conn = settings.open()
         try:
@@ -67,8 +72,17 @@ def search(settings: Settings, query: str | None, year: str | None, design: str 
             conn.close()
     for word, alternatives in result.widened.items():
         settings.say(f"also searching {', '.join(alternatives)} for {word}", level=0)
+    for note in result.notes:
+        settings.say(f"note: {note}")
     if not result.hits:
-        settings.say("No works match" + (f" {query!r}" if query else "") + ".")
+        # on stderr, so a redirected --format bibtex / csv / json does not pass in silence
+        settings.say("No works match" + (f" {query!r}" if query else "")
+                     + (" with these filters" if year or design or mesh or cell_type else "")
+                     + "." + (f" The {fmt} output is empty." if fmt != "table" else ""))
+        ident = classify(query) if query else None
+        if ident is not None and ident.kind in ("doi", "pmid", "pmcid", "openalex"):
+            settings.say(f"No work in this KB has the {ident.kind.upper()} {ident.value}; "
+                         f"`kb add {ident.value}` fetches it.")
         if result.suggestions:
             settings.say("Did you mean: " + ", ".join(result.suggestions) + "?"
                          + ("" if fuzzy else "  (or try --fuzzy)"))
@@ -89,10 +103,22 @@ def search(settings: Settings, query: str | None, year: str | None, design: str 
     else:
         _table(result.hits)
         if len(result.hits) == limit:
-            settings.say(f"Showing the best {limit} matches (--limit for more).")
+            settings.say(f"Showing the best {_works(limit)} (--limit for more)." if limit > 1
+                         else "Showing the best match (--limit for more).")
         else:
-            settings.say(f"{len(result.hits)} work{'s' if len(result.hits) != 1 else ''}.",
-                         level=1)
+            settings.say(f"{_works(len(result.hits))}.", level=1)
+
+
+def _works(count: int) -> str:
+    return f"{count} work" + ("s" if count != 1 else "")
+
+
+def _join(words: tuple[str, ...]) -> str | None:
+    """The command line's words as one query, as the user means them: ``kb search cord blood``
+    is ``cord blood``; a word the shell kept whole (``'a OR b' c``) stays a group."""
+    if len(words) <= 1:
+        return words[0] if words else None
+    return " ".join(f"({w})" if any(c.isspace() for c in w.strip()) else w for w in words)
 
 
 def _table(hits: list) -> None:
