@@ -321,11 +321,13 @@ def _filters(conn: sqlite3.Connection, *, design: str | Sequence[str] | None,
     return clauses, params, notes
 
 
-#: A work's completeness, which orders hits of about the same relevance: the fuller record first.
+#: A work's completeness (0-8), which scales its bm25 score by up to a third (8 / 24): bm25
+#: favours short documents, so a title-only stub would outrank the full record of its work.
 _COMPLETENESS = ("((w.year IS NOT NULL) + (w.doi IS NOT NULL) + (w.pmid IS NOT NULL) "
                  "+ (coalesce(w.abstract, '') <> '') + (w.journal IS NOT NULL) "
                  "+ (w.status = 'full') - w.unverified "
                  "+ EXISTS (SELECT 1 FROM work_authors wa WHERE wa.work_id = w.id))")
+_COMPLETENESS_SCALE = 24.0
 _COLUMNS = ("w.id, w.doi, w.pmid, w.title, w.year, w.journal, "
             "coalesce((SELECT group_concat(name, '; ') FROM (SELECT a.name FROM work_authors wa "
             "JOIN authors a ON a.id = wa.author_id WHERE wa.work_id = w.id ORDER BY wa.position)),"
@@ -336,9 +338,9 @@ def _run(conn: sqlite3.Connection, fts_query: str | None, clauses: list[str],
          params: list[object], limit: int | None) -> list[Hit]:
     """Rank in an inner query, then build snippets for the kept rows only.
 
-    Hits whose bm25 scores are within a tenth of each other (relative to the best) count as
-    ties and go fuller record first: a title-only stub does not outrank the trial report it
-    names.
+    The score is bm25 scaled by the record's completeness, so of two about equally relevant
+    works the fuller record goes first: a title-only stub does not outrank the trial report
+    it names.
     """
     where = "".join(f" AND {clause}" for clause in clauses)
     limit_sql = " LIMIT ?" if limit is not None else ""
@@ -350,14 +352,12 @@ def _run(conn: sqlite3.Connection, fts_query: str | None, clauses: list[str],
         args: list[object] = [*params, *tail]
     else:
         weights = ", ".join(str(w) for w in WEIGHTS)
-        sql = (f"WITH m AS MATERIALIZED (SELECT f.rowid AS id, bm25(works_fts, {weights}) AS rank "
-               f"FROM works_fts f JOIN works w ON w.id = f.rowid WHERE works_fts MATCH ?{where}), "
-               "best AS (SELECT nullif(min(rank), 0) AS rank FROM m), "
-               "top AS (SELECT m.id, m.rank FROM m JOIN works w ON w.id = m.id "
-               f"ORDER BY round(10 * m.rank / (SELECT rank FROM best)) DESC, {_COMPLETENESS} DESC,"
-               f" m.rank, m.id{limit_sql}) "
+        sql = (f"WITH top AS (SELECT f.rowid AS id, bm25(works_fts, {weights}) * "
+               f"(1 + {_COMPLETENESS} / {_COMPLETENESS_SCALE}) AS rank "
+               f"FROM works_fts f JOIN works w ON w.id = f.rowid WHERE works_fts MATCH ?{where} "
+               f"ORDER BY rank, f.rowid{limit_sql}) "
                f"SELECT {_COLUMNS}, -top.rank, w.is_retracted, w.status, w.unverified "
-               "FROM top JOIN works w ON w.id = top.id")
+               "FROM top JOIN works w ON w.id = top.id ORDER BY top.rank, top.id")
         args = [fts_query, *params, *tail]
     try:
         rows = conn.execute(sql, args).fetchall()
