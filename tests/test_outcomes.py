@@ -334,3 +334,20 @@ def test_doctests(module: str) -> None:
 
     result = doctest.testmod(importlib.import_module(module))
     assert result.attempted and not result.failed
+
+
+def test_rules_read_only_trials_and_syntheses(runner, kb_env, tmp_path) -> None:
+    xml = tmp_path / "editorial.xml"
+    xml.write_text(PUBMED_XML.replace("39000001", "39000002")
+                   .replace("Intrathecal cells in cerebral palsy: a randomized sham-controlled "
+                            "trial", "What the cell therapy trials tell us")
+                   .replace("Randomized Controlled Trial", "Editorial")
+                   .replace("Children were randomised to umbilical cord tissue mesenchymal stem "
+                            "cells or sham (NCT09000002).", "Several groups gave cells to "
+                            "children."), encoding="utf-8")
+    assert runner.invoke(cli, ["import", str(xml)]).exit_code == 0
+    conn = store.connect(Path(kb_env["KB_DB"]))
+    assert conn.execute("SELECT study_design FROM works").fetchone()[0] not in (
+        "rct", "controlled-trial", "open-label-trial")
+    assert conn.execute("SELECT count(*) FROM outcomes").fetchone()[0] == 0
+    conn.close()

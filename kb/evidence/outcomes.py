@@ -249,8 +249,16 @@ _RULES: tuple[tuple[str, str], ...] = (
     ("pm", rf"({_SIGNED})\s*±\s*(\d+(?:\.\d+)?)"),
     ("p_value", r"\bp\s*([=<≤])\s*(0?\.\d+)"),
 )
+#: Marks of a stated effect (lower case): the rules read only a sentence holding one.
+_MARKS = ("±", "95%", "95 %", "cohen", "p =", "p=", "p <", "p<", "p ≤", "smd", "md ", "β", "beta",
+          "difference")
 _AT_TIME = re.compile(rf"(?:at|after|over|within)\s+((?:{_NUM}|one|two|six|twelve)\s*-?\s*{_UNIT})",
                       re.IGNORECASE)
+
+
+def _marked(text: str) -> bool:
+    lowered = text.lower()
+    return any(mark in lowered for mark in _MARKS)
 
 
 def _number(text: str) -> float:
@@ -272,7 +280,11 @@ def extract_effects(text: str | None) -> list[dict[str, Any]]:
 ('adjusted_difference', 'ci_high', 14.52), ('cohens_d', 'value', 0.92)]
     """
     rows: list[dict[str, Any]] = []
-    for sentence in _sentences(text or ""):
+    if not text or not _marked(text):
+        return rows
+    for sentence in _sentences(text):
+        if not _marked(sentence):
+            continue
         taken: list[tuple[int, int]] = []
         for kind, pattern in _RULES:
             for match in re.finditer(pattern, sentence, re.IGNORECASE):

@@ -185,15 +185,18 @@ def infer_edges(conn: sqlite3.Connection, work_ids: list[int] | None) -> int:
 
 
 def extract_outcomes(conn: sqlite3.Connection, works: list[dict[str, Any]]) -> int:
-    """Replace the outcome numbers the rules read in these works' abstracts
-    (:func:`kb.evidence.outcomes.rule_rows`), each tied to the trial the work reports.
-    Returns how many numbers there are."""
-    from ..store.outcomes import store_rule_outcomes
+    """Replace the outcome numbers the rules read in the abstracts of these works' trials and
+    syntheses (:func:`kb.evidence.outcomes.rule_rows`), each tied to the trial the work reports;
+    other works keep none. Returns how many numbers there are."""
+    from ..store.outcomes import delete_rule_outcomes, store_rule_outcomes
     from .outcomes import rule_rows
 
+    studies = [w for w in works if w["abstract"]
+               and w["study_design"] in PRIMARY_DESIGNS + SYNTHESIS_DESIGNS]
     stored = 0
     with store.transaction(conn):
-        for work in works:
+        delete_rule_outcomes(conn, set(w["id"] for w in works) - {w["id"] for w in studies})
+        for work in studies:
             rows = rule_rows(work["abstract"], _key(work), f"rule:work/{work['id']}")
             trials = ev.find_trials(conn, work_ids=[work["id"]])
             stored += store_rule_outcomes(conn, work["id"], trials[0] if trials else None, rows)

@@ -12,11 +12,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from ..errors import InputError
-from . import transaction
+from . import chunked, transaction
 from .evidence import find_trials, work_id_for
 
 __all__ = ["COLUMNS", "OutcomeLoad", "load_curated_outcomes", "store_registry_outcomes",
-           "store_rule_outcomes", "trial_for_ref"]
+           "store_rule_outcomes", "delete_rule_outcomes", "trial_for_ref"]
 
 COLUMNS = ("trial_id", "trial_ref", "work_id", "arm", "arm_role", "n", "instrument",
            "instrument_as_stated", "timepoint_months", "timepoint_as_stated", "quantity",
@@ -96,3 +96,14 @@ def store_rule_outcomes(conn: sqlite3.Connection, work_id: int, trial_id: int | 
     """Replace the rule outcome rows read from one work's abstract."""
     return _replace(conn, "provenance = 'rule' AND work_id = ?", (work_id,),
                     _resolved(conn, rows, trial_id=trial_id, work_id=work_id))
+
+
+def delete_rule_outcomes(conn: sqlite3.Connection, work_ids: Iterable[int]) -> int:
+    """Delete the rule outcome rows these works gave (works the rules no longer read)."""
+    deleted = 0
+    with transaction(conn):
+        for chunk in chunked(sorted(work_ids)):
+            deleted += conn.execute(
+                f"DELETE FROM outcomes WHERE provenance = 'rule' AND work_id IN "
+                f"({','.join('?' * len(chunk))})", chunk).rowcount
+    return deleted
