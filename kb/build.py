@@ -34,6 +34,9 @@ SEED_ARTICLE = "cells4life-2025-03.html"
 #: What an online build's one-level crawl keeps, and how many works per seed work at most.
 CRAWL_TOPIC = "cerebral palsy"
 CRAWL_MAX_WORKS = 200
+#: ``PRAGMA application_id`` of a file ``kb build`` made ("kbBd"): such a file may be
+#: rebuilt in place; any other knowledge base only with ``force``.
+BUILD_APPLICATION_ID = 0x6B624264
 #: Consecutive failed crawls after which the service is taken to be down.
 CRAWL_GIVE_UP = 5
 
@@ -157,11 +160,13 @@ def _refresh(conn: sqlite3.Connection, client: Client, report: BuildReport,
 
 
 def build_kb(out: str | Path, *, client: Client | None = None,
-             say: Callable[[str], None] = lambda _: None) -> BuildReport:
+             say: Callable[[str], None] = lambda _: None, force: bool = False) -> BuildReport:
     """Build a knowledge base at ``out`` from the seed (and, given a client, the services).
 
     :param client: a :class:`kb.http.Client` to refresh the seed works and crawl one level
         with; without one the build is offline and deterministic.
+    :param force: replace ``out`` even if it is a knowledge base no build made.
+    :raises InputError: ``out`` holds works of a knowledge base ``kb build`` did not make.
     :raises KBError: the build failed; ``out`` is left as it was.
     """
     out = Path(out)
@@ -169,6 +174,10 @@ def build_kb(out: str | Path, *, client: Client | None = None,
         raise DatabaseError(f"{out} is a folder, not a database file")
     if not out.parent.is_dir():
         raise InputError(f"cannot write {out}: folder {out.parent} does not exist")
+    if not force:
+        _check_replaceable(out)
+    from .output import clean_leftovers
+    clean_leftovers(out, "building")
     tmp = out.with_name(f".{out.name}.building-{os.getpid()}")
     for leftover in (tmp, *_sidecars(tmp)):
         leftover.unlink(missing_ok=True)
@@ -184,6 +193,7 @@ def build_kb(out: str | Path, *, client: Client | None = None,
                 report.steps.update(_annotate(conn, say))
                 report.steps.update(_load_outcomes(conn, say))
             store.rebuild_fts(conn)
+            conn.execute(f"PRAGMA application_id = {BUILD_APPLICATION_ID}")
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             conn.execute("VACUUM")
         finally:
@@ -195,6 +205,25 @@ def build_kb(out: str | Path, *, client: Client | None = None,
         for leftover in (tmp, *_sidecars(tmp)):
             leftover.unlink(missing_ok=True)
     return report
+
+
+def _check_replaceable(out: Path) -> None:
+    """Refuse to replace a knowledge base that holds works and was not made by a build."""
+    if not out.exists() or out.stat().st_size == 0:
+        return
+    try:
+        with sqlite3.connect(f"{out.resolve().as_uri()}?mode=ro", uri=True) as conn:
+            made_by_build = conn.execute("PRAGMA application_id").fetchone()[0] \
+                == BUILD_APPLICATION_ID
+            works = 0 if made_by_build else conn.execute(
+                "SELECT count(*) FROM works").fetchone()[0]
+    except sqlite3.Error:
+        works = -1  # not a knowledge base kb can read: not one a build made either
+    if works:
+        held = f"holds {works} works" if works > 0 else "is not a knowledge base"
+        raise InputError(f"{out} {held} and was not made by `kb build`; building would "
+                         "replace it", hint="build elsewhere with --out NEW.db, or pass "
+                         "--force to replace it")
 
 
 def _sidecars(path: Path) -> tuple[Path, Path]:

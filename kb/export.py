@@ -1,19 +1,15 @@
 """Read works out of the knowledge base for export, with stable citation keys."""
 from __future__ import annotations
 
-import os
 import sqlite3
-import tempfile
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
-from pathlib import Path
+from collections.abc import Iterable, Sequence
 from typing import TextIO
 
-from .errors import InputError, KBError
 from .store import chunked
 from .formats import ExportRecord, base_key, write
 
-__all__ = ["citation_keys", "load_records", "export_works", "export_citations", "write_file"]
+__all__ = ["citation_keys", "load_records", "export_works", "export_citations"]
 
 _SCALARS = ("doi", "pmid", "pmcid", "openalex_id", "url", "title", "subtitle", "abstract",
             "journal", "journal_abbrev", "issn", "publisher", "year", "pub_date", "volume",
@@ -156,34 +152,3 @@ def export_citations(conn: sqlite3.Connection, query: str | None, out: TextIO, *
             if citing and cited:
                 pairs.append((citing, cited))
     return write_pairs(pairs, out)
-
-
-def write_file(path: str | Path, produce: Callable[[TextIO], int]) -> int:
-    """Write a file all at once: ``produce(handle)`` writes to a temporary file beside
-    ``path``, which replaces ``path`` only when it succeeds.
-
-    :raises InputError: the folder does not exist or cannot be written.
-    """
-    path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    if path.is_dir():
-        raise InputError(f"cannot write {path}: it is a folder")
-    if not folder.is_dir():
-        raise InputError(f"cannot write {path}: the folder {folder} does not exist")
-    try:
-        fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    except OSError as exc:
-        raise InputError(f"cannot write {path}: {exc.strerror or exc}") from exc
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            count = produce(handle)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temp, 0o666 & ~umask)
-        os.replace(temp, path)
-    except OSError as exc:
-        raise KBError(f"cannot write {path}: {exc.strerror or exc}") from exc
-    finally:
-        if os.path.exists(temp):
-            os.unlink(temp)
-    return count

@@ -15,9 +15,11 @@ from ..cli import Settings, kb_errors, pass_settings
               help="The seed only, no network: the same KB every time (KB_OFFLINE=1).")
 @click.option("--refresh", is_flag=True, help="Fetch again even when the HTTP cache has an answer.")
 @click.option("--no-cache", "no_cache", is_flag=True, help="Neither read nor write the HTTP cache.")
+@click.option("--force", is_flag=True,
+              help="Replace the target even if it is a knowledge base kb build did not make.")
 @pass_settings
 def build(settings: Settings, out: Path | None, offline: bool, refresh: bool,
-          no_cache: bool) -> None:
+          no_cache: bool, force: bool) -> None:
     """Build the curated knowledge base from the seed in kb/seed/.
 
     Imports the seed's works, citation links, news article and trial facts through the normal
@@ -26,7 +28,8 @@ def build(settings: Settings, out: Path | None, offline: bool, refresh: bool,
     --offline it also refreshes the seed works from Crossref, PubMed and OpenAlex and crawls
     one level of references and citing works.
 
-    The new file replaces the old one only when the build has finished.
+    The new file replaces the old one only when the build has finished, and a knowledge base
+    that a build did not make (your own imports) only with --force.
     """
     from contextlib import nullcontext
 
@@ -39,7 +42,8 @@ def build(settings: Settings, out: Path | None, offline: bool, refresh: bool,
         online = None if offline else Client(
             load_config().with_options(use_cache=not no_cache, refresh=refresh))
         with online or nullcontext():
-            report = build_kb(target, client=online, say=lambda m: settings.say(m, level=1))
+            report = build_kb(target, client=online, say=lambda m: settings.say(m, level=1),
+                              force=force)
     summary = ", ".join(f"{k} {v}" for k, v in report.steps.items() if isinstance(v, int))
     settings.say(f"Built {target}: {summary}")
     if report.failures:

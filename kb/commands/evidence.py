@@ -12,7 +12,7 @@ import click
 
 from ..cli import Settings, format_option, kb_errors, network_options, out_option, pass_settings
 from ..config import Config
-from ..errors import InputError, KBError
+from ..errors import KBError
 from ..evidence.vocabulary import NOT_REPORTED
 
 
@@ -153,7 +153,10 @@ def evidence(settings: Settings, query: str | None, fmt: str, refresh_registry: 
     """
     from ..evidence.table import evidence_rows
 
+    from ..output import check_out, write_output
+
     with kb_errors(settings):
+        check_out(out, settings.db_path)
         conn = settings.open()
         try:
             if annotate:
@@ -179,13 +182,6 @@ def evidence(settings: Settings, query: str | None, fmt: str, refresh_registry: 
             payload = _table(rows, max(80, shutil.get_terminal_size().columns) if tty else None)
         else:
             payload = _csv(rows) if fmt == "csv" else _json(rows)
-        if out:
-            try:
-                with open(out, "w", encoding="utf-8") as handle:
-                    handle.write(payload)
-            except OSError as exc:
-                raise InputError(f"cannot write {out}: {exc.strerror or exc}") from exc
-        else:
-            click.echo(payload, nl=False)
+        write_output(out, lambda handle: handle.write(payload), db_path=settings.db_path)
         if failures:
             raise KBError("; ".join(failures))

@@ -1,8 +1,6 @@
 """kb export."""
 from __future__ import annotations
 
-import sys
-
 import click
 
 from ..cli import Settings, format_option, kb_errors, out_option, pass_settings
@@ -32,8 +30,10 @@ def export(settings: Settings, query: str | None, year: str | None, design: str 
       kb export --format ris --out everything.ris
       kb export --year 2020- --format csljson > recent.json
     """
-    from ..export import export_citations, export_works, write_file
+    from ..export import export_citations, export_works
+    from ..output import check_out, write_output
     with kb_errors(settings):
+        check_out(out, settings.db_path)
         conn = settings.open()
         try:
             def produce(handle) -> int:  # type: ignore[no-untyped-def]
@@ -42,7 +42,7 @@ def export(settings: Settings, query: str | None, year: str | None, design: str 
                                             mesh=mesh, cell_type=cell_type, stubs=stubs)
                 return export_works(conn, query, fmt, handle, year=year, design=design,
                                     mesh=mesh, cell_type=cell_type, stubs=stubs)
-            count = write_file(out, produce) if out else produce(sys.stdout)
+            count = write_output(out, produce, db_path=settings.db_path)
         finally:
             conn.close()
     noun = "citation" if fmt == "citations-csv" else "work"

@@ -12,23 +12,18 @@ from typing import Any
 import click
 
 from ..cli import Settings, format_option, kb_errors, out_option, pass_settings
-from ..errors import InputError, KBError
+from ..errors import KBError
 from ..identifiers import normalize_doi, normalize_pmid
+from ..output import check_out
 
 GRAPH_FORMATS = ("text", "json", "graphml", "gexf", "dot", "png", "svg", "html")
 
 
-def _emit(payload: str | bytes, out: str | None) -> None:
-    """Write to --out (a clear error if it cannot be written) or to standard output."""
-    if out:
-        try:
-            mode = "wb" if isinstance(payload, bytes) else "w"
-            with open(out, mode, **({} if mode == "wb" else {"encoding": "utf-8"})) as handle:
-                handle.write(payload)
-        except OSError as exc:
-            raise InputError(f"cannot write {out}: {exc.strerror or exc}") from exc
-    else:
-        click.echo(payload, nl=False)  # bytes go to the binary stream untouched
+def _emit(payload: str | bytes, out: str | None, settings: Settings) -> None:
+    """Write to --out (see :func:`kb.output.write_output`) or to standard output."""
+    from ..output import write_output
+    write_output(out, lambda handle: handle.write(payload), db_path=settings.db_path,
+                 binary=isinstance(payload, bytes))
 
 
 def _focus_text(doi: str | None, pmid: str | None, work: str | None) -> str | None:
@@ -131,6 +126,7 @@ def graph(settings: Settings, doi: str | None, pmid: str | None, work: str | Non
     from .. import graph as kbgraph
     from .. import graph_render
     with kb_errors(settings):
+        check_out(out, settings.db_path)
         conn = settings.open()
         try:
             if path:
@@ -155,7 +151,7 @@ def graph(settings: Settings, doi: str | None, pmid: str | None, work: str | Non
                         settings.say("warning: the neighbourhood was truncated; lower --depth")
         finally:
             conn.close()
-        _emit(payload, out)
+        _emit(payload, out, settings)
     if out:
         settings.say(f"wrote {out}", level=1)
 
@@ -274,6 +270,7 @@ def gaps(settings: Settings, topic: str | None, min_citers: int, limit: int, ids
     from .. import graph as kbgraph
     from ..graph_render import work_ident
     with kb_errors(settings):
+        check_out(out, settings.db_path)
         conn = settings.open()
         try:
             rows = kbgraph.gaps(conn, topic=topic, min_citers=min_citers, limit=limit or None,
@@ -295,7 +292,7 @@ def gaps(settings: Settings, topic: str | None, min_citers: int, limit: int, ids
             payload = buffer.getvalue()
         else:
             payload = _gaps_table(rows, work_ident)
-        _emit(payload, out)
+        _emit(payload, out, settings)
     if not rows:
         settings.say("no missing work is cited by "
                      f"{min_citers} or more KB works{' on ' + repr(topic) if topic else ''}")
