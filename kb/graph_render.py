@@ -6,7 +6,7 @@ Every renderer takes the graph from :func:`kb.graph.neighbourhood` and its focus
 """
 from __future__ import annotations
 
-import html
+import functools
 import json
 import math
 from collections import Counter
@@ -344,8 +344,9 @@ def _draw(G: nx.DiGraph, focus: int, fmt: str) -> bytes:
     ys = [p[1] for p in pos.values()]
     span_x, span_y = max(xs) - min(xs), max(ys) - min(ys)
     many = G.number_of_nodes() > 60
-    fig_w = min(26.0, max(8.0, 2.7 * (span_x + 1) + 3.0))
-    fig_h = min(26.0, max(4.5, 0.6 * (span_y + 1) + 2.2))
+    # no wide strip: at most about 2:1, columns closer together, rows spread to fill
+    fig_w = min(26.0, max(8.0, 2.1 * (span_x + 1) + 3.0))
+    fig_h = min(26.0, max(5.0, 0.6 * (span_y + 1) + 2.2, fig_w / 2.0))
     fig = Figure(figsize=(fig_w, fig_h), dpi=110)  # no pyplot: no global state touched
     ax = fig.subplots()
     node_size = 260 if many else 620
@@ -472,12 +473,14 @@ def _bend(u: int, v: int, centres: dict[int, tuple[float, float]],
     dx, dy = x2 - x1, y2 - y1
     obstacles = []
     for n in centres:
-        if n in (u, v):
-            continue
         x, y = centres[n]
         r = radius[n]
         offset = label_above + math.copysign(r, label_above)
-        obstacles += [(x, y, r)] + [(x + k * r, y + offset, r * 0.8) for k in (-1.5, 0, 1.5)]
+        # every work's label, the edge's own two included (an arrowhead must not run into
+        # its target's label); the circles of works other than the two
+        obstacles += [(x + k * r, y + offset, r * 0.8) for k in (-2.5, -1.25, 0, 1.25, 2.5)]
+        if n not in (u, v):
+            obstacles.append((x, y, r))
     best, fewest = 0.06, None
     for rad in (0.06, -0.2, 0.2, -0.35, 0.35, -0.5, 0.5):
         cx, cy = (x1 + x2) / 2 + rad * dy, (y1 + y2) / 2 - rad * dx
@@ -513,149 +516,37 @@ def _column_captions(G: nx.DiGraph, pos: dict[int, tuple[float, float]]
 
 # -- one self-contained HTML page -----------------------------------------------------------
 
-_HTML = """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>__TITLE__</title>
-<style>
-body{margin:0;font:14px/1.4 system-ui,-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;
- color:#222;display:flex;height:100vh}
-#main{flex:1;position:relative}#graph{width:100%;height:100%;cursor:grab;background:#fcfcfc}
-#side{width:340px;border-left:1px solid #ddd;padding:12px 14px;overflow:auto}
-h1{font-size:16px;margin:0 0 6px}h2{font-size:13px;margin:14px 0 4px;color:#555}
-.node text{font-size:12px;pointer-events:none;paint-order:stroke;stroke:#fff;stroke-width:3px}
-.node{cursor:pointer}.dim{opacity:.15}.edge{fill:none}
-.legend span{display:inline-block;width:11px;height:11px;border-radius:50%;margin-right:5px;
- vertical-align:-1px;border:1px solid #555}.legend div{margin:2px 0}
-#q{width:100%;box-sizing:border-box;padding:5px;margin:6px 0}
-.mark{color:#b00020;font-weight:bold}#side a{word-break:break-all}
-dt{font-weight:600;margin-top:6px}dd{margin:0}
-#tip{position:absolute;pointer-events:none;background:#fff;border:1px solid #aaa;
- padding:6px 8px;width:max-content;max-width:380px;font-size:12px;display:none;box-shadow:0 2px 6px #0002}
-</style></head><body>
-<div id="main"><svg id="graph" xmlns="http://www.w3.org/2000/svg" role="img"
- aria-label="citation graph"><defs></defs><g id="view"></g></svg><div id="tip"></div></div>
-<div id="side"><h1>__TITLE__</h1>
-<div>Drag to pan, wheel to zoom, drag a work to move it, click a work for details.</div>
-<input id="q" placeholder="Find a work (author, title, DOI)">
-<div id="details"></div><h2>Designs and relations</h2><div class="legend" id="legend"></div>
-</div>
-<script id="data" type="application/json">__DATA__</script>
-<script>
-(function(){
-"use strict";
-var data=JSON.parse(document.getElementById("data").textContent);
-var NS="http://www.w3.org/2000/svg",svg=document.getElementById("graph"),
- view=document.getElementById("view"),tip=document.getElementById("tip");
-function el(name,attrs,parent){var e=document.createElementNS(NS,name);
- for(var k in attrs)e.setAttribute(k,attrs[k]);if(parent)parent.appendChild(e);return e;}
-var byId={},scale=90,tx=0,ty=0,zoom=1;
-data.nodes.forEach(function(n){byId[n.id]=n;n.px=n.x*scale*2.4;n.py=-n.y*scale*1.3;});
-var defs=svg.querySelector("defs");
-Object.keys(data.edge_styles).forEach(function(r){var s=data.edge_styles[r];
- var m=el("marker",{id:"arrow-"+r,viewBox:"0 0 10 10",refX:"10",refY:"5",markerWidth:"7",
-  markerHeight:"7",orient:"auto-start-reverse"},defs);
- el("path",{d:"M0,0L10,5L0,10z",fill:s[0]},m);});
-var edgeLayer=el("g",{},view),nodeLayer=el("g",{},view);
-data.edges.forEach(function(e){var s=data.edge_styles[e.relation]||data.edge_styles.cites;
- e.el=el("path",{"class":"edge",stroke:s[0],"stroke-width":s[1],
-  "stroke-dasharray":s[2]==="dashed"?"6 4":(s[2]==="dotted"?"2 3":"none"),
-  "marker-end":"url(#arrow-"+(data.edge_styles[e.relation]?e.relation:"cites")+")"},edgeLayer);
- var t=el("title",{},e.el);t.textContent=e.relation+(e.reason?": "+e.reason:"")+
-  (e.sources&&e.sources.length?" ("+e.sources.join(", ")+")":"");});
-data.nodes.forEach(function(n){var g=el("g",{"class":"node"},nodeLayer);n.el=g;
- var r=n.focus?16:9;n.r=r;
- el("circle",{r:r,fill:n.stub?"#fff":n.colour,stroke:n.focus?"#000":(n.stub?n.colour:"#333"),
-  "stroke-width":n.focus?3:(n.stub?2.5:1)},g);
- if(n.mark==="RETRACTED"){el("path",{d:"M-7,-7L7,7M7,-7L-7,7",stroke:"#b00020",
-  "stroke-width":3},g);}
- var label=el("text",{x:0,y:-(r+6),"text-anchor":"middle","font-weight":n.focus?"bold":"normal",
-  fill:n.mark?"#b00020":"#111"},g);
- label.textContent=n.label+(n.mark?" ("+n.mark+")":(n.stub?" (stub)":""));
- g.addEventListener("mouseenter",function(ev){tip.style.display="block";
-  tip.innerHTML="<b>"+esc(n.label)+"</b><br>"+esc(n.title||"(no title)")+"<br>"+
-  esc(n.study_design||"design unknown")+(n.doi?" · "+esc(n.doi):"");});
- g.addEventListener("mousemove",function(ev){var box=svg.getBoundingClientRect(),
-  x=ev.clientX-box.left,y=ev.clientY-box.top;
-  tip.style.left=(x+tip.offsetWidth+20>box.width?x-tip.offsetWidth-14:x+14)+"px";
-  tip.style.top=(y+tip.offsetHeight+20>box.height?y-tip.offsetHeight-14:y+14)+"px";});
- g.addEventListener("mouseleave",function(){tip.style.display="none";});
- g.addEventListener("mousedown",function(ev){ev.stopPropagation();drag={node:n,x:ev.clientX,
-  y:ev.clientY,moved:false};});});
-function esc(s){return String(s).replace(/[&<>"]/g,function(c){return {"&":"&amp;",
- "<":"&lt;",">":"&gt;","\\"":"&quot;"}[c];});}
-function place(){data.nodes.forEach(function(n){n.el.setAttribute("transform",
-  "translate("+n.px+","+n.py+")");});
- data.edges.forEach(function(e){var a=byId[e.source],b=byId[e.target];
-  var dx=b.px-a.px,dy=b.py-a.py,d=Math.sqrt(dx*dx+dy*dy)||1;
-  var x1=a.px+dx/d*a.r,y1=a.py+dy/d*a.r,x2=b.px-dx/d*(b.r+2),y2=b.py-dy/d*(b.r+2);
-  var f=e.bend,mx=(x1+x2)/2+f*(b.py-a.py),my=(y1+y2)/2-f*(b.px-a.px);
-  e.el.setAttribute("d","M"+x1+","+y1+"Q"+mx+","+my+" "+x2+","+y2);});}
-function frame(){view.setAttribute("transform","translate("+tx+","+ty+") scale("+zoom+")");}
-function fit(){var xs=data.nodes.map(function(n){return n.px;}),
-  ys=data.nodes.map(function(n){return n.py;});
- var w=svg.clientWidth||900,h=svg.clientHeight||600;
- var minx=Math.min.apply(null,xs)-70,maxx=Math.max.apply(null,xs)+60,
-  miny=Math.min.apply(null,ys)-50,maxy=Math.max.apply(null,ys)+30;
- zoom=Math.min(1.6,Math.min(w/(maxx-minx+80),h/(maxy-miny+80)));
- if(zoom<0.6){zoom=0.6;}  /* a tall graph: readable labels, start at the top, pan for more */
- tx=(w-(maxx+minx)*zoom)/2;ty=(h-(maxy+miny)*zoom)/2;
- if((maxy-miny)*zoom>h){ty=40-miny*zoom;}
- if((maxx-minx)*zoom>w){tx=40-minx*zoom;}
- frame();}
-var drag=null;
-svg.addEventListener("mousedown",function(ev){drag={pan:true,x:ev.clientX,y:ev.clientY};
- svg.style.cursor="grabbing";});
-window.addEventListener("mousemove",function(ev){if(!drag)return;
- var dx=ev.clientX-drag.x,dy=ev.clientY-drag.y;drag.x=ev.clientX;drag.y=ev.clientY;
- if(drag.pan){tx+=dx;ty+=dy;frame();}else{drag.moved=true;drag.node.px+=dx/zoom;
-  drag.node.py+=dy/zoom;place();}});
-window.addEventListener("mouseup",function(){if(drag&&drag.node&&!drag.moved)select(drag.node);
- drag=null;svg.style.cursor="grab";});
-svg.addEventListener("wheel",function(ev){ev.preventDefault();
- var f=ev.deltaY<0?1.15:1/1.15,r=svg.getBoundingClientRect(),
-  mx=ev.clientX-r.left,my=ev.clientY-r.top;
- tx=mx-(mx-tx)*f;ty=my-(my-ty)*f;zoom*=f;frame();},{passive:false});
-function select(n,quiet){var near={};near[n.id]=true;
- data.edges.forEach(function(e){if(e.source===n.id)near[e.target]=true;
-  if(e.target===n.id)near[e.source]=true;});
- if(!quiet){data.nodes.forEach(function(m){m.el.classList.toggle("dim",!near[m.id]);});
-  data.edges.forEach(function(e){e.el.classList.toggle("dim",
-   e.source!==n.id&&e.target!==n.id);});}
- var link=n.doi?"https://doi.org/"+n.doi:(n.url||"");
- var rows=[["Role",n.role],["Design",n.study_design||"unknown"],["Year",n.year],
-  ["Journal / site",n.journal],["DOI",n.doi],["PMID",n.pmid],["Status",n.status]];
- var out="<h2>Selected work</h2>"+(n.mark?"<div class='mark'>"+esc(n.mark)+"</div>":"")+
-  "<div><b>"+esc(n.label)+"</b></div><div>"+esc(n.title||"(no title)")+"</div><dl>";
- rows.forEach(function(r){if(r[1]!==null&&r[1]!==undefined&&r[1]!=="")
-  out+="<dt>"+r[0]+"</dt><dd>"+esc(r[1])+"</dd>";});
- out+="</dl>"+(link?"<p><a href='"+esc(link)+"'>"+esc(link)+"</a></p>":"")+
-  "<p><a href='#' id='clear'>show all</a></p>";
- document.getElementById("details").innerHTML=out;
- document.getElementById("clear").onclick=function(ev){ev.preventDefault();clear();};}
-function clear(){data.nodes.forEach(function(m){m.el.classList.remove("dim");});
- data.edges.forEach(function(e){e.el.classList.remove("dim");});
- document.getElementById("details").innerHTML="";}
-document.getElementById("q").addEventListener("input",function(){
- var q=this.value.toLowerCase();if(!q){clear();return;}
- data.nodes.forEach(function(n){var hay=(n.label+" "+(n.title||"")+" "+(n.doi||""))
-  .toLowerCase();n.el.classList.toggle("dim",hay.indexOf(q)<0);});
- data.edges.forEach(function(e){e.el.classList.add("dim");});});
-var legend=document.getElementById("legend");
-data.legend.forEach(function(item){var d=document.createElement("div");
- d.innerHTML="<span style='background:"+item[1]+"'></span>"+esc(item[0]);
- legend.appendChild(d);});
-Object.keys(data.edge_styles).forEach(function(r){if(!data.edges.some(function(e){
-  return e.relation===r;}))return;var s=data.edge_styles[r],d=document.createElement("div");
- d.innerHTML="<svg width='28' height='10' style='vertical-align:middle'><line x1='0' y1='5'"+
-  " x2='28' y2='5' stroke='"+s[0]+"' stroke-width='"+s[1]+"' stroke-dasharray='"+
-  (s[2]==="dashed"?"6 4":(s[2]==="dotted"?"2 3":"none"))+"'/></svg> "+esc(r);
- legend.appendChild(d);});
-place();fit();window.addEventListener("resize",fit);
-select(byId[data.focus],true);
-})();
-</script></body></html>
-"""
+#: The page forbids everything but its own inline script (by hash) and styles: no inline
+#: event handlers, nothing fetched, no plugins, no forms.
+_CSP = ("default-src 'none'; script-src '{script_hash}'; style-src 'unsafe-inline'; "
+        "img-src data:; base-uri 'none'; form-action 'none'")
+
+
+def _link(attrs: dict[str, Any]) -> str | None:
+    """The work's web address, only ever an http(s) URL: doi.org for a DOI, else its URL."""
+    from urllib.parse import quote, urlsplit
+    if attrs.get("doi"):
+        return "https://doi.org/" + quote(str(attrs["doi"]), safe="/")
+    url = str(attrs.get("url") or "")
+    return url if urlsplit(url).scheme.lower() in ("http", "https") else None
+
+
+@functools.cache
+def _page_template() -> tuple[Any, str, str]:
+    """The jinja2 page template (autoescaped), its script and the script's CSP hash."""
+    import base64
+    import hashlib
+    from importlib.resources import files
+
+    import jinja2
+    folder = files("kb") / "templates"
+    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+    script = (folder / "graph.js").read_text(encoding="utf-8")
+    digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode()
+    return env.from_string((folder / "graph.html").read_text(encoding="utf-8")), script, \
+        f"sha256-{digest}"
+
+
 
 
 def render_html(G: nx.DiGraph, focus: int) -> str:
@@ -664,9 +555,10 @@ def render_html(G: nx.DiGraph, focus: int) -> str:
     annotate(G, focus)
     G = _trim(G, focus)
     pos = layout(G, focus)
-    keep = ("label", "title", "study_design", "year", "journal", "doi", "pmid", "url",
-            "status", "mark", "role")
+    keep = ("label", "title", "study_design", "year", "journal", "doi", "pmid", "status",
+            "mark", "role")
     nodes = [{"id": n, **{k: d.get(k) for k in keep}, "label": d.get("caption") or d.get("label"),
+              "link": _link(d), "marks": _marks(d),
               "x": pos[n][0], "y": pos[n][1],
               "colour": _colour(d.get("study_design")), "focus": n == focus,
               "stub": d.get("status") == "stub"} for n, d in G.nodes(data=True)]
@@ -682,13 +574,14 @@ def render_html(G: nx.DiGraph, focus: int) -> str:
     payload = {"focus": focus, "nodes": nodes, "edges": edges,
                "legend": [[d or "design unknown", _colour(d)] for d in designs],
                "edge_styles": {k: list(v) for k, v in EDGE_STYLES.items()}}
-    data = json.dumps(payload, ensure_ascii=False).replace("<", "\\u003c")
     title = f"{G.nodes[focus].get('label')}: {G.nodes[focus].get('short_title') or ''}"
     title = title.strip(": ")
     if G.graph.get("left_out"):
         title += (f" (showing {G.number_of_nodes()} of "
                   f"{G.number_of_nodes() + G.graph['left_out']} works)")
-    return _HTML.replace("__TITLE__", html.escape(title)).replace("__DATA__", data)
+    template, script, script_hash = _page_template()
+    return template.render(title=title, payload=payload, script=script,
+                           csp=_CSP.format(script_hash=script_hash))
 
 
 # -- dispatch -------------------------------------------------------------------------------

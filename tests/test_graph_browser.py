@@ -63,7 +63,7 @@ def test_the_page_draws_offline_and_answers(page: Path, browser: object) -> None
     driver.get(page.as_uri())  # type: ignore[attr-defined]
     nodes = driver.find_elements(By.CSS_SELECTOR, "#graph g.node")  # type: ignore[attr-defined]
     labels = {n.find_element(By.TAG_NAME, "text").text for n in nodes}
-    assert labels == {"Nouri 2025", "Amanat 2021", "Zarrabi 2022", "Qu 2022",
+    assert labels == {"Nouri 2025 (unverified)", "Amanat 2021", "Zarrabi 2022", "Qu 2022",
                       "Cells4Life 2025", "Kiasatdolatabadi 2017"}
     assert len(driver.find_elements(By.CSS_SELECTOR, "#graph path.edge")) == 7  # type: ignore[attr-defined]
     # nothing was fetched: the page is its own only resource
@@ -84,3 +84,29 @@ def test_the_page_draws_offline_and_answers(page: Path, browser: object) -> None
     assert lit == {"Zarrabi 2022"}
     OUT.mkdir(exist_ok=True)
     driver.save_screenshot(str(OUT / "graph-pooled.png"))  # type: ignore[attr-defined]
+
+
+def test_no_arrowhead_runs_into_a_label(tmp_path: Path, browser: object) -> None:
+    """On the bundled KB's pooled study, whose pooled trials sit below and beside it."""
+    out = tmp_path / "bundled.html"
+    result = CliRunner().invoke(cli, ["--db", str(Path(__file__).parents[1] / "kb.db"), "graph",
+                                      "--doi", POOLED, "--format", "html", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    driver = browser
+    driver.get(out.as_uri())  # type: ignore[attr-defined]
+    hits = driver.execute_script("""  // the arrowhead: a disc as wide as its marker
+      var boxes=[].map.call(document.querySelectorAll('#graph g.node'),function(g){
+        var m=g.transform.baseVal.consolidate().matrix,b=g.querySelector('text').getBBox();
+        return {x:b.x+m.e,y:b.y+m.f,w:b.width,h:b.height,t:g.textContent};});
+      var hits=[];
+      document.querySelectorAll('#graph path.edge').forEach(function(p){
+        var id=p.getAttribute('marker-end').slice(5,-1),mk=document.getElementById(id);
+        var size=parseFloat(mk.getAttribute('markerWidth'))*
+          (mk.getAttribute('markerUnits')==='userSpaceOnUse'?1:
+           parseFloat(p.getAttribute('stroke-width')));
+        var L=p.getTotalLength(),q=p.getPointAtLength(Math.max(0,L-size/2)),r=size/2;
+        boxes.forEach(function(b){
+          var dx=Math.max(b.x-q.x,0,q.x-(b.x+b.w)),dy=Math.max(b.y-q.y,0,q.y-(b.y+b.h));
+          if(dx*dx+dy*dy<r*r*0.6)hits.push(b.t);});});
+      return hits;""")
+    assert hits == []

@@ -239,3 +239,24 @@ def test_pictures_of_huge_neighbourhoods_are_capped(tmp_path: Path) -> None:
     assert any(n["focus"] for n in data["nodes"])
     assert "(showing 300 of 401 works)" in page
     conn.close()
+
+
+def test_html_marks_unverified_works_as_the_other_views_do(kb, tmp_path: Path) -> None:
+    _, _, path = kb
+    page = _export(path, "html", tmp_path / "g.html").read_text(encoding="utf-8")
+    parser = _Resources()
+    parser.feed(page)
+    nouri = next(n for n in json.loads(parser.scripts[0])["nodes"] if n["label"] == "Nouri 2025")
+    assert nouri["marks"] == ["unverified"]
+    assert "n.marks.join" in page  # the label and the details show the marks
+
+
+def test_pictures_are_not_a_wide_strip(kb, tmp_path: Path) -> None:
+    _, _, path = kb
+    width, height = _png_size(_export(path, "png", tmp_path / "g.png").read_bytes())
+    assert width / height <= 2.1, (width, height)
+    svg = _export(path, "svg", tmp_path / "g.svg").read_text(encoding="utf-8")
+    root = ET.fromstring(svg)
+    ratio = float(root.get("width").rstrip("pt")) / float(root.get("height").rstrip("pt"))
+    assert ratio <= 2.1
+
