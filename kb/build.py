@@ -133,6 +133,10 @@ def _refresh(conn: sqlite3.Connection, client: Client, report: BuildReport,
         "SELECT pmid FROM works WHERE doi IS NULL AND pmid IS NOT NULL ORDER BY pmid")]
     added = ingest.add(conn, client, dois + pmids)
     report.steps["refreshed"] = len(added.added) + len(added.updated) + len(added.unchanged)
+    if not report.steps["refreshed"] and client.unreachable:  # one line, not one per work
+        report.failures.append("; ".join(sorted(set(client.unreachable.values())))
+                               + ": built from the seed only")
+        return
     report.failures.extend(f"{label}: {reason}" for label, reason in added.failed.items())
     say(f"refreshed {report.steps['refreshed']} of {len(dois) + len(pmids)} seed works online")
     if dois and not report.steps["refreshed"]:
@@ -211,12 +215,16 @@ def _check_replaceable(out: Path) -> None:
     """Refuse to replace a knowledge base that holds works and was not made by a build."""
     if not out.exists() or out.stat().st_size == 0:
         return
-    try:
-        with sqlite3.connect(f"{out.resolve().as_uri()}?mode=ro", uri=True) as conn:
-            made_by_build = conn.execute("PRAGMA application_id").fetchone()[0] \
-                == BUILD_APPLICATION_ID
-            works = 0 if made_by_build else conn.execute(
-                "SELECT count(*) FROM works").fetchone()[0]
+    with out.open("rb") as handle:
+        header = handle.read(72)
+    if int.from_bytes(header[68:72], "big") == BUILD_APPLICATION_ID:  # PRAGMA application_id
+        return
+    try:  # immutable: no -wal / -shm files left beside it
+        conn = sqlite3.connect(f"{out.resolve().as_uri()}?immutable=1", uri=True)
+        try:
+            works = conn.execute("SELECT count(*) FROM works").fetchone()[0]
+        finally:
+            conn.close()
     except sqlite3.Error:
         works = -1  # not a knowledge base kb can read: not one a build made either
     if works:

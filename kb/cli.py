@@ -5,6 +5,7 @@ starts without loading the network, graph or web stacks.
 """
 from __future__ import annotations
 
+import errno
 import functools
 import importlib
 import sqlite3
@@ -89,13 +90,39 @@ def kb_errors(settings: Settings | None = None) -> Iterator[None]:
     except KBError as exc:
         if settings is not None and settings.debug:
             raise
-        error = click.ClickException(str(exc))
+        error = click.ClickException(_redact(str(exc)))
         error.exit_code = exc.exit_code
         raise error from exc
     except sqlite3.DatabaseError as exc:  # OperationalError, and a damaged file
         if settings is not None and settings.debug:
             raise
+        if _disk_full(exc):
+            raise click.ClickException("disk full: the change was not saved; the knowledge "
+                                       "base is intact (free some space and run again)"
+                                       ) from exc
         raise click.ClickException(f"database error: {exc}") from exc
+    except OSError as exc:
+        if settings is not None and settings.debug or exc.errno != errno.ENOSPC:
+            raise
+        raise click.ClickException(f"disk full: {exc.filename or 'a file'} could not be "
+                                   "written; the knowledge base is intact") from exc
+
+
+def _disk_full(exc: sqlite3.DatabaseError) -> bool:
+    """SQLITE_FULL, or the failed rollback that follows it in Python's sqlite3."""
+    error: BaseException | None = exc
+    while error is not None:
+        if getattr(error, "sqlite_errorcode", None) == 13 \
+                or "database or disk is full" in str(error):  # SQLITE_FULL
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def _redact(message: str) -> str:
+    """``message`` without secrets, if this run fetched anything (kb.http knows the keys)."""
+    http = sys.modules.get("kb.http")
+    return http.redact(message) if http is not None else message
 
 
 def annotate_stored(settings: Settings, conn: sqlite3.Connection, stored: bool) -> None:
@@ -142,7 +169,7 @@ def _log_to_stderr(verbosity: int) -> None:
 
     class ClickHandler(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
-            click.echo(self.format(record), err=True)  # the current stderr, as say() does
+            click.echo(_redact(self.format(record)), err=True)  # the current stderr, as say() does
 
     handler = ClickHandler({-1: logging.ERROR, 0: logging.WARNING}.get(verbosity, logging.INFO))
     logger = logging.getLogger("kb")

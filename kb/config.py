@@ -26,6 +26,15 @@ BASE_URLS: dict[str, tuple[str, str]] = {
 }
 
 
+#: Default caps on a decoded answer (bytes): PubMed's efetch returns 200 records of XML at a
+#: time; a saved web page or a JSON record is far smaller.
+MAX_BYTES: dict[str | None, int] = {
+    None: 20 * 2**20, "crossref": 50 * 2**20, "datacite": 50 * 2**20, "doi": 20 * 2**20,
+    "eutils": 200 * 2**20, "idconv": 20 * 2**20, "openalex": 50 * 2**20,
+    "opencitations": 50 * 2**20, "ctgov": 50 * 2**20,
+}
+
+
 def _flag(value: str | None) -> bool:
     return (value or "").strip().lower() in ("1", "true", "yes", "on")
 
@@ -51,6 +60,10 @@ class Config:
     retries: int = 5
     backoff: float = 0.5
     max_retry_wait: float = 60.0
+    #: Seconds one request may take in all, however slowly its body arrives.
+    deadline: float = 120.0
+    #: Largest decoded answer accepted, in bytes, per service (``None``: other hosts).
+    max_bytes: dict[str | None, int] = field(default_factory=lambda: dict(MAX_BYTES))
 
     def url(self, service: str, path: str = "") -> str:
         """The base URL of ``service`` joined with ``path``."""
@@ -68,7 +81,9 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
     ``KB_CROSSREF_URL`` … ``KB_CTGOV_URL`` override the services' roots; ``KB_MAILTO`` is the
     contact sent to Crossref, NCBI and OpenAlex; ``NCBI_API_KEY`` and ``OPENALEX_API_KEY`` raise
     rate limits; ``KB_CACHE_DIR`` moves the HTTP cache; ``KB_OFFLINE=1`` answers from the cache
-    only; ``KB_TIMEOUT`` and ``KB_RETRIES`` tune the client.
+    only; ``KB_TIMEOUT`` and ``KB_RETRIES`` tune the client; ``KB_DEADLINE`` (seconds) bounds
+    one request in all; ``KB_MAX_RESPONSE_MB`` caps every decoded answer (``50``) or some
+    services' (``eutils=300,crossref=20``).
     """
     env = os.environ if env is None else env
     base_urls = {name: env.get(var) or default for name, (var, default) in BASE_URLS.items()}
@@ -83,7 +98,36 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
         offline=_flag(env.get("KB_OFFLINE")),
         timeout=_number(env, "KB_TIMEOUT", 30.0, float),
         retries=int(_number(env, "KB_RETRIES", 5, int)),
+        deadline=_number(env, "KB_DEADLINE", 120.0, float),
+        max_bytes=_max_bytes(env.get("KB_MAX_RESPONSE_MB")),
     )
+
+
+def _max_bytes(value: str | None) -> dict[str | None, int]:
+    """The caps of :data:`MAX_BYTES` changed by ``KB_MAX_RESPONSE_MB``: one figure for every
+    service, or ``service=MB`` pairs separated by commas.
+
+    >>> _max_bytes("eutils=300")["eutils"] == 300 * 2**20, _max_bytes("1")["crossref"]
+    (True, 1048576)
+
+    :raises InputError: the value is neither.
+    """
+    caps = dict(MAX_BYTES)
+    if not value:
+        return caps
+    try:
+        if "=" not in value:
+            return {name: int(float(value) * 2**20) for name in caps}
+        for pair in value.split(","):
+            name, _, figure = pair.partition("=")
+            if name.strip() not in caps:
+                raise ValueError(name)
+            caps[name.strip()] = int(float(figure) * 2**20)
+    except ValueError:
+        raise InputError(f"KB_MAX_RESPONSE_MB must be a number of MB or service=MB pairs "
+                         f"(services: {', '.join(n for n in caps if n)}), not {value!r}"
+                         ) from None
+    return caps
 
 
 def _number(env: Mapping[str, str], name: str, default: float, kind: type) -> float:

@@ -48,5 +48,10 @@ class OfflineError(FetchError):
     """KB_OFFLINE is set and the answer is not in the cache."""
 
 
+class NoNetworkError(FetchError):
+    """A host cannot be reached at all (name lookup failed, connection refused): not worth
+    retrying, and every later request to that host in the run fails at once."""
+
+
 class ParseError(InputError):
     """A file or response is not in the format it claims to be."""

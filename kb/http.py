@@ -6,32 +6,45 @@ honour ``Retry-After`` (429, 500, 502, 503, 504, connection errors, stalls and t
 bodies), and an on-disk cache (requests-cache, SQLite, under ``KB_CACHE_DIR``).
 
 It knows no service's format: services are recognised only by which configured base URL a
-request falls under, to pace each at its own rate. Secrets (``api_key`` parameters, API tokens)
-never reach cache keys, the cached copy of a request, log lines or error messages.
+request falls under, to pace each at its own rate and cap its answers. Secrets (``api_key``
+parameters, API tokens, and the configured keys by value wherever they turn up) never reach
+cache keys, the cached copy of a request or answer, log lines or error messages.
+
+Hostile answers are bounded: every body is streamed under a deadline and a per-service cap on
+its decoded size (compressed bodies are inflated piece by piece, stacked encodings refused);
+redirects are followed by hand, only to http(s), at most :data:`MAX_REDIRECTS` hops, never to
+a private, loopback or link-local address unless the request's own host is one, and never
+with API keys to another host. A host that cannot be reached at all (name lookup failed,
+connection refused) is not retried: it fails at once, for the rest of the run.
 """
 from __future__ import annotations
 
+import errno
+import ipaddress
 import json
 import logging
 import re
+import socket
 import threading
 import time
-from collections.abc import Callable, Mapping
+import zlib
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, quote, urlencode, urljoin, urlsplit, urlunsplit
 
 import requests
 import tenacity
+import urllib3.exceptions
 from requests.adapters import HTTPAdapter
 
 from . import __version__
 from .config import Config
-from .errors import FetchError, KBError, NotFoundError, OfflineError, QuotaError
+from .errors import FetchError, KBError, NoNetworkError, NotFoundError, OfflineError, QuotaError
 
 __all__ = ["Client", "default_rates", "user_agent", "redact", "check_json", "check_xml",
-           "RETRY_STATUSES",
+           "RETRY_STATUSES", "MAX_REDIRECTS", "quote_path",
            "SECRET_PARAMS", "CACHE_EXPIRE"]
 
 log = logging.getLogger(__name__)
@@ -54,6 +67,14 @@ _PACING_GROUPS = {"eutils": "ncbi", "idconv": "ncbi"}
 _SECRET_RE = re.compile(
     r"(?i)\b(" + "|".join(re.escape(p) for p in SECRET_PARAMS + ("key", "token"))
     + r")(=|:\s*)([^&\s;,'\"]+)")
+#: Secret values (the configured API keys) hidden from every message, wherever they appear.
+_SECRET_VALUES: set[str] = set()
+#: Headers that carry secrets: never sent to a host other than the one asked.
+_SECRET_HEADERS = ("Authorization", "Crossref-Plus-API-Token", "api-key", "api_key")
+#: Redirect hops followed per request.
+MAX_REDIRECTS = 5
+#: Decoded bytes produced per step when inflating a compressed body.
+_PIECE = 1 << 20
 _TRANSIENT_ERRORS = (requests.ConnectionError, requests.Timeout,
                      requests.exceptions.ChunkedEncodingError,
                      requests.exceptions.ContentDecodingError)
@@ -75,7 +96,30 @@ def redact(text: str) -> str:
     >>> redact("https://x.org/efetch.fcgi?id=1&api_key=abc123&tool=kb")
     'https://x.org/efetch.fcgi?id=1&api_key=REDACTED&tool=kb'
     """
-    return _SECRET_RE.sub(lambda m: f"{m.group(1)}{m.group(2)}REDACTED", text)
+    text = _SECRET_RE.sub(lambda m: f"{m.group(1)}{m.group(2)}REDACTED", text)
+    for secret in _SECRET_VALUES:
+        for form in {secret, quote(secret, safe="")}:
+            text = text.replace(form, "REDACTED")
+    return text
+
+
+def quote_path(identifier: str) -> str:
+    """An identifier (a DOI) made safe as the end of a URL path: percent-encoded with its
+    slashes kept, unless it holds a ``.`` or ``..`` segment, which could climb out of the API's
+    path: then its slashes are encoded too (``%2E`` would be decoded back on the way).
+
+    >>> quote_path("10.1002/(SICI)1097#x"), quote_path("10.5555/../../etc/passwd")
+    ('10.1002/%28SICI%291097%23x', '10.5555%2F..%2F..%2Fetc%2Fpasswd')
+    """
+    climbs = any(part in (".", "..") for part in identifier.split("/"))
+    return quote(identifier, safe="" if climbs else "/")
+
+
+def _scrub(data: bytes, secrets: set[str]) -> bytes:
+    for secret in secrets:
+        for form in {secret, quote(secret, safe="")}:
+            data = data.replace(form.encode(), b"REDACTED")
+    return data
 
 
 def default_rates(config: Config) -> dict[str, float]:
@@ -165,22 +209,170 @@ class _Transient(Exception):
         self.retry_after = retry_after
 
 
+class _Refused(requests.RequestException):
+    """An answer kb will not take (too big, too slow, a bomb, a forbidden redirect); retrying
+    will not change it."""
+
+
+class _HostDown(requests.ConnectionError):
+    """The host already failed to be reached in this run."""
+
+
 class _CountingAdapter(HTTPAdapter):
-    """The transport: paces and counts every request that really goes on the wire."""
+    """The transport: paces and counts every request that really goes on the wire, and reads
+    each body bounded in size and time."""
 
     def __init__(self, client: Client) -> None:
         super().__init__(pool_maxsize=10)
         self._client = client
 
-    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any
-             ) -> requests.Response:
-        key = self._client._pace_key(request.url or "")
-        self._client._pacer.wait(key)
-        self._client._count("requests")
-        log.debug("%s %s", request.method, redact(request.url or ""))
-        response = super().send(request, *args, **kwargs)
-        self._client._learn_rate(key, response.headers)
+    def send(self, request: requests.PreparedRequest, stream: bool = False,
+             timeout: Any = None, verify: Any = True, cert: Any = None,
+             proxies: Any = None) -> requests.Response:
+        client = self._client
+        url = request.url or ""
+        host = _host(url)
+        if host in client._down:
+            raise _HostDown(client._down[host])
+        key = client._pace_key(url)
+        client._pacer.wait(key)
+        client._count("requests")
+        log.debug("%s %s", request.method, redact(url))
+        started = time.monotonic()
+        response = super().send(request, stream=True, timeout=timeout, verify=verify, cert=cert,
+                                proxies=proxies)
+        client._learn_rate(key, response.headers)
+        try:
+            body = _read_body(response, client.config.max_bytes.get(
+                client.service(url), client.config.max_bytes.get(None, 20 * 2**20)),
+                started + client.config.deadline, client.config.deadline)
+        except BaseException:
+            response.raw.close()
+            raise
+        response._content = body
+        response._content_consumed = True
+        for name in ("Content-Encoding", "Transfer-Encoding"):
+            response.headers.pop(name, None)
+        response.headers["Content-Length"] = str(len(body))
         return response
+
+
+def _read_body(response: requests.Response, cap: int, deadline: float, seconds: float) -> bytes:
+    """The decoded body, read piece by piece: at most ``cap`` decoded bytes, done before
+    ``deadline`` (``time.monotonic``), one content coding at most.
+
+    :raises _Refused: too big, too slow, stacked or unknown encodings.
+    """
+    codings = [c.strip().lower() for c in response.headers.get("Content-Encoding", "").split(",")
+               if c.strip() and c.strip().lower() != "identity"]
+    if len(codings) > 1:
+        raise _Refused(f"the answer is compressed {len(codings)} times over "
+                       f"({', '.join(codings)}): refused as a likely compression bomb")
+    if codings and codings[0] not in ("gzip", "x-gzip", "deflate"):
+        raise _Refused(f"the answer uses an unknown content encoding ({codings[0]})")
+    inflater = _Inflater() if codings else None
+    parts: list[bytes] = []
+    size = 0
+    raw = response.raw
+    while True:
+        if time.monotonic() > deadline:
+            raise _Refused(f"the answer took longer than {seconds:.0f} s (KB_DEADLINE)")
+        try:
+            chunk = raw.read1(65536, decode_content=False)
+        except urllib3.exceptions.ReadTimeoutError as exc:
+            raise requests.exceptions.ReadTimeout(str(exc)) from None
+        except (urllib3.exceptions.ProtocolError, urllib3.exceptions.HTTPError) as exc:
+            raise requests.exceptions.ChunkedEncodingError(str(exc)) from None
+        if not chunk:
+            break
+        for piece in inflater.feed(chunk) if inflater else (chunk,):
+            size += len(piece)
+            if size > cap:
+                bomb = " (a compression bomb?)" if inflater else ""
+                raise _Refused(f"the answer is larger than {cap / 2**20:.0f} MB{bomb} "
+                               "(KB_MAX_RESPONSE_MB)")
+            parts.append(piece)
+    return b"".join(parts)
+
+
+class _Inflater:
+    """Inflates a gzip or zlib body (several gzip members too) in bounded pieces."""
+
+    def __init__(self) -> None:
+        self._inflate = zlib.decompressobj(47)  # gzip or zlib header, detected
+
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        try:
+            while True:
+                piece = self._inflate.decompress(data, _PIECE)
+                if piece:
+                    yield piece
+                if self._inflate.eof:
+                    data = self._inflate.unused_data
+                    if not data:
+                        return
+                    self._inflate = zlib.decompressobj(47)  # the next gzip member
+                    continue
+                data = self._inflate.unconsumed_tail
+                if not data and len(piece) < _PIECE:
+                    return
+        except zlib.error:
+            raise requests.exceptions.ContentDecodingError("damaged compressed body") from None
+
+
+def _host(url: str) -> str:
+    """``host`` or ``host:port`` of a URL, lower-cased."""
+    return urlsplit(url).netloc.lower().rpartition("@")[2]
+
+
+def _address_kinds(addresses: list[str]) -> set[str]:
+    """``public``, ``loopback``, ``private``, ``link-local`` or ``reserved`` per address."""
+    kinds = set()
+    for text in addresses:
+        try:
+            address = ipaddress.ip_address(text.split("%")[0])
+        except ValueError:
+            continue
+        if address.is_loopback:
+            kinds.add("loopback")
+        elif address.is_link_local:
+            kinds.add("link-local")
+        elif address.is_private:
+            kinds.add("private")
+        elif address.is_multicast or address.is_reserved or address.is_unspecified:
+            kinds.add("reserved")
+        else:
+            kinds.add("public")
+    return kinds
+
+
+def _resolve(host: str) -> list[str]:
+    """The addresses a host name resolves to ([] when it does not)."""
+    try:
+        return sorted({info[4][0] for info in socket.getaddrinfo(host, None)})
+    except (OSError, UnicodeError):
+        return []
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """Whether a connection error means the host cannot be reached at all: its name did not
+    resolve, it refused the connection, or there is no route to it."""
+    seen: set[int] = set()
+    stack: list[Any] = [exc]
+    while stack:
+        error = stack.pop()
+        if not isinstance(error, BaseException) or id(error) in seen:
+            continue
+        seen.add(id(error))
+        if isinstance(error, (_HostDown, socket.gaierror,
+                              urllib3.exceptions.NameResolutionError)):
+            return True
+        if isinstance(error, OSError) and error.errno in (
+                errno.ECONNREFUSED, errno.ENETUNREACH, errno.EHOSTUNREACH):
+            return True
+        stack += [error.__cause__, error.__context__, getattr(error, "reason", None),
+                  *error.args]
+    return False
 
 
 class Client:
@@ -192,12 +384,19 @@ class Client:
     :raises FetchError: anything else, after ``config.retries`` retries.
     """
 
-    def __init__(self, config: Config, *, rates: Mapping[str, float] | None = None) -> None:
+    def __init__(self, config: Config, *, rates: Mapping[str, float] | None = None,
+                 resolver: Callable[[str], list[str]] = _resolve) -> None:
+        """``resolver`` gives a host name's addresses, to judge where a redirect leads."""
         self.config = config
         self._pacer = _Pacer(default_rates(config) if rates is None else rates)
         self._stats = {"requests": 0, "retries": 0, "cache_hits": 0}
         self._lock = threading.Lock()
         self._cached = bool(config.use_cache and config.cache_dir)
+        self._resolver = resolver
+        #: host -> "no network: could not reach HOST", for hosts found unreachable
+        self._down: dict[str, str] = {}
+        self._secrets = {v for v in (config.ncbi_api_key, config.openalex_api_key) if v}
+        _SECRET_VALUES.update(self._secrets)
         self._session = self._make_session()
 
     # -- setup --------------------------------------------------------------------------------
@@ -212,7 +411,8 @@ class Client:
                 folder.mkdir(parents=True, exist_ok=True)
                 session: requests.Session = requests_cache.CachedSession(
                     str(folder / "http_cache.sqlite"), backend="sqlite", wal=True,
-                    expire_after=CACHE_EXPIRE, allowable_codes=(200, 404, 410),
+                    expire_after=CACHE_EXPIRE,
+                    allowable_codes=(200, 301, 302, 303, 307, 308, 404, 410),
                     allowable_methods=("GET", "HEAD", "POST"), cache_control=False,
                     stale_if_error=True, match_headers=False,
                     ignored_parameters=list(SECRET_PARAMS + _IDENTITY_PARAMS))
@@ -220,14 +420,43 @@ class Client:
                 raise KBError(f"cannot use the HTTP cache in {folder}: {exc}",
                               hint="set KB_CACHE_DIR to a writable folder, or use --no-cache"
                               ) from None
+            session.cache.save_response = self._scrubbed(  # type: ignore[attr-defined]
+                session.cache.save_response)  # type: ignore[attr-defined]
         else:
             session = requests.Session()
+        session.max_redirects = MAX_REDIRECTS
         adapter = _CountingAdapter(self)
         session.mount("http://", adapter)
         session.mount("https://", adapter)
         session.headers["User-Agent"] = user_agent(self.config.mailto)
         session.headers["Accept-Encoding"] = "gzip, deflate"
         return session
+
+    def _scrubbed(self, save: Callable[..., None]) -> Callable[..., None]:
+        """``save`` (the cache's ``save_response``) storing a copy without secret values in
+        its URL, headers (a redirect's ``Location``), body or history."""
+        from requests_cache import CachedResponse
+
+        def save_scrubbed(response: requests.Response, cache_key: str, *args: Any,
+                          **kwargs: Any) -> None:
+            secrets = self._secrets | _secrets_in(response.request.url or "") \
+                if response.request is not None else set(self._secrets)
+            copy = CachedResponse.from_response(response)
+            if secrets:
+                copy._content = _scrub(copy._content or b"", secrets)
+                for name, value in list(copy.headers.items()):
+                    copy.headers[name] = _scrub(value.encode("latin-1", "replace"),
+                                                secrets).decode("latin-1")
+                copy.url = _scrub(copy.url.encode(), secrets).decode()
+                copy.history = []
+                copy._next = None  # the prepared next hop of a redirect, key and all
+            save(copy, cache_key, *args, **kwargs)
+        return save_scrubbed
+
+    @property
+    def unreachable(self) -> dict[str, str]:
+        """Hosts found unreachable in this run, with the message said about each."""
+        return dict(self._down)
 
     def close(self) -> None:
         """Close the session and its cache connection."""
@@ -382,14 +611,36 @@ class Client:
             extra = {"only_if_cached": self.config.offline,
                      "force_refresh": self.config.refresh and not self.config.offline}
         shown = redact(_with_params(url, params))
-        try:
-            response = self._session.request(method, url, params=params, data=data,
-                                             headers=dict(headers or {}),
-                                             timeout=self.config.timeout, **extra)
-        except _TRANSIENT_ERRORS as exc:
-            raise _Transient(_describe(exc), url=shown) from None
-        except requests.RequestException as exc:
-            raise FetchError(f"request failed: {redact(str(exc))}", url=shown) from None
+        sent_headers = dict(headers or {})
+        target, query = url, params
+        for _hop in range(MAX_REDIRECTS + 1):
+            try:
+                response = self._session.request(method, target, params=query, data=data,
+                                                 headers=sent_headers, allow_redirects=False,
+                                                 timeout=self.config.timeout, **extra)
+            except _Refused as exc:
+                raise FetchError(f"{exc}: {shown}", url=shown) from None
+            except _TRANSIENT_ERRORS as exc:
+                if _unreachable(exc):
+                    host = urlsplit(target).hostname or _host(target)
+                    message = self._down.setdefault(_host(target),
+                                                    f"no network: could not reach {host}")
+                    raise NoNetworkError(message, url=shown,
+                                         hint="check the connection, or use --offline to "
+                                              "answer from the HTTP cache") from None
+                raise _Transient(_describe(exc), url=shown) from None
+            except requests.RequestException as exc:
+                raise FetchError(f"request failed: {redact(str(exc))}", url=shown) from None
+            if not (response.is_redirect and response.headers.get("Location")):
+                break
+            nxt = urljoin(response.url or target, response.headers["Location"])
+            sent_headers = self._redirect(url, nxt, sent_headers)
+            target, query = self._next_url(_with_params(url, params), nxt), None
+            if response.status_code == 303 or (response.status_code in (301, 302)
+                                               and method == "POST"):
+                method, data = "GET", None
+        else:
+            raise FetchError(f"more than {MAX_REDIRECTS} redirects: {shown}", url=shown)
         shown = redact(response.url or shown)
         from_cache = bool(getattr(response, "from_cache", False))
         if self.config.offline and response.status_code == 504 and from_cache \
@@ -419,6 +670,47 @@ class Client:
         raise FetchError(f"HTTP {status} from {shown}: {_snippet(response)}", url=shown,
                          status=status)
 
+    def _redirect(self, origin: str, target: str, headers: dict[str, str]) -> dict[str, str]:
+        """The headers to send to a redirect's ``target`` (secret ones only to the host first
+        asked), after checking that kb may go there.
+
+        :raises FetchError: not http(s), or a private / loopback / link-local address that the
+            host first asked is not itself.
+        """
+        parts = urlsplit(target)
+        if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+            raise FetchError(f"refused a redirect to {redact(target)[:120]!r}: kb follows only "
+                             f"http(s) addresses ({redact(origin)})", url=redact(origin))
+        if _host(target) == _host(origin):
+            return headers
+        allowed = {"public"} | _address_kinds(self._resolver(urlsplit(origin).hostname or ""))
+        kinds = _address_kinds(self._resolver(parts.hostname))
+        if kinds - allowed:
+            raise FetchError(f"refused a redirect from {urlsplit(origin).hostname} to "
+                             f"{parts.hostname}, a {'/'.join(sorted(kinds - allowed))} address",
+                             url=redact(origin))
+        secret = {h.lower() for h in _SECRET_HEADERS}
+        return {k: v for k, v in headers.items() if k.lower() not in secret}
+
+    def _next_url(self, origin: str, target: str) -> str:
+        """A redirect's ``target`` as kb requests it: on another host without secret
+        parameters (by name or by value); on the host first asked with the request's own
+        secret values where the (cached, scrubbed) ``Location`` says REDACTED."""
+        parts = urlsplit(target)
+        names = {p.lower() for p in SECRET_PARAMS}
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        if _host(target) == _host(origin):
+            own = {k.lower(): v for k, v in parse_qsl(urlsplit(origin).query)
+                   if k.lower() in names}
+            if not any(v == "REDACTED" and k.lower() in own for k, v in query):
+                return target
+            query = [(k, own[k.lower()] if v == "REDACTED" and k.lower() in own else v)
+                     for k, v in query]
+        else:
+            secrets = self._secrets | _secrets_in(origin)
+            query = [(k, v) for k, v in query if k.lower() not in names and v not in secrets]
+        return urlunsplit(parts._replace(query=urlencode(query)))
+
     def _forget(self, response: requests.Response) -> None:
         key = getattr(response, "cache_key", None)
         if self._cached and key:
@@ -437,6 +729,12 @@ class Client:
         pause = state.next_action.sleep if state.next_action else 0.0
         level = logging.WARNING if pause >= LONG_PAUSE else logging.INFO
         log.log(level, "kb: %s; retrying in %.0f s: %s", exc, pause, getattr(exc, "url", ""))
+
+
+def _secrets_in(url: str) -> set[str]:
+    """The values of secret parameters in a URL's query."""
+    names = {p.lower() for p in SECRET_PARAMS}
+    return {v for k, v in parse_qsl(urlsplit(url).query) if k.lower() in names and v}
 
 
 def _with_params(url: str, params: Mapping[str, Any] | None) -> str:

@@ -11,6 +11,7 @@ referenced DOIs are fetched in full too.
 from __future__ import annotations
 
 import sqlite3
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,6 +69,95 @@ class AddReport:
         lines = [line[0].upper() + line[1:]]
         lines += [f"  failed: {label}: {reason}" for label, reason in self.failed.items()]
         return "\n".join(lines)
+
+
+#: ``--from-file`` bounds: a list of identifiers is far smaller, and a FIFO must deliver it
+#: within this many seconds.
+MAX_ID_FILE_BYTES = 16 * 2**20
+FIFO_WAIT = 60.0
+
+
+def read_id_path(path: str) -> list[str]:
+    """Identifiers from the file at ``path`` (``-``: standard input), as :func:`read_id_file`
+    reads them, after at most :data:`MAX_ID_FILE_BYTES` bytes; a FIFO or pipe is read for at
+    most :data:`FIFO_WAIT` seconds.
+
+    :raises InputError: the file cannot be read, is larger, is binary, or the FIFO is silent.
+    """
+    import io
+    import os
+    import stat
+    if path == "-":
+        data = sys.stdin.buffer.read(MAX_ID_FILE_BYTES + 1)
+    else:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        except OSError as exc:
+            raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
+        try:
+            piped = stat.S_ISFIFO(os.fstat(fd).st_mode)
+            data = _read_fifo(fd, path) if piped else _read_file(fd)
+        except OSError as exc:
+            raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
+        finally:
+            os.close(fd)
+    if len(data) > MAX_ID_FILE_BYTES:
+        raise InputError(f"{path} is larger than {MAX_ID_FILE_BYTES >> 20} MB: not a list of "
+                         "identifiers (give one DOI, PMID or URL per line)")
+    if b"\0" in data:
+        raise InputError(f"{path} is binary, not a list of identifiers "
+                         "(give one DOI, PMID or URL per line)")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path} is not UTF-8 text (byte {exc.start}); give one DOI, PMID or "
+                         "URL per line") from None
+    return read_id_file(io.StringIO(text))
+
+
+def _read_file(fd: int) -> bytes:
+    import os
+    os.set_blocking(fd, True)
+    parts, size = [], 0
+    while size <= MAX_ID_FILE_BYTES:
+        chunk = os.read(fd, 1 << 20)
+        if not chunk:
+            break
+        parts.append(chunk)
+        size += len(chunk)
+    return b"".join(parts)
+
+
+def _read_fifo(fd: int, path: str) -> bytes:
+    """A FIFO's bytes until its writer closes it, for at most :data:`FIFO_WAIT` seconds (a
+    FIFO nobody has opened for writing yet reads as empty: wait for one)."""
+    import os
+    import select
+    import time
+    os.set_blocking(fd, False)
+    deadline = time.monotonic() + FIFO_WAIT
+    parts, size, started = [], 0, False
+    while size <= MAX_ID_FILE_BYTES:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise InputError(f"{path}: nothing complete to read within {FIFO_WAIT:.0f} s "
+                             "(a FIFO nobody writes to?)")
+        ready, _, _ = select.select([fd], [], [], min(left, 0.1))
+        if not ready:
+            continue
+        try:
+            chunk = os.read(fd, 1 << 20)
+        except BlockingIOError:
+            continue
+        if chunk:
+            parts.append(chunk)
+            size += len(chunk)
+            started = True
+        elif started:
+            break
+        else:
+            time.sleep(0.05)  # no writer yet
+    return b"".join(parts)
 
 
 def read_id_file(handle: IO[str]) -> list[str]:

@@ -102,8 +102,8 @@ def _write_through(name: str, produce: Callable[[IO[str]], T], binary: bool) -> 
     try:
         with _opened(fd, binary) as handle:
             return produce(handle)
-    except OSError as exc:
-        raise KBError(f"cannot write {name}: {exc.strerror or exc}") from exc
+    except OSError as exc:  # a device that takes no writes: the user's target, not kb
+        raise InputError(f"cannot write {name}: {exc.strerror or exc}") from exc
 
 
 @contextlib.contextmanager

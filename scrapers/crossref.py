@@ -12,10 +12,9 @@ import logging
 import re
 from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import quote
 
 from kb.errors import FetchError, NotFoundError, QuotaError
-from kb.http import Client
+from kb.http import Client, quote_path
 from kb.identifiers import normalize_doi
 from kb.records import AuthorRecord, ReferenceRecord, UpdateRecord, WorkRecord
 from kb.store import now
@@ -123,7 +122,7 @@ def _params(client: Client, **params: Any) -> dict[str, Any]:
 
 
 def _work_url(client: Client, doi: str) -> str:
-    return client.config.url("crossref", f"works/{quote(doi, safe='/')}")
+    return client.config.url("crossref", f"works/{quote_path(doi)}")
 
 
 def _from_cache(client: Client, doi: str) -> WorkRecord | None:

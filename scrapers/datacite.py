@@ -8,10 +8,9 @@ from __future__ import annotations
 import json
 import re
 from typing import Any
-from urllib.parse import quote
 
 from kb.errors import FetchError
-from kb.http import Client
+from kb.http import Client, quote_path
 from kb.identifiers import normalize_doi
 from kb.records import AuthorRecord, ReferenceRecord, WorkRecord
 from kb.store import now
@@ -27,7 +26,7 @@ def fetch_work(client: Client, doi: str) -> WorkRecord:
     :raises NotFoundError: DataCite does not know the DOI.
     :raises FetchError: the request failed or the answer is not a DataCite DOI document.
     """
-    url = client.config.url("datacite", f"dois/{quote(doi, safe='/')}")
+    url = client.config.url("datacite", f"dois/{quote_path(doi)}")
     document = client.get_json(url, params={"affiliation": "true"})
     if not isinstance(document, dict) or not isinstance(document.get("data"), dict) \
             or not isinstance(document["data"].get("attributes"), dict):

@@ -8,11 +8,10 @@ with one CSL item; :func:`kb.formats.csljson.work_from_item` reads it.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
 
 from kb.errors import FetchError, ParseError
 from kb.formats.csljson import work_from_item
-from kb.http import Client
+from kb.http import Client, quote_path
 from kb.records import WorkRecord
 from kb.store import now
 
@@ -27,7 +26,7 @@ def fetch_work(client: Client, doi: str) -> WorkRecord:
     :raises NotFoundError: doi.org does not know the DOI.
     :raises FetchError: the request failed, or the agency does not serve CSL-JSON for it.
     """
-    url = client.config.url("doi", quote(doi, safe="/"))
+    url = client.config.url("doi", quote_path(doi))
     response = client.get(url, headers={"Accept": CSL_JSON})
     content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
     if "json" not in content_type:

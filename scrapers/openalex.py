@@ -12,8 +12,8 @@ import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
+from kb.http import quote_path
 from kb.errors import FetchError, NotFoundError
 from kb.identifiers import normalize_doi, normalize_openalex, normalize_pmid
 from kb.records import AuthorRecord, LinkRecord, MeshRecord, WorkRecord, WorkRef
@@ -78,7 +78,7 @@ def fetch_works(client: Client, dois: Iterable[str], *, select: str | None = Non
     batchable = [d for d in wanted if "|" not in d and "," not in d]
     works = _filtered(client, "doi", batchable, select)
     for doi in sorted(set(wanted) - set(batchable)):
-        url = client.config.url("openalex", f"works/doi:{quote(doi, safe='/')}")
+        url = client.config.url("openalex", f"works/doi:{quote_path(doi)}")
         try:
             works.append(client.get_json(url, params=_params(client)))
         except NotFoundError:

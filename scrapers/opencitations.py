@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
+from kb.http import quote_path
 from kb.errors import FetchError, NotFoundError
 from kb.identifiers import normalize_doi, normalize_openalex, normalize_pmid
 from kb.records import LinkRecord, WorkRef
@@ -28,7 +28,7 @@ def _rows(client: Client, operation: str, doi: str) -> list[dict[str, Any]]:
     value = normalize_doi(doi)
     if value is None:
         return []
-    url = client.config.url("opencitations", f"{operation}/doi:{quote(value, safe='/')}")
+    url = client.config.url("opencitations", f"{operation}/doi:{quote_path(value)}")
     try:
         data = client.get_json(url)
     except NotFoundError:

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import sys
-from typing import IO
-
 import click
 
 from ..cli import Settings, annotate_stored, kb_errors, network_options, pass_settings
@@ -12,13 +10,14 @@ from ..config import Config
 
 @click.command()
 @click.argument("ids", nargs=-1, metavar="[ID]...")
-@click.option("--from-file", "from_file", type=click.File("r", encoding="utf-8"),
-              help="Read identifiers from FILE, one per line ('#' starts a comment; - for stdin).")
+@click.option("--from-file", "from_file", type=click.Path(dir_okay=False, allow_dash=True),
+              help="Read identifiers from FILE, one per line ('#' starts a comment; - for "
+                   "stdin; at most 16 MB).")
 @click.option("--refs", is_flag=True,
               help="Also fetch full metadata of every DOI the added works cite (batched).")
 @network_options
 @pass_settings
-def add(settings: Settings, ids: tuple[str, ...], from_file: IO[str] | None, refs: bool,
+def add(settings: Settings, ids: tuple[str, ...], from_file: str | None, refs: bool,
         config: Config) -> None:
     """Fetch works and store them in the knowledge base.
 
@@ -36,7 +35,7 @@ def add(settings: Settings, ids: tuple[str, ...], from_file: IO[str] | None, ref
     from ..http import Client
 
     with kb_errors(settings):
-        values = list(ids) + (ingest.read_id_file(from_file) if from_file else [])
+        values = list(ids) + (ingest.read_id_path(from_file) if from_file else [])
         if not values:
             raise click.UsageError("give at least one DOI, PMID, PMCID or URL, or --from-file")
         idents = ingest.parse_inputs(values)
@@ -59,7 +58,7 @@ def add(settings: Settings, ids: tuple[str, ...], from_file: IO[str] | None, ref
             for label in getattr(report, action):
                 click.echo(f"{action}\t{label}")
         for note in report.notes:
-            settings.say(f"note: {note}", level=1)
+            settings.say(f"warning: {note}")
         for doi, reason in report.ref_failures.items():
             settings.say(f"reference not fetched: {doi}: {reason}", level=1)
         if report.failed:

@@ -118,8 +118,12 @@ def _refresh_registry(settings: Settings, conn: Any, rows: list[dict[str, Any]],
     if not ncts:
         settings.say("no ClinicalTrials.gov ids among these trials")
         return []
+    from ..errors import FetchError
     with Client(config) as client:
-        result = refresh_registry(conn, client, ncts)
+        try:
+            result = refresh_registry(conn, client, ncts)
+        except FetchError as exc:  # offline, or the registry is down: the table still prints
+            return [f"ClinicalTrials.gov: {exc.args[0]}"]
     settings.say(f"ClinicalTrials.gov: {len(result.stored)} of {len(ncts)} records stored")
     return [f"{nct}: not found on ClinicalTrials.gov" for nct in result.missing]
 
