@@ -541,6 +541,7 @@ def _page_template() -> tuple[Any, str, str]:
     import jinja2
     folder = files("kb") / "templates"
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+    env.policies["json.dumps_kwargs"] = {"sort_keys": True, "ensure_ascii": False}
     script = (folder / "graph.js").read_text(encoding="utf-8")
     digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode()
     return env.from_string((folder / "graph.html").read_text(encoding="utf-8")), script, \
