@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from functools import cache
+
+from .screen import Screen
 
 __all__ = ["DESIGNS", "TRIAL_DESIGNS", "PRIMARY_DESIGNS", "SYNTHESIS_DESIGNS", "classify_design",
            "design_from_publication_types", "design_from_text"]
@@ -103,6 +106,12 @@ _ABSTRACT_RULES: list[tuple[str, str]] = [
 _ABSTRACT_RES = [(design, re.compile(pattern, re.I)) for design, pattern in _ABSTRACT_RULES]
 
 
+@cache
+def _screens() -> tuple[Screen, Screen]:
+    """One automaton per rule list: the rules a title (an abstract) cannot match are skipped."""
+    return (Screen([p for _, p in _TEXT_RULES]), Screen([p for _, p in _ABSTRACT_RULES]))
+
+
 def design_from_publication_types(publication_types: Iterable[str],
                                   mesh: Iterable[str] = ()) -> str | None:
     """The design PubMed's publication types (and animal / cohort MeSH) state, or None.
@@ -136,11 +145,12 @@ def design_from_text(title: str | None, abstract: str | None = None) -> str | No
     >>> design_from_text("Forty cases of cerebral palsy treated with human neural stem cells")
     'case-series'
     """
-    for text, rules in ((title, _TEXT_RES), (abstract, _ABSTRACT_RES)):
+    for text, rules, screen in zip((title, abstract), (_TEXT_RES, _ABSTRACT_RES), _screens()):
         if not text:
             continue
-        for design, pattern in rules:
-            if pattern.search(text):
+        candidates = screen.candidates(text)
+        for index, (design, pattern) in enumerate(rules):
+            if index in candidates and pattern.search(text):
                 return design
     return None
 

