@@ -49,16 +49,15 @@ def _texts(conn: sqlite3.Connection, ids: list[int]) -> list[dict[str, Any]]:
 def assign_designs(conn: sqlite3.Connection, works: list[dict[str, Any]]) -> int:
     """Set each work's design from publication types / MeSH, then text rules (a curated design
     stays). Returns how many changed; ``works`` get their new ``study_design``."""
-    changed = 0
-    with store.transaction(conn):
-        for work in works:
-            result = classify_design(work["title"], work["abstract"], work["publication_types"],
-                                     work["mesh"], work["type"])
-            if result is None or work["design_source"] == "curated":
-                continue
-            changed += store.set_study_design(conn, work["id"], *result)
-            work["study_design"], work["design_source"] = result
-    return changed
+    designs = []
+    for work in works:
+        result = classify_design(work["title"], work["abstract"], work["publication_types"],
+                                 work["mesh"], work["type"])
+        if result is None or work["design_source"] == "curated":
+            continue
+        designs.append((work["id"], *result))
+        work["study_design"], work["design_source"] = result
+    return store.set_study_designs(conn, designs)
 
 
 def _key(work: dict[str, Any]) -> str:

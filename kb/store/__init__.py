@@ -34,6 +34,7 @@ from ..records import SOURCES, LinkRecord, ReferenceRecord, WorkRecord, WorkRef
 
 __all__ = ["chunked", "connect", "migrate", "latest_version", "transaction", "upsert_work", "upsert_works",
            "add_links", "delete_works", "merge_works", "link_citation", "set_study_design",
+           "set_study_designs",
            "rebuild_fts", "sync_fts", "UpsertResult", "PRECEDENCE", "now"]
 
 ID_FIELDS = ("doi", "pmid", "pmcid", "openalex_id")
@@ -762,13 +763,18 @@ def delete_works(conn: sqlite3.Connection, pmids: Iterable[str]) -> int:
 def set_study_design(conn: sqlite3.Connection, work_id: int, design: str, source: str) -> bool:
     """Set a work's study design unless a curated design is already there (``source``:
     curated | pubtype | rule). Returns True if it changed."""
+    return set_study_designs(conn, [(work_id, design, source)]) == 1
+
+
+def set_study_designs(conn: sqlite3.Connection,
+                      designs: Iterable[tuple[int, str, str]]) -> int:
+    """:func:`set_study_design` for many ``(work id, design, source)`` at once, in one
+    statement run per work; returns how many works changed."""
+    stamp = now()
     with transaction(conn):
-        row = conn.execute("SELECT study_design, design_source FROM works WHERE id = ?",
-                           (work_id,)).fetchone()
-        if row is None or (row["design_source"] == "curated" and source != "curated"):
-            return False
-        if (row["study_design"], row["design_source"]) == (design, source):
-            return False
-        conn.execute("UPDATE works SET study_design = ?, design_source = ?, updated_at = ? "
-                     "WHERE id = ?", (design, source, now(), work_id))
-        return True
+        cursor = conn.executemany(
+            "UPDATE works SET study_design = ?2, design_source = ?3, updated_at = ?4 "
+            "WHERE id = ?1 AND (design_source IS NOT 'curated' OR ?3 = 'curated') "
+            "AND (study_design IS NOT ?2 OR design_source IS NOT ?3)",
+            ((work_id, design, source, stamp) for work_id, design, source in designs))
+        return max(cursor.rowcount, 0)
