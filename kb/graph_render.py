@@ -180,11 +180,16 @@ def render_path_text(P: nx.DiGraph) -> str:
 
 # -- interchange formats --------------------------------------------------------------------
 
-def render_json(G: nx.DiGraph, focus: int) -> str:
-    """networkx node-link JSON (``nodes``, ``edges``), each node with its ``role``."""
-    import networkx as nx
+def render_json(G: Graph, focus: int) -> str:
+    """networkx node-link JSON (``nodes``, ``edges``; what ``networkx.node_link_graph`` reads),
+    each node with its ``role``. Written from the graph's dicts, so a :class:`PlainDiGraph`
+    needs no networkx (its import is half of a ``kb graph`` run)."""
     annotate(G, focus)
-    return json.dumps(nx.node_link_data(G), indent=2, ensure_ascii=False) + "\n"
+    data = {"directed": True, "multigraph": False, "graph": G.graph,
+            "nodes": [{**G.nodes[n], "id": n} for n in G.nodes],
+            "edges": [{**G.edges[u, v], "source": u, "target": v}
+                      for u in G.nodes for v in G.successors(u)]}
+    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
 
 
 def _flat(G: nx.DiGraph, focus: int) -> nx.DiGraph:

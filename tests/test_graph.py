@@ -167,18 +167,29 @@ def test_plain_neighbourhood_is_the_networkx_one(kb) -> None:
             assert graph.roles(P, work_id) == graph.roles(G, work_id)
             assert (graph_render.render_text(P, work_id, limit=None)
                     == graph_render.render_text(G, work_id, limit=None))
+            graph_render.annotate(G, work_id)  # networkx's own node-link JSON, byte for byte
+            networkx_json = json.dumps(nx.node_link_data(G), indent=2, ensure_ascii=False) + "\n"
+            assert graph_render.render_json(P, work_id) == networkx_json
+            assert graph_render.render_json(G, work_id) == networkx_json
 
 
-def test_cli_text_view_does_not_import_networkx(kb) -> None:
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_cli_text_and_json_views_do_not_import_networkx(kb, fmt: str) -> None:
     _, _, path = kb
     probe = ("import sys; from kb.cli import cli\n"
-             "try:\n    cli(['--db', sys.argv[1], 'graph', '--doi', sys.argv[2]])\n"
+             "try:\n    cli(['--db', sys.argv[1], 'graph', '--doi', sys.argv[2], '--format', "
+             "sys.argv[3]])\n"
              "except SystemExit as done:\n"
              "    assert done.code == 0, done.code\n"
              "print('networkx' in sys.modules)")
-    shown = subprocess.run([sys.executable, "-c", probe, str(path), POOLED],
+    shown = subprocess.run([sys.executable, "-c", probe, str(path), POOLED, fmt],
                            capture_output=True, text=True, check=True).stdout
-    assert "Source trials (2)" in shown and shown.rstrip().endswith("False")
+    assert shown.rstrip().endswith("False")
+    if fmt == "text":
+        assert "Source trials (2)" in shown
+    else:
+        data = json.loads(shown[:shown.rstrip().rindex("\n")])
+        assert nx.node_link_graph(data).number_of_nodes() == len(data["nodes"]) > 5
 
 
 # -- similar, rank, paths ---------------------------------------------------------------------

@@ -139,7 +139,7 @@ def graph(settings: Settings, doi: str | None, pmid: str | None, work: str | Non
                     payload = _similar(conn, focus, fmt, limit)
                 else:
                     G = kbgraph.neighbourhood(conn, focus, depth=depth, direction=direction,
-                                              plain=fmt == "text" and not rank_)
+                                              plain=fmt in ("text", "json") and not rank_)
                     if rank_:
                         payload = _rank_neighbourhood(conn, G, focus, fmt, limit)
                     elif fmt == "text":
