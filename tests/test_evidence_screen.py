@@ -18,7 +18,8 @@ from kb import store
 from kb.evidence import design, pipeline
 from kb.evidence import screen as screen_module
 from kb.evidence.extract import REGISTRIES, screen
-from kb.evidence.screen import Screen, factors, fold, may_report_trial
+from kb.evidence.screen import (Screen, factors, fold, may_name_cell_product,
+                                may_name_registry_id)
 from kb.evidence.vocabulary import terms
 from kb.importer import import_file
 
@@ -61,7 +62,8 @@ def _compare(source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> d
     shutil.copy(source, full)
     _annotate(fast)
     with monkeypatch.context() as patch:
-        patch.setattr(pipeline, "may_report_trial", lambda *args: True)
+        patch.setattr(pipeline, "may_name_registry_id", lambda *args: True)
+        patch.setattr(pipeline, "may_name_cell_product", lambda *args: True)
         patch.setattr(screen_module, "factors", lambda pattern: None)
         design._screens.cache_clear()
         _annotate(full)
@@ -123,23 +125,28 @@ def test_real_pubmed_records_annotate_the_same_with_and_without_the_screen(
 
 def test_every_product_row_and_registry_id_passes_the_screen() -> None:
     products = [t.term for t in terms() if t.kind == "product"]
-    for text in [*products, "NCT01147653", "irct20140528017891N3", "ChiCTR-TRC-12002568",
-                 "ISRCTN12345678", "KCT0001234", "CTRI/2017/05/008579", "ACTRN12614000412628"]:
+    ids = ["NCT01147653", "irct20140528017891N3", "ChiCTR-TRC-12002568", "ISRCTN12345678",
+           "KCT0001234", "CTRI/2017/05/008579", "ACTRN12614000412628", "NCT\u0660\u0661147653"]
+    for text in products + ids:
         for variant in (text, f"Intro. {text}; end", text.upper(), text.lower()):
-            assert may_report_trial(variant) or not any(screen(variant)), variant
-        assert may_report_trial(f"Intro. {text}; end") or text == "fetal"  # "fetal" alone only
-    assert not may_report_trial("Hip surveillance in children with cerebral palsy",
-                                "A population-based study of 1,200 children.", ["Humans"])
-    assert may_report_trial("A trial", accessions=["NCT01147653"])
+            registry_ids, cell_types = screen(variant)
+            assert may_name_registry_id(variant) or not registry_ids, variant
+            assert may_name_cell_product(variant) or not cell_types, variant
+        assert (may_name_cell_product(f"Intro. {text}; end") or text == "fetal"  # alone only
+                if text in products else may_name_registry_id(f"Intro. {text}; end"))
+    assert not may_name_cell_product("Hip surveillance in children with cerebral palsy",
+                                     "A population-based study of 1,200 children.", ["Humans"])
+    assert not may_name_registry_id("Distinct functions", "Junction NCT 123; KCT-2")
+    assert may_name_registry_id("A trial", accessions=["NCT01147653"])
 
 
 def test_factors_are_taken_from_the_patterns_themselves() -> None:
-    assert factors(REGISTRIES["ClinicalTrials.gov"]) == {"nct"}
+    assert factors(REGISTRIES["ClinicalTrials.gov"]) == {f"nct{d}" for d in range(10)}
     assert factors(r"(?:umbilical )?cord[- ]blood[- ](?:derived )?mononuclear cells?") == {
         "mononuclear cell"}
     assert factors(r"intra-?thecal(?:ly)?|lumbar punctures?") == {"thecal", "lumbar puncture"}
-    assert factors(r"[a-z]+\d+") is None  # nothing literal: the pattern is always run
-    always = Screen([r"[a-z]+\d+", r"sham"])
+    assert factors(r"[a-z]+\w*") is None  # nothing literal: the pattern is always run
+    always = Screen([r"[a-z]+\w*", r"sham"])
     assert always.candidates("nothing here") == {0} and always.search("cells12")
 
 

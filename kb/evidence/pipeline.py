@@ -11,7 +11,7 @@ from ..store import evidence as ev
 from .design import PRIMARY_DESIGNS, SYNTHESIS_DESIGNS, classify_design
 from .extract import extract_facts, facts_implied_by_design, screen
 from .lineage import infer_lineage, is_follow_up
-from .screen import may_report_trial
+from .screen import may_name_cell_product, may_name_registry_id
 from .retractions import compute_flags
 
 __all__ = ["annotate", "assign_designs", "extract_trials", "link_registry_titles", "infer_edges",
@@ -86,10 +86,11 @@ def extract_trials(conn: sqlite3.Connection, works: list[dict[str, Any]]) -> int
                          f"source_url IN ({marks})", [f"rule:work/{i}" for i in chunk])
         for work in works:
             text = (work["title"], work["abstract"], work["mesh"], work["keywords"])
-            if not may_report_trial(*text, work["accessions"]):
-                continue  # names neither a registry id nor a cell product: screen() finds none
-            registry_ids, cell_types = screen(*text, work["accessions"])
             design = work["study_design"]
+            if not (may_name_registry_id(*text, work["accessions"])
+                    or design in PRIMARY_DESIGNS and may_name_cell_product(*text)):
+                continue  # no registry id, and no cell type that could make it a trial
+            registry_ids, cell_types = screen(*text, work["accessions"])
             if design in SYNTHESIS_DESIGNS:
                 if registry_ids:
                     touched.update(ev.store_rule_pooled(conn, work["id"], registry_ids,

@@ -12,9 +12,9 @@ work: a test compares every annotation with and without it.
 The patterns come from the rules themselves at run time (the vocabulary's product rows, the
 registry id patterns, the design rules), so a curator's new row is screened with no second copy.
 
->>> screen = Screen([r"cord[- ]blood", r"\\bNCT\\d{8}\\b", r"\\d+"])
->>> sorted(screen.candidates("Registered as nct01147653")), sorted(screen.candidates("none"))
-([1, 2], [2])
+>>> screen = Screen([r"cord[- ]blood", r"\\bNCT\\d{8}\\b"])
+>>> screen.candidates("Registered as nct01147653"), screen.candidates("none")
+({1}, set())
 >>> screen.search("a cord of blood, no NCT id"), screen.search("cord-blood")
 (False, True)
 """
@@ -33,11 +33,12 @@ import ahocorasick
 from .extract import REGISTRIES, _texts, registry_of
 from .vocabulary import terms
 
-__all__ = ["Screen", "factors", "fold", "may_report_trial"]
+__all__ = ["Screen", "factors", "fold", "may_name_registry_id", "may_name_cell_product"]
 
 _MAX_EXPANSION = 64  # strings a run of literals and small character classes may expand to
 _ZERO_WIDTH = (sre.AT, sre.ASSERT, sre.ASSERT_NOT)
 _REPEATS = (sre.MAX_REPEAT, sre.MIN_REPEAT, sre.POSSESSIVE_REPEAT)
+_OTHER_DIGIT = re.compile(r"(?![0-9])\d")
 
 
 @cache
@@ -55,20 +56,36 @@ def fold(text: str) -> str:
     """``text`` lower-cased so that a substring equal to a lower-case ASCII literal is found
     wherever ``re.IGNORECASE`` would match that literal.
 
-    >>> fold("CD34+ \\u212aCT"), fold("\\u0130ntrathecal")
-    ('cd34+ kct', 'intrathecal')
+    >>> fold("CD34+ \\u212aCT"), fold("\\u0130ntrathecal"), fold("NCT\\u0660\\u0661")
+    ('cd34+ kct', 'intrathecal', 'nct01')
     """
     if text.isascii():
         return text.lower()
     pattern, twins = _ascii_twins()
+    text = _OTHER_DIGIT.sub(lambda m: str(int(m.group())), text)  # "٣" -> "3", as \\d sees it
     return pattern.sub(lambda m: twins[m.group()], text).lower()
 
 
 def _class_chars(items: list[tuple[Any, Any]]) -> list[str] | None:
-    """The characters of a small character class of literals (``[- ]``), else None."""
-    if len(items) > 4 or any(op is not sre.LITERAL for op, _ in items):
-        return None
-    return [chr(value) for _, value in items]
+    """The characters of a small character class (``[- ]``, ``\\d``, ``[0-9]``), else None."""
+    chars: list[str] = []
+    for op, value in items:
+        if op is sre.LITERAL:
+            chars.append(chr(value))
+        elif op is sre.RANGE and value[1] - value[0] < 10:
+            chars += map(chr, range(value[0], value[1] + 1))
+        elif op is sre.CATEGORY and value is sre.CATEGORY_DIGIT:
+            chars += string.digits  # fold() writes every other digit \\d matches in ASCII
+        else:
+            return None
+    return chars if len(chars) <= 10 and all(c.isascii() for c in chars) else None
+
+
+def _item_chars(op: Any, value: Any) -> list[str] | None:
+    """The characters one item matches when it is a literal or a small class, else None."""
+    if op is sre.LITERAL:
+        return [chr(value)] if value < 128 else None
+    return _class_chars(value) if op is sre.IN else None
 
 
 def _better(a: frozenset[str] | None, b: frozenset[str] | None) -> frozenset[str] | None:
@@ -89,12 +106,16 @@ def _sequence_factors(items: Iterable[tuple[Any, Any]]) -> frozenset[str] | None
         run = {""}
 
     for op, value in items:
-        if op is sre.LITERAL and value < 128:
-            run = {s + chr(value).lower() for s in run}
-        elif op is sre.IN and (chars := _class_chars(value)) and all(c.isascii() for c in chars):
+        if op in (sre.LITERAL, sre.IN) and (chars := _item_chars(op, value)):
+            if len(run) * len(chars) > _MAX_EXPANSION:
+                close()
             run = {s + c.lower() for s in run for c in chars}
-            if len(run) > _MAX_EXPANSION:
-                run = {""}
+        elif (op in _REPEATS and value[0] >= 1 and len(value[2]) == 1
+              and (chars := _item_chars(*value[2][0]))):
+            if len(run) * len(chars) > _MAX_EXPANSION:
+                close()
+            run = {s + c.lower() for s in run for c in chars}  # its first repetition
+            close()
         elif op in _ZERO_WIDTH:
             continue  # consumes nothing: the literals either side stay adjacent
         else:
@@ -119,8 +140,8 @@ def factors(pattern: str) -> frozenset[str] | None:
 
     >>> sorted(factors(r"(?:umbilical )?cord[- ]blood"))
     ['cord blood', 'cord-blood']
-    >>> sorted(factors(r"\\bIRCT\\d{6,}N\\d+|IRCT\\d{10,}")), factors(r"\\w+")
-    (['irct'], None)
+    >>> sorted(factors(r"\\bIRCT\\d{6,}N\\d+|IRCT\\d{10,}"))[:3], factors(r"\\w+")
+    (['irct0', 'irct1', 'irct2'], None)
     """
     return _sequence_factors(sre_parse.parse(pattern))
 
@@ -161,19 +182,34 @@ class Screen:
 
 
 @cache
-def _trial_screen() -> Screen:
-    """Registry ids and cell products: what makes a work a trial (or a pooled report)."""
-    return Screen([*REGISTRIES.values(), *(t.regex for t in terms() if t.kind == "product")])
+def _registry_screen() -> Screen:
+    return Screen(list(REGISTRIES.values()))
 
 
-def may_report_trial(title: str | None, abstract: str | None = None, mesh: Iterable[str] = (),
-                     keywords: Iterable[str] = (), accessions: Iterable[str] = ()) -> bool:
-    """False when :func:`kb.evidence.extract.screen` is sure to find neither a registry id nor
-    a cell product in this work (so no rule can make it a trial or a pooled report).
+@cache
+def _product_screen() -> Screen:
+    return Screen([t.regex for t in terms() if t.kind == "product"])
 
-    >>> may_report_trial("Hip surveillance in cerebral palsy"), may_report_trial("hUC-MSC")
+
+def may_name_registry_id(title: str | None, abstract: str | None = None,
+                         mesh: Iterable[str] = (), keywords: Iterable[str] = (),
+                         accessions: Iterable[str] = ()) -> bool:
+    """False when :func:`kb.evidence.extract.screen` is sure to find no registry id in this
+    work (in its data-bank accessions or its text).
+
+    >>> may_name_registry_id("Stem cells", "A distinct function."), may_name_registry_id("nct01147653")
     (False, True)
     """
-    if any(registry_of(a) for a in accessions):
-        return True
-    return _trial_screen().search(_texts(title, abstract, mesh, keywords)[1])
+    return (any(registry_of(a) for a in accessions)
+            or _registry_screen().search(_texts(title, abstract, mesh, keywords)[1]))
+
+
+def may_name_cell_product(title: str | None, abstract: str | None = None,
+                          mesh: Iterable[str] = (), keywords: Iterable[str] = ()) -> bool:
+    """False when :func:`kb.evidence.extract.screen` is sure to find no cell product (the
+    vocabulary's product rows) in this work.
+
+    >>> may_name_cell_product("Hip surveillance in cerebral palsy"), may_name_cell_product("hUC-MSC")
+    (False, True)
+    """
+    return _product_screen().search(_texts(title, abstract, mesh, keywords)[1])
