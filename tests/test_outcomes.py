@@ -296,6 +296,10 @@ def test_outcomes_table_csv_and_pictures(built: Path, runner, tmp_path: Path) ->
         assert result.exit_code == 0, result.output
         assert out.read_bytes().startswith(magic)
     assert b"<svg" in (tmp_path / "course.html").read_bytes()
+    family = runner.invoke(cli, ["--db", str(built), "outcomes", "--doi", POOLED, "--instrument",
+                                 "GMFM", "--format", "svg"])
+    assert family.exit_code == 0, family.output
+    assert "adjusted difference 8.07 (95% CI 1.62, 14.52)" in family.output
 
 
 def test_outcomes_bad_input_says_what_exists_and_writes_nothing(built: Path, runner) -> None:

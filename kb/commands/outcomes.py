@@ -146,7 +146,9 @@ def _csv(rows: Sequence[dict[str, Any]]) -> str:
     return csv_text(CSV_COLUMNS, (dict(r, trial=r["label"], where=r["location"]) for r in rows))
 
 
-def _picture(rows: Sequence[dict[str, Any]], instrument: str | None, fmt: str) -> bytes | str:
+def _picture(rows: Sequence[dict[str, Any]], fmt: str) -> bytes | str:
+    """The time course of the instrument with the most per-arm numbers among ``rows`` (already
+    narrowed to an instrument or family by --instrument)."""
     from ..evidence import plots
 
     drawable = [r for r in rows if r["instrument"] and r["quantity"] in
@@ -154,16 +156,14 @@ def _picture(rows: Sequence[dict[str, Any]], instrument: str | None, fmt: str) -
     if not drawable:
         raise InputError("nothing to draw: these outcomes have no per-arm values over time "
                          "(try --format table)")
-    if instrument is None:
-        counts: dict[str, int] = {}
-        for r in drawable:
-            counts[r["instrument"]] = counts.get(r["instrument"], 0) + 1
-        instrument = max(counts, key=lambda k: (counts[k], k))
-    drawable = [r for r in drawable if r["instrument"] == instrument]
-    name = drawable[0]["instrument"]
+    counts: dict[str, int] = {}
+    for r in drawable:
+        counts[r["instrument"]] = counts.get(r["instrument"], 0) + 1
+    name = max(counts, key=lambda k: (counts[k], k))
+    shown = [r for r in rows if r["instrument"] == name]
     if fmt != "html":
-        return plots.time_course(drawable, name, fmt)
-    svg = plots.time_course(drawable, name, "svg")
+        return plots.time_course(shown, name, fmt)
+    svg = plots.time_course(shown, name, "svg")
     table = [(r["label"], r["arm"], r["arm_role"], r["timepoint_months"],
               _QUANTITY[r["quantity"]], r["statistic"], r["value"], r["n"], r["source_url"])
              for r in rows if r["instrument"] == name]
@@ -221,5 +221,5 @@ def outcomes(settings: Settings, query: str | None, doi: str | None, trial: str 
         elif fmt == "csv":
             payload = _csv(rows)
         else:
-            payload = _picture(rows, instrument, fmt)
+            payload = _picture(rows, fmt)
         _emit(payload, out)

@@ -65,9 +65,32 @@ def _series(rows: Sequence[Mapping[str, Any]], quantity: str
     return {k: {t: c for t, c in v.items() if "mean" in c} for k, v in series.items()}
 
 
+def _effects_text(rows: Sequence[Mapping[str, Any]], months: Sequence[float]) -> list[str]:
+    """ "Amanat 2021, 12 mo, UCT-MSC vs sham: adjusted difference 8.07 (1.62, 14.52); Cohen's
+    d 0.92" per comparison reported at a drawn timepoint."""
+    names = {"adjusted_difference": "adjusted difference", "between_group_difference":
+             "difference", "smd": "SMD", "cohens_d": "Cohen's d"}
+    found: dict[tuple[str, float, str], dict[str, dict[str, float]]] = {}
+    for r in rows:
+        if r["quantity"] in names and r["timepoint_months"] in months:
+            key = (r["label"], r["timepoint_months"], r["arm"])
+            found.setdefault(key, {}).setdefault(r["quantity"], {})[r["statistic"]] = r["value"]
+    lines = []
+    for (label, month, arm), by_kind in found.items():
+        parts = []
+        for kind, stats in by_kind.items():
+            text = f"{names[kind]} {stats.get('mean', stats.get('value', float('nan'))):g}"
+            if "ci_low" in stats and "ci_high" in stats:
+                text += f" (95% CI {stats['ci_low']:g}, {stats['ci_high']:g})"
+            parts.append(text)
+        lines.append(f"{label}, {month:g} mo, {arm}: " + "; ".join(parts))
+    return lines
+
+
 def time_course(rows: Sequence[Mapping[str, Any]], instrument: str, fmt: str = "png") -> bytes:
     """Arms' time courses for one instrument (rows from
-    :func:`kb.evidence.outcomes.select_outcomes`, already filtered to it)."""
+    :func:`kb.evidence.outcomes.select_outcomes` of that instrument), with the between-arm
+    effects reported at the drawn timepoints in a box."""
     quantity = "change_from_baseline" if any(
         r["quantity"] == "change_from_baseline" for r in rows) else "final"
     series = _series(rows, quantity)
@@ -108,7 +131,8 @@ def time_course(rows: Sequence[Mapping[str, Any]], instrument: str, fmt: str = "
                         linestyle=(0, (2, 2)) if control else "-")
                 ax.plot([x - 0.08, x + 0.08], [interval[0]] * 2, color=colour, linewidth=1)
                 ax.plot([x - 0.08, x + 0.08], [interval[1]] * 2, color=colour, linewidth=1)
-    ax.axhline(0, color="#999999", linewidth=0.8)
+    if quantity == "change_from_baseline":
+        ax.axhline(0, color="#999999", linewidth=0.8)
     ax.set_xlabel("Months after treatment")
     what = "Change from baseline" if quantity == "change_from_baseline" else "Score"
     ax.set_ylabel(f"{what} — {instrument} (mean)")
@@ -127,15 +151,20 @@ def time_course(rows: Sequence[Mapping[str, Any]], instrument: str, fmt: str = "
     handles, _ = ax.get_legend_handles_labels()
     handles += [Line2D([], [], color=colours[p], linewidth=6, label=f"cell product: {p}")
                 for p in products if any(product_of[t] == p for t in trials)]
-    if not series:
-        ax.text(0.5, 0.5, "no per-arm numbers to draw", transform=ax.transAxes, ha="center")
+    effects = _effects_text(rows, sorted({t for p in series.values() for t in p}))
+    if effects:
+        corner = (0.01, 0.98, "left", "top") if quantity == "change_from_baseline" else \
+            (0.99, 0.02, "right", "bottom")  # where the lines leave room
+        ax.text(corner[0], corner[1], "\n".join(effects), transform=ax.transAxes, ha=corner[2],
+                va=corner[3], fontsize=8, bbox={"boxstyle": "round", "facecolor": "white",
+                                                "edgecolor": "#cccccc"})
     ax.legend(handles=handles, fontsize=8, frameon=False, loc="upper left",
               bbox_to_anchor=(1.01, 1.0))
     notes = ["Intervals: " + ", ".join(sorted(kinds)) + "." if kinds else "",
              "Solid: cell-therapy arms; dashed, open markers: controls.",
              "Dotted: from baseline (no change) to the first reported timepoint; nothing was "
              "reported in between." if joined_baseline else "",
-             "Arms at the same month are drawn slightly apart."]
+             "Arms at the same month are drawn slightly apart." if len(series) > 1 else ""]
     fig.text(0.01, -0.02, " ".join(n for n in notes if n), fontsize=7.5, color="#555555")
     return _save(fig, fmt)
 
