@@ -216,3 +216,12 @@ def test_an_arm_that_gives_no_cells_is_left_out_and_missing_arm_sizes_split_the_
     assert isinstance(halves, Effect) and (halves.n_intervention, halves.n_control) == (18, 18)
     unsized = study_effect(rows[:2] + rows[4:], measure="smd", higher_is_better=True)
     assert unsized.reason.startswith("per-arm means and dispersion, but no arm sizes")
+
+
+def test_out_never_overwrites_the_knowledge_base(built: Path, runner) -> None:
+    before = hashlib.sha256(built.read_bytes()).hexdigest()
+    for command in (["meta", "--instrument", "GMFM", "--timepoint", "12"], ["outcomes"]):
+        result = runner.invoke(cli, ["--db", str(built), *command, "--format", "csv",
+                                     "--out", str(built)])
+        assert result.exit_code == 2 and "refusing to write" in result.output
+    assert hashlib.sha256(built.read_bytes()).hexdigest() == before

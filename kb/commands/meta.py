@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from ..cli import Settings, format_option, kb_errors, out_option, pass_settings
+from ..output import check_out
 from .graph import _emit
 from .outcomes import csv_text
 
@@ -113,6 +114,7 @@ def meta(settings: Settings, instrument: str, timepoint: float, measure: str, me
     if fmt == "png" and not out and sys.stdout.isatty():
         raise click.UsageError("PNG is binary: pass --out FILE or redirect standard output")
     with kb_errors(settings):
+        check_out(out, settings.db_path)
         conn = settings.open(create=False)
         try:
             try:
@@ -121,7 +123,7 @@ def meta(settings: Settings, instrument: str, timepoint: float, measure: str, me
             except TooFewStudies as exc:
                 if fmt in ("json", "csv"):
                     _emit(json.dumps(exc.result.as_dict(), indent=2, ensure_ascii=False) + "\n"
-                          if fmt == "json" else _csv(exc.result), out)
+                          if fmt == "json" else _csv(exc.result), out, settings)
                 raise
         finally:
             conn.close()
@@ -135,4 +137,4 @@ def meta(settings: Settings, instrument: str, timepoint: float, measure: str, me
             payload = _html(result)
         else:
             payload = plots.forest(result, fmt)
-        _emit(payload, out)
+        _emit(payload, out, settings)

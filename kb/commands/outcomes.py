@@ -12,6 +12,7 @@ import click
 
 from ..cli import Settings, format_option, kb_errors, out_option, pass_settings
 from ..errors import InputError
+from ..output import check_out
 from .graph import _emit
 
 FORMATS = ("table", "json", "csv", "png", "svg", "html")
@@ -200,6 +201,7 @@ def outcomes(settings: Settings, query: str | None, doi: str | None, trial: str 
     if fmt == "png" and not out and sys.stdout.isatty():
         raise click.UsageError("PNG is binary: pass --out FILE or redirect standard output")
     with kb_errors(settings):
+        check_out(out, settings.db_path)
         conn = settings.open(create=False)
         try:
             rows = select_outcomes(conn, query=query, doi=doi, trial=trial,
@@ -222,4 +224,4 @@ def outcomes(settings: Settings, query: str | None, doi: str | None, trial: str 
             payload = _csv(rows)
         else:
             payload = _picture(rows, fmt)
-        _emit(payload, out)
+        _emit(payload, out, settings)
