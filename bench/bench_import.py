@@ -104,8 +104,7 @@ start = time.perf_counter()
 with store.transaction(conn):
     for table in tables:
         conn.execute(f"INSERT INTO main.{table} SELECT * FROM done.{table}")
-    conn.execute("INSERT INTO works_fts(rowid, title, abstract, keywords, mesh, authors) "
-                 "SELECT * FROM works_fts_source")
+    conn.execute(store.FTS_INSERT)
 seconds = time.perf_counter() - start
 assert conn.execute("SELECT count(*) FROM works").fetchone()[0] == conn.execute(
     "SELECT count(*) FROM done.works").fetchone()[0]

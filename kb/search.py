@@ -2,10 +2,15 @@
 
 The query language is FTS5's, made forgiving: words, ``"phrases"``, ``AND`` / ``OR`` / ``NOT``
 (upper case), brackets, ``prefix*``, ``-word`` for ``NOT word``, and field prefixes
-``title:`` ``abstract:`` ``author:`` ``mesh:`` ``keyword:`` (PubMed's ``ti:`` ``ab:`` ``au:``
-``mh:`` ``kw:`` too; ``author:"Amanat M"`` matches initials as PubMed writes them). Words FTS5
-would misread (``UC-MSC``, ``GMFM-88``, ``CD34+``) are quoted for it. Filters (year, design,
-MeSH, cell type) are plain parameterised SQL.
+``title:`` ``abstract:`` ``author:`` ``mesh:`` ``keyword:`` ``journal:`` ``trial:`` (PubMed's
+``ti:`` ``ab:`` ``au:`` ``mh:`` ``kw:`` ``ta:`` too; ``author:"Amanat M"`` matches initials as
+PubMed writes them). Words FTS5 would misread (``UC-MSC``, ``GMFM-88``, ``CD34+``) are quoted
+for it. A query that is one DOI, PMID, PMCID or OpenAlex id finds that work. Filters (year,
+design, MeSH, cell type) are plain parameterised SQL.
+
+The index (``works_fts``, schema/0009_search.sql) holds each work's title, abstract, keywords,
+MeSH, authors, journal and the facts of the trials it reports or pools, so ``GMFM`` finds the
+works whose trials measured it.
 """
 from __future__ import annotations
 
@@ -27,9 +32,12 @@ FIELDS: dict[str, str] = {
     "author": "authors", "authors": "authors", "au": "authors",
     "mesh": "mesh", "mh": "mesh",
     "keyword": "keywords", "keywords": "keywords", "kw": "keywords",
+    "journal": "journal", "ta": "journal",
+    "trial": "trials", "trials": "trials",
 }
-#: bm25 column weights, in works_fts column order: title, abstract, keywords, mesh, authors.
-WEIGHTS = (10.0, 1.0, 4.0, 4.0, 3.0)
+#: bm25 column weights, in works_fts column order: title, abstract, keywords, mesh, authors,
+#: journal, trials (the facts and outcome instruments of the trials a work reports or pools).
+WEIGHTS = (10.0, 1.0, 4.0, 4.0, 3.0, 2.0, 2.0)
 _OPERATORS = {"AND", "OR", "NOT"}
 _BAREWORD = re.compile(r"\w+\*?")
 _TOKEN = re.compile(r'\s+|\(|\)|"(?:[^"]|"")*"\*?|"[^"]*$|[^\s()"]+')
@@ -155,7 +163,7 @@ def translate(query: str, *, alternatives: dict[str, list[str]] | None = None
             if name not in FIELDS:
                 raise InputError(
                     f"unknown search field {match.group(1)!r} in {query!r}",
-                    hint="fields are title:, abstract:, author:, mesh:, keyword: "
+                    hint="fields are title:, abstract:, author:, mesh:, keyword:, journal:, trial: "
                          f"(or quote the word to search for it: '\"{token}\"')")
             prefix, token = FIELDS[name] + ":", rest
             if not token:  # the field applies to the next token: title:"a b", title:(a OR b)

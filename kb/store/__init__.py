@@ -35,7 +35,8 @@ from ..records import SOURCES, LinkRecord, ReferenceRecord, WorkRecord, WorkRef
 __all__ = ["chunked", "connect", "migrate", "latest_version", "transaction", "upsert_work", "upsert_works",
            "add_links", "delete_works", "merge_works", "link_citation", "set_study_design",
            "set_study_designs",
-           "rebuild_fts", "sync_fts", "UpsertResult", "PRECEDENCE", "now"]
+           "rebuild_fts", "sync_fts", "sync_fts_of_trials", "FTS_INSERT", "UpsertResult",
+           "PRECEDENCE", "now"]
 
 ID_FIELDS = ("doi", "pmid", "pmcid", "openalex_id")
 SCALAR_FIELDS = ("title", "subtitle", "abstract", "journal", "journal_abbrev", "issn",
@@ -195,22 +196,44 @@ def chunked(values: Sequence[Any], size: int = 500) -> Iterator[list[Any]]:
 
 # -- full-text index ------------------------------------------------------------------------
 
+#: Refills works_fts rows from works_fts_source (schema/0009_search.sql), columns in index order.
+FTS_INSERT = ("INSERT INTO works_fts(rowid, title, abstract, keywords, mesh, authors, journal, "
+              "trials) SELECT * FROM works_fts_source")
+
+
 def sync_fts(conn: sqlite3.Connection, work_ids: Iterable[int]) -> None:
     """Recompute the ``works_fts`` rows of these works (deleted works lose theirs)."""
     ids = sorted(set(work_ids))
     for chunk in chunked(ids):
         marks = ",".join("?" * len(chunk))
         conn.execute(f"DELETE FROM works_fts WHERE rowid IN ({marks})", chunk)
-        conn.execute("INSERT INTO works_fts(rowid, title, abstract, keywords, mesh, authors) "
-                     f"SELECT * FROM works_fts_source WHERE rowid IN ({marks})", chunk)
+        conn.execute(f"{FTS_INSERT} WHERE rowid IN ({marks})", chunk)
+
+
+def sync_fts_of_trials(conn: sqlite3.Connection, trial_ids: Iterable[int]) -> None:
+    """Recompute the ``works_fts`` rows of the works that report or pool these trials (their
+    facts and outcome instruments are part of each work's row), where they changed."""
+    stale: list[int] = []
+    works: set[int] = set()
+    for chunk in chunked(sorted(set(trial_ids))):
+        works.update(r[0] for r in conn.execute(
+            "SELECT work_id FROM trial_reports_all WHERE trial_id IN "
+            f"({','.join('?' * len(chunk))})", chunk))
+    for chunk in chunked(sorted(works)):
+        marks = ",".join("?" * len(chunk))
+        indexed = {r[0]: tuple(r[1:]) for r in conn.execute(
+            f"SELECT rowid, * FROM works_fts WHERE rowid IN ({marks})", chunk)}
+        stale.extend(r[0] for r in conn.execute(
+            f"SELECT * FROM works_fts_source WHERE rowid IN ({marks})", chunk)
+            if indexed.get(r[0]) != tuple(r[1:]))
+    sync_fts(conn, stale)
 
 
 def rebuild_fts(conn: sqlite3.Connection) -> None:
     """Refill ``works_fts`` from scratch (after a bulk import)."""
     with transaction(conn):
         conn.execute("DELETE FROM works_fts")
-        conn.execute("INSERT INTO works_fts(rowid, title, abstract, keywords, mesh, authors) "
-                     "SELECT * FROM works_fts_source")
+        conn.execute(FTS_INSERT)
 
 
 # -- finding works --------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 from ..errors import InputError
 from ..evidence.extract import registry_of
 from ..evidence.vocabulary import Term, normalise_trial
-from . import chunked, now, transaction, upsert_work
+from . import chunked, now, sync_fts, sync_fts_of_trials, transaction, upsert_work
 
 __all__ = ["due_for_annotation", "mark_annotated", "PROVENANCE", "RELATIONS", "REPORT_ROLES", "TRIAL_COLUMNS", "ensure_trial",
            "find_trials", "set_fact", "delete_facts", "set_arms", "add_registry_id",
@@ -267,11 +267,11 @@ def refresh_trial(conn: sqlite3.Connection, trial_id: int) -> None:
                                            "control_as_stated", "blinding_as_stated")})
     old = conn.execute(f"SELECT {', '.join(columns)} FROM trials WHERE id = ?",
                        (trial_id,)).fetchone()
-    if old is not None and tuple(old) == tuple(columns.values()):
-        return
-    assignments = ", ".join(f"{c} = ?" for c in columns)
-    conn.execute(f"UPDATE trials SET {assignments}, updated_at = ? WHERE id = ?",
-                 (*columns.values(), now(), trial_id))
+    if old is None or tuple(old) != tuple(columns.values()):
+        assignments = ", ".join(f"{c} = ?" for c in columns)
+        conn.execute(f"UPDATE trials SET {assignments}, updated_at = ? WHERE id = ?",
+                     (*columns.values(), now(), trial_id))
+    sync_fts_of_trials(conn, [trial_id])  # its facts, or the works reporting it, changed
 
 
 def refresh_trials(conn: sqlite3.Connection) -> int:
@@ -318,6 +318,8 @@ def add_lineage(conn: sqlite3.Connection, from_work_id: int, to_work_id: int, re
             conn.execute("INSERT INTO lineage(from_work_id, to_work_id, relation, provenance, "
                          "reason, source, created_at) VALUES (?,?,?,?,?,?,?)",
                          (from_work_id, to_work_id, relation, provenance, reason, source, now()))
+            if relation == "pools":  # the pooled trials' facts join the pooling work's index row
+                sync_fts(conn, [from_work_id])
             return True
         if _rank(provenance) > _rank(row["provenance"]) or \
                 (row["provenance"], row["reason"], row["source"]) == (provenance, reason, source):
@@ -331,14 +333,21 @@ def delete_lineage(conn: sqlite3.Connection, provenance: str = "rule",
                    work_ids: Iterable[int] | None = None) -> int:
     """Delete lineage edges of one provenance (touching ``work_ids`` when given)."""
     if work_ids is None:
-        return conn.execute("DELETE FROM lineage WHERE provenance = ?", (provenance,)).rowcount
+        pooling = [r[0] for r in conn.execute("SELECT from_work_id FROM lineage WHERE "
+                                              "provenance = ? AND relation = 'pools'", (provenance,))]
+        deleted = conn.execute("DELETE FROM lineage WHERE provenance = ?", (provenance,)).rowcount
+        sync_fts(conn, pooling)
+        return deleted
     ids = sorted(set(work_ids))
     deleted = 0
     for chunk in chunked(ids):
         marks = ",".join("?" * len(chunk))
-        deleted += conn.execute(
-            f"DELETE FROM lineage WHERE provenance = ? AND (from_work_id IN ({marks}) OR "
-            f"to_work_id IN ({marks}))", (provenance, *chunk, *chunk)).rowcount
+        where = (f"provenance = ? AND (from_work_id IN ({marks}) OR to_work_id IN ({marks}))",
+                 (provenance, *chunk, *chunk))
+        pooling = [r[0] for r in conn.execute(
+            f"SELECT from_work_id FROM lineage WHERE relation = 'pools' AND {where[0]}", where[1])]
+        deleted += conn.execute(f"DELETE FROM lineage WHERE {where[0]}", where[1]).rowcount
+        sync_fts(conn, pooling)
     return deleted
 
 

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from ..errors import InputError
-from . import chunked, transaction
+from . import chunked, sync_fts_of_trials, transaction
 from .evidence import find_trials, work_id_for
 
 __all__ = ["COLUMNS", "OutcomeLoad", "load_curated_outcomes", "store_registry_outcomes",
@@ -71,6 +71,8 @@ def _replace(conn: sqlite3.Connection, where: str, params: Sequence[Any],
             conn.execute(f"DELETE FROM outcomes WHERE {where}", params)
             conn.executemany(f"INSERT INTO outcomes({columns}) VALUES "
                              f"({','.join('?' * len(COLUMNS))})", rows)
+            at = COLUMNS.index("trial_id")  # their instruments are in the reports' index rows
+            sync_fts_of_trials(conn, {r[at] for r in old + rows if r[at] is not None})
     return len(rows)
 
 
