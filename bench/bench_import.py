@@ -104,7 +104,7 @@ start = time.perf_counter()
 with store.transaction(conn):
     for table in tables:
         conn.execute(f"INSERT INTO main.{table} SELECT * FROM done.{table}")
-    conn.execute(store.FTS_INSERT)
+    conn.execute(store.fts_insert(conn))
 seconds = time.perf_counter() - start
 assert conn.execute("SELECT count(*) FROM works").fetchone()[0] == conn.execute(
     "SELECT count(*) FROM done.works").fetchone()[0]

@@ -35,7 +35,7 @@ from ..records import SOURCES, LinkRecord, ReferenceRecord, WorkRecord, WorkRef
 __all__ = ["chunked", "connect", "migrate", "latest_version", "transaction", "upsert_work", "upsert_works",
            "add_links", "delete_works", "merge_works", "link_citation", "set_study_design",
            "set_study_designs",
-           "rebuild_fts", "sync_fts", "sync_fts_of_trials", "FTS_INSERT", "UpsertResult",
+           "rebuild_fts", "sync_fts", "sync_fts_of_trials", "fts_insert", "UpsertResult",
            "PRECEDENCE", "now"]
 
 ID_FIELDS = ("doi", "pmid", "pmcid", "openalex_id")
@@ -196,18 +196,21 @@ def chunked(values: Sequence[Any], size: int = 500) -> Iterator[list[Any]]:
 
 # -- full-text index ------------------------------------------------------------------------
 
-#: Refills works_fts rows from works_fts_source (schema/0009_search.sql), columns in index order.
-FTS_INSERT = ("INSERT INTO works_fts(rowid, title, abstract, keywords, mesh, authors, journal, "
-              "trials) SELECT * FROM works_fts_source")
+def fts_insert(conn: sqlite3.Connection) -> str:
+    """The statement that refills ``works_fts`` rows from ``works_fts_source``, for the KB's
+    schema (schema 9 added the journal and trials columns)."""
+    columns = ", ".join(r[1] for r in conn.execute("PRAGMA table_info(works_fts)"))
+    return f"INSERT INTO works_fts(rowid, {columns}) SELECT * FROM works_fts_source"
 
 
 def sync_fts(conn: sqlite3.Connection, work_ids: Iterable[int]) -> None:
     """Recompute the ``works_fts`` rows of these works (deleted works lose theirs)."""
     ids = sorted(set(work_ids))
+    insert = fts_insert(conn) if ids else ""
     for chunk in chunked(ids):
         marks = ",".join("?" * len(chunk))
         conn.execute(f"DELETE FROM works_fts WHERE rowid IN ({marks})", chunk)
-        conn.execute(f"{FTS_INSERT} WHERE rowid IN ({marks})", chunk)
+        conn.execute(f"{insert} WHERE rowid IN ({marks})", chunk)
 
 
 def sync_fts_of_trials(conn: sqlite3.Connection, trial_ids: Iterable[int]) -> None:
@@ -233,7 +236,7 @@ def rebuild_fts(conn: sqlite3.Connection) -> None:
     """Refill ``works_fts`` from scratch (after a bulk import)."""
     with transaction(conn):
         conn.execute("DELETE FROM works_fts")
-        conn.execute(FTS_INSERT)
+        conn.execute(fts_insert(conn))
 
 
 # -- finding works --------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from typing import Any
 from ..records import ReferenceRecord, WorkRecord
 from . import (ID_FIELDS, LIST_FIELDS, SCALAR_FIELDS, UPDATES_INSERT, _add_citation,
                _author_key, _author_name, _ensure_work, _rank, _ref_key, _upsert, chunked,
-               delete_works, now, sync_fts, FTS_INSERT)
+               delete_works, now, sync_fts, fts_insert)
 
 __all__ = ["BulkWriter", "BulkStats", "indexes_rebuilt_after"]
 
@@ -188,7 +188,7 @@ class BulkWriter:
             self.stats.fts = "unchanged"
         elif len(touched) * 2 >= self.rows_before:
             self.conn.execute("DELETE FROM works_fts")
-            self.conn.execute(FTS_INSERT)
+            self.conn.execute(fts_insert(self.conn))
             self.stats.fts = "rebuilt"
         else:
             sync_fts(self.conn, touched)
