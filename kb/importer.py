@@ -12,6 +12,8 @@ MEDLINE, citation CSV) come from :mod:`kb.formats` and are stored with
 """
 from __future__ import annotations
 
+import gzip
+import io
 import sqlite3
 import sys
 import time
@@ -21,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from .errors import InputError, KBError
+from .errors import InputError, KBError, ParseError
 from .records import WorkRecord
 from .store import add_links, transaction, upsert_works
 
@@ -54,6 +56,8 @@ class FileReport:
     error: str | None = None
     #: exit status the error maps to: 2 for a bad file (InputError), 1 for other failures
     error_code: int = 0
+    #: records stored with fields cut to kb's bounds, one line each
+    warnings: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> str:
@@ -78,7 +82,9 @@ def detect_format(path: Path) -> str:
 
     :raises InputError: the file cannot be read or its format is not recognised.
     """
+    from .formats import regular_file
     from .scrapers.pubmed_xml import is_pubmed_xml
+    regular_file(path)
     try:
         with open(path, "rb") as handle:
             head = handle.read(8192)
@@ -86,23 +92,11 @@ def detect_format(path: Path) -> str:
         raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
     if is_pubmed_xml(head):
         return PUBMED_XML
-    formats = _formats()
-    if formats is None:
-        raise InputError(f"{path}: not PubMed XML, and this kb has no readers for other formats")
+    from . import formats
     fmt = formats.detect(path)
     if fmt not in (PUBMED_XML, *formats.READ_FORMATS):
         raise InputError(f"{path}: kb cannot import {fmt} files")
     return fmt
-
-
-def _formats() -> Any:
-    try:
-        from . import formats  # type: ignore[attr-defined]
-    except ImportError as exc:
-        if exc.name not in (f"{__package__}.formats", "kb.formats"):
-            raise
-        return None
-    return formats
 
 
 def import_file(conn: sqlite3.Connection, path: Path, *, keep_raw: bool = False,
@@ -167,6 +161,7 @@ def import_pubmed_xml(conn: sqlite3.Connection, path: Path, *, keep_raw: bool = 
                     batch.pop(key, None)
                     batch[key] = (item, keys)
                     report.records += 1
+                    _bounded(report, item, report.records)
                 if len(batch) >= batch_size:
                     _write_batch(writer, batch)
                 if progress is not None:
@@ -228,9 +223,13 @@ def _parse_here(path: Path, raw: bool, size: int) -> Chunks:
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
     with handle:
+        gzipped = handle.read(2) == b"\x1f\x8b"
+        handle.seek(0)
+        counted = _TagCounter(gzip.GzipFile(fileobj=handle) if gzipped else handle, path)
         chunk: list[Any] = []
         keys: list[list[str] | None] = []
-        for item in parse_pubmed_xml(handle, raw=raw):
+        for item in parse_pubmed_xml(counted, raw=raw):
+            counted.tags, counted.number = 0, counted.number + 1
             chunk.append(item)
             keys.append(None if isinstance(item, Deletion)
                         else [_ref_key(ref) for ref in item.get("references") or ()])
@@ -238,6 +237,41 @@ def _parse_here(path: Path, raw: bool, size: int) -> Chunks:
                 yield chunk, keys, _position(handle)
                 chunk, keys = [], []
         yield chunk, keys, _position(handle)
+
+
+#: A PubMed record whose XML holds more tags than this is refused (an element bomb: a title
+#: of millions of inline elements took 3.6 GB); real records hold a few thousand.
+MAX_RECORD_TAGS = 1_000_000
+
+
+class _TagCounter(io.RawIOBase):
+    """The (decompressed) XML bytes, counting tags since :attr:`tags` was last reset to 0
+    (after each record); refuses a record past :data:`MAX_RECORD_TAGS` before lxml builds it."""
+
+    def __init__(self, stream: IO[bytes], path: Path) -> None:
+        self._stream, self._path, self.tags = stream, path, 0
+        self.name = str(path)  # parse_pubmed_xml names the file in its errors
+        #: records read so far
+        self.number = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        self.tags = 0
+        return self._stream.seek(offset, whence)
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._stream.read(len(buffer))
+        self.tags += data.count(b"<")
+        if self.tags > MAX_RECORD_TAGS:
+            raise ParseError(f"{self._path}: record {self.number + 1:,} holds more than "
+                             f"{MAX_RECORD_TAGS:,} XML tags (an element bomb?); refused")
+        buffer[:len(data)] = data
+        return len(data)
 
 
 def parse_to_stdout(path: str, raw: bool, size: int) -> None:
@@ -309,27 +343,56 @@ def _position(handle: IO[bytes]) -> int:
 
 
 def _import_other(conn: sqlite3.Connection, path: Path, fmt: str) -> FileReport:
-    """A non-PubMed file through :mod:`kb.formats`: works, then citation links."""
-    formats = _formats()
+    """A non-PubMed file through :mod:`kb.formats`, streamed in batches of works and citation
+    links inside the file's one transaction."""
+    from .formats import read
     report = FileReport(str(path), fmt)
     started = time.perf_counter()
     works: list[Any] = []
     links: list[Any] = []
+    results: list[Any] = []
+
+    def flush() -> None:
+        results.extend(upsert_works(conn, works))
+        report.links += add_links(conn, links) if links else 0
+        works.clear()
+        links.clear()
+
     try:
-        for item in formats.read(path, fmt):
-            (links if "citing" in item else works).append(item)
         with transaction(conn):
-            results = upsert_works(conn, works)
-            report.links = add_links(conn, links) if links else 0
+            for item in read(path, fmt):
+                if "citing" in item:
+                    links.append(item)
+                else:
+                    _bounded(report, item, report.records + 1)
+                    works.append(item)
+                    report.records += 1
+                if len(works) + len(links) >= _OTHER_BATCH:
+                    flush()
+            flush()
     except KBError as exc:
         report.error, report.error_code = str(exc), exc.exit_code
+        report.records = report.links = 0
         return report
-    report.records = len(works)
     for result in results:
         setattr(report, result.action, getattr(report, result.action) + 1)
         report.merged += len(result.merged)
     report.seconds = time.perf_counter() - started
     return report
+
+
+#: Works (or citation links) of a non-PubMed file read before they are stored.
+_OTHER_BATCH = 1000
+
+
+def _bounded(report: FileReport, record: WorkRecord, number: int) -> None:
+    """Cut the record's over-long fields (:func:`kb.formats.bound`), noting it in the report."""
+    from .formats import bound
+    cut = bound(record)
+    if cut:
+        name = (f"PMID {record['pmid']}" if record.get("pmid") else
+                f"DOI {record['doi']}" if record.get("doi") else f"record {number:,}")
+        report.warnings.append(f"{report.path}: {name}: " + "; ".join(cut))
 
 
 def import_files(conn: sqlite3.Connection, paths: Iterable[Path], *, keep_raw: bool = False,

@@ -23,7 +23,9 @@ def export(settings: Settings, query: str | None, year: str | None, design: str 
     QUERY and the filters work as in `kb search`. Citation keys (familyYEARword, with a, b, …
     for works that share one) stay the same for the same KB. citations-csv writes the
     `citing,cited` pairs of the selected works' resolved references (as OpenCitations does),
-    which `kb import` reads back.
+    which `kb import` reads back. In --format csv, a cell starting with = + - @ or a tab /
+    carriage return gets a leading ' so that spreadsheets do not run it as a formula (OWASP);
+    `kb import` drops it again.
 
     \b
       kb export 'mesenchymal' --design rct --format bibtex --out trials.bib

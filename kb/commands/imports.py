@@ -31,8 +31,12 @@ def import_(settings: Settings, files: tuple[Path, ...], keep_raw: bool, annotat
     baseline / update file (.xml or .xml.gz); records withdrawn by an update file's
     DeleteCitation are removed. Works already in the knowledge base are merged, so importing
     a file again changes nothing. Each file is imported in one transaction: a broken file is
-    reported and nothing of it is stored. Exits with status 2 if no file could be imported,
-    1 if some failed.
+    reported and nothing of it is stored, and the next file is imported. Exits with status 2 if
+    no file could be imported, 1 if some failed.
+
+    Files may be gzip, bzip2 or xz compressed, in UTF-8 (with or without BOM), UTF-16 (with
+    BOM) or else cp1252; at most 256 MiB decompressed. Over-long fields are cut (4,096
+    characters, 100,000 for abstracts and notes) with a warning naming the record.
 
     Example: kb import pubmed24n1219.xml.gz my-library.ris
     """
@@ -68,9 +72,18 @@ def _import_each(settings: Settings, conn: sqlite3.Connection, files: tuple[Path
             if bar is not None:
                 bar.close()
         settings.say(report.summary())
+        for warning in report.warnings[:_WARNINGS]:
+            settings.say(f"warning: {warning}")
+        if len(report.warnings) > _WARNINGS:
+            settings.say(f"warning: … and {len(report.warnings) - _WARNINGS:,} more records of "
+                         f"{path} with fields cut")
         if report.error:
             failed.append(report)
     return failed
+
+
+#: Cut-field warnings shown per file.
+_WARNINGS = 20
 
 
 def _bar(settings: Settings, path: Path):  # type: ignore[no-untyped-def]

@@ -1,7 +1,6 @@
 """kb search."""
 from __future__ import annotations
 
-import csv
 import json
 import shutil
 import sys
@@ -54,6 +53,8 @@ def search(settings: Settings, words: tuple[str, ...], year: str | None, design:
       kb search 10.1186/s13287-021-02513-4
 
     Retracted works are marked; so are stubs (works known only from a reference list).
+    In --format csv, a cell starting with = + - @ or a tab / carriage return gets a leading '
+    so that spreadsheets do not run it as a formula (OWASP).
     Without QUERY, the works passing the filters are listed, newest first.
     """
     from ..identifiers import classify
@@ -92,7 +93,8 @@ def search(settings: Settings, words: tuple[str, ...], year: str | None, design:
     if fmt == "json":
         click.echo(json.dumps([h.to_dict() for h in result.hits], indent=2, ensure_ascii=False))
     elif fmt == "csv":
-        writer = csv.writer(sys.stdout, lineterminator="\n")
+        from ..formats.tabular import SafeWriter
+        writer = SafeWriter(sys.stdout)
         writer.writerow(_CSV_COLUMNS)
         for hit in result.hits:
             row = hit.to_dict()

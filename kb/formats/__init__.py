@@ -23,20 +23,27 @@ format              read    write   what it is
 """
 from __future__ import annotations
 
+import bz2
+import codecs
 import csv
+import functools
 import gzip
 import io
+import lzma
 import re
+import stat
 import unicodedata
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import TextIO
+from typing import IO, TextIO
 
 from ..errors import InputError, ParseError
 from ..records import AuthorRecord, LinkRecord, WorkRecord
 
 __all__ = ["ExportRecord", "READ_FORMATS", "WRITE_FORMATS", "detect", "read", "write",
-           "base_key", "open_text", "split_name"]
+           "base_key", "open_text", "split_name", "bound", "lines", "read_whole",
+           "regular_file", "MAX_BYTES"]
 
 
 class ExportRecord(WorkRecord, total=False):
@@ -50,30 +57,191 @@ READ_FORMATS = ("bibtex", "ris", "csljson", "nbib", "citations-csv", "csv", "jso
 #: Formats :func:`write` produces.
 WRITE_FORMATS = ("bibtex", "ris", "csljson", "nbib", "csv", "jsonl")
 _SNIFF = 16384
+#: kb's work types (``works.type``).
+KB_TYPES = ("journal-article", "book", "book-chapter", "proceedings-article", "dissertation",
+            "report", "web-article", "dataset", "posted-content", "other")
+
+#: A file (after decompression) may hold at most this many bytes: a bigger one, or a
+#: compressed file that inflates past it (a decompression bomb), is refused.
+MAX_BYTES = 256 << 20
+#: Formats read whole (BibTeX, CSL-JSON) are refused past this many characters.
+MAX_WHOLE = 64 << 20
+#: Lines longer than this are cut (a field then exceeds its bound and says so).
+MAX_LINE = 1 << 20
+#: Text fields are cut to these many characters by :func:`bound`; other text fields to 4 KiB.
+FIELD_LIMITS = {"abstract": 100_000, "note": 100_000}
+_FIELD_LIMIT = 4096
+#: At most this many authors, keywords, MeSH rows, ... per record (:func:`bound`).
+LIST_LIMIT = 10_000
+#: The text encodings :func:`open_text` reads, in the order it tries them.
+ENCODINGS = ("UTF-8 (with or without a byte-order mark)", "UTF-16 with a byte-order mark",
+             "cp1252 (Windows Western European, which covers Latin-1's letters)")
+
+_COMPRESSED = {b"\x1f\x8b": "gzip", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz"}
+
+
+def regular_file(path: str | Path) -> Path:
+    """``path`` if it names a regular file kb may read (not a FIFO, socket or device, which
+    could block or never end).
+
+    :raises InputError: missing, a folder, or not a regular file.
+    """
+    path = Path(path)
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise InputError(f"no such file: {path}") from None
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    if stat.S_ISDIR(mode):
+        raise InputError(f"{path} is a folder, not a file")
+    if not stat.S_ISREG(mode):
+        raise InputError(f"{path} is not a regular file (a pipe, socket or device): kb "
+                         "imports files only")
+    return path
+
+
+def _open_binary(path: Path) -> IO[bytes]:
+    """The file's bytes, decompressed when it is gzip, bzip2 or xz (told by its content)."""
+    with path.open("rb") as handle:
+        magic = handle.read(6)
+    kind = next((k for m, k in _COMPRESSED.items() if magic.startswith(m)), None)
+    if kind == "gzip":
+        return gzip.open(path, "rb")
+    if kind == "bzip2":
+        return bz2.open(path, "rb")
+    if kind == "xz":
+        return lzma.open(path, "rb")
+    return path.open("rb")
+
+
+def _encoding(path: Path) -> str:
+    stat_ = path.stat()
+    return _checked_encoding(path, stat_.st_size, stat_.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=8)
+def _checked_encoding(path: Path, size: int, mtime_ns: int) -> str:
+    """Read the whole (decompressed) file once; the codec to read it with.
+
+    :raises InputError: the file is cut short or broken (compressed), inflates past
+        :data:`MAX_BYTES`, or is in none of :data:`ENCODINGS`.
+    """
+    total = 0
+    codec = "utf-8-sig"
+    try:
+        with _open_binary(path) as raw:
+            chunk = raw.read(1 << 20)
+            if chunk[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+                codec = "utf-16"
+            decoder = codecs.getincrementaldecoder(codec)()
+            while chunk:
+                total += len(chunk)
+                if total > MAX_BYTES:
+                    raise InputError(
+                        f"{path} holds more than {MAX_BYTES >> 20} MiB (decompressed): kb "
+                        "refuses it as a possible decompression bomb; split it into smaller "
+                        "files")
+                if codec != "cp1252":
+                    try:
+                        decoder.decode(chunk)
+                    except UnicodeDecodeError:
+                        if codec == "utf-16":
+                            raise InputError(f"{path} is not valid UTF-16 text") from None
+                        codec = "cp1252"
+                if codec != "utf-16" and b"\x00" in chunk:
+                    raise InputError(f"{path} is binary, or UTF-16 without a byte-order mark",
+                                     hint="save it as UTF-8")
+                if codec == "cp1252":
+                    try:
+                        chunk.decode("cp1252")
+                    except UnicodeDecodeError:
+                        raise InputError(f"{path} is neither UTF-8, UTF-16 nor cp1252 text",
+                                         hint="save it as UTF-8") from None
+                chunk = raw.read(1 << 20)
+            if codec != "cp1252":
+                try:
+                    decoder.decode(b"", final=True)
+                except UnicodeDecodeError:
+                    codec = "cp1252" if codec == "utf-8-sig" else codec
+    except (EOFError, zlib.error, lzma.LZMAError, gzip.BadGzipFile) as exc:
+        raise ParseError(f"{path}: the compressed file is cut short or broken ({exc})") from exc
+    except OSError as exc:  # bz2 reports a broken stream as OSError("Invalid data stream")
+        if exc.errno is None:
+            raise ParseError(f"{path}: the compressed file is broken ({exc})") from exc
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    return codec
 
 
 def open_text(path: str | Path) -> TextIO:
-    """Open a file as UTF-8 text (a BOM is dropped; ``.gz`` content is decompressed).
+    """Open a file as text: gzip / bzip2 / xz are decompressed, the text is decoded as
+    :data:`ENCODINGS` lists (a file in none of them is refused, never read as mojibake).
 
-    :raises InputError: the file is missing or is a folder.
+    :raises InputError: the file is missing, not a regular file, too big, cut short, or in
+        none of the encodings.
     """
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"no such file: {path}")
-    if path.is_dir():
-        raise InputError(f"{path} is a folder, not a file")
-    with path.open("rb") as handle:
-        gzipped = handle.read(2) == b"\x1f\x8b"
-    raw = gzip.open(path, "rb") if gzipped else path.open("rb")
-    return io.TextIOWrapper(raw, encoding="utf-8-sig", errors="replace", newline="")
+    path = regular_file(path)
+    codec = _encoding(path)
+    return io.TextIOWrapper(_open_binary(path), encoding=codec, newline="")
+
+
+def lines(handle: TextIO) -> Iterator[str]:
+    """The handle's lines (line ends kept), each cut to :data:`MAX_LINE` characters."""
+    while line := handle.readline(MAX_LINE):
+        if len(line) == MAX_LINE and not line.endswith("\n"):
+            while (rest := handle.readline(MAX_LINE)) and not rest.endswith("\n"):
+                pass
+            line += "\n"
+        yield line
+
+
+def read_whole(handle: TextIO, what: str) -> str:
+    """The handle's whole text, refused past :data:`MAX_WHOLE` characters.
+
+    :raises ParseError: the text is longer.
+    """
+    text = handle.read(MAX_WHOLE + 1)
+    if len(text) > MAX_WHOLE:
+        raise ParseError(f"more than {MAX_WHOLE >> 20} MiB of {what}, which kb reads whole: "
+                         "split it into smaller files")
+    return text
+
+
+def bound(record: WorkRecord) -> list[str]:
+    """Cut over-long text fields and lists in place (:data:`FIELD_LIMITS`,
+    :data:`LIST_LIMIT`); return what was cut, for a warning.
+
+    >>> record = {"title": "x" * 5000, "keywords": ["a"] * 10}
+    >>> bound(record), len(record["title"])
+    (['title cut from 5,000 to 4,096 characters'], 4096)
+    """
+    cut: list[str] = []
+    fields: dict = record  # type: ignore[assignment]
+    for name, value in list(fields.items()):
+        if isinstance(value, str):
+            limit = FIELD_LIMITS.get(name, _FIELD_LIMIT)
+            if len(value) > limit:
+                fields[name] = value[:limit]
+                cut.append(f"{name} cut from {len(value):,} to {limit:,} characters")
+        elif isinstance(value, list):
+            if len(value) > LIST_LIMIT:
+                fields[name] = value = value[:LIST_LIMIT]
+                cut.append(f"{name} cut from {len(value):,} to {LIST_LIMIT:,} items")
+            for index, item in enumerate(value):
+                if isinstance(item, str) and len(item) > _FIELD_LIMIT:
+                    value[index] = item[:_FIELD_LIMIT]
+                    cut.append(f"a {name} item cut from {len(item):,} characters")
+                elif isinstance(item, dict):
+                    for key, text in list(item.items()):
+                        if isinstance(text, str) and len(text) > _FIELD_LIMIT:
+                            item[key] = text[:_FIELD_LIMIT]
+                            cut.append(f"a {name} {key} cut from {len(text):,} characters")
+    return cut
 
 
 def _head(path: Path) -> str:
-    try:
-        with open_text(path) as handle:
-            return handle.read(_SNIFF)
-    except (OSError, EOFError) as exc:
-        raise InputError(f"cannot read {path}: {exc}") from exc
+    with open_text(path) as handle:
+        return handle.read(_SNIFF)
 
 
 def detect(path: str | Path) -> str:
@@ -89,6 +257,8 @@ def detect(path: str | Path) -> str:
     if not text:
         raise InputError(f"{path} is empty")
     lines = [line.strip() for line in text.splitlines() if line.strip()]
+    while len(lines) > 1 and re.fullmatch(r"\d+\.?", lines[0]):
+        lines.pop(0)  # Ovid numbers each RIS record ("1.", "2.", ...)
     first = lines[0]
     if text.startswith("<"):
         if re.search(r"<(PubmedArticleSet|PubmedArticle|MedlineCitationSet|MedlineCitation|"
@@ -112,10 +282,12 @@ def detect(path: str | Path) -> str:
         return _json_kind(path, head)
     if "," in first or "\t" in first:
         header = {c.strip().strip('"').lower() for c in re.split(r"[,\t]", first)}
-        if {"citing", "cited"} <= header:
-            return "citations-csv"
+        if header & {"citing", "citing_id"} and header & {"cited", "cited_id"}:
+            return "citations-csv"  # kb's, OpenCitations' (oci,citing,cited,…; citing_id,…)
         if header & {"doi", "pmid", "title", "article title", "pubmed id"}:
             return "csv"
+    if re.search(r"^\s*@\s*[A-Za-z]+\s*[{(]", head, re.M):
+        return "bibtex"  # BibTeX with free text before the first entry
     raise InputError(f"cannot tell the format of {path}",
                      hint="kb imports PubMed XML, RIS, BibTeX, CSL-JSON, MEDLINE (nbib), citation "
                           "CSV (citing,cited), CSV with a doi/pmid/title column and JSON Lines")
@@ -127,10 +299,14 @@ def _json_kind(path: Path, head: str) -> str:
     first_line = head.split("\n", 1)[0].strip()
     try:
         item = json.loads(first_line)
+    except RecursionError:
+        raise InputError(f"{path}: JSON nested too deeply to be a record") from None
     except ValueError:
         try:
             with open_text(path) as handle:
-                item = json.load(handle)
+                item = json.loads(read_whole(handle, "JSON"))
+        except RecursionError:
+            raise InputError(f"{path}: JSON nested too deeply to be a record") from None
         except ValueError as exc:
             raise InputError(f"{path} starts like JSON but is not valid JSON: {exc}") from exc
     if not isinstance(item, dict):
@@ -169,6 +345,8 @@ def read(path: str | Path, fmt: str | None = None, *, source: str = "import"
             raise ParseError(f"{path}: {exc.args[0]}", hint=exc.hint) from exc
         except csv.Error as exc:  # a NUL byte, an oversized field, a broken quote
             raise ParseError(f"{path}: not readable as CSV: {exc}") from exc
+        except RecursionError:
+            raise ParseError(f"{path}: JSON nested too deeply to be a record") from None
 
 
 def write(records: Iterable[ExportRecord], fmt: str, out: TextIO) -> int:

@@ -3,13 +3,14 @@ Zotero, JabRef, Mendeley and journal sites export (``@string`` macros, ``#`` con
 LaTeX accents and escapes)."""
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Iterator
-from typing import TextIO
+from typing import Any, TextIO
 
 from ..errors import ParseError
 from ..records import AuthorRecord, WorkRecord
-from . import ExportRecord, clean, ids, prune, subject_terms, year_of
+from . import ExportRecord, clean, ids, prune, read_whole, subject_terms, year_of
 
 __all__ = ["read", "write", "latex_to_text", "text_to_latex"]
 
@@ -22,24 +23,14 @@ _KB_TYPES = {"article": "journal-article", "book": "book", "incollection": "book
              "mastersthesis": "dissertation", "thesis": "dissertation", "techreport": "report",
              "report": "report", "online": "web-article", "electronic": "web-article",
              "www": "web-article", "dataset": "dataset"}
+#: Entry types that configure a bibliography style rather than describe a work.
+_CONTROL = frozenset({"ieeetranbstctl"})
 _VERBATIM = ("doi", "url", "pmid", "pmcid", "eprint", "issn", "date")
 _ESCAPES = {"\\": r"\textbackslash{}", "{": r"\{", "}": r"\}", "&": r"\&", "%": r"\%",
             "$": r"\$", "#": r"\#", "_": r"\_", "~": r"\textasciitilde{}",
             "^": r"\textasciicircum{}"}
 _MONTHS = {m: str(i) for i, m in enumerate(
     "jan feb mar apr may jun jul aug sep oct nov dec".split(), 1)}
-_ACCENTS = {"'": "\u0301", "`": "\u0300", "^": "\u0302", '"': "\u0308", "~": "\u0303",
-            "=": "\u0304", ".": "\u0307", "u": "\u0306", "v": "\u030c", "H": "\u030b",
-            "c": "\u0327", "k": "\u0328", "r": "\u030a"}
-_SYMBOLS = {"ss": "ß", "o": "ø", "O": "Ø", "aa": "å", "AA": "Å", "ae": "æ", "AE": "Æ",
-            "oe": "œ", "OE": "Œ", "l": "ł", "L": "Ł", "i": "ı", "textbackslash": "\\",
-            "textasciitilde": "~", "textasciicircum": "^", "textendash": "–",
-            "textemdash": "—", "textquoteright": "’", "textquoteleft": "‘", "alpha": "α",
-            "beta": "β", "gamma": "γ", "delta": "δ", "kappa": "κ", "mu": "μ", "pm": "±",
-            "textpm": "±", "textmu": "µ", "textdegree": "°", "times": "×", "geq": "≥",
-            "leq": "≤", "textgreater": ">", "textless": "<"}
-
-
 # -- writing --------------------------------------------------------------------------------
 
 def text_to_latex(text: str, *, protect: bool = False) -> str:
@@ -72,6 +63,14 @@ def _name(author: AuthorRecord) -> str:
     return "{" + text_to_latex(author.get("name") or "") + "}"
 
 
+def _kind(record: ExportRecord) -> str:
+    """The entry type: kb types BibTeX has no type for (a web article, a dataset) are
+    ``@misc`` with an ``entrysubtype`` naming kb's type."""
+    if record.get("type"):
+        return _TYPES.get(record["type"], "misc")
+    return "article" if record.get("journal") else "misc"
+
+
 def _fields(record: ExportRecord) -> list[tuple[str, str]]:
     fields: list[tuple[str, str]] = []
 
@@ -85,7 +84,7 @@ def _fields(record: ExportRecord) -> list[tuple[str, str]]:
     authors = [a for a in record.get("authors") or [] if a.get("family") or a.get("name")]
     if authors:
         fields.append(("author", " and ".join(_name(a) for a in authors)))
-    kind = _TYPES.get(record.get("type") or "", "article" if record.get("journal") else "misc")
+    kind = _kind(record)
     add({"incollection": "booktitle", "inproceedings": "booktitle"}.get(kind, "journal"),
         record.get("journal"))
     add("shortjournal", record.get("journal_abbrev"))
@@ -117,7 +116,7 @@ def _fields(record: ExportRecord) -> list[tuple[str, str]]:
 
 
 def _entry(record: ExportRecord) -> str:
-    kind = _TYPES.get(record.get("type") or "", "article" if record.get("journal") else "misc")
+    kind = _kind(record)
     body = ",\n".join(f"  {name} = {{{value}}}" for name, value in _fields(record))
     return f"@{kind}{{{record['key']},\n{body}\n}}\n"
 
@@ -136,7 +135,8 @@ def write(records: Iterable[ExportRecord], out: TextIO) -> int:
 # -- reading --------------------------------------------------------------------------------
 
 def latex_to_text(value: str) -> str:
-    r"""Decode LaTeX escapes and accents, and drop grouping braces.
+    r"""LaTeX as Unicode text, decoded by pylatexenc (accents, escapes, math symbols; grouping
+    braces and formatting commands dropped, their text kept).
 
     >>> latex_to_text(r"M{\"u}ller \& {\'E}cole {UC-MSC} 50\%")
     'Müller & École UC-MSC 50%'
@@ -144,36 +144,39 @@ def latex_to_text(value: str) -> str:
     'Małgorzata Çelik \\'
     >>> latex_to_text(r"\textit{In vivo} TNF-$\alpha$ and CD34\textsuperscript{+} cells")
     'In vivo TNF-α and CD34+ cells'
+    >>> latex_to_text(r"{\noopsort{1973b}}1981"), latex_to_text(r"{\TeX}arcana")
+    ('1981', 'TeXarcana')
     """
-    import unicodedata
+    if not any(c in value for c in "\\$~%") and "--" not in value:
+        return value.replace("{", "").replace("}", "")
+    return _decode(value)
 
-    def accent(match: re.Match[str]) -> str:
-        mark, letter = match.group(1), match.group(2) or match.group(3) or ""
-        if letter in ("\\i", "ı"):
-            letter = "i"
-        return unicodedata.normalize("NFC", letter + _ACCENTS[mark]) if letter else mark
 
-    text = re.sub(r"\\([a-zA-Z]+)(?:\{\}|(?![a-zA-Z])\s?)",
-                  lambda m: _SYMBOLS.get(m.group(1), m.group(0)) if m.group(1) in _SYMBOLS
-                  else m.group(0), value)
-    letter = r"(?:\{(\\?[^\W\d_]?)\}|(\\i|[^\W\d_]))"
-    text = re.sub(r"\\([" + re.escape("'`^\"~=.") + r"])\s*" + letter, accent, text)
-    text = re.sub(r"\\([uvHckr])(?:\{(\\?[^\W\d_]?)\}|\s+(\\i|[^\W\d_]))", accent, text)
-    # formatting commands keep their argument: \textit{in vivo}, \emph{…}, \textsuperscript{+}
-    text = re.sub(r"\\[a-zA-Z]+\s*(?=\{)", "", text)
-    text = re.sub(r"(?<!\\)\$", "", text)  # inline math delimiters
-    out = []
-    index = 0
-    while index < len(text):
-        char = text[index]
-        if char == "\\" and index + 1 < len(text) and text[index + 1] in "{}&%$#_":
-            out.append(text[index + 1])
-            index += 2
-            continue
-        if char not in "{}":
-            out.append(char)
-        index += 1
-    return "".join(out)
+@functools.lru_cache(maxsize=4096)
+def _decode(value: str) -> str:
+    """pylatexenc's reading of a value (about 1 ms each; journals, publishers and months
+    repeat, hence the cache)."""
+    # BibTeX does not treat % as a comment inside a value; LaTeX would
+    value = re.sub(r"(?<!\\)%", r"\\%", value)
+    walker_context, converter = _latex()
+    text = converter.latex_to_text(value, latex_context=walker_context, tolerant_parsing=True)
+    return text.replace("\xa0", " ")
+
+
+@functools.lru_cache(maxsize=1)
+def _latex() -> tuple[Any, Any]:
+    """pylatexenc's parsing context and converter, with the macros BibTeX files use beyond LaTeX's:
+    ``\noopsort{…}`` (a sort key, not text) and the TeX logos."""
+    from pylatexenc import latex2text, latexwalker, macrospec
+    walker = latexwalker.get_default_latex_context_db()
+    walker.add_context_category("bibtex", prepend=True,
+                                macros=[macrospec.MacroSpec("noopsort", "{")])
+    text = latex2text.get_default_latex_context_db()
+    text.add_context_category("bibtex", prepend=True, macros=[
+        latex2text.MacroTextSpec("noopsort", ""),
+        *(latex2text.MacroTextSpec(name, name) for name in ("TeX", "LaTeX", "BibTeX",
+                                                             "LaTeXe", "XeTeX"))])
+    return walker, latex2text.LatexNodes2Text(latex_context=text, math_mode="text")
 
 
 class _Scanner:
@@ -376,6 +379,8 @@ def _record(kind: str, fields: dict[str, str]) -> WorkRecord:
 
 
 def read(handle: TextIO) -> Iterator[WorkRecord]:
-    """Yield one work record per BibTeX entry (``@string`` and ``@comment`` are handled)."""
-    for kind, _key, fields in _entries(handle.read()):
-        yield _record(kind, fields)
+    """Yield one work record per BibTeX entry (``@string`` and ``@comment`` are handled; text
+    outside entries and style control entries such as ``@IEEEtranBSTCTL`` are skipped)."""
+    for kind, _key, fields in _entries(read_whole(handle, "BibTeX")):
+        if kind not in _CONTROL:
+            yield _record(kind, fields)

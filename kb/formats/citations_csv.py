@@ -1,5 +1,6 @@
-"""Citation pairs as CSV: OpenCitations' ``citing,cited`` (ids such as ``doi:10.…``, or
-several space-separated: ``omid:br/… doi:10.… pmid:123``), bare DOIs, and kb's corpus file
+"""Citation pairs as CSV: OpenCitations' CITS-CSV (``oci,citing,cited,creation,timespan,
+journal_sc,author_sc``, or ``citing_id,…,cited_id,…``; ids such as ``doi:10.…``, or several
+space-separated: ``omid:br/… doi:10.… pmid:123``), bare DOIs, and kb's corpus file
 ``citing,cited,relation,source`` (ids are DOIs or ``url:…``)."""
 from __future__ import annotations
 
@@ -54,17 +55,23 @@ def read(handle: TextIO) -> Iterator[LinkRecord]:
 
     :raises ParseError: a row whose citing or cited id cannot be read (with its line number).
     """
-    reader = csv.DictReader(handle)
-    fields = {name.strip().lower(): name for name in reader.fieldnames or []}
-    if "citing" not in fields or "cited" not in fields:
-        raise ParseError("a citation CSV needs 'citing' and 'cited' columns")
+    reader = csv.DictReader(handle, strict=True)
+    names = {name.strip().lower(): name for name in reader.fieldnames or []}
+    fields = {side: next((names[n] for n in (side, f"{side}_id") if n in names), None)
+              for side in ("citing", "cited")}
+    if not fields["citing"] or not fields["cited"]:
+        raise ParseError("a citation CSV needs 'citing' and 'cited' (or OpenCitations' "
+                         "'citing_id' and 'cited_id') columns")
     for row in reader:
-        citing = parse_ids(row.get(fields["citing"]) or "")
-        cited = parse_ids(row.get(fields["cited"]) or "")
+        if None in row.values():
+            raise ParseError(f"line {reader.line_num}: the row has fewer columns than the "
+                             "header (is the file cut short?)")
+        citing = parse_ids(row[fields["citing"]] or "")
+        cited = parse_ids(row[fields["cited"]] or "")
         if not citing or not cited:
             side = "citing" if not citing else "cited"
             raise ParseError(f"line {reader.line_num}: cannot read the {side} id "
-                             f"{row.get(fields[side])!r}",
+                             f"{row[fields[side]]!r}",  # type: ignore[index]
                              hint="ids look like 10.1186/… , doi:10.… , pmid:123 or url:https://…")
         yield {"citing": citing, "cited": cited, "source": "import"}
 

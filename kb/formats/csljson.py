@@ -12,7 +12,7 @@ from typing import Any, TextIO
 
 from ..errors import ParseError
 from ..records import AuthorRecord, WorkRecord
-from . import ExportRecord, clean, ids, prune, year_of
+from . import ExportRecord, clean, ids, prune, read_whole, year_of
 
 __all__ = ["read", "write", "work_from_item"]
 
@@ -166,7 +166,7 @@ def work_from_item(item: Any) -> WorkRecord:
 
 def read(handle: TextIO) -> Iterator[WorkRecord]:
     """Yield one work record per CSL-JSON item (an array, or a single item object)."""
-    text = handle.read()
+    text = read_whole(handle, "CSL-JSON")
     try:
         data = json.loads(text)
     except ValueError as exc:
@@ -174,6 +174,8 @@ def read(handle: TextIO) -> Iterator[WorkRecord]:
             data = [json.loads(line) for line in text.splitlines() if line.strip()]
         except ValueError:
             raise ParseError(f"not valid JSON: {exc}") from exc
+    except RecursionError:
+        raise ParseError("JSON nested too deeply to be a list of items") from None
     items = data if isinstance(data, list) else [data]
     for index, item in enumerate(items, 1):
         yield _record(item, index)

@@ -1,6 +1,10 @@
 """PubMed's MEDLINE text format (``Send to › Citation manager``, ``.nbib``; also E-utilities
 ``rettype=medline``): ``TAG - value`` lines, tags padded to four characters, continuation lines
-indented six spaces, records separated by a blank line."""
+indented six spaces, records separated by a blank line.
+
+Two tags are kb's own, so that kb reads back what it wrote: ``UR`` (the work's URL) and
+``KBTY`` (kb's work type, written unless it is a journal article with a journal); MEDLINE
+readers skip tags they do not know."""
 from __future__ import annotations
 
 import re
@@ -10,7 +14,7 @@ from typing import TextIO
 
 from ..errors import ParseError
 from ..records import AuthorRecord, MeshRecord, WorkRecord
-from . import ExportRecord, clean, ids, prune, year_of
+from . import KB_TYPES, ExportRecord, clean, ids, lines, prune, year_of
 
 __all__ = ["read", "write"]
 
@@ -114,6 +118,10 @@ def _lines(record: ExportRecord) -> Iterator[tuple[str, str]]:
         yield from tag("OT", keyword)
     yield from tag("PMC", record.get("pmcid"))
     yield from tag("AID", f"{record['doi']} [doi]" if record.get("doi") else None)
+    yield from tag("UR", record.get("url"))
+    if record.get("type") and (record["type"] != "journal-article"
+                               or not (record.get("journal") or record.get("journal_abbrev"))):
+        yield "KBTY", str(record["type"])
     yield from tag("GN", record.get("note"))
 
 
@@ -194,7 +202,8 @@ def _record(tags: list[tuple[str, str]]) -> WorkRecord:
         "abstract": one("AB"),
         "url": one("UR"),
         "note": one("GN"),
-        "type": "journal-article" if one("JT") or one("TA") else None,
+        "type": one("KBTY") if one("KBTY") in KB_TYPES
+        else "journal-article" if one("JT") or one("TA") else None,
         "publication_types": types,
         "is_retracted": True if "Retracted Publication" in types else None,
         "mesh": [row for value in values.get("MH", []) for row in _mesh(value)],
@@ -206,7 +215,7 @@ def _record(tags: list[tuple[str, str]]) -> WorkRecord:
 def read(handle: TextIO) -> Iterator[WorkRecord]:
     """Yield one work record per MEDLINE record."""
     tags: list[tuple[str, str]] = []
-    for number, raw in enumerate(handle, 1):
+    for number, raw in enumerate(lines(handle), 1):
         line = raw.rstrip("\r\n")
         if not line.strip():
             if tags:

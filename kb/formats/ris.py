@@ -2,7 +2,13 @@
 
 kb writes: TY, ID (citation key), TI, AU (``Family, Given``), T2 (journal), J2 (abbreviation),
 PY, DA, VL, IS, SP, EP, SN, PB, DO, AN (PMID), C2 (PMCID), UR, LA, KW (keywords and MeSH), AB,
-N1 (note), ER. The reader also accepts the older tags (T1, A1, JO, JF, JA, Y1, M3, N2).
+N1 (note), ER. The reader also accepts the older tags (T1, A1, JO, JF, JA, Y1, M3, N2) and
+Ovid's exports (each record numbered ``1.``, ``NL`` after ``ER``, links between records).
+
+kb keeps its own line reader rather than rispy (which ASReview uses): rispy returns a whole
+file as one list, silently drops a last record that has no ``ER`` (a file cut short, which kb
+refuses), and skips the tags Ovid writes after ``ER``. The fidelity bench
+(``bench/bench_fidelity.py``) checks both agree on the records of real exports.
 """
 from __future__ import annotations
 
@@ -12,7 +18,7 @@ from typing import TextIO
 
 from ..errors import ParseError
 from ..records import AuthorRecord, WorkRecord
-from . import (ExportRecord, clean, ids, join_pages, prune, split_name, split_pages,
+from . import (ExportRecord, clean, ids, join_pages, lines, prune, split_name, split_pages,
                subject_terms, year_of)
 
 __all__ = ["read", "write"]
@@ -130,7 +136,7 @@ def _record(tags: dict[str, list[str]]) -> WorkRecord:
         "authors": [split_name(a) for a in tags.get("AU", []) + tags.get("A1", []) if a.strip()],
         "journal": one("T2", "JF", "JO", "BT"),
         "journal_abbrev": one("J2", "JA") or (one("JO") if tags.get("JF") or tags.get("T2")
-                                               else None),
+                                               else None) or one("NL"),
         "year": year,
         "pub_date": pub_date if pub_date and pub_date != str(year) else (str(year) if year else None),
         "volume": one("VL"),
@@ -150,10 +156,18 @@ def _record(tags: dict[str, list[str]]) -> WorkRecord:
 
 
 def read(handle: TextIO) -> Iterator[WorkRecord]:
-    """Yield one work record per ``TY`` … ``ER`` block (continuation lines are joined)."""
+    """Yield one work record per ``TY`` … ``ER`` block (continuation lines are joined).
+
+    Tags between ``ER`` and the next ``TY`` (Ovid's ``NL``) belong to the record just
+    closed; other text there (Ovid's record numbers and links) is skipped.
+
+    :raises ParseError: a tag before the first ``TY``, a ``TY`` inside a record, or a last
+        record without ``ER`` (a file cut short).
+    """
     tags: dict[str, list[str]] | None = None
+    closed: dict[str, list[str]] | None = None
     last: str | None = None
-    for number, raw in enumerate(handle, 1):
+    for number, raw in enumerate(lines(handle), 1):
         line = raw.rstrip("\r\n").lstrip("\ufeff")
         match = _LINE.match(line)
         if match:
@@ -162,19 +176,23 @@ def read(handle: TextIO) -> Iterator[WorkRecord]:
                 if tags is not None:
                     raise ParseError(f"line {number}: a new TY before ER closed the last record",
                                      hint="every RIS record ends with an 'ER  - ' line")
-                tags, last = {"TY": [value]}, "TY"
+                if closed is not None:
+                    yield _record(closed)
+                tags, closed, last = {"TY": [value]}, None, "TY"
             elif name == "ER":
-                if tags is None:
+                if tags is None and closed is None:
                     raise ParseError(f"line {number}: ER without a TY")
-                yield _record(tags)
-                tags, last = None, None
-            elif tags is None:
+                closed, tags, last = (tags if tags is not None else closed), None, None
+            elif tags is None and closed is None:
                 raise ParseError(f"line {number}: the tag {name} is outside a record",
                                  hint="every RIS record starts with a 'TY  - ' line")
             else:
-                tags.setdefault(name, []).append(value)
+                (tags if tags is not None else closed).setdefault(  # type: ignore[union-attr]
+                    name, []).append(value)
                 last = name
         elif line.strip() and tags is not None and last:
             tags[last][-1] = f"{tags[last][-1]} {line.strip()}"
     if tags is not None:
         raise ParseError("the last record has no ER line (is the file cut short?)")
+    if closed is not None:
+        yield _record(closed)

@@ -10,17 +10,16 @@ from typing import TextIO
 
 from ..errors import ParseError
 from ..records import AuthorRecord, MeshRecord, WorkRecord
-from . import ExportRecord, clean, ids, prune, split_name, year_of
+from . import MAX_LINE, KB_TYPES, ExportRecord, clean, ids, lines, prune, split_name, year_of
 
-__all__ = ["CSV_COLUMNS", "read_csv", "write_csv", "read_jsonl", "write_jsonl"]
+__all__ = ["CSV_COLUMNS", "SafeWriter", "neutralise", "read_csv", "write_csv", "read_jsonl",
+           "write_jsonl"]
 
 #: CSV columns, in order. Lists are joined with "; "; authors are "Family, Given".
 CSV_COLUMNS = ("key", "doi", "pmid", "pmcid", "title", "authors", "year", "pub_date", "journal",
                "journal_abbrev", "volume", "issue", "pages", "issn", "publisher", "type",
                "study_design", "is_retracted", "status", "language", "url", "keywords", "mesh",
                "publication_types", "abstract")
-_KB_TYPES = ("journal-article", "book", "book-chapter", "proceedings-article", "dissertation",
-             "report", "web-article", "dataset", "posted-content", "other")
 _JSON_FIELDS = ("key", "doi", "pmid", "pmcid", "openalex_id", "url", "title", "subtitle",
                 "abstract", "journal", "journal_abbrev", "issn", "publisher", "year", "pub_date",
                 "volume", "issue", "pages", "language", "type", "license", "cited_by_count",
@@ -39,9 +38,36 @@ def _mesh_text(row: MeshRecord) -> str:
     return ("*" if row.get("major") else "") + text
 
 
+#: A cell starting with one of these is a formula to a spreadsheet (OWASP "CSV injection").
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise(value: object) -> object:
+    """A cell value a spreadsheet will not run: text starting like a formula gets a leading
+    single quote, as OWASP recommends (:func:`read_csv` drops it again).
+
+    >>> neutralise("=HYPERLINK(1)"), neutralise("-1"), neutralise("UC-MSC"), neutralise(3)
+    ("'=HYPERLINK(1)", "'-1", 'UC-MSC', 3)
+    """
+    if isinstance(value, str) and value.startswith(_FORMULA):
+        return "'" + value
+    return value
+
+
+class SafeWriter:
+    """A :func:`csv.writer` whose cells go through :func:`neutralise` (every CSV kb writes)."""
+
+    def __init__(self, out: TextIO) -> None:
+        self._writer = csv.writer(out, lineterminator="\n")
+
+    def writerow(self, row: Iterable[object]) -> None:
+        """Write one row, cells neutralised."""
+        self._writer.writerow([neutralise(cell) for cell in row])
+
+
 def write_csv(records: Iterable[ExportRecord], out: TextIO) -> int:
-    """Write a header row and one row per work."""
-    writer = csv.writer(out, lineterminator="\n")
+    """Write a header row and one row per work (cells neutralised: :func:`neutralise`)."""
+    writer = SafeWriter(out)
     writer.writerow(CSV_COLUMNS)
     count = 0
     for record in records:
@@ -57,6 +83,13 @@ def write_csv(records: Iterable[ExportRecord], out: TextIO) -> int:
         writer.writerow(["" if row[c] is None else row[c] for c in CSV_COLUMNS])
         count += 1
     return count
+
+
+def _cell(value: str) -> str | None:
+    """A cell as :func:`write_csv` wrote it: whitespace collapsed, :func:`neutralise` undone."""
+    if value[:1] == "'" and value[1:2] in _FORMULA:
+        value = value[1:]
+    return clean(value)
 
 
 def _split(value: str | None) -> list[str]:
@@ -102,10 +135,10 @@ def read_csv(handle: TextIO) -> Iterator[WorkRecord]:
     """Yield one work per row of a CSV (or tab-separated) file with kb's column names, or the
     common ones of PubMed's, Scopus' and Lens' exports (case-insensitive; at least one of doi,
     pmid, title)."""
-    first = handle.readline()
+    first = handle.readline(MAX_LINE)
     handle.seek(0)
     delimiter = "\t" if first.count("\t") > first.count(",") else ","
-    reader = csv.DictReader(handle, delimiter=delimiter)
+    reader = csv.DictReader(handle, delimiter=delimiter, strict=True)
     names: dict[str, str] = {}
     for name in reader.fieldnames or []:
         key = name.strip().lower()
@@ -113,14 +146,17 @@ def read_csv(handle: TextIO) -> Iterator[WorkRecord]:
     if not names.keys() & {"doi", "pmid", "title"}:
         raise ParseError("a works CSV needs a doi, pmid or title column")
     for row in reader:
-        get = {key: clean(row.get(name)) for key, name in names.items()}
+        if None in row.values():
+            raise ParseError(f"line {reader.line_num}: the row has fewer columns than the "
+                             "header (is the file cut short?)")
+        get = {key: _cell(row[name]) for key, name in names.items()}
         year = get.get("year")
         record = {
             **ids(get.get("doi"), get.get("pmid"), get.get("pmcid")),
             **{k: get.get(k) for k in ("title", "pub_date", "journal", "journal_abbrev", "volume",
                                        "issue", "pages", "issn", "publisher", "language",
                                        "url", "abstract")},
-            "type": get.get("type") if get.get("type") in _KB_TYPES else None,
+            "type": get.get("type") if get.get("type") in KB_TYPES else None,
             "year": int(year) if year and year.isdigit() else year_of(get.get("pub_date")),
             "authors": _authors(get.get("authors")),
             "keywords": _split(get.get("keywords")),
@@ -148,11 +184,16 @@ def write_jsonl(records: Iterable[ExportRecord], out: TextIO) -> int:
 
 def read_jsonl(handle: TextIO) -> Iterator[WorkRecord]:
     """Yield one work per non-blank line (kb's record keys; others are ignored)."""
-    for number, line in enumerate(handle, 1):
+    for number, line in enumerate(lines(handle), 1):
         if not line.strip():
             continue
+        if len(line) > MAX_LINE:
+            raise ParseError(f"line {number}: longer than {MAX_LINE >> 20} MiB, which no record "
+                             "kb reads needs")
         try:
             item = json.loads(line)
+        except RecursionError:
+            raise ParseError(f"line {number}: JSON nested too deeply to be a record") from None
         except ValueError as exc:
             raise ParseError(f"line {number}: not valid JSON: {exc}") from exc
         if not isinstance(item, dict):
