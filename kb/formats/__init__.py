@@ -340,6 +340,9 @@ def read(path: str | Path, fmt: str | None = None, *, source: str = "import"
             for record in reader(handle):
                 if "citing" not in record:
                     record["source"] = source  # type: ignore[typeddict-unknown-key]
+                    if fmt not in ("csv", "jsonl") and \
+                            record.get("pub_date") == str(record.get("year")):
+                        del record["pub_date"]  # type: ignore[misc]  # only the year again
                 yield record
         except ParseError as exc:
             raise ParseError(f"{path}: {exc.args[0]}", hint=exc.hint) from exc
