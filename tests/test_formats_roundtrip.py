@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from kb import store
 from kb.cli import cli
 from kb.formats import WRITE_FORMATS
+from tests.test_formats_robust import snapshot
 
 WORKS = [
     {"source": "pubmed", "pmid": "9200001", "doi": "10.5555/rt.1", "type": "journal-article",
@@ -42,14 +43,6 @@ def run(db: Path, *args: str) -> str:
     result = CliRunner().invoke(cli, ["--db", str(db), *args])
     assert result.exit_code == 0, result.output
     return result.output
-
-
-def snapshot(db: Path) -> str:
-    conn = sqlite3.connect(db)
-    try:
-        return "\n".join(conn.iterdump())
-    finally:
-        conn.close()
 
 
 def identities(db: Path) -> list[tuple]:
