@@ -39,7 +39,8 @@ def text_to_latex(text: str, *, protect: bool = False) -> str:
     >>> text_to_latex("50% of CP & UC-MSC", protect=True)
     '50\\\\% of {CP} \\\\& {UC-MSC}'
     """
-    escaped = "".join(_ESCAPES.get(ch, ch) for ch in text)
+    # "--" would read back as a dash: keep the hyphens apart
+    escaped = re.sub(r"-(?=-)", "-{}", "".join(_ESCAPES.get(ch, ch) for ch in text))
     if not protect:
         return escaped
     words = escaped.split(" ")
@@ -174,6 +175,8 @@ def _latex() -> tuple[Any, Any]:
     text = latex2text.get_default_latex_context_db()
     text.add_context_category("bibtex", prepend=True, macros=[
         latex2text.MacroTextSpec("noopsort", ""),
+        latex2text.MacroTextSpec("textasciicircum", "^"),
+        latex2text.MacroTextSpec("textasciitilde", "~"),
         *(latex2text.MacroTextSpec(name, name) for name in ("TeX", "LaTeX", "BibTeX",
                                                              "LaTeXe", "XeTeX"))])
     return walker, latex2text.LatexNodes2Text(latex_context=text, math_mode="text")
