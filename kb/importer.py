@@ -214,10 +214,10 @@ Chunks = Generator[tuple[list[Any], list[list[str] | None], int], None, None]
 
 def _parse_here(path: Path, raw: bool, size: int) -> Chunks:
     """Items in lists of ``size``, parsed in this process, with each record's citation keys
-    (:func:`kb.store._ref_key`, computed here so a helper process takes that work off the
+    (:func:`kb.store.ref_keys`, computed here so a helper process takes that work off the
     writer)."""
     from .scrapers.pubmed_xml import Deletion, parse_pubmed_xml
-    from .store import _ref_key
+    from .store import ref_keys
     try:
         handle: IO[bytes] = open(path, "rb")
     except OSError as exc:
@@ -232,7 +232,7 @@ def _parse_here(path: Path, raw: bool, size: int) -> Chunks:
             counted.tags, counted.number = 0, counted.number + 1
             chunk.append(item)
             keys.append(None if isinstance(item, Deletion)
-                        else [_ref_key(ref) for ref in item.get("references") or ()])
+                        else ref_keys(item.get("references") or ()))
             if len(chunk) >= size:
                 yield chunk, keys, _position(handle)
                 chunk, keys = [], []

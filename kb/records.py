@@ -95,7 +95,8 @@ class WorkRecord(TypedDict, total=False):
     study_design: str | None  # set only by a curated source; otherwise derived
     status: str | None        # "full" (default) or "stub" (known only as a reference)
     unverified: bool | None   # rests on a weak source; show, never present as confirmed
-    note: str | None
+    note: str | None          # the user's own note (exports carry it)
+    curation_note: str | None  # a curation caveat of the corpus ("Title NOT seen…"); not exported
     # lists: a list replaces the stored one when the source is allowed to set it
     authors: list[AuthorRecord]
     mesh: list[MeshRecord]

@@ -610,7 +610,8 @@ def resolve(conn: sqlite3.Connection, *, dry_run: bool = False,
     if not dry_run and report.merges:
         with store.transaction(conn):
             for merge in report.merges:
-                store.merge_works(conn, merge.keep_id, merge.drop_id)
+                store.merge_works(conn, merge.keep_id, merge.drop_id,
+                                  reason="duplicate (title, year, first author)", source="resolve")
         works = _load_candidates(conn)
         alias = {}
     index = _Index(works)

@@ -119,7 +119,8 @@ def _mesh(custom: dict[str, Any]) -> list[MeshRecord]:
 def work_from_csl(item: dict[str, Any]) -> WorkRecord:
     """One CSL-JSON item of the seed as a ``corpus`` record.
 
-    Curated facts kept: the study design (``custom.design``), ``unverified``, ``note``,
+    Curated facts kept: the study design (``custom.design``), ``unverified``, ``note`` (as
+    ``curation_note``: a caveat of the corpus, not the user's note),
     PubMed publication types and MeSH headings, a review's included trials as printed (reference rows for
     :mod:`kb.resolve`); the whole item, with the pages it was read from
     (``custom.sources``), is the record's raw payload.
@@ -142,7 +143,7 @@ def work_from_csl(item: dict[str, Any]) -> WorkRecord:
         "issue": item.get("issue"), "pages": item.get("page"),
         "type": _TYPES.get(item.get("type", ""), item.get("type")),
         "study_design": custom.get("design"), "unverified": bool(custom.get("unverified")),
-        "note": custom.get("note"),
+        "curation_note": custom.get("note"),
         # a work known only from a citing page's list, without a title, waits to be fetched
         "status": "full" if item.get("title") else "stub",
         "authors": _authors(item), "keywords": _split(item.get("keyword"), ";"),

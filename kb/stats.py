@@ -12,8 +12,8 @@ def _counts(conn: sqlite3.Connection, sql: str) -> dict[str, int]:
 
 
 def collect_stats(conn: sqlite3.Connection) -> dict[str, Any]:
-    """Works by status, type and design; citations resolved and not; trials and typed lineage
-    edges; sources and last fetch."""
+    """Works by status, type and design; citations resolved and not; open identity conflicts
+    and merges in force; trials and typed lineage edges; sources and last fetch."""
     one = lambda sql: conn.execute(sql).fetchone()[0]  # noqa: E731
     return {
         "schema_version": one("PRAGMA user_version"),
@@ -28,6 +28,9 @@ def collect_stats(conn: sqlite3.Connection) -> dict[str, Any]:
         "citations": one("SELECT count(*) FROM citations"),
         "citations_resolved": one("SELECT count(*) FROM citations WHERE cited_id IS NOT NULL"),
         "citations_unresolved": one("SELECT count(*) FROM citations WHERE cited_id IS NULL"),
+        "identity_conflicts": one("SELECT count(*) FROM identity_conflicts "
+                                  "WHERE resolved_at IS NULL"),
+        "merges": one("SELECT count(*) FROM merges WHERE undone_at IS NULL"),
         "trials": one("SELECT count(*) FROM trials"),
         "lineage": _counts(conn, "SELECT relation, count(*) FROM lineage GROUP BY 1 ORDER BY 1"),
         "sources": {row[0]: {"records": row[1], "last_fetch": row[2]} for row in conn.execute(

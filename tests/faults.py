@@ -665,6 +665,10 @@ def _work_keys(conn: sqlite3.Connection) -> dict[int, str]:
     return keys
 
 
+#: The merge log's before/after snapshots: raw rows with their own ids and timestamps.
+_SNAPSHOTS = frozenset(("merges.absorbed", "merges.kept_before", "merges.kept_after"))
+
+
 def canonical_state(path: Path | str, *, skip_tables: frozenset[str] = frozenset(),
                     skip_columns: frozenset[str] = frozenset()) -> dict[str, list[tuple]]:
     """Every table's rows, sorted, with timestamps dropped and ids replaced by identities.
@@ -696,7 +700,7 @@ def canonical_state(path: Path | str, *, skip_tables: frozenset[str] = frozenset
             keep = []
             for cid, name, ctype, _notnull, _default, pk in columns:
                 if _VOLATILE.search(name) or (table == "records" and name == "url") \
-                        or f"{table}.{name}" in skip_columns:
+                        or f"{table}.{name}" in skip_columns | _SNAPSHOTS:
                     continue  # when, and by which request (batch or single), it was fetched
                 if pk == 1 and ctype.upper() == "INTEGER" and table != "works" and \
                         sum(c[5] > 0 for c in columns) == 1:

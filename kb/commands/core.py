@@ -43,6 +43,8 @@ def stats(settings: Settings, fmt: str) -> None:
     click.echo(f"authors         {report['authors']}")
     click.echo(f"citations       {report['citations']} ({report['citations_resolved']} resolved, "
                f"{report['citations_unresolved']} unresolved)")
+    click.echo(f"conflicts       {report['identity_conflicts']} open (kb conflicts), "
+               f"{report['merges']} merges (kb merges)")
     click.echo(f"trials          {report['trials']}")
     click.echo("lineage         " + (", ".join(f"{k} {v}" for k, v in report["lineage"].items())
                                     or "none"))

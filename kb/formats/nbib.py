@@ -126,11 +126,15 @@ def _lines(record: ExportRecord) -> Iterator[tuple[str, str]]:
 
 
 def write(records: Iterable[ExportRecord], out: TextIO) -> int:
-    """Write MEDLINE records, lines wrapped at 88 columns like PubMed's export."""
+    """Write MEDLINE records, lines wrapped at 88 columns like PubMed's export (a record
+    with no field MEDLINE can carry, e.g. a URL-only stub, is left out)."""
     count = 0
     for record in records:
+        lines = list(_lines(record))
+        if not lines:
+            continue
         out.write("\n")
-        for name, value in _lines(record):
+        for name, value in lines:
             wrapped = textwrap.wrap(value, 82, break_long_words=False, break_on_hyphens=False)
             out.write(f"{name:<4}- {wrapped[0]}\n")
             for more in wrapped[1:]:

@@ -24,24 +24,27 @@ import re
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import lru_cache
 from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
 from typing import Any, NamedTuple
+from urllib.parse import urlsplit
 
 from ..errors import DatabaseError, InputError
+from ..identifiers import classify
 from ..records import SOURCES, LinkRecord, ReferenceRecord, WorkRecord, WorkRef
 
 __all__ = ["chunked", "connect", "migrate", "latest_version", "transaction", "upsert_work", "upsert_works",
-           "add_links", "delete_works", "merge_works", "link_citation", "set_study_design",
-           "set_study_designs",
+           "add_links", "delete_works", "merge_works", "unmerge", "plan_identity",
+           "link_citation", "set_study_design", "set_study_designs",
            "rebuild_fts", "sync_fts", "sync_fts_of_trials", "fts_insert", "UpsertResult",
            "PRECEDENCE", "now"]
 
 ID_FIELDS = ("doi", "pmid", "pmcid", "openalex_id")
 SCALAR_FIELDS = ("title", "subtitle", "abstract", "journal", "journal_abbrev", "issn",
                  "publisher", "year", "pub_date", "volume", "issue", "pages", "language",
-                 "type", "url", "license", "cited_by_count", "note")
+                 "type", "url", "license", "cited_by_count", "note", "curation_note")
 LIST_FIELDS = ("authors", "mesh", "keywords", "publication_types")
 
 #: Per-field source order where it differs from :data:`kb.records.SOURCES`.
@@ -239,21 +242,135 @@ def rebuild_fts(conn: sqlite3.Connection) -> None:
         conn.execute(fts_insert(conn))
 
 
-# -- finding works --------------------------------------------------------------------------
+# -- identity -------------------------------------------------------------------------------
 
-def _matches(conn: sqlite3.Connection, ids: dict[str, Any], url: str | None) -> list[int]:
-    found: set[int] = set()
-    for field in ID_FIELDS:
-        if ids.get(field):
-            row = conn.execute(f"SELECT id FROM works WHERE {field} = ?", (ids[field],)).fetchone()
-            if row:
-                found.add(row[0])
-    if not found and not any(ids.get(f) for f in ID_FIELDS) and url:
-        row = conn.execute("SELECT id FROM works WHERE url = ? ORDER BY id LIMIT 1",
-                           (url,)).fetchone()
+_ID_ROW = "SELECT id, doi, pmid, pmcid, openalex_id, status, provenance FROM works WHERE "
+
+
+class IdentityPlan(NamedTuple):
+    """Where a record or reference lands (:func:`plan_identity`)."""
+
+    keep: int | None                  # the stored work it is; None: a new work
+    absorb: tuple[int, ...]           # other stored works its own identifiers show are the same
+    withheld: tuple[str, ...]         # its id fields another, different work carries
+    conflicts: tuple[tuple[str, str, int], ...]  # (id field, value, the work carrying it)
+    reclaimed: tuple[tuple[str, int], ...] = ()  # (id field, work): a reference's claim it takes
+
+
+#: The identifier a source keys its own records by.
+PRIMARY_ID = {"pubmed": "pmid", "crossref": "doi", "datacite": "doi", "doi.org": "doi",
+              "openalex": "openalex_id"}
+
+
+def identifying_url(record: WorkRecord | ReferenceRecord) -> str | None:
+    """The URL that identifies this record, if any: a web article's (or a URL-only
+    reference's) own address, never a site's home page or a directory (a path ending in /).
+    DOI, PubMed, PMC and OpenAlex URLs identify through the identifier they carry
+    (:func:`_url_ids`)."""
+    url = record.get("url")
+    if not url or (record.get("type") != "web-article" and "source" in record
+                   and record.get("status") != "stub"):
+        return None
+    path = urlsplit(url).path
+    return None if not path.strip("/") or path.endswith("/") else url
+
+
+def _url_ids(url: str | None) -> dict[str, str]:
+    """The identifier a DOI / PubMed / PMC / OpenAlex URL carries, as an id field."""
+    ident = classify(url) if url else None
+    if ident is None or ident.kind == "url":
+        return {}
+    return {"openalex_id" if ident.kind == "openalex" else ident.kind: ident.value}
+
+
+def _agree(row: sqlite3.Row | dict[str, Any], ids: dict[str, Any]) -> bool:
+    """No identifier field on which both carry a value and the values differ."""
+    return all(not row[f] or not ids.get(f) or row[f] == ids[f] for f in ID_FIELDS)
+
+
+def plan_identity(conn: sqlite3.Connection, record: WorkRecord | ReferenceRecord, *,
+                  own: bool) -> IdentityPlan:
+    """Decide which stored work ``record`` is, by identifiers as evidence.
+
+    A stored work is the record's when they disagree on no identifier (two works with
+    different PMIDs, or different DOIs, are never merged). ``own``: the identifiers are the
+    record's own (a PubMed record's PMID and DOI); then every agreeing work it names is the
+    same and is merged. A reference's pairing (``own=False``) never merges two full works.
+    The work carrying a record's :data:`PRIMARY_ID` is its own (a later version of the same
+    PubMed record, or Crossref work, updates it even when another identifier changed).
+    Identifiers a disagreeing work carries are withheld from the record and reported as
+    conflicts, unless only a reference gave it to that work: a record's own identifier is
+    stronger evidence, and takes it back (``reclaimed``; the conflict is still recorded).
+    Without identifiers, :func:`identifying_url` matches a web article or stub.
+    """
+    ids = {f: record[f] for f in ID_FIELDS if record.get(f)}  # type: ignore[literal-required]
+    found: dict[int, sqlite3.Row] = {}
+    for name, value in (ids or _url_ids(record.get("url"))).items():
+        row = conn.execute(_ID_ROW + f"{name} = ?", (value,)).fetchone()
         if row:
-            found.add(row[0])
-    return sorted(found)
+            found[row["id"]] = row
+    url = None if ids or found else identifying_url(record)
+    if url:
+        row = conn.execute(
+            _ID_ROW + "url = ? AND (type = 'web-article' OR (status = 'stub' AND doi IS NULL "
+            "AND pmid IS NULL AND pmcid IS NULL AND openalex_id IS NULL)) ORDER BY id LIMIT 1",
+            (url,)).fetchone()
+        if row:
+            found[row["id"]] = row
+    primary = PRIMARY_ID.get(record.get("source", "")) if own else None  # type: ignore[call-overload]
+    first = next((w for w, row in found.items() if primary and row[primary] == ids.get(primary)
+                  and not _weak(row, primary)), None)
+    chosen: list[int] = []
+    known = dict(ids)
+    full = False
+    rejected = []
+    for work_id in sorted(found, key=lambda w: (w != first, w)):
+        row = found[work_id]
+        if work_id == first or (_agree(row, known)
+                                and (own or not (full and row["status"] == "full"))):
+            chosen.append(work_id)
+            known.update({f: row[f] for f in ID_FIELDS if row[f]})
+            full = full or row["status"] == "full"
+        else:
+            rejected.append(row)
+    chosen.sort(key=lambda w: (found[w]["status"] != "full", w))  # the oldest full work is kept
+    conflicts = tuple((f, ids[f], row["id"]) for row in rejected for f in ID_FIELDS
+                      if ids.get(f) and row[f] == ids[f])
+    reclaimed = tuple((f, w) for f, _, w in conflicts if own and _weak(found[w], f))
+    withheld = {f for f, _, w in conflicts if (f, w) not in reclaimed}
+    return IdentityPlan(chosen[0] if chosen else None, tuple(chosen[1:]),
+                        tuple(sorted(withheld)), conflicts, reclaimed)
+
+
+def _weak(row: sqlite3.Row, field: str) -> bool:
+    """The work carries this identifier only because a reference said so."""
+    return json.loads(row["provenance"]).get(field) == "reference"
+
+
+def _reclaim(conn: sqlite3.Connection, plan: IdentityPlan) -> None:
+    """Take the identifiers a record reclaims off the works a reference gave them to."""
+    for field, work_id in plan.reclaimed:
+        conn.execute(f"UPDATE works SET {field} = NULL, provenance = json_remove(provenance, "
+                     f"'$.{field}'), updated_at = ? WHERE id = ?", (now(), work_id))
+
+
+def _record_conflicts(conn: sqlite3.Connection, plan: IdentityPlan, other_id: int | None,
+                      claimed_by: str, source: str) -> None:
+    if not plan.conflicts:
+        return
+    conn.executemany(
+        "INSERT OR IGNORE INTO identity_conflicts(kind, value, work_id, other_id, claimed_by, "
+        "source, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [(kind, value, work_id, other_id, claimed_by, source, now())
+         for kind, value, work_id in plan.conflicts if work_id != other_id])
+
+
+def record_label(record: WorkRecord) -> str:
+    """How a conflict names the record that claimed an identifier: its first own id."""
+    for name in (PRIMARY_ID.get(record.get("source", ""), "doi"), *ID_FIELDS, "url", "title"):
+        if record.get(name):
+            return f"{name}:{record[name]}"  # type: ignore[literal-required]
+    return "a record without identifiers"
 
 
 # -- the merge rule -------------------------------------------------------------------------
@@ -377,13 +494,59 @@ def _list_changed(conn: sqlite3.Connection, work_id: int, field: str, items: lis
     return current != _normalized_list(field, items)
 
 
-def _insert_row(conn: sqlite3.Connection, values: dict[str, Any]) -> int:
-    stamp = now()
-    values = {**values, "created_at": stamp, "updated_at": stamp}
-    columns = ", ".join(values)
-    marks = ", ".join("?" * len(values))
-    return conn.execute(f"INSERT INTO works({columns}) VALUES ({marks}) RETURNING id",
-                        list(values.values())).fetchone()[0]
+def _retracted(record: WorkRecord) -> bool:
+    """The record says the work is retracted (a flag, or a retraction notice updating it)."""
+    return bool(record.get("is_retracted") or any(
+        u.get("kind") == "retraction" and u.get("direction") == "updated-by"
+        for u in record.get("updates") or []))
+
+
+def _design_source(source: str) -> str:
+    """A study design from the corpus is curated; from another source, that source's."""
+    return "curated" if source == "corpus" else source
+
+
+def _unverified(record: WorkRecord, status: str, stored: bool) -> int:
+    """A full record from a source above the corpus verifies a work; else flags add up."""
+    if _rank("title", record["source"]) < _rank("title", "corpus") and status == "full":
+        return 0
+    return int(stored or bool(record.get("unverified")))
+
+
+def new_work_row(record: WorkRecord, stamp: str) -> dict[str, Any]:
+    """The works row for a record that matches nothing stored (what :func:`_apply` makes of
+    an empty row): every non-empty identifier, scalar and list field credited to the
+    record's source. Both the per-record and the bulk path insert this row."""
+    source = record["source"]
+    row: dict[str, Any] = {name: record.get(name) or None for name in ID_FIELDS}
+    provenance = {name: source for name in ID_FIELDS if row[name]}
+    for name in SCALAR_FIELDS:
+        value = record.get(name)
+        if _empty(value):
+            row[name] = None
+            continue
+        row[name] = value
+        provenance[name] = source
+    for name in LIST_FIELDS:
+        if record.get(name):
+            provenance[name] = source
+    status = record.get("status") or "full"
+    design = record.get("study_design")
+    row.update(status=status, provenance=provenance_json(provenance),
+               study_design=design or None, design_source=_design_source(source) if design else None,
+               is_retracted=int(_retracted(record)), unverified=_unverified(record, status, False),
+               created_at=stamp, updated_at=stamp)
+    return row
+
+
+@lru_cache(maxsize=4096)
+def _provenance_text(items: tuple[tuple[str, str], ...]) -> str:
+    return json.dumps(dict(items), sort_keys=True)
+
+
+def provenance_json(provenance: dict[str, str]) -> str:
+    """``json.dumps(provenance, sort_keys=True)``, cached: a batch repeats a few shapes."""
+    return _provenance_text(tuple(provenance.items()))
 
 
 def _apply(conn: sqlite3.Connection, work_id: int, record: WorkRecord) -> bool:
@@ -406,21 +569,18 @@ def _apply(conn: sqlite3.Connection, work_id: int, record: WorkRecord) -> bool:
             changes[field] = value
             provenance[field] = source
     if record.get("study_design"):
-        design_source = "curated" if source == "corpus" else source
+        design_source = _design_source(source)
         if row["design_source"] != "curated" or design_source == "curated":
             if (row["study_design"], row["design_source"]) != (record["study_design"], design_source):
                 changes["study_design"] = record["study_design"]
                 changes["design_source"] = design_source
-    is_retracted = int(bool(row["is_retracted"] or record.get("is_retracted") or any(
-        u.get("kind") == "retraction" and u.get("direction") == "updated-by"
-        for u in record.get("updates") or [])))
+    is_retracted = int(bool(row["is_retracted"] or _retracted(record)))
     if is_retracted != row["is_retracted"]:
         changes["is_retracted"] = is_retracted
     status = record.get("status") or "full"
     if row["status"] == "stub" and status == "full":
         changes["status"] = "full"
-    strong = _rank("title", source) < _rank("title", "corpus") and status == "full"
-    unverified = 0 if strong else int(bool(row["unverified"] or record.get("unverified")))
+    unverified = _unverified(record, status, bool(row["unverified"]))
     if unverified != row["unverified"]:
         changes["unverified"] = unverified
 
@@ -473,24 +633,37 @@ def _add_extras(conn: sqlite3.Connection, work_id: int, record: WorkRecord) -> b
 
 
 def _new_work(conn: sqlite3.Connection, record: WorkRecord) -> int:
-    ids = {f: record.get(f) for f in ID_FIELDS if record.get(f)}
-    status = record.get("status") or "full"
-    work_id = _insert_row(conn, {**ids, "status": status, "provenance": "{}"})
-    _apply(conn, work_id, record)
-    conn.execute("UPDATE works SET updated_at = created_at WHERE id = ?", (work_id,))
+    row = {k: v for k, v in new_work_row(record, now()).items() if v is not None}
+    work_id = conn.execute(f"INSERT INTO works({', '.join(row)}) VALUES "
+                           f"({', '.join('?' * len(row))}) RETURNING id",
+                           list(row.values())).fetchone()[0]
+    for field in LIST_FIELDS:
+        if record.get(field):
+            _write_list(conn, work_id, field, record[field])  # type: ignore[literal-required]
+    _add_extras(conn, work_id, record)
     return work_id
 
 
-def _store_raw(conn: sqlite3.Connection, work_id: int, record: WorkRecord) -> None:
+#: Store a raw payload (a new source id, or a changed body or work).
+RECORDS_UPSERT = (
+    "INSERT INTO records(source, source_id, work_id, url, fetched_at, body) "
+    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(source, source_id) DO UPDATE SET "
+    "work_id = excluded.work_id, url = excluded.url, fetched_at = excluded.fetched_at, "
+    "body = excluded.body WHERE body IS NOT excluded.body OR work_id IS NOT excluded.work_id")
+
+
+def raw_row(work_id: int, record: WorkRecord, stamp: str) -> tuple[Any, ...] | None:
+    """The values of :data:`RECORDS_UPSERT` for a record's raw payload, if it has one."""
     if record.get("raw") is None or not record.get("source_id"):
-        return
-    conn.execute(
-        "INSERT INTO records(source, source_id, work_id, url, fetched_at, body) "
-        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(source, source_id) DO UPDATE SET "
-        "work_id = excluded.work_id, url = excluded.url, fetched_at = excluded.fetched_at, "
-        "body = excluded.body WHERE body IS NOT excluded.body OR work_id IS NOT excluded.work_id",
-        (record["source"], record["source_id"], work_id, record.get("source_url"),
-         record.get("fetched_at") or now(), record["raw"]))
+        return None
+    return (record["source"], record["source_id"], work_id, record.get("source_url"),
+            record.get("fetched_at") or stamp, record["raw"])
+
+
+def _store_raw(conn: sqlite3.Connection, work_id: int, record: WorkRecord) -> None:
+    row = raw_row(work_id, record, now())
+    if row is not None:
+        conn.execute(RECORDS_UPSERT, row)
 
 
 def upsert_work(conn: sqlite3.Connection, record: WorkRecord) -> UpsertResult:
@@ -511,17 +684,22 @@ def upsert_works(conn: sqlite3.Connection, records: Iterable[WorkRecord]) -> lis
 def _upsert(conn: sqlite3.Connection, record: WorkRecord) -> UpsertResult:
     if record.get("source") not in SOURCES:
         raise InputError(f"record has an unknown source: {record.get('source')!r}")
-    matches = _matches(conn, record, record.get("url"))
+    plan = plan_identity(conn, record, own=True)
+    _reclaim(conn, plan)
+    if plan.withheld:
+        record = {**record, **{f: None for f in plan.withheld}}  # type: ignore[typeddict-item]
     merged: tuple[int, ...] = ()
-    if not matches:
+    if plan.keep is None:
         work_id, action = _new_work(conn, record), "added"
     else:
-        work_id = matches[0]
-        for other in matches[1:]:
-            merge_works(conn, work_id, other)
-        merged = tuple(matches[1:])
+        work_id = plan.keep
+        for other in plan.absorb:
+            merge_works(conn, work_id, other, reason=_shared_id(conn, work_id, other, record),
+                        source=record["source"])
+        merged = plan.absorb
         changed = _apply(conn, work_id, record)
         action = "updated" if changed or merged else "unchanged"
+    _record_conflicts(conn, plan, work_id, record_label(record), record["source"])
     _store_raw(conn, work_id, record)
     touched = {work_id}
     if record.get("references"):
@@ -532,13 +710,21 @@ def _upsert(conn: sqlite3.Connection, record: WorkRecord) -> UpsertResult:
     return UpsertResult(work_id, action, merged)
 
 
+def _shared_id(conn: sqlite3.Connection, keep_id: int, other_id: int,
+               record: WorkRecord | ReferenceRecord) -> str:
+    """Why a record merges two works: the identifier of its that the absorbed one carries."""
+    row = conn.execute(_ID_ROW + "id = ?", (other_id,)).fetchone()
+    return next((f"same {f}" for f in ID_FIELDS if record.get(f) and row[f] == record.get(f)),
+                "same url")
+
+
 # -- citations ------------------------------------------------------------------------------
 
 def _ref_key(ref: ReferenceRecord | WorkRef) -> str:
     for field, prefix in (("doi", "doi"), ("pmid", "pmid"), ("pmcid", "pmcid"),
                           ("openalex_id", "openalex")):
         if ref.get(field):
-            return f"{prefix}:{ref[field]}"
+            return f"{prefix}:{ref[field]}"  # type: ignore[literal-required]
     text = ref.get("unstructured") or " ".join(
         str(ref.get(f) or "") for f in ("first_author", "year", "title", "journal", "volume",
                                         "first_page"))
@@ -549,28 +735,65 @@ def _ref_key(ref: ReferenceRecord | WorkRef) -> str:
 _NON_WORD = re.compile(r"\W+")
 
 
-def _ensure_work(conn: sqlite3.Connection, ref: ReferenceRecord | WorkRef) -> int | None:
-    """The id of the work a reference names by identifier, creating a stub if needed."""
-    ids = {f: ref.get(f) for f in ID_FIELDS if ref.get(f)}
-    if not ids and not ref.get("url"):
-        return None
-    matches = _matches(conn, ids, ref.get("url"))
-    if matches:
-        for other in matches[1:]:
-            merge_works(conn, matches[0], other)
-        row = conn.execute("SELECT doi, pmid, pmcid, openalex_id FROM works WHERE id = ?",
-                           (matches[0],)).fetchone()
-        if any(ids[f] and not row[f] for f in ids):  # as if the stub had been made first
-            _apply(conn, matches[0], {"source": "reference", "status": "stub",  # type: ignore[typeddict-item]
-                                      **ids})
-        return matches[0]
-    stub: WorkRecord = {"source": "reference", "status": "stub", **ids,  # type: ignore[typeddict-item]
-                        "title": ref.get("title"), "year": ref.get("year"),
-                        "journal": ref.get("journal"), "url": ref.get("url"),
-                        "volume": ref.get("volume")}
+def ref_keys(refs: Iterable[ReferenceRecord]) -> list[str]:
+    """Each reference's key within its citing work's list: by identifier or text, the n-th
+    repeat of a key suffixed ``#n`` (two references printed alike are two rows, by position).
+
+    >>> ref_keys([{"first_author": "Matsui"}, {"doi": "10.1/x"}, {"first_author": "Matsui"}])
+    ['text:220ba535cc142462', 'doi:10.1/x', 'text:220ba535cc142462#2']
+    """
+    seen: dict[str, int] = {}
+    keys = []
+    for ref in refs:
+        key = _ref_key(ref)
+        seen[key] = seen.get(key, 0) + 1
+        keys.append(key if seen[key] == 1 else f"{key}#{seen[key]}")
+    return keys
+
+
+def stub_record(ref: ReferenceRecord | WorkRef) -> WorkRecord:
+    """The stub work a reference that names an unknown work becomes: its identifiers,
+    title, year, journal, URL, volume and first author, credited to ``reference``."""
+    stub: WorkRecord = {"source": "reference", "status": "stub",  # type: ignore[typeddict-item]
+                        **{f: ref[f] for f in ID_FIELDS if ref.get(f)},  # type: ignore[literal-required]
+                        **{f: ref.get(f) for f in STUB_FIELDS}}  # type: ignore[misc]
     if ref.get("first_author"):
-        stub["authors"] = [{"family": ref["first_author"]}]
-    work_id = _new_work(conn, stub)
+        stub["authors"] = [{"family": ref["first_author"]}]  # type: ignore[typeddict-item]
+    return stub
+
+
+STUB_FIELDS = ("title", "year", "journal", "url", "volume")
+
+
+def _ensure_work(conn: sqlite3.Connection, ref: ReferenceRecord | WorkRef,
+                 claimed_by: str | tuple[str, int] = "a reference") -> int | None:
+    """The id of the work a reference names by identifier (or identifying URL), creating a
+    stub if needed. It merges only what :func:`plan_identity` allows; the identifiers it
+    adds to a work count as the reference's (a record's own identifier takes them back); when
+    its identifiers point at different works it is left unresolved and the conflict
+    recorded, as claimed by ``claimed_by`` (or, given
+    as (key, citing work id), by :func:`reference_label`)."""
+    if not any(ref.get(f) for f in ID_FIELDS) and not ref.get("url"):
+        return None
+    plan = plan_identity(conn, ref, own=False)
+    if plan.conflicts:
+        label = claimed_by if isinstance(claimed_by, str) else \
+            reference_label(conn, ref, *claimed_by)  # type: ignore[arg-type]
+        _record_conflicts(conn, plan, plan.keep, label, "reference")
+    ids = {f: ref[f] for f in ID_FIELDS  # type: ignore[literal-required]
+           if ref.get(f) and f not in plan.withheld}
+    if plan.keep is not None:
+        for other in plan.absorb:
+            merge_works(conn, plan.keep, other, reason=_shared_id(conn, plan.keep, other, ref),
+                        source="reference")
+        row = conn.execute(_ID_ROW + "id = ?", (plan.keep,)).fetchone()
+        if any(not row[f] for f in ids):
+            _apply(conn, plan.keep, {"source": "reference", "status": "stub",  # type: ignore[typeddict-item]
+                                     **ids})
+        return plan.keep
+    if plan.withheld and not ids:
+        return None
+    work_id = _new_work(conn, stub_record({**ref, **{f: None for f in plan.withheld}}))  # type: ignore[arg-type]
     sync_fts(conn, [work_id])
     return work_id
 
@@ -631,15 +854,42 @@ def _fold_citation(conn: sqlite3.Connection, row: sqlite3.Row, into: sqlite3.Row
                  (json.dumps(sources), *printed, into["id"]))
 
 
+INSERT_CITATION = (
+    "INSERT INTO citations(citing_id, cited_id, ref_key, position, cited_doi, cited_pmid, "
+    "cited_pmcid, cited_openalex, title, journal, year, first_author, volume, first_page, "
+    "unstructured, sources, resolved_by) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
+_HOW = (*ID_FIELDS, "url")
+
+
+def citation_row(citing_id: int, cited_id: int | None, key: str, ref: ReferenceRecord,
+                 sources: str) -> tuple[Any, ...]:
+    """The values of :data:`INSERT_CITATION` for one reference (``sources``: a JSON list)."""
+    how = next((f for f in _HOW if ref.get(f)), None)
+    return (citing_id, cited_id, key, ref.get("position"), ref.get("doi"), ref.get("pmid"),
+            ref.get("pmcid"), ref.get("openalex_id"), ref.get("title"), ref.get("journal"),
+            ref.get("year"), ref.get("first_author"), ref.get("volume"), ref.get("first_page"),
+            ref.get("unstructured"), sources,
+            ("openalex" if how == "openalex_id" else how) if cited_id else None)
+
+
+def reference_label(conn: sqlite3.Connection, ref: ReferenceRecord, key: str,
+                    citing_id: int) -> str:
+    """How a conflict names a reference that claimed an identifier: its position and the
+    citing work's own identifier."""
+    citing = conn.execute("SELECT * FROM works WHERE id = ?", (citing_id,)).fetchone()
+    return f"reference {ref.get('position') or key} of {record_label(dict(citing))}"
+
+
 def _add_citation(conn: sqlite3.Connection, citing_id: int, ref: ReferenceRecord,
-                  source: str) -> bool:
-    """Insert or update one citation row; True if the database changed."""
-    key = _ref_key(ref)
+                  source: str, key: str | None = None) -> bool:
+    """Insert or update one citation row (``key``: its :func:`ref_keys` entry); True if the
+    database changed."""
+    key = key or _ref_key(ref)
     existing = conn.execute("SELECT id, sources, cited_id FROM citations "
                             "WHERE citing_id = ? AND ref_key = ?", (citing_id, key)).fetchone()
     if existing is not None:
         return _credit_source(conn, existing, source)
-    cited_id = _ensure_work(conn, ref)
+    cited_id = _ensure_work(conn, ref, (key, citing_id))
     if cited_id is not None:
         edge = conn.execute("SELECT id, sources FROM citations WHERE citing_id = ? "
                             "AND cited_id = ?", (citing_id, cited_id)).fetchone()
@@ -647,24 +897,16 @@ def _add_citation(conn: sqlite3.Connection, citing_id: int, ref: ReferenceRecord
             return _credit_source(conn, edge, source)
     if cited_id == citing_id:
         return False
-    how = next((f for f in ("doi", "pmid", "pmcid", "openalex_id", "url") if ref.get(f)), None)
-    conn.execute(
-        "INSERT INTO citations(citing_id, cited_id, ref_key, position, cited_doi, cited_pmid, "
-        "cited_pmcid, cited_openalex, title, journal, year, first_author, volume, first_page, "
-        "unstructured, sources, resolved_by) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-        (citing_id, cited_id, key, ref.get("position"), ref.get("doi"), ref.get("pmid"),
-         ref.get("pmcid"), ref.get("openalex_id"), ref.get("title"), ref.get("journal"),
-         ref.get("year"), ref.get("first_author"), ref.get("volume"), ref.get("first_page"),
-         ref.get("unstructured"), json.dumps([source]),
-         ("openalex" if how == "openalex_id" else how) if cited_id else None))
+    conn.execute(INSERT_CITATION, citation_row(citing_id, cited_id, key, ref,
+                                               json.dumps([source])))
     return True
 
 
 def _add_references(conn: sqlite3.Connection, citing_id: int, refs: list[ReferenceRecord],
                     source: str) -> bool:
     changed = False
-    for ref in refs:
-        changed = _add_citation(conn, citing_id, ref, source) or changed
+    for ref, key in zip(refs, ref_keys(refs)):
+        changed = _add_citation(conn, citing_id, ref, source, key) or changed
     return changed
 
 
@@ -674,7 +916,7 @@ def add_links(conn: sqlite3.Connection, links: Iterable[LinkRecord]) -> int:
     changed = 0
     with transaction(conn):
         for link in links:
-            citing_id = _ensure_work(conn, link["citing"])
+            citing_id = _ensure_work(conn, link["citing"], f"the citing work of a {link['source']} link")
             if citing_id is None:
                 raise InputError("a citation link needs an identifier for its citing work")
             if _add_citation(conn, citing_id, dict(link["cited"]), link["source"]):
@@ -687,7 +929,7 @@ def add_links(conn: sqlite3.Connection, links: Iterable[LinkRecord]) -> int:
 def _referencing_columns(conn: sqlite3.Connection) -> list[tuple[str, str]]:
     """Every (table, column) with a foreign key to works.id, outside the ones merged by hand."""
     handled = {"citations", "work_authors", "mesh", "keywords", "publication_types",
-               "accessions", "updates", "records"}
+               "accessions", "updates", "records", "identity_conflicts"}
     pairs = []
     for (table,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'"):
         if table in handled or table.startswith(("works_fts", "sqlite_")):
@@ -698,57 +940,205 @@ def _referencing_columns(conn: sqlite3.Connection) -> list[tuple[str, str]]:
     return pairs
 
 
-def merge_works(conn: sqlite3.Connection, keep_id: int, drop_id: int) -> None:
-    """Fold work ``drop_id`` into ``keep_id``: fields by the merge rule, then every row that
-    points at ``drop_id`` (citations both ways, authors, terms, raw records, later tables)."""
+_SET_TABLES = ("accessions", "updates")
+
+
+def _work_state(conn: sqlite3.Connection, work_id: int, *, linked: bool) -> dict[str, Any]:
+    """A work's row, lists and extras as JSON-able data; ``linked``: also every row that
+    points at it (raw records, citations both ways, conflicts, later tables)."""
+    state: dict[str, Any] = {
+        "work": dict(conn.execute("SELECT * FROM works WHERE id = ?", (work_id,)).fetchone())}
+    for field in LIST_FIELDS:
+        state[field] = _read_list(conn, work_id, field)
+    for table in _SET_TABLES:
+        state[table] = [{k: r[k] for k in r.keys() if k != "work_id"} for r in conn.execute(
+            f"SELECT * FROM {table} WHERE work_id = ?", (work_id,))]
+    if linked:
+        state["records"] = [r[0] for r in conn.execute("SELECT id FROM records WHERE work_id = ?",
+                                                       (work_id,))]
+        state["citations"] = [dict(r) for r in conn.execute(
+            "SELECT * FROM citations WHERE citing_id = ?1 OR cited_id = ?1", (work_id,))]
+        state["conflicts"] = [dict(r) for r in conn.execute(
+            "SELECT * FROM identity_conflicts WHERE work_id = ?1 OR other_id = ?1", (work_id,))]
+        state["linked"] = {f"{t}.{c}": [dict(r) for r in conn.execute(
+            f"SELECT * FROM {t} WHERE {c} = ?", (work_id,))] for t, c in _referencing_columns(conn)}
+    return state
+
+
+def merge_works(conn: sqlite3.Connection, keep_id: int, drop_id: int, *, reason: str = "by hand",
+                source: str = "user") -> int | None:
+    """Fold work ``drop_id`` into ``keep_id``: fields by the merge rule (identifiers only
+    where the kept work has none), then every row that points at ``drop_id`` (citations both
+    ways, authors, terms, raw records, later tables). The merge is logged in ``merges`` with
+    what :func:`unmerge` needs; returns its id (None when the two are one work)."""
     if keep_id == drop_id:
-        return
+        return None
     with transaction(conn):
-        drop = dict(conn.execute("SELECT * FROM works WHERE id = ?", (drop_id,)).fetchone())
-        drop_provenance = json.loads(drop["provenance"])
+        absorbed = _work_state(conn, drop_id, linked=True)
+        kept_before = _work_state(conn, keep_id, linked=False)
         named = _author_ids(conn, keep_id) | _author_ids(conn, drop_id)
-        for table in ("keywords", "publication_types", "accessions", "updates"):
-            conn.execute(f"UPDATE OR IGNORE {table} SET work_id = ? WHERE work_id = ?",
-                         (keep_id, drop_id))
-        for field, table in (("authors", "work_authors"), ("mesh", "mesh")):
-            has = conn.execute(f"SELECT 1 FROM {table} WHERE work_id = ?", (keep_id,)).fetchone()
-            keep_prov = json.loads(conn.execute("SELECT provenance FROM works WHERE id = ?",
-                                                (keep_id,)).fetchone()[0])
-            theirs = conn.execute(f"SELECT 1 FROM {table} WHERE work_id = ?",
-                                  (drop_id,)).fetchone()
-            if theirs and (not has or _rank(field, drop_provenance.get(field))
-                           < _rank(field, keep_prov.get(field))):
-                conn.execute(f"DELETE FROM {table} WHERE work_id = ?", (keep_id,))
-                conn.execute(f"UPDATE {table} SET work_id = ? WHERE work_id = ?",
-                             (keep_id, drop_id))
-                keep_prov[field] = drop_provenance.get(field)
-                conn.execute("UPDATE works SET provenance = ? WHERE id = ?",
-                             (json.dumps(keep_prov, sort_keys=True), keep_id))
-        conn.execute("UPDATE records SET work_id = ? WHERE work_id = ?", (keep_id, drop_id))
-        for table, column in _referencing_columns(conn):
-            conn.execute(f"UPDATE OR IGNORE {table} SET {column} = ? WHERE {column} = ?",
-                         (keep_id, drop_id))
-        _move_citations(conn, keep_id, drop_id)
+        _fold_work(conn, keep_id, drop_id)
+        conn.execute(
+            "UPDATE identity_conflicts SET resolved_at = ?3, resolution = 'merged' WHERE "
+            "resolved_at IS NULL AND ((work_id = ?1 AND other_id = ?2) OR (work_id = ?2 AND "
+            "other_id = ?1))", (keep_id, drop_id, now()))
+        for column in ("work_id", "other_id"):
+            conn.execute(f"UPDATE OR IGNORE identity_conflicts SET {column} = ? "
+                         f"WHERE {column} = ?", (keep_id, drop_id))
         conn.execute("DELETE FROM works WHERE id = ?", (drop_id,))
         conn.execute("DELETE FROM works_fts WHERE rowid = ?", (drop_id,))
         _drop_orphan_authors(conn, named)
-        for source in sorted({s for s in drop_provenance.values() if s},
-                             key=lambda s: -_rank("title", s)):
-            fields = {f: drop[f] for f in ID_FIELDS + SCALAR_FIELDS
-                      if drop_provenance.get(f) == source or (f in ID_FIELDS and drop[f])}
-            _apply(conn, keep_id, {"source": source, **fields,  # type: ignore[typeddict-item]
-                                   "status": drop["status"]})
-        leftovers = {f: drop[f] for f in ID_FIELDS + SCALAR_FIELDS
-                     if drop[f] is not None and f not in drop_provenance}
-        if leftovers:
-            _apply(conn, keep_id, {"source": "reference", **leftovers})  # type: ignore[typeddict-item]
-        extra = {"is_retracted": bool(drop["is_retracted"]), "status": drop["status"]}
-        if drop["study_design"] and drop["design_source"] == "curated":
-            set_study_design(conn, keep_id, drop["study_design"], "curated")
-        _apply(conn, keep_id, {"source": "reference", **extra})  # type: ignore[typeddict-item]
-        if drop["status"] == "full":
-            conn.execute("UPDATE works SET status = 'full' WHERE id = ?", (keep_id,))
+        _absorb_fields(conn, keep_id, absorbed["work"])
         sync_fts(conn, [keep_id])
+        return conn.execute(
+            "INSERT INTO merges(kept_id, absorbed_id, absorbed, kept_before, kept_after, reason, "
+            "source, merged_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            (keep_id, drop_id, json.dumps(absorbed), json.dumps(kept_before),
+             json.dumps(_work_state(conn, keep_id, linked=False)), reason, source,
+             now())).fetchone()[0]
+
+
+def _fold_work(conn: sqlite3.Connection, keep_id: int, drop_id: int) -> None:
+    """Move the rows that point at ``drop_id`` onto ``keep_id`` (lists by the merge rule)."""
+    drop_provenance = json.loads(conn.execute("SELECT provenance FROM works WHERE id = ?",
+                                              (drop_id,)).fetchone()[0])
+    for table in ("keywords", "publication_types", "accessions", "updates"):
+        conn.execute(f"UPDATE OR IGNORE {table} SET work_id = ? WHERE work_id = ?",
+                     (keep_id, drop_id))
+    for field, table in (("authors", "work_authors"), ("mesh", "mesh")):
+        has = conn.execute(f"SELECT 1 FROM {table} WHERE work_id = ?", (keep_id,)).fetchone()
+        keep_prov = json.loads(conn.execute("SELECT provenance FROM works WHERE id = ?",
+                                            (keep_id,)).fetchone()[0])
+        theirs = conn.execute(f"SELECT 1 FROM {table} WHERE work_id = ?", (drop_id,)).fetchone()
+        if theirs and (not has or _rank(field, drop_provenance.get(field))
+                       < _rank(field, keep_prov.get(field))):
+            conn.execute(f"DELETE FROM {table} WHERE work_id = ?", (keep_id,))
+            conn.execute(f"UPDATE {table} SET work_id = ? WHERE work_id = ?", (keep_id, drop_id))
+            keep_prov[field] = drop_provenance.get(field)
+            conn.execute("UPDATE works SET provenance = ? WHERE id = ?",
+                         (json.dumps(keep_prov, sort_keys=True), keep_id))
+    conn.execute("UPDATE records SET work_id = ? WHERE work_id = ?", (keep_id, drop_id))
+    for table, column in _referencing_columns(conn):
+        conn.execute(f"UPDATE OR IGNORE {table} SET {column} = ? WHERE {column} = ?",
+                     (keep_id, drop_id))
+    _move_citations(conn, keep_id, drop_id)
+
+
+def _absorb_fields(conn: sqlite3.Connection, keep_id: int, drop: dict[str, Any]) -> None:
+    """Apply the absorbed work's fields to the kept one, each as from the source that gave
+    it; identifiers only where the kept work has none."""
+    drop_provenance = json.loads(drop["provenance"])
+    keep = conn.execute(_ID_ROW + "id = ?", (keep_id,)).fetchone()
+    for source in sorted({s for s in drop_provenance.values() if s},
+                         key=lambda s: -_rank("title", s)):
+        fields = {f: drop[f] for f in SCALAR_FIELDS if drop_provenance.get(f) == source}
+        fields.update({f: drop[f] for f in ID_FIELDS if drop[f] and not keep[f]
+                       and drop_provenance.get(f, source) == source})
+        _apply(conn, keep_id, {"source": source, **fields,  # type: ignore[typeddict-item]
+                               "status": drop["status"]})
+    leftovers = {f: drop[f] for f in ID_FIELDS + SCALAR_FIELDS
+                 if drop[f] is not None and f not in drop_provenance
+                 and (f not in ID_FIELDS or not keep[f])}
+    if leftovers:
+        _apply(conn, keep_id, {"source": "reference", **leftovers})  # type: ignore[typeddict-item]
+    extra = {"is_retracted": bool(drop["is_retracted"]), "status": drop["status"]}
+    if drop["study_design"] and drop["design_source"] == "curated":
+        set_study_design(conn, keep_id, drop["study_design"], "curated")
+    _apply(conn, keep_id, {"source": "reference", **extra})  # type: ignore[typeddict-item]
+    if drop["status"] == "full":
+        conn.execute("UPDATE works SET status = 'full' WHERE id = ?", (keep_id,))
+
+
+def unmerge(conn: sqlite3.Connection, merge_id: int) -> tuple[int, int]:
+    """Undo merge ``merge_id``: the absorbed work comes back under its own id with its rows
+    (raw records, citations both ways, lists, conflicts, later tables); on the kept work,
+    every field and list the merge changed and nothing changed since goes back to what it
+    was. Returns (kept id, absorbed id).
+
+    :raises InputError: no such merge, already undone, or the kept work is gone (undo the
+        later merge that absorbed it first).
+    """
+    with transaction(conn):
+        merge = conn.execute("SELECT * FROM merges WHERE id = ?", (merge_id,)).fetchone()
+        if merge is None:
+            raise InputError(f"no merge {merge_id}", hint="`kb merges` lists them")
+        if merge["undone_at"]:
+            raise InputError(f"merge {merge_id} was undone at {merge['undone_at']}")
+        keep_id, drop_id = merge["kept_id"], merge["absorbed_id"]
+        if not conn.execute("SELECT 1 FROM works WHERE id = ?", (keep_id,)).fetchone():
+            later = conn.execute("SELECT id FROM merges WHERE absorbed_id = ? AND undone_at IS "
+                                 "NULL ORDER BY id DESC", (keep_id,)).fetchone()
+            raise InputError(f"work {keep_id}, kept by merge {merge_id}, is gone",
+                             hint=f"undo merge {later[0]} first" if later else None)
+        absorbed = json.loads(merge["absorbed"])
+        before, after = json.loads(merge["kept_before"]), json.loads(merge["kept_after"])
+        _restore_kept(conn, keep_id, before, after)
+        row = {**absorbed["work"], "updated_at": now()}
+        conn.execute(f"INSERT INTO works({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                     list(row.values()))
+        for field in LIST_FIELDS:
+            if absorbed[field]:
+                _write_list(conn, drop_id, field, absorbed[field])
+        for table in _SET_TABLES:
+            for item in absorbed[table]:
+                _insert_or_ignore(conn, table, {**item, "work_id": drop_id})
+        conn.executemany("UPDATE records SET work_id = ? WHERE id = ?",
+                         [(drop_id, record_id) for record_id in absorbed["records"]])
+        for citation in absorbed["citations"]:
+            conn.execute("DELETE FROM citations WHERE id = ?", (citation["id"],))
+            _insert_or_ignore(conn, "citations", citation)
+        for conflict in absorbed["conflicts"]:
+            conn.execute("DELETE FROM identity_conflicts WHERE id = ?", (conflict["id"],))
+            _insert_or_ignore(conn, "identity_conflicts", conflict)
+        for key, rows in absorbed["linked"].items():
+            table, column = key.split(".")
+            for item in rows:
+                others = [k for k in item if k != column]
+                same = "".join(f" AND {k} IS ?" for k in others)
+                moved = conn.execute(
+                    f"UPDATE OR IGNORE {table} SET {column} = ? WHERE {column} = ?{same}",
+                    [drop_id, keep_id, *(item[k] for k in others)]).rowcount
+                if not moved:
+                    _insert_or_ignore(conn, table, item)
+        conn.execute("UPDATE merges SET undone_at = ? WHERE id = ?", (now(), merge_id))
+        sync_fts(conn, [keep_id, drop_id])
+        return keep_id, drop_id
+
+
+def _insert_or_ignore(conn: sqlite3.Connection, table: str, row: dict[str, Any]) -> None:
+    conn.execute(f"INSERT OR IGNORE INTO {table}({', '.join(row)}) "
+                 f"VALUES ({', '.join('?' * len(row))})", list(row.values()))
+
+
+def _restore_kept(conn: sqlite3.Connection, keep_id: int, before: dict[str, Any],
+                  after: dict[str, Any]) -> None:
+    """Three-way: what the merge changed on the kept work (``before`` -> ``after``) and is
+    still as the merge left it goes back; later changes stay."""
+    current = _work_state(conn, keep_id, linked=False)
+    old, new, now_row = before["work"], after["work"], current["work"]
+    changes = {c: old[c] for c in old if c not in ("id", "provenance", "created_at",
+                                                   "updated_at", "annotated_at")
+               and now_row[c] == new[c] != old[c]}
+    provenance = json.loads(now_row["provenance"])
+    old_prov, new_prov = json.loads(old["provenance"]), json.loads(new["provenance"])
+    for key in set(old_prov) | set(new_prov):
+        if provenance.get(key) == new_prov.get(key) != old_prov.get(key):
+            if key in old_prov:
+                provenance[key] = old_prov[key]
+            else:
+                provenance.pop(key, None)
+    changes.update(provenance=json.dumps(provenance, sort_keys=True), updated_at=now())
+    conn.execute(f"UPDATE works SET {', '.join(f'{k} = ?' for k in changes)} WHERE id = ?",
+                 [*changes.values(), keep_id])
+    for field in LIST_FIELDS:
+        if current[field] == after[field] != before[field]:
+            _write_list(conn, keep_id, field, before[field])
+    for table in _SET_TABLES:
+        for item in after[table]:
+            if item not in before[table]:
+                conn.execute(f"DELETE FROM {table} WHERE work_id = ? AND "
+                             + " AND ".join(f"{k} IS ?" for k in item),
+                             [keep_id, *item.values()])
 
 
 def _move_citations(conn: sqlite3.Connection, keep_id: int, drop_id: int) -> None:

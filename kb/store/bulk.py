@@ -19,9 +19,10 @@ from operator import itemgetter
 from typing import Any
 
 from ..records import ReferenceRecord, WorkRecord
-from . import (ID_FIELDS, LIST_FIELDS, SCALAR_FIELDS, UPDATES_INSERT, _add_citation,
-               _author_key, _author_name, _ensure_work, _rank, _ref_key, _upsert, chunked,
-               delete_works, now, sync_fts, fts_insert)
+from . import (ID_FIELDS, INSERT_CITATION, RECORDS_UPSERT, SCALAR_FIELDS, STUB_FIELDS,
+               UPDATES_INSERT, _add_citation, _author_key, _author_name, _ensure_work, _upsert,
+               chunked, citation_row, delete_works, fts_insert, new_work_row, now,
+               provenance_json, raw_row, ref_keys, stub_record, sync_fts)
 
 __all__ = ["BulkWriter", "BulkStats", "indexes_rebuilt_after"]
 
@@ -60,58 +61,12 @@ def _id_pairs(record: WorkRecord | ReferenceRecord) -> list[tuple[str, str]]:
     return [(name, record[name]) for name in ID_FIELDS if record.get(name)]  # type: ignore[literal-required]
 
 
-def _new_work_row(record: WorkRecord, work_id: int, stamp: str) -> dict[str, Any]:
-    """The works row :func:`kb.store.upsert_work` writes for a record that matches nothing
-    (``_new_work`` + ``_apply`` on an empty row): every non-empty identifier, scalar and list
-    field credited to the record's source."""
-    source = record["source"]
-    row: dict[str, Any] = {name: record.get(name) or None for name in ID_FIELDS}
-    provenance = {name: source for name in ID_FIELDS if row[name]}
-    for name in SCALAR_FIELDS:
-        value = record.get(name)
-        if value is None or value == "" or value == []:
-            row[name] = None
-            continue
-        row[name] = value
-        provenance[name] = source
-    for name in LIST_FIELDS:
-        if record.get(name):
-            provenance[name] = source
-    status = record.get("status") or "full"
-    design = record.get("study_design")
-    row.update(
-        id=work_id, status=status, provenance=_provenance_json(provenance),
-        study_design=design or None,
-        design_source=("curated" if source == "corpus" else source) if design else None,
-        is_retracted=int(bool(record.get("is_retracted") or any(
-            u.get("kind") == "retraction" and u.get("direction") == "updated-by"
-            for u in record.get("updates") or []))),
-        unverified=0 if (_rank("title", source) < _rank("title", "corpus") and status == "full")
-        else int(bool(record.get("unverified"))),
-        created_at=stamp, updated_at=stamp)
-    return row
-
-
-@lru_cache(maxsize=4096)
-def _provenance_text(items: tuple[tuple[str, str], ...]) -> str:
-    return json.dumps(dict(items), sort_keys=True)
-
-
-def _provenance_json(provenance: dict[str, str]) -> str:
-    """``json.dumps(provenance, sort_keys=True)``, cached: a batch repeats a few shapes."""
-    return _provenance_text(tuple(provenance.items()))
-
-
 _WORK_COLUMNS = ("id",) + ID_FIELDS + SCALAR_FIELDS + (
     "status", "provenance", "study_design", "design_source", "is_retracted", "unverified",
     "created_at", "updated_at")
 _work_values = itemgetter(*_WORK_COLUMNS)
 _INSERT_WORK = (f"INSERT INTO works({', '.join(_WORK_COLUMNS)}) "
                 f"VALUES ({', '.join('?' * len(_WORK_COLUMNS))})")
-_INSERT_CITATION = (
-    "INSERT INTO citations(citing_id, cited_id, ref_key, position, cited_doi, cited_pmid, "
-    "cited_pmcid, cited_openalex, title, journal, year, first_author, volume, first_page, "
-    "unstructured, sources, resolved_by) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
 
 
 #: Secondary indexes no write of an import reads (browsing and search use them): an import
@@ -246,7 +201,7 @@ class BulkWriter:
         if ids is None:
             first = self._next_id()
             ids = list(range(first, first + len(records)))
-        conn.executemany(_INSERT_WORK, [_work_values(_new_work_row(r, i, stamp))
+        conn.executemany(_INSERT_WORK, [_work_values({**new_work_row(r, stamp), "id": i})
                                         for r, i in zip(records, ids)])
         authors: dict[str, tuple] = {}
         links: list[tuple[int, int, str, str | None]] = []
@@ -272,9 +227,9 @@ class BulkWriter:
             updates += [(work_id, u["kind"], u.get("direction", "updated-by"), u.get("doi"),
                          u.get("pmid"), u.get("label"), u.get("source") or source)
                         for u in record.get("updates") or []]
-            if record.get("raw") is not None and record.get("source_id"):
-                raws.append((source, record["source_id"], work_id, record.get("source_url"),
-                             record.get("fetched_at") or stamp, record["raw"]))
+            raw = raw_row(work_id, record, stamp)
+            if raw is not None:
+                raws.append(raw)
         if authors:
             conn.executemany("INSERT OR IGNORE INTO authors(key, family, given, name, orcid) "
                              "VALUES (?, ?, ?, ?, ?)", list(authors.values()))
@@ -295,12 +250,7 @@ class BulkWriter:
         conn.executemany("INSERT OR IGNORE INTO accessions(work_id, bank, accession) "
                          "VALUES (?, ?, ?)", accessions)
         conn.executemany(UPDATES_INSERT, updates)
-        conn.executemany(
-            "INSERT INTO records(source, source_id, work_id, url, fetched_at, body) "
-            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(source, source_id) DO UPDATE SET "
-            "work_id = excluded.work_id, url = excluded.url, fetched_at = excluded.fetched_at, "
-            "body = excluded.body WHERE body IS NOT excluded.body OR work_id IS NOT "
-            "excluded.work_id", raws)
+        conn.executemany(RECORDS_UPSERT, raws)
         if count:
             self.stats.added += len(records)
         self._touch(ids)
@@ -338,12 +288,13 @@ class BulkWriter:
                 work_id = moved[work_id]
             return work_id
 
-        def slow(citing_id: int, refs: list[ReferenceRecord], source: str) -> None:
+        def slow(citing_id: int, refs: list[ReferenceRecord], keys_of: list[str],
+                 source: str) -> None:
             nonlocal works
             self._flush_refs(rows, stubs, stub_ids)
             before = conn.execute("SELECT count(*) FROM citations").fetchone()[0]
-            for ref in refs:
-                _add_citation(conn, citing_id, ref, source)
+            for ref, key in zip(refs, keys_of):
+                _add_citation(conn, citing_id, ref, source, key)
             self.stats.citations += conn.execute(
                 "SELECT count(*) FROM citations").fetchone()[0] - before
             works = _lookup(conn, pairs)
@@ -353,30 +304,38 @@ class BulkWriter:
             source = record["source"]
             sources = json.dumps([source])
             refs = record["references"]
-            ref_keys = self._ref_keys.get(id(record))
+            keys_of = self._ref_keys.get(id(record)) or ref_keys(refs)
             if citing_id in moved:
-                slow(follow(citing_id), refs, source)
+                slow(follow(citing_id), refs, keys_of, source)
                 continue
             keys: set[str] = set()
             edges: set[int] = set()
             for index, ref in enumerate(refs):
-                key = ref_keys[index] if ref_keys is not None else _ref_key(ref)
+                key = keys_of[index]
                 if key in keys:
                     continue
                 ids = ref_pairs[index]
                 matches = sorted({works[p] for p in ids if p in works})
-                if (not ids and ref.get("url")) or len(matches) > 1:
-                    # a URL-only reference, or one naming two stored works (merged by the store)
+                adds = bool(matches) and any(p not in works for p in ids)
+                if adds and len(matches) == 1 and self._agrees(
+                        matches[0], ids, stub_ids[0] if stub_ids else state["next"]):
+                    # new identifiers for a written work that has none of its own there
+                    cited_id = _ensure_work(conn, ref, (key, citing_id))
+                    works.update({p: cited_id for p in ids})
+                elif (not ids and ref.get("url")) or len(matches) > 1 or adds:
+                    # a URL-only reference, one naming two stored works, or one adding an
+                    # identifier to a stored work: the store's identity rule decides
                     self._flush_refs(rows, stubs, stub_ids)
-                    cited_id = _ensure_work(conn, ref)
+                    cited_id = _ensure_work(conn, ref, (key, citing_id))
                     alive = {r[0] for r in conn.execute(
                         f"SELECT id FROM works WHERE id IN ({','.join('?' * len(matches))})",
                         matches)} if matches else set()
                     moved.update({m: cited_id for m in matches if m not in alive})
                     if citing_id in moved:  # this citing work was merged into an older one
-                        slow(follow(citing_id), refs[index:], source)
+                        slow(follow(citing_id), refs[index:], keys_of[index:], source)
                         break
-                    works = {p: w for p, w in works.items() if w not in matches}
+                    if alive != set(matches):
+                        works = {p: w for p, w in works.items() if w in alive or w not in matches}
                     for row in conn.execute(
                             "SELECT id, doi, pmid, pmcid, openalex_id FROM works WHERE id IN "
                             f"({','.join('?' * (len(matches) + 1))})", [*matches, cited_id]):
@@ -402,14 +361,16 @@ class BulkWriter:
                 keys.add(key)
                 if cited_id is not None:
                     edges.add(cited_id)
-                how = next((f for f in _HOW if ref.get(f)), None)
-                rows.append((citing_id, cited_id, key, ref.get("position"), ref.get("doi"),
-                             ref.get("pmid"), ref.get("pmcid"), ref.get("openalex_id"),
-                             ref.get("title"), ref.get("journal"), ref.get("year"),
-                             ref.get("first_author"), ref.get("volume"), ref.get("first_page"),
-                             ref.get("unstructured"), sources,
-                             ("openalex" if how == "openalex_id" else how) if cited_id else None))
+                rows.append(citation_row(citing_id, cited_id, key, ref, sources))
         self._flush_refs(rows, stubs, stub_ids)
+
+    def _agrees(self, work_id: int, ids: list[tuple[str, str]], pending: int) -> bool:
+        """The written work (ids below ``pending`` are) carries no other value for ``ids``."""
+        if work_id >= pending:
+            return False
+        row = self.conn.execute("SELECT doi, pmid, pmcid, openalex_id FROM works WHERE id = ?",
+                                (work_id,)).fetchone()
+        return all(not row[name] or row[name] == value for name, value in ids)
 
     def _citations_of(self, citing_id: int) -> tuple[set[str], set[int]]:
         rows = self.conn.execute("SELECT ref_key, cited_id FROM citations WHERE citing_id = ?",
@@ -421,44 +382,44 @@ class BulkWriter:
         if stubs:
             if self._next_id() != stub_ids[0]:  # ids are handed out in order; a gap is a bug
                 raise RuntimeError("stub ids out of step with the works table")
-            # a stub named only by ids and a few fields: its row directly from the reference
-            # (what _new_work_row gives for _stub(ref), without the general path's cost);
-            # stubs with an author the general way
-            plain = [(r, i) for r, i in zip(stubs, stub_ids) if not r.get("first_author")]
+            # a stub named only by ids and a few fields: its row directly (what new_work_row
+            # gives for it, without the general path's cost); stubs with an author the
+            # general way
+            records = [stub_record(r) for r in stubs]
+            plain = [(r, i) for r, i in zip(records, stub_ids) if not r.get("authors")]
             _insert_stubs(self.conn, plain, now())
             self._touch(i for _, i in plain)
-            rich = [(_stub(r), i) for r, i in zip(stubs, stub_ids) if r.get("first_author")]
+            rich = [(r, i) for r, i in zip(records, stub_ids) if r.get("authors")]
             if rich:
                 self._insert_new([s for s, _ in rich], count=False, ids=[i for _, i in rich])
             self.stats.stubs += len(stubs)
         if rows:
-            self.conn.executemany(_INSERT_CITATION, rows)
+            self.conn.executemany(INSERT_CITATION, rows)
             self.stats.citations += len(rows)
         rows.clear()
         stubs.clear()
         stub_ids.clear()
 
 
-_STUB_FIELDS = ("title", "year", "journal", "url", "volume")
-_DESCRIBING = frozenset(("title", "year", "journal", "url", "volume", "first_author"))
-_HOW = (*ID_FIELDS, "url")  # what a resolved citation row says resolved it (as _add_citation)
+_DESCRIBING = frozenset((*STUB_FIELDS, "first_author"))
 
 
-def _insert_stubs(conn: sqlite3.Connection, refs: list[tuple[ReferenceRecord, int]],
+def _insert_stubs(conn: sqlite3.Connection, stubs: list[tuple[WorkRecord, int]],
                   stamp: str) -> None:
-    """The works rows ``_new_work_row(_stub(ref), …)`` gives references without a first
-    author: their identifiers and stub fields, credited to ``reference``. One INSERT per
+    """The works rows :func:`kb.store.new_work_row` gives stub records without authors
+    (:func:`kb.store.stub_record`): their identifiers and stub fields, credited to
+    ``reference``. One INSERT per
     shape (the fields present) binds only those values: references are mostly one or two
     identifiers, and binding the other twenty-odd NULLs cost more than the insert itself."""
     shapes: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
-    for ref, work_id in refs:
-        names = tuple(n for n in _STUB_NAMES if ref.get(n) is not None and ref.get(n) != "")
-        shapes.setdefault(names, []).append((work_id, *map(ref.__getitem__, names), stamp))
+    for stub, work_id in stubs:
+        names = tuple(n for n in _STUB_NAMES if stub.get(n) is not None and stub.get(n) != "")
+        shapes.setdefault(names, []).append((work_id, *map(stub.__getitem__, names), stamp))
     for names, rows in shapes.items():
         conn.executemany(_stub_insert(names), rows)
 
 
-_STUB_NAMES = ID_FIELDS + _STUB_FIELDS
+_STUB_NAMES = ID_FIELDS + STUB_FIELDS
 
 
 @lru_cache(maxsize=None)
@@ -466,20 +427,8 @@ def _stub_insert(names: tuple[str, ...]) -> str:
     """The INSERT for stubs with these fields: values bound, the rest constants of the shape
     (row (id, *values, stamp); the stamp is both created_at and updated_at)."""
     columns = ", ".join(("id",) + names + ("status", "provenance", "created_at", "updated_at"))
-    provenance = _provenance_text(tuple((name, "reference") for name in names))
+    provenance = provenance_json({name: "reference" for name in names})
     stamp = f"?{len(names) + 2}"
     values = ", ".join("?" * (len(names) + 1))
     return (f"INSERT INTO works({columns}) "
             f"VALUES ({values}, 'stub', '{provenance}', {stamp}, {stamp})")
-
-
-def _stub(ref: ReferenceRecord) -> WorkRecord:
-    """The stub work ``_ensure_work`` creates for a reference that names an unknown id."""
-    stub: WorkRecord = {"source": "reference", "status": "stub",  # type: ignore[typeddict-item]
-                        **{f: ref[f] for f in ID_FIELDS if ref.get(f)},  # type: ignore[literal-required]
-                        "title": ref.get("title"), "year": ref.get("year"),
-                        "journal": ref.get("journal"), "url": ref.get("url"),
-                        "volume": ref.get("volume")}
-    if ref.get("first_author"):
-        stub["authors"] = [{"family": ref["first_author"]}]
-    return stub
