@@ -310,11 +310,13 @@ def plan_identity(conn: sqlite3.Connection, record: WorkRecord | ReferenceRecord
         if row:
             found[row["id"]] = row
     url = None if ids or found else identifying_url(record)
-    if url:
+    if url:  # a web article, or a work the URL is the only identifier of (a stub, or a
+        # reference to a corpus work known by its URL)
+        only = "" if "source" in record else " OR status = 'full'"
         row = conn.execute(
-            _ID_ROW + "url = ? AND (type = 'web-article' OR (status = 'stub' AND doi IS NULL "
-            "AND pmid IS NULL AND pmcid IS NULL AND openalex_id IS NULL)) ORDER BY id LIMIT 1",
-            (url,)).fetchone()
+            _ID_ROW + "url = ? AND (type = 'web-article' OR ((status = 'stub'" + only + ") AND "
+            "doi IS NULL AND pmid IS NULL AND pmcid IS NULL AND openalex_id IS NULL)) "
+            "ORDER BY id LIMIT 1", (url,)).fetchone()
         if row:
             found[row["id"]] = row
     primary = PRIMARY_ID.get(record.get("source", "")) if own else None  # type: ignore[call-overload]
