@@ -136,7 +136,12 @@ def test_a_web_article_is_matched_by_its_own_address(tmp_path: Path) -> None:
             "url": "https://cells4life.com/"}
     other = store.upsert_work(conn, home).work_id  # type: ignore[arg-type]
     same_home = store.upsert_work(conn, {**home, "title": "A third"}).work_id  # type: ignore[arg-type]
-    assert first == again and len({first, other, same_home}) == 3
+    # RIS journal articles whose UR is their journal's page
+    journal = {"source": "import", "type": "journal-article", "title": "Article one",
+               "url": "https://journals.example.org/stem-cells-int"}
+    one = store.upsert_work(conn, journal).work_id  # type: ignore[arg-type]
+    two = store.upsert_work(conn, {**journal, "title": "Article two"}).work_id  # type: ignore[arg-type]
+    assert first == again and len({first, other, same_home, one, two}) == 5
 
 
 def test_duplicate_crossref_references_are_kept_by_position(tmp_path: Path) -> None:

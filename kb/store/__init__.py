@@ -262,14 +262,19 @@ PRIMARY_ID = {"pubmed": "pmid", "crossref": "doi", "datacite": "doi", "doi.org":
               "openalex": "openalex_id"}
 
 
+#: Record types whose URL is often not the work's own page: a journal article's is often its
+#: journal's home page, an untyped or "other" record's may be anything.
+_URL_BLIND = (None, "journal-article", "other")
+
+
 def identifying_url(record: WorkRecord | ReferenceRecord) -> str | None:
-    """The URL that identifies this record, if any: a web article's (or a URL-only
-    reference's) own address, never a site's home page or a directory (a path ending in /).
-    DOI, PubMed, PMC and OpenAlex URLs identify through the identifier they carry
-    (:func:`_url_ids`)."""
+    """The URL that identifies this record, if any: the page of a web article, report,
+    proceedings paper, … (not of a journal article or an untyped record), or a URL-only
+    reference's; never a site's home page or a directory (a path ending in /). DOI, PubMed,
+    PMC and OpenAlex URLs identify through the identifier they carry (:func:`_url_ids`)."""
     url = record.get("url")
-    if not url or (record.get("type") != "web-article" and "source" in record
-                   and record.get("status") != "stub"):
+    if not url or ("source" in record and record.get("status") != "stub"
+                   and record.get("type") in _URL_BLIND):
         return None
     path = urlsplit(url).path
     return None if not path.strip("/") or path.endswith("/") else url
@@ -310,13 +315,14 @@ def plan_identity(conn: sqlite3.Connection, record: WorkRecord | ReferenceRecord
         if row:
             found[row["id"]] = row
     url = None if ids or found else identifying_url(record)
-    if url:  # a web article, or a work the URL is the only identifier of (a stub, or a
-        # reference to a corpus work known by its URL)
-        only = "" if "source" in record else " OR status = 'full'"
+    if url:  # a web article by a web article's URL; else a work with no identifier but
+        # this URL, of the record's type (or a stub); a reference's URL: any such work
+        kind = record.get("type") or "web-article"
+        same = "type IS ?2 OR status = 'stub'" if "source" in record else "1"
         row = conn.execute(
-            _ID_ROW + "url = ? AND (type = 'web-article' OR ((status = 'stub'" + only + ") AND "
-            "doi IS NULL AND pmid IS NULL AND pmcid IS NULL AND openalex_id IS NULL)) "
-            "ORDER BY id LIMIT 1", (url,)).fetchone()
+            _ID_ROW + f"url = ?1 AND ((type = 'web-article' AND ?2 = 'web-article') OR (({same}) "
+            "AND doi IS NULL AND pmid IS NULL AND pmcid IS NULL AND openalex_id IS NULL)) "
+            "ORDER BY id LIMIT 1", (url, kind)).fetchone()
         if row:
             found[row["id"]] = row
     primary = PRIMARY_ID.get(record.get("source", "")) if own else None  # type: ignore[call-overload]
