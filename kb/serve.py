@@ -74,7 +74,9 @@ def make_datasette(path: str | Path, *, live: bool = False) -> Any:
 
     path = Path(path)
     schema_version(path)  # is it a kb database?
-    ds = Datasette(metadata=load_metadata(), settings=SETTINGS)
+    from .datasette import options
+
+    ds = Datasette(metadata=load_metadata(), settings=SETTINGS, **options())
     if "_memory" in ds.databases:
         ds.remove_database("_memory")  # no scratch database next to the KB
     ds.add_database(Database(ds, path=str(path.resolve()), is_mutable=live), name=DB_NAME)

@@ -76,6 +76,7 @@ def _screenshot(driver: object, name: str, css: str) -> None:
 
 
 def test_full_text_search_for_mesenchymal(served: tuple[str, Path], browser: object) -> None:
+    """The works table's search box leads to kb's ranked search (best matches first)."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
@@ -85,17 +86,13 @@ def test_full_text_search_for_mesenchymal(served: tuple[str, Path], browser: obj
     box = browser.find_element(By.ID, "_search")
     box.send_keys("mesenchymal")
     box.submit()
-    WebDriverWait(browser, 15).until(ec.url_contains("_search=mesenchymal"))
-    heading = browser.find_element(By.CSS_SELECTOR, "h3").text
-    assert "where search matches \"mesenchymal\"" in heading, heading
+    WebDriverWait(browser, 15).until(ec.url_contains("search_works?q=mesenchymal"))
     rows = browser.find_elements(By.CSS_SELECTOR, "table.rows-and-columns tbody tr")
     assert len(rows) >= 5
     text = _table_text(browser)
     assert "10.1186/s13287-021-02513-4" in text  # Amanat 2021, UCT-MSC trial
     assert "Mesenchymal" in text or "mesenchymal" in text
-    facets = browser.find_element(By.CSS_SELECTOR, ".facet-results").text
-    assert "study_design" in facets and "year" in facets
-    _screenshot(browser, "browser_search_mesenchymal.png", "h3")
+    _screenshot(browser, "browser_search_mesenchymal.png", "h1")
 
 
 def test_canned_query_source_trials_of_the_pooled_study(served: tuple[str, Path],
@@ -127,6 +124,9 @@ def test_a_write_through_the_server_is_refused(served: tuple[str, Path], browser
 
     base, db = served
     before = db.read_bytes()
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    works = conn.execute("SELECT count(*) FROM works").fetchone()[0]
+    conn.close()
     browser.get(f"{base}/kb?sql={quote('DELETE FROM works')}")
     page = browser.find_element(By.CSS_SELECTOR, "section.content").text
     assert "Invalid SQL" in page and "Statement must be a SELECT" in page
@@ -139,5 +139,5 @@ def test_a_write_through_the_server_is_refused(served: tuple[str, Path], browser
     assert isinstance(status, int) and status >= 400, status
     assert db.read_bytes() == before
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    assert conn.execute("SELECT count(*) FROM works").fetchone()[0] == 79
+    assert conn.execute("SELECT count(*) FROM works").fetchone()[0] == works
     conn.close()
