@@ -68,3 +68,12 @@ def client(config: Config):
 @pytest.fixture
 def runner() -> CliRunner:
     return CliRunner()
+
+
+@pytest.fixture(scope="module")
+def bundled_kb(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the repository's bundled kb.db (shared by a test module; do not write)."""
+    import shutil
+    path = tmp_path_factory.mktemp("bundled") / "kb.db"
+    shutil.copy(Path(__file__).resolve().parent.parent / "kb.db", path)
+    return path

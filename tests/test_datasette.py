@@ -4,31 +4,20 @@ order, the chart and the seed picture, the canned queries."""
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
 import pytest
 
 from kb.datasette import HIDDEN_COLUMNS, identifier_links
-from kb.serve import make_datasette
+from tests.test_serve import ds  # noqa: F401  (the fixture, over kb_path below)
 
-BUNDLED = Path(__file__).resolve().parent.parent / "kb.db"
 POOLED = "10.22074/cellj.2024.2032098.1600"
 AMANAT = "10.1186/s13287-021-02513-4"
 
 
 @pytest.fixture(scope="module")
-def kb_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("datasette") / "kb.db"
-    shutil.copy(BUNDLED, path)
-    return path
-
-
-@pytest.fixture
-async def ds(kb_path: Path):
-    datasette = make_datasette(kb_path)
-    await datasette.invoke_startup()
-    return datasette
+def kb_path(bundled_kb: Path) -> Path:
+    return bundled_kb  # served by test_serve's ds fixture
 
 
 async def test_home_page_shows_the_field(ds) -> None:

@@ -4,30 +4,23 @@ tests/out/ (git-ignored) — look at them after a change to the pages."""
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.serving import start_serve, stop
-from tests.test_browser import CHROMEDRIVER, CHROMIUM, OUT
+from tests.test_browser import OUT, browser  # noqa: F401 (fixture)
+from tests.test_browser import pytestmark as browser_marks
 
-BUNDLED = Path(__file__).resolve().parent.parent / "kb.db"
 POOLED = "10.22074/cellj.2024.2032098.1600"
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists() or not CHROMEDRIVER.exists(),
-                       reason="needs Debian's chromium and chromium-driver in /usr/bin"),
-]
+pytestmark = browser_marks  # browser; skipped without Debian's chromium and chromium-driver
 
 
 @pytest.fixture(scope="module")
-def base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    db = tmp_path_factory.mktemp("datasette-browser") / "kb.db"
-    shutil.copy(BUNDLED, db)
-    proc, port = start_serve({**os.environ, "KB_OFFLINE": "1", "KB_DB": str(db)})
+def base(bundled_kb: Path) -> Iterator[str]:
+    proc, port = start_serve({**os.environ, "KB_OFFLINE": "1", "KB_DB": str(bundled_kb)})
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
@@ -35,25 +28,8 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def driver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking", "--hide-scrollbars",
-                 "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
-                 "--window-size=1400,1000",
-                 f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
-        options.add_argument(flag)
-    browser = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
-    browser.set_page_load_timeout(30)
-    OUT.mkdir(exist_ok=True)
-    try:
-        yield browser
-    finally:
-        browser.quit()
+def driver(browser: object) -> object:
+    return browser
 
 
 def _shot(driver: object, name: str) -> None:

@@ -4,7 +4,6 @@ a small KB whose trials change after the works were indexed."""
 from __future__ import annotations
 
 import json
-import shutil
 import sqlite3
 from pathlib import Path
 
@@ -17,15 +16,12 @@ from kb.search import search
 from kb.store import evidence as ev
 from kb.store import outcomes as oc
 
-BUNDLED = Path(__file__).resolve().parent.parent / "kb.db"
 AMANAT = "10.1186/s13287-021-02513-4"
 
 
 @pytest.fixture(scope="module")
-def bundled(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("bundled") / "kb.db"
-    shutil.copy(BUNDLED, path)
-    return path
+def bundled(bundled_kb: Path) -> Path:
+    return bundled_kb
 
 
 def _dois(db: Path, *words: str) -> list[str]:
