@@ -28,7 +28,8 @@ from typing import Any
 from kb.evidence.design import classify_design
 from kb.evidence.extract import (canonical_age_range, canonical_blinding, canonical_cell_types,
                                  canonical_control, canonical_origin, canonical_outcomes,
-                                 extract_facts, facts_implied_by_design, find_doses)
+                                 canonical_routes, extract_facts, facts_implied_by_design,
+                                 find_doses)
 from kb.seed_reader import seed_files
 
 GOAL_P, GOAL_R = 0.9, 0.8
@@ -111,6 +112,11 @@ def _predict(text: dict[str, Any]) -> dict[str, Any]:
     if design and design != ("other", "rule"):
         pred["design"] = design[0]
     facts = facts_implied_by_design(facts, pred.get("design"))
+    for field, normalise in (("cell_type", canonical_cell_types), ("route", canonical_routes),
+                             ("control", canonical_control), ("blinding", canonical_blinding)):
+        if facts.get(field):  # the rules keep the words as stated
+            facts[field] = normalise("; ".join(facts[field]) if field in ("cell_type", "route")
+                                     else facts[field])
     for field in SET_FIELDS:
         if facts.get(field):
             pred[field] = set(facts[field])

@@ -5,6 +5,8 @@ corpus answers (the benchmark in bench/bench_extraction.py measures against thos
 """
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from kb.evidence.design import classify_design, design_from_text
@@ -57,8 +59,8 @@ def _facts(record: dict) -> dict:
 def test_rct_abstract_gives_every_field() -> None:
     facts = _facts(RCT)
     assert facts["registry_ids"] == ["IRCT20200217046526N2", "NCT04314687"]
-    assert facts["cell_type"] == ["UC-MSC"]
-    assert facts["route"] == ["intrathecal"]
+    assert facts["cell_type"] == ["Wharton's jelly mesenchymal stem cells"]
+    assert facts["route"] == ["Intrathecal"]
     assert facts["n_randomised"] == 84
     assert facts["arms"] == [{"name": "WJ-MSC", "n": 42}, {"name": "sham", "n": 42}]
     assert facts["age_range"] == "3-12 years"
@@ -73,20 +75,20 @@ def test_rct_abstract_gives_every_field() -> None:
 def test_open_label_trial_with_ctri_id() -> None:
     facts = _facts(OPEN_LABEL)
     assert facts["registry_ids"] == ["CTRI/2014/05/004611"]
-    assert facts["cell_type"] == ["BM-MNC"]
-    assert facts["origin"] == "autologous"
-    assert facts["route"] == ["intrathecal"]
+    assert facts["cell_type"] == ["bone marrow mononuclear cells"]
+    assert facts["origin"] == "Autologous"
+    assert facts["route"] == ["intrathecally"]
     assert facts["n_treated"] == 25
     assert facts["outcomes"] == ["GMFM-88", "WeeFIM"]
     assert facts["follow_up_months"] == [6.0]
     assert facts["blinding"] == "open-label"
-    assert facts["control"] == "none"
+    assert facts["control"] == "single-arm"
 
 
 def test_case_series_sibling_cord_blood() -> None:
     facts = _facts(CASE_SERIES)
-    assert facts["cell_type"] == ["UCB"]
-    assert facts["origin"] == "allogeneic"
+    assert facts["cell_type"] == ["umbilical cord blood"]
+    assert facts["origin"] == "sibling"
     assert facts["route"] == ["intravenous"]
     assert facts["n_treated"] == 14
     assert facts["age_range"] == "2-8 years"
@@ -227,3 +229,37 @@ def test_abstract_phrasings(text: str, n: dict, age: str | None, dose: list, fol
     assert canonical_age_range(text) == age
     assert find_doses(text) == dose
     assert find_follow_up(text) == follow_up
+
+
+PUBMED_RCT = """<?xml version="1.0" encoding="utf-8"?>
+<PubmedArticleSet><PubmedArticle><MedlineCitation Status="MEDLINE" Owner="NLM">
+<PMID Version="1">39990001</PMID><Article PubModel="Print"><Journal><JournalIssue>
+<PubDate><Year>2024</Year></PubDate></JournalIssue><Title>Stem cell research</Title></Journal>
+<ArticleTitle>Umbilical cord blood mononuclear cells for spastic cerebral palsy: a randomized,
+double-blind, sham-controlled trial.</ArticleTitle>
+<Abstract><AbstractText>Seventy-two children aged 4 to 14 years were randomly assigned to the
+UCB-MNC group (n = 36) or the sham group (n = 36). Allogeneic cells from unrelated donors were
+given by lumbar puncture. GMFM-66 was assessed at 12 months.</AbstractText></Abstract>
+<ELocationID EIdType="doi" ValidYN="Y">10.5555/as-stated.rct</ELocationID>
+<PublicationTypeList><PublicationType UI="D016449">Randomized Controlled Trial
+</PublicationType></PublicationTypeList></Article></MedlineCitation></PubmedArticle>
+</PubmedArticleSet>
+"""
+
+
+def test_rule_facts_keep_the_words_the_record_states(runner, tmp_path) -> None:
+    from kb.cli import cli
+
+    records = tmp_path / "records.xml"
+    records.write_text(PUBMED_RCT, encoding="utf-8")
+    db = str(tmp_path / "kb.db")
+    assert runner.invoke(cli, ["--db", db, "import", str(records)]).exit_code == 0
+    result = runner.invoke(cli, ["--db", db, "evidence", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    [trial] = json.loads(result.output)
+    assert (trial["cell_product"], trial["cell_product_as_stated"]) == \
+        (["UCB-MNC"], "Umbilical cord blood mononuclear cells")
+    assert (trial["route"], trial["route_as_stated"]) == (["intrathecal"], "lumbar puncture")
+    assert (trial["donor"], trial["donor_as_stated"]) == (["allogeneic"], "Allogeneic")
+    assert (trial["control"], trial["control_as_stated"]) == ("sham", "sham")
+    assert (trial["blinding"], trial["blinding_as_stated"]) == ("double-blind", "double-blind")

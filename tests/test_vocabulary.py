@@ -2,17 +2,69 @@
 corpus states it, normalised one by one."""
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
+
 import pytest
 
 from kb import seed_reader
 from kb.evidence import vocabulary as v
 
 _TERMS = v.terms()
+BUNDLED = Path(__file__).resolve().parent.parent / "kb.db"
 
 
 @pytest.mark.parametrize("term", _TERMS, ids=[f"{t.kind}:{t.term}" for t in _TERMS])
 def test_each_synonym_means_its_value(term: v.Term) -> None:
     assert v.normalise(term.kind, term.term) == [term.normalised]
+
+
+@pytest.mark.parametrize("term", _TERMS, ids=[f"{t.kind}:{t.term}" for t in _TERMS])
+def test_each_synonym_is_found_with_words_that_read_as_its_value(term: v.Term) -> None:
+    """What a rule stores as stated: the words of the text (here the term), read back as the
+    value when its trial is refreshed."""
+    found = v.mentions(term.kind, term.term)
+    assert [m.value for m in found] == [term.normalised]
+    assert found[0].stated in term.term
+    assert v.normalise(term.kind, found[0].stated) == [term.normalised]
+
+
+RECORD = ("Intrathecal autologous umbilical cord blood mononuclear cells in spastic cerebral "
+          "palsy: a randomized, double-blind, placebo-controlled trial. Cells were given by "
+          "lumbar puncture; the control group received saline. Another 10 children had an IV "
+          "infusion of HLA-matched sibling cord blood and usual care.")
+
+
+@pytest.mark.parametrize("kind, stated", [
+    ("product", ["umbilical cord blood mononuclear cells"]),
+    ("route", ["Intrathecal", "IV infusion"]),
+    ("donor", ["autologous", "sibling"]),
+    ("control", ["placebo"]),
+    ("blinding", ["double-blind"]),
+])
+def test_mentions_keep_the_words_of_the_text(kind: str, stated: list[str]) -> None:
+    found = v.mentions(kind, RECORD)
+    assert [m.stated for m in found] == stated
+    assert [m.value for m in found] == v.normalise(kind, RECORD)
+    assert v.normalise(kind, "; ".join(stated)) == v.normalise(kind, RECORD)
+
+
+def test_mentions_in_the_bundled_works_read_back_as_the_same_values() -> None:
+    conn = sqlite3.connect(f"file:{BUNDLED}?mode=ro", uri=True)
+    texts = [r[0] for r in conn.execute(
+        "SELECT coalesce(title, '') || ' ' || coalesce(abstract, '') || ' ' || coalesce("
+        "(SELECT group_concat(descriptor, '; ') FROM mesh WHERE work_id = works.id), '') "
+        "FROM works")]
+    conn.close()
+    found = 0
+    for text in texts:
+        for kind in v.KINDS:
+            mentions = v.mentions(kind, text)
+            found += len(mentions)
+            assert all(m.stated in text for m in mentions), (kind, mentions)
+            assert v.normalise(kind, "; ".join(m.stated for m in mentions)) == \
+                [m.value for m in mentions], (kind, mentions)
+    assert found > 80
 
 
 @pytest.mark.parametrize("kind, value", [(k, x) for k in v.KINDS for x in v.values(k)])

@@ -3,12 +3,15 @@
 Pure functions, no I/O. Every ``canonical_*`` helper maps free text (a paper's wording or a
 curated value) onto kb's controlled vocabulary, so extracted and curated facts can be compared:
 cell types, routes, blinding and control are :mod:`kb.evidence.vocabulary`'s (re-exported here
-under their ``canonical_*`` names), outcome instruments and the rest are read here.
+under their ``canonical_*`` names), outcome instruments and the rest are read here. The facts
+the vocabulary normalises keep the words the text states them in:
 
 >>> facts = extract_facts("Intrathecal umbilical cord tissue mesenchymal stem cells in cerebral "
 ...                       "palsy: a randomized double-blind sham-controlled trial")
 >>> facts["cell_type"], facts["route"], facts["blinding"], facts["control"]
-(['UC-MSC'], ['intrathecal'], 'double-blind', 'sham')
+(['umbilical cord tissue mesenchymal stem cells'], ['Intrathecal'], 'double-blind', 'sham')
+>>> canonical_cell_types(facts["cell_type"][0]), canonical_routes(facts["route"][0])
+(['UC-MSC'], ['intrathecal'])
 """
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from .vocabulary import blinding as canonical_blinding
-from .vocabulary import broader_donor, donors, lexicon, spans
+from .vocabulary import broader_donor, donors, lexicon, mentions, spans
 from .vocabulary import cell_products as canonical_cell_types
 from .vocabulary import control as canonical_control
 from .vocabulary import routes as canonical_routes
@@ -377,6 +380,12 @@ def _texts(title: str | None, abstract: str | None, mesh: Iterable[str],
     return prose, (f"{prose}\n{terms}" if terms else prose)
 
 
+def _registry_ids(text: str, accessions: Iterable[str]) -> list[str]:
+    """Registry ids from data-bank accessions that are trial registries (not GenBank, PDB, ...)
+    and from the text."""
+    return _ordered([*(a for a in accessions if registry_of(a)), *find_registry_ids(text)])
+
+
 def screen(title: str | None, abstract: str | None = None, mesh: Iterable[str] = (),
            keywords: Iterable[str] = (), accessions: Iterable[str] = ()
            ) -> tuple[list[str], list[str]]:
@@ -387,8 +396,11 @@ def screen(title: str | None, abstract: str | None = None, mesh: Iterable[str] =
     (['NCT01147653'], ['UC-MSC'])
     """
     _, text = _texts(title, abstract, mesh, keywords)
-    trial_accessions = [a for a in accessions if registry_of(a)]  # not GenBank, PDB, ...
-    return _ordered([*trial_accessions, *find_registry_ids(text)]), canonical_cell_types(text)
+    return _registry_ids(text, accessions), canonical_cell_types(text)
+
+
+def _stated(kind: str, text: str) -> list[str]:
+    return [m.stated for m in mentions(kind, text)]
 
 
 def extract_facts(title: str | None, abstract: str | None = None,
@@ -398,18 +410,22 @@ def extract_facts(title: str | None, abstract: str | None = None,
 
     Keys present only when found: registry_ids, cell_type (list), origin, route (list), dose,
     n_randomised / n_treated, arms, age_range, blinding, control, outcomes, follow_up_months.
+    Cell type, origin, route, blinding and control are, like curated facts, the words as the
+    text states them (each value's first mention, :func:`kb.evidence.vocabulary.mentions`);
+    the vocabulary normalises them when the trial is stored.
     """
     prose, text = _texts(title, abstract, mesh, keywords)
     facts: dict[str, Any] = {}
-    registry_ids, cell_types = screen(title, abstract, mesh, keywords, accessions)
+    registry_ids = _registry_ids(text, accessions)
     if registry_ids:
         facts["registry_ids"] = registry_ids
+    cell_types = _stated("product", text)
     if cell_types:
         facts["cell_type"] = cell_types
-    origin = canonical_origin(prose)
+    origin = _stated("donor", prose)
     if origin:
         facts["origin"] = origin[0] if len(origin) == 1 else origin
-    routes = canonical_routes(text)
+    routes = _stated("route", text)
     if routes and (cell_types or dict(lexicon("route"))["intrathecal"].search(text)):
         facts["route"] = routes
     phrase = _dose_phrase(prose)
@@ -431,12 +447,10 @@ def extract_facts(title: str | None, abstract: str | None = None,
     age = canonical_age_range(prose)
     if age:
         facts["age_range"] = age
-    blinding = canonical_blinding(prose)
-    if blinding:
-        facts["blinding"] = blinding
-    control = canonical_control(prose)
-    if control:
-        facts["control"] = control
+    for field, kind in (("blinding", "blinding"), ("control", "control")):
+        stated = _stated(kind, prose)
+        if stated:
+            facts[field] = stated[0]
     outcomes = [o for o in canonical_outcomes(text) if o != "adverse events"
                 or re.search(r"adverse", text, _I)]
     if outcomes:

@@ -106,7 +106,7 @@ def extract_trials(conn: sqlite3.Connection, works: list[dict[str, Any]]) -> int
                     "follow-up" if is_follow_up(work["title"]) else "results")
             reason = ("names registry id " + ", ".join(facts["registry_ids"])
                       if facts.get("registry_ids")
-                      else f"{design} naming {', '.join(facts['cell_type'])}")
+                      else f"{design} naming {', '.join(cell_types)}")
             touched.add(ev.store_rule_trial(conn, work["id"], facts, key=_key(work), role=role,
                                             reason=reason))
         for trial_id in sorted(touched):

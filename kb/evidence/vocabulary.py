@@ -31,8 +31,9 @@ from importlib import resources
 from typing import Any, NamedTuple
 
 __all__ = ["KINDS", "LIST_KINDS", "NOT_REPORTED", "OTHER", "Term", "terms", "values", "lexicon",
-           "screening_pattern", "spans", "normalise", "cell_products", "donors", "routes", "control",
-           "blinding", "broader_donor", "normalise_trial", "ROUTE_SHORT", "trial_caption"]
+           "screening_pattern", "spans", "Mention", "mentions", "normalise", "cell_products",
+           "donors", "routes", "control", "blinding", "broader_donor", "normalise_trial",
+           "ROUTE_SHORT", "trial_caption"]
 
 #: kinds of fact the vocabulary normalises.
 KINDS = ("product", "donor", "route", "control", "blinding")
@@ -117,6 +118,26 @@ def screening_pattern(kind: str) -> str:
     return "|".join(f"(?:{t.regex})" for t in terms() if t.kind == kind)
 
 
+class Mention(NamedTuple):
+    """A normalised value and the words of a text that state it."""
+
+    value: str
+    stated: str
+
+
+def _hits(text: str, patterns: Iterable[tuple[str, re.Pattern[str]]]
+          ) -> list[tuple[int, int, str]]:
+    """Non-overlapping hits of named patterns, longest first, as (start, end, name) in text
+    order."""
+    hits = sorted(((m.start(), m.end(), name) for name, pattern in patterns
+                   for m in pattern.finditer(text)), key=lambda h: (h[0] - h[1], h[0]))
+    kept: list[tuple[int, int, str]] = []
+    for start, end, name in hits:
+        if not any(start < e and s < end for s, e, _ in kept):
+            kept.append((start, end, name))
+    return sorted(kept)
+
+
 def spans(text: str, patterns: Iterable[tuple[str, re.Pattern[str]]]) -> list[tuple[int, str]]:
     """Non-overlapping hits of named patterns (a :func:`lexicon`), longest first, as
     (position, name) in text order.
@@ -124,19 +145,7 @@ def spans(text: str, patterns: Iterable[tuple[str, re.Pattern[str]]]) -> list[tu
     >>> spans("cord blood mononuclear cells", lexicon("product"))
     [(0, 'UCB-MNC')]
     """
-    hits = []
-    for name, pattern in patterns:
-        for match in pattern.finditer(text):
-            hits.append((match.start(), match.end(), name))
-    hits.sort(key=lambda h: (-(h[1] - h[0]), h[0]))
-    taken: list[tuple[int, int]] = []
-    kept = []
-    for start, end, name in hits:
-        if any(start < e and s < end for s, e in taken):
-            continue
-        taken.append((start, end))
-        kept.append((start, name))
-    return sorted(kept)
+    return [(start, name) for start, _, name in _hits(text, patterns)]
 
 
 def _generic(name: str, names: Iterable[str]) -> bool:
@@ -147,6 +156,84 @@ def _generic(name: str, names: Iterable[str]) -> bool:
 
 _SOURCE_OF = re.compile(r"(?:derived|differentiated|induced|generated|obtained) from "
                         r"(?:(?:human|autologous|allogeneic|the|patients'?) )*$", _I)
+_INFUSION = re.compile(r"\b(?:infusions?|transfusions?|infused)\b", _I)
+_Found = list[tuple[str, int, int]]
+
+
+def _first_each(hits: Iterable[tuple[int, int, str]]) -> _Found:
+    """(name, start, end) of each name's first hit, in text order."""
+    first: dict[str, tuple[str, int, int]] = {}
+    for start, end, name in hits:
+        first.setdefault(name, (name, start, end))
+    return list(first.values())
+
+
+def _products(text: str) -> _Found:
+    found = _first_each(h for h in _hits(text, lexicon("product"))
+                        if not _SOURCE_OF.search(text[max(0, h[0] - 40):h[0]]))
+    return [f for f in found if not _generic(f[0], [g[0] for g in found])]
+
+
+def _routes(text: str) -> _Found:
+    found = _first_each(_hits(text, lexicon("route")))
+    infusion = None if found else _INFUSION.search(text)
+    return [("intravenous", infusion.start(), infusion.end())] if infusion else found
+
+
+def _donors(text: str) -> _Found:
+    found = [(name, m.start(), m.end()) for name, pattern in lexicon("donor")
+             for m in [pattern.search(text)] if m]
+    return [f for f in found if not any(_BROADER_DONOR.get(g[0]) == f[0] for g in found)]
+
+
+def _first(kind: str, text: str) -> _Found:
+    return next(([(name, m.start(), m.end())] for name, pattern in lexicon(kind)
+                 for m in [pattern.search(text)] if m), [])
+
+
+def _found(kind: str, text: str) -> _Found:
+    """(value, start, end) of each value of ``kind`` in ``text``: what :func:`normalise` gives,
+    each with the span of its first mention."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown vocabulary kind {kind!r} (one of {', '.join(KINDS)})")
+    finder = {"product": _products, "donor": _donors, "route": _routes}.get(kind)
+    return finder(text) if finder else _first(kind, text)
+
+
+_NEXT_WORD = re.compile(r"\W{0,3}\w+")
+
+
+def _stated(kind: str, value: str, text: str, start: int, end: int) -> str:
+    """The words of ``text`` that state ``value``: its span widened to whole words and, when
+    the pattern needs what follows ("IV" before "infusion"), up to three words more; the value
+    itself when those do not read as it alone."""
+    while 0 < start < len(text) and text[start - 1].isalnum() and text[start].isalnum():
+        start -= 1
+    for _ in range(4):
+        while 0 < end < len(text) and text[end - 1].isalnum() and text[end].isalnum():
+            end += 1
+        words = text[start:end].strip().rstrip("([{ ")
+        if [f[0] for f in _found(kind, words)] == [value]:
+            return words
+        following = _NEXT_WORD.match(text, end)
+        if following is None:
+            break
+        end = following.end()
+    return value
+
+
+def mentions(kind: str, text: str | None) -> list[Mention]:
+    """The values :func:`normalise` finds in ``text``, each with the words of its first mention
+    that state it.
+
+    >>> mentions("product", "children received umbilical cord blood mononuclear cells")
+    [Mention(value='UCB-MNC', stated='umbilical cord blood mononuclear cells')]
+    >>> [m.stated for m in mentions("route", "given by lumbar puncture and intravenously")]
+    ['lumbar puncture', 'intravenously']
+    """
+    text = text or ""
+    return [Mention(value, _stated(kind, value, text, start, end))
+            for value, start, end in _found(kind, text)]
 
 
 def cell_products(text: str | None) -> list[str]:
@@ -161,13 +248,7 @@ def cell_products(text: str | None) -> list[str]:
     >>> cell_products("neural stem cell-like cells derived from autologous bone marrow MSCs")
     ['NSC/NPC']
     """
-    text = text or ""
-    names = list(dict.fromkeys(name for start, name in spans(text, lexicon("product"))
-                               if not _SOURCE_OF.search(text[max(0, start - 40):start])))
-    return [n for n in names if not _generic(n, names)]
-
-
-_INFUSION = re.compile(r"\b(?:infusions?|transfusions?|infused)\b", _I)
+    return [f[0] for f in _products(text or "")]
 
 
 def routes(text: str | None) -> list[str]:
@@ -179,11 +260,7 @@ def routes(text: str | None) -> list[str]:
     >>> routes("Sibling cord blood infusion is safe")
     ['intravenous']
     """
-    text = text or ""
-    found = list(dict.fromkeys(name for _, name in spans(text, lexicon("route"))))
-    if not found and _INFUSION.search(text):
-        found = ["intravenous"]
-    return found
+    return [f[0] for f in _routes(text or "")]
 
 
 def donors(text: str | None) -> list[str]:
@@ -193,17 +270,12 @@ def donors(text: str | None) -> list[str]:
     >>> donors("Autologous bone marrow"), donors("allogeneic HLA-matched sibling cord blood")
     (['autologous'], ['sibling'])
     """
-    found = [name for name, pattern in lexicon("donor") if pattern.search(text or "")]
-    return [d for d in found if not any(_BROADER_DONOR.get(o) == d for o in found)]
+    return [f[0] for f in _donors(text or "")]
 
 
 def broader_donor(donor: str) -> str:
     """The donor ``donor`` is a kind of (``sibling`` -> ``allogeneic``), else itself."""
     return _BROADER_DONOR.get(donor, donor)
-
-
-def _first(kind: str, text: str | None) -> str | None:
-    return next((name for name, pattern in lexicon(kind) if pattern.search(text or "")), None)
 
 
 def control(text: str | None) -> str | None:
@@ -215,7 +287,7 @@ def control(text: str | None) -> str | None:
     >>> control("an open label uncontrolled clinical trial")
     'none'
     """
-    return _first("control", text)
+    return next((f[0] for f in _first("control", text or "")), None)
 
 
 def blinding(text: str | None) -> str | None:
@@ -226,7 +298,7 @@ def blinding(text: str | None) -> str | None:
     >>> blinding("quadruple (participant, care provider, investigator, outcomes assessor)")
     'quadruple'
     """
-    return _first("blinding", text)
+    return next((f[0] for f in _first("blinding", text or "")), None)
 
 
 def normalise(kind: str, text: str | None) -> list[str]:
@@ -236,12 +308,7 @@ def normalise(kind: str, text: str | None) -> list[str]:
     >>> normalise("product", "sibling CB"), normalise("control", "Bobath therapy")
     (['UCB'], ['rehabilitation'])
     """
-    if kind not in KINDS:
-        raise ValueError(f"unknown vocabulary kind {kind!r} (one of {', '.join(KINDS)})")
-    if kind in LIST_KINDS:
-        return {"product": cell_products, "donor": donors, "route": routes}[kind](text)
-    value = _first(kind, text)
-    return [value] if value else []
+    return [f[0] for f in _found(kind, text or "")]
 
 
 def _as_text(value: Any) -> str | None:
