@@ -119,9 +119,9 @@ def infer_lineage(works: Mapping[int, Mapping[str, Any]],
             add(Edge(citing, cited, "pools",
                      f"{source['design']} cites the {target['design']} report "
                      f"{target.get('label') or cited}", "rule:design+citation"))
-        elif (is_follow_up(source.get("title")) and source.get("design") in TRIAL_DESIGNS
-              + ("cohort", "case-series") and target.get("design") in TRIAL_DESIGNS
-              and _order(source) > _order(target)):
+        elif (source.get("design") in TRIAL_DESIGNS + ("cohort", "case-series")
+              and target.get("design") in TRIAL_DESIGNS and _order(source) > _order(target)
+              and is_follow_up(source.get("title"))):
             add(Edge(citing, cited, "follow_up_of",
                      f"follow-up study cites the {target['design']} report "
                      f"{target.get('label') or cited}", "rule:design+citation"))

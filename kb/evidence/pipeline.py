@@ -162,16 +162,38 @@ def link_registry_titles(conn: sqlite3.Connection) -> int:
     return linked
 
 
+def _id_table(conn: sqlite3.Connection, ids: Iterable[int]) -> str:
+    """A temporary table holding ``ids`` (emptied first), for joins on large id sets."""
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS annotate_ids (id INTEGER PRIMARY KEY)")
+    conn.execute("DELETE FROM temp.annotate_ids")
+    conn.executemany("INSERT OR IGNORE INTO temp.annotate_ids VALUES (?)", [(i,) for i in ids])
+    return "temp.annotate_ids"
+
+
+_LINEAGE_WORKS = ("SELECT w.id, w.study_design AS design, w.year, w.title, l.label FROM works w "
+                  "JOIN work_labels l ON l.work_id = w.id")
+
+
 def infer_edges(conn: sqlite3.Connection, work_ids: list[int] | None) -> int:
-    """Recompute the rule lineage edges touching ``work_ids`` (all when None)."""
-    works = {r["id"]: dict(r) for r in conn.execute(
-        "SELECT w.id, w.study_design AS design, w.year, w.title, l.label FROM works w "
-        "JOIN work_labels l ON l.work_id = w.id")}
+    """Recompute the rule lineage edges touching ``work_ids`` (all when None). Only the
+    citations they take part in are read, and only the works at their ends or reporting a trial,
+    so the cost follows the works annotated, not the size of the KB."""
     reports = [tuple(r) for r in conn.execute("SELECT trial_id, work_id, role FROM trial_reports")]
     labels = {r[0]: r[1] for r in conn.execute(
         "SELECT id, coalesce(registry_ids, label, key) FROM trials")}
-    citations = [tuple(r) for r in conn.execute(
-        "SELECT citing_id, cited_id FROM citations WHERE cited_id IS NOT NULL")]
+    if work_ids is None:
+        works = {r["id"]: dict(r) for r in conn.execute(_LINEAGE_WORKS)}
+        citations = [tuple(r) for r in conn.execute(
+            "SELECT citing_id, cited_id FROM citations WHERE cited_id IS NOT NULL")]
+    else:
+        table = _id_table(conn, work_ids)
+        citations = [tuple(r) for r in conn.execute(
+            f"SELECT citing_id, cited_id FROM citations WHERE cited_id IS NOT NULL AND "
+            f"(citing_id IN (SELECT id FROM {table}) OR cited_id IN (SELECT id FROM {table})) "
+            "ORDER BY citing_id, cited_id")]
+        table = _id_table(conn, {w for _, w, _ in reports} | {w for c in citations for w in c})
+        works = {r["id"]: dict(r) for r in conn.execute(
+            f"{_LINEAGE_WORKS} WHERE w.id IN (SELECT id FROM {table}) ORDER BY w.id")}
     wanted = None if work_ids is None else set(work_ids)
     added = 0
     with store.transaction(conn):
@@ -207,23 +229,45 @@ def extract_outcomes(conn: sqlite3.Connection, works: list[dict[str, Any]]) -> i
 
 
 def flag_retractions(conn: sqlite3.Connection) -> int:
-    """Recompute every retraction / correction flag; returns how many there are."""
-    works = {r["id"]: dict(r) for r in conn.execute(
-        "SELECT w.id, w.study_design AS design, w.is_retracted, l.label FROM works w "
-        "JOIN work_labels l ON l.work_id = w.id")}
+    """Recompute every retraction / correction flag; returns how many there are. Reads only
+    what can raise a flag (notices, retracted types and works, lineage, and the citations of
+    retracted works), so the cost does not grow with the KB."""
+    updates = [dict(r) for r in conn.execute("SELECT * FROM updates")]
+    types = [tuple(r) for r in conn.execute(
+        "SELECT work_id, type FROM publication_types WHERE type LIKE '%retracted publication%' "
+        "ORDER BY work_id, type")]
+    lineage = [tuple(r) for r in conn.execute(
+        "SELECT from_work_id, to_work_id, relation FROM lineage")]
     find = {}
-    for row in conn.execute("SELECT id, doi, pmid FROM works "
-                            "WHERE doi IS NOT NULL OR pmid IS NOT NULL"):
-        if row["doi"]:
+    wanted = {(column, row[column]) for row in updates
+              for column in ("other_doi", "other_pmid") if row[column]}
+    table = _id_table(conn, [r[0] for r in conn.execute(
+        "SELECT id FROM works WHERE doi IN (SELECT other_doi FROM updates) "
+        "OR pmid IN (SELECT other_pmid FROM updates)")])
+    for row in conn.execute(f"SELECT id, doi, pmid FROM works WHERE id IN "
+                            f"(SELECT id FROM {table}) ORDER BY id"):
+        if row["doi"] and ("other_doi", row["doi"]) in wanted:
             find[f"doi:{row['doi']}"] = row["id"]
-        if row["pmid"]:
+        if row["pmid"] and ("other_pmid", row["pmid"]) in wanted:
             find[f"pmid:{row['pmid']}"] = row["id"]
-    flags = compute_flags(
-        works, [dict(r) for r in conn.execute("SELECT * FROM updates")],
-        [tuple(r) for r in conn.execute("SELECT work_id, type FROM publication_types")],
-        [tuple(r) for r in conn.execute("SELECT from_work_id, to_work_id, relation FROM lineage")],
-        [tuple(r) for r in conn.execute(
-            "SELECT citing_id, cited_id FROM citations WHERE cited_id IS NOT NULL")], find)
+
+    def works(ids: set[int]) -> dict[int, dict[str, Any]]:
+        table = _id_table(conn, ids)
+        return {r["id"]: dict(r) for r in conn.execute(
+            "SELECT w.id, w.study_design AS design, w.is_retracted, l.label FROM works w "
+            f"JOIN work_labels l ON l.work_id = w.id WHERE w.is_retracted OR w.id IN "
+            f"(SELECT id FROM {table}) ORDER BY w.id")}
+
+    named = ({w for w, _ in types} | {r["work_id"] for r in updates} | set(find.values())
+             | {w for edge in lineage for w in edge[:2]})
+    retracted = {f["work_id"] for f in compute_flags(works(named), updates, types, lineage, [],
+                                                     find) if f["flag"] == "retracted"}
+    table = _id_table(conn, retracted)
+    citations = [tuple(r) for r in conn.execute(
+        f"SELECT citing_id, cited_id FROM citations WHERE cited_id IN (SELECT id FROM {table}) "
+        "ORDER BY citing_id, cited_id")]
+    flags = compute_flags(works(named | {w for c in citations for w in c}), updates, types,
+                          lineage, citations, find)
     return ev.replace_flags(conn, flags)
 
 
