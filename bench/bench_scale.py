@@ -93,16 +93,20 @@ def _articles(path: Path) -> tuple[bytes, list[bytes]]:
 
 
 def chunks(work_dir: Path) -> Iterator[tuple[Path, int]]:
-    """Chunk files of ``CHUNK`` records, (path, records): the real files, then copy 1, 2, …"""
+    """Chunk files of ``CHUNK`` records, (path, records), one of each real file in turn (so
+    every size holds both kinds: 2020 records citing by PMID, 2021 ones with printed
+    references), then copy 1, 2, … the same way."""
     files = [_articles(p) for p in fetch_data()]
+    parts = [(index, start) for start in range(0, max(len(a) for _, a in files), CHUNK)
+             for index, (_, articles) in enumerate(files) if start < len(articles)]
     for k in range(10_000):
-        for index, (head, articles) in enumerate(files):
-            for start in range(0, len(articles), CHUNK):
-                part = articles[start:start + CHUNK]
-                path = work_dir / f"copy{k}-file{index}-{start // CHUNK}.xml.gz"
-                body = b"\n".join(_copy(a, k) for a in part)
-                path.write_bytes(gzip.compress(head + body + b"\n</PubmedArticleSet>\n", 1))
-                yield path, len(part)
+        for index, start in parts:
+            head, articles = files[index]
+            part = articles[start:start + CHUNK]
+            path = work_dir / f"copy{k}-file{index}-{start // CHUNK}.xml.gz"
+            body = b"\n".join(_copy(a, k) for a in part)
+            path.write_bytes(gzip.compress(head + body + b"\n</PubmedArticleSet>\n", 1))
+            yield path, len(part)
 
 
 def _kb() -> list[str]:
@@ -160,15 +164,23 @@ def measure(db: Path, focus: list[str], repeats: int) -> dict[str, Any]:
             in_process.append(time.perf_counter() - start)
     conn.close()
     cli = [_run("search", q, db=db) for q in QUERIES[:5] for _ in range(max(1, repeats // 2))]
-    graph = [_run("graph", "--doi", doi, db=db) for doi in focus for _ in range(repeats)]
+    graph = [_run("graph", "--doi", doi, db=db) for _ in range(repeats) for doi in focus]
     graph_json = [_run("graph", "--doi", doi, "--format", "json", db=db)
-                  for doi in focus for _ in range(repeats)]
+                  for _ in range(repeats) for doi in focus]
+    conn = store.connect(db)
+    from kb import graph as kbgraph
+    neighbours = []
+    for doi in focus:
+        work_id = conn.execute("SELECT id FROM works WHERE doi = ?", (doi,)).fetchone()[0]
+        neighbours.append(kbgraph.neighbourhood(conn, work_id, plain=True).number_of_nodes())
+    conn.close()
     gaps = _run("gaps", db=db)
     gaps_ids = _run("gaps", "--ids-only", db=db)
     resolve = _run("resolve", db=db)
     size = sum(p.stat().st_size for p in db.parent.glob(db.name + "*"))
     return {"works": works, "search_ms": _p50(in_process), "search_cli_ms": _p50(cli),
             "graph_ms": _p50(graph), "graph_json_ms": _p50(graph_json), "gaps_s": gaps,
+            "neighbours": "/".join(map(str, neighbours)),
             "gaps_ids_s": gaps_ids, "resolve_s": resolve, "unresolved": unresolved,
             "resolve_ms_per_ref": 1000 * resolve / max(unresolved, 1),
             "kib_per_work": size / 1024 / works, "db_mb": size / 2 ** 20}
@@ -206,8 +218,10 @@ def grow(sizes: tuple[int, ...], repeats: int = 5) -> list[dict[str, Any]]:
 def _line(row: dict[str, Any]) -> str:
     return (f"{row['works']:>9,} works: import {row['import_ms_per_record']:.3f} ms/record, "
             f"search {row['search_ms']:.2f} ms (cli {row['search_cli_ms']:.0f}), "
-            f"graph {row['graph_ms']:.0f} ms (json {row['graph_json_ms']:.0f}), "
-            f"resolve {row['resolve_ms_per_ref']:.3f} ms/ref ({row['unresolved']:,}), "
+            f"graph {row['graph_ms']:.0f} ms (json {row['graph_json_ms']:.0f}; "
+            f"{row['neighbours']} works), "
+            f"resolve {row['resolve_s']:.1f} s, {row['resolve_ms_per_ref']:.3f} ms/ref "
+            f"({row['unresolved']:,}), "
             f"gaps {row['gaps_s']:.2f} s (ids-only {row['gaps_ids_s']:.2f}), "
             f"{row['kib_per_work']:.2f} KiB/work")
 
@@ -218,20 +232,26 @@ _MEASURES = (("import_ms_per_record", "import ms per record (default flags)"),
              ("graph_ms", "kb graph --doi p50 end to end, ms"),
              ("graph_json_ms", "kb graph --doi --format json p50 end to end, ms"),
              ("resolve_ms_per_ref", "kb resolve ms per unresolved reference"),
+             ("resolve_s", "kb resolve s"),
              ("gaps_s", "kb gaps s"), ("gaps_ids_s", "kb gaps --ids-only s"),
              ("kib_per_work", "DB KiB per work"))
 
 
 def run(quick: bool = False, sizes: tuple[int, ...] | None = None) -> list[dict[str, Any]]:
     """Rows for bench/run.py: each measure at the largest size, with the smallest as anchor
-    (ratio = growth; goal: within 1.5x)."""
+    (ratio = growth; goal: within 1.5x). ``KB_SCALE_SIZES=50000,200000`` sets the sizes."""
+    if sizes is None and os.environ.get("KB_SCALE_SIZES"):
+        sizes = tuple(int(n) for n in os.environ["KB_SCALE_SIZES"].split(","))
     results = grow(sizes or (QUICK_SIZES if quick else SIZES), repeats=3 if quick else 5)
     first, last = results[0], results[-1]
     rows = []
     for key, name in _MEASURES:
         rows.append({"measure": f"scale: {name} at {last['works']:,} works (anchor: "
                                 f"{first['works']:,} works); "
-                                + ", ".join(f"{r['works']:,}: {r[key]:.3g}" for r in results),
+                                + ", ".join(f"{r['works']:,}: {r[key]:.3g}" for r in results)
+                                + ("; neighbourhoods of " + ", ".join(r["neighbours"]
+                                                                      for r in results)
+                                   + " works" if key.startswith("graph") else ""),
                      "kb": round(last[key], 3), "anchor": round(first[key], 3),
                      "ratio": round(last[key] / first[key], 2) if first[key] else None,
                      "goal": "<= 1.5 (flat)"})

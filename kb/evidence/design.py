@@ -41,6 +41,7 @@ _PUBTYPES: list[tuple[str, str]] = [
     ("Review", "review"),
     ("Observational Study", "cohort"),
 ]
+_PUBTYPES_LOWER = [(name.lower(), design) for name, design in _PUBTYPES]
 _TRIAL_PUBTYPE = re.compile(r"^Clinical Trial(?:, Phase [IV/]+)?$|^Clinical Study$", re.I)
 _ANIMAL_MESH = {"rats", "mice", "rats, sprague-dawley", "rats, wistar", "disease models, animal",
                 "swine", "sheep", "rabbits", "mice, inbred c57bl"}
@@ -125,10 +126,12 @@ def design_from_publication_types(publication_types: Iterable[str],
     'preclinical'
     """
     types = {t.strip().lower() for t in publication_types}
-    for name, design in _PUBTYPES:
-        if name.lower() in types:
+    for name, design in _PUBTYPES_LOWER:
+        if name in types:
             return design
     terms = {m.strip().lower() for m in mesh}
+    if not terms:
+        return None
     if terms & _ANIMAL_MESH or ("animals" in terms and "humans" not in terms):
         return "preclinical"
     if terms & _COHORT_MESH and not any(_TRIAL_PUBTYPE.match(t) for t in publication_types):
