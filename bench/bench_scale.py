@@ -44,7 +44,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT))
 
 from bench_import import fetch_data  # noqa: E402
-from bench_search import QUERIES  # noqa: E402
+from bench_search import QUERIES, _anchor_sql  # noqa: E402
 
 SIZES = (50_000, 200_000, 1_000_000)
 QUICK_SIZES = (20_000, 60_000)
@@ -121,6 +121,12 @@ def _run(*args: str, db: Path) -> float:
     return time.perf_counter() - start
 
 
+def _python(code: str) -> float:
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code], check=True, env=_env())
+    return time.perf_counter() - start
+
+
 def _env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     env["PYTHONPYCACHEPREFIX"] = str(ROOT / "bench" / "out" / "pycache")
@@ -151,19 +157,29 @@ def _focus(db: Path) -> list[str]:
 def measure(db: Path, focus: list[str], repeats: int) -> dict[str, Any]:
     """Every query figure on the KB as it is now."""
     from kb import store
-    from kb.search import search
+    from kb.search import search, translate
     conn = store.connect(db)
     works = conn.execute("SELECT count(*) FROM works").fetchone()[0]
     unresolved = conn.execute("SELECT count(*) FROM citations WHERE cited_id IS NULL").fetchone()[0]
+    raw = sqlite3.connect(str(db))
+    anchor_sql = _anchor_sql()
     search(conn, QUERIES[0])  # warm the page cache
-    in_process = []
+    in_process, anchor = [], []
     for _ in range(repeats):
-        for query in QUERIES:
+        for query in QUERIES:  # kb and the bare FTS5 statement in turn: the same moment's load
             start = time.perf_counter()
             search(conn, query)
             in_process.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            raw.execute(anchor_sql, (translate(query)[0],)).fetchall()
+            anchor.append(time.perf_counter() - start)
+    raw.close()
     conn.close()
-    cli = [_run("search", q, db=db) for q in QUERIES[:5] for _ in range(max(1, repeats // 2))]
+    cli, start_up = [], []
+    for _ in range(max(1, repeats // 2)):
+        for query in QUERIES[:5]:
+            cli.append(_run("search", query, db=db))
+            start_up.append(_python("import sqlite3, click"))
     graph = [_run("graph", "--doi", doi, db=db) for _ in range(repeats) for doi in focus]
     graph_json = [_run("graph", "--doi", doi, "--format", "json", db=db)
                   for _ in range(repeats) for doi in focus]
@@ -179,6 +195,7 @@ def measure(db: Path, focus: list[str], repeats: int) -> dict[str, Any]:
     resolve = _run("resolve", db=db)
     size = sum(p.stat().st_size for p in db.parent.glob(db.name + "*"))
     return {"works": works, "search_ms": _p50(in_process), "search_cli_ms": _p50(cli),
+            "fts_ms": _p50(anchor), "start_ms": _p50(start_up),
             "graph_ms": _p50(graph), "graph_json_ms": _p50(graph_json), "gaps_s": gaps,
             "neighbours": "/".join(map(str, neighbours)),
             "gaps_ids_s": gaps_ids, "resolve_s": resolve, "unresolved": unresolved,
@@ -217,7 +234,8 @@ def grow(sizes: tuple[int, ...], repeats: int = 5) -> list[dict[str, Any]]:
 
 def _line(row: dict[str, Any]) -> str:
     return (f"{row['works']:>9,} works: import {row['import_ms_per_record']:.3f} ms/record, "
-            f"search {row['search_ms']:.2f} ms (cli {row['search_cli_ms']:.0f}), "
+            f"search {row['search_ms']:.2f} ms (bare FTS5 {row['fts_ms']:.2f}; cli "
+            f"{row['search_cli_ms']:.0f}, python start-up {row['start_ms']:.0f}), "
             f"graph {row['graph_ms']:.0f} ms (json {row['graph_json_ms']:.0f}; "
             f"{row['neighbours']} works), "
             f"resolve {row['resolve_s']:.1f} s, {row['resolve_ms_per_ref']:.3f} ms/ref "
@@ -228,7 +246,9 @@ def _line(row: dict[str, Any]) -> str:
 
 _MEASURES = (("import_ms_per_record", "import ms per record (default flags)"),
              ("search_ms", "kb search p50 in process, ms"),
+             ("fts_ms", "the same FTS5 statement alone (sqlite3), p50 ms"),
              ("search_cli_ms", "kb search p50 end to end, ms"),
+             ("start_ms", "python -c 'import sqlite3, click' p50 ms (start-up floor)"),
              ("graph_ms", "kb graph --doi p50 end to end, ms"),
              ("graph_json_ms", "kb graph --doi --format json p50 end to end, ms"),
              ("resolve_ms_per_ref", "kb resolve ms per unresolved reference"),
