@@ -2,7 +2,9 @@
 
 Each ``bench/bench_*.py`` exposes ``run() -> list[dict]`` (or ``run(quick=True)``), rows with
 ``measure``, ``kb``, ``anchor``, ``ratio`` and ``goal``. A bench that fails is reported as a
-failed row and the others still run; the exit status is 1 if any failed.
+failed row and the others still run; the exit status is 1 if any failed. RESULTS.md names
+the commit and time of each bench's run; a run of some benches (``--only``) keeps the other
+benches' rows, and the file's hand-written ``## Notes`` section is kept as written.
 
     python bench/run.py                 # everything (many minutes: downloads real data sets)
     python bench/run.py --quick         # smaller inputs where a bench supports it
@@ -16,6 +18,7 @@ import inspect
 import os
 import platform
 import sqlite3
+import subprocess
 import sys
 import time
 import traceback
@@ -126,21 +129,59 @@ def machine() -> dict[str, str]:
             "Python": platform.python_version(), "SQLite": sqlite3.sqlite_version}
 
 
+def commit() -> str:
+    """The commit measured: ``git describe --always --dirty`` of this checkout."""
+    try:
+        done = subprocess.run(["git", "-C", str(HERE.parent), "describe", "--always",
+                               "--dirty", "--abbrev=10"], capture_output=True, text=True)
+        return done.stdout.strip() or "unknown"
+    except OSError:
+        return "unknown"
+
+
+def _kept(path: Path, rerun: set[str]) -> tuple[list[str], list[str], str]:
+    """From an earlier RESULTS.md: the table lines and run lines of the benches not run again,
+    and its hand-written notes (the ``## Notes`` section, kept as written)."""
+    if not path.exists():
+        return [], [], ""
+    text = path.read_text(encoding="utf-8")
+    rows = [line for line in text.splitlines() if line.startswith("| ")
+            and not line.startswith("| bench |")
+            and line.split("|")[1].strip() not in rerun]
+    runs = [line for line in text.split("## Runs", 1)[-1].split("\n## ", 1)[0].splitlines()
+            if line.startswith("- `") and line[3:].split("`")[0] not in rerun] \
+        if "## Runs" in text else []
+    notes = ("## Notes" + text.split("## Notes", 1)[1].split("\n## Machine", 1)[0]
+             if "## Notes" in text else "")
+    return rows, runs, notes.rstrip() + "\n" if notes else ""
+
+
 def write_results(path: Path, rows: list[dict[str, Any]], failures: dict[str, str],
-                  quick: bool, seconds: float) -> None:
-    """bench/RESULTS.md: the table, failures, the machine and the date."""
+                  quick: bool, runs: dict[str, float]) -> None:
+    """bench/RESULTS.md: the table (rows of benches not run this time kept from the file),
+    when and on which commit each bench ran, failures, the notes, the machine."""
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    measured = commit()
+    old_rows, old_runs, notes = _kept(path, set(runs))
+    lines = table(rows).splitlines()
     info = machine()
     parts = ["# Benchmark results", "",
-             f"Latest `python bench/run.py{' --quick' if quick else ''}`: {stamp}, "
-             f"{seconds:.0f} s in all. `kb` is kb's figure, `anchor` the named reference tool "
-             "measured in the same run, `ratio` kb / anchor (see each bench for units).", "",
-             table(rows), ""]
+             "`python bench/run.py` (each bench: `--only NAME`). `kb` is kb's figure, `anchor` the "
+             "named reference tool measured in the same run of that bench, `ratio` kb / anchor "
+             "(see each bench for units).", "",
+             "\n".join(lines[:2] + sorted(old_rows + lines[2:],
+                                           key=lambda line: line.split("|")[1].strip())),
+             "", "## Runs", "",
+             *old_runs, *(f"- `{name}`: {stamp}, commit {measured}, {seconds:.0f} s"
+                          f"{' (--quick)' if quick else ''}" for name, seconds in runs.items()),
+             ""]
     if failures:
         parts += ["## Failed benchmarks", ""]
         for name, error in failures.items():
             parts += [f"- `{name}`: {error.splitlines()[0]}"]
         parts.append("")
+    if notes:
+        parts += [notes]
     parts += ["## Machine", ""] + [f"- {key}: {value}" for key, value in info.items()] + [""]
     path.write_text("\n".join(parts), encoding="utf-8")
 
@@ -163,11 +204,12 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     all_rows: list[dict[str, Any]] = []
     failures: dict[str, str] = {}
-    began = time.perf_counter()
+    runs: dict[str, float] = {}
     for path in paths:
         name = path.stem.removeprefix("bench_")
         print(f"running {name} …", file=sys.stderr, flush=True)
         rows, error, seconds = run_one(path, args.quick)
+        runs[name] = seconds
         if error:
             failures[name] = error
             print(f"  FAILED after {seconds:.1f} s: {error}", file=sys.stderr, flush=True)
@@ -175,10 +217,9 @@ def main(argv: list[str] | None = None) -> int:
             continue
         print(f"  {len(rows)} rows in {seconds:.1f} s", file=sys.stderr, flush=True)
         all_rows += [{"bench": name, **row} for row in rows]
-    total = time.perf_counter() - began
     print(table(all_rows))
     if not args.no_write:
-        write_results(args.results, all_rows, failures, args.quick, total)
+        write_results(args.results, all_rows, failures, args.quick, runs)
         print(f"wrote {args.results}", file=sys.stderr)
     return 1 if failures else 0
 
