@@ -8,6 +8,7 @@ from pathlib import Path
 
 from kb import store
 from kb.evidence import pipeline
+from kb.evidence.lineage import infer_lineage
 from kb.evidence.retractions import compute_flags
 from tests import graph_kb
 
@@ -72,6 +73,20 @@ def test_lineage_of_some_works_equals_the_whole_kb_recompute(tmp_path: Path) -> 
         "SELECT from_work_id, to_work_id, relation, reason, source FROM lineage "
         "WHERE provenance = 'rule' ORDER BY 1, 2, 3")]
     assert len(everything) > 5
+    # the rules over every work and every citation of the KB, as infer_edges read them before
+    curated = {tuple(r) for r in conn.execute(
+        "SELECT from_work_id, to_work_id, relation FROM lineage WHERE provenance != 'rule'")}
+    whole = infer_lineage(
+        {r["id"]: dict(r) for r in conn.execute(
+            "SELECT w.id, w.study_design AS design, w.year, w.title, l.label FROM works w "
+            "JOIN work_labels l ON l.work_id = w.id")},
+        [tuple(r) for r in conn.execute("SELECT trial_id, work_id, role FROM trial_reports")],
+        {r[0]: r[1] for r in conn.execute(
+            "SELECT id, coalesce(registry_ids, label, key) FROM trials")},
+        [tuple(r) for r in conn.execute(
+            "SELECT citing_id, cited_id FROM citations WHERE cited_id IS NOT NULL")])
+    assert sorted((e.source, e.target, e.relation, e.reason, e.rule) for e in whole
+                  if (e.source, e.target, e.relation) not in curated) == everything
     some = sorted({e[0] for e in everything[::2]})
     conn.execute("DELETE FROM lineage WHERE provenance = 'rule'")
     pipeline.infer_edges(conn, some)

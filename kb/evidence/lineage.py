@@ -18,13 +18,17 @@ from typing import Any, NamedTuple
 
 from .design import TRIAL_DESIGNS
 
-__all__ = ["Edge", "infer_lineage", "is_follow_up"]
+__all__ = ["Edge", "infer_lineage", "is_follow_up", "CITING_DESIGNS", "CITED_DESIGNS"]
 
 _FOLLOW_UP = re.compile(r"follow[- ]?up|long[- ]term (?:outcomes?|results?|effects?|safety)|"
                         r"\b\w+[- ]years? (?:after|outcomes?|results?)|extension (?:study|phase)",
                         re.I)
 _POOLING = ("pooled-analysis", "meta-analysis")
 _POOLED_DESIGNS = ("rct", "controlled-trial", "open-label-trial")
+_FOLLOWING = TRIAL_DESIGNS + ("cohort", "case-series")
+#: the designs a citation can give an edge from / to (any other citation gives none).
+CITING_DESIGNS = tuple(dict.fromkeys(_POOLING + _FOLLOWING))
+CITED_DESIGNS = tuple(dict.fromkeys(_POOLED_DESIGNS + TRIAL_DESIGNS))
 
 
 class Edge(NamedTuple):
@@ -119,8 +123,7 @@ def infer_lineage(works: Mapping[int, Mapping[str, Any]],
             add(Edge(citing, cited, "pools",
                      f"{source['design']} cites the {target['design']} report "
                      f"{target.get('label') or cited}", "rule:design+citation"))
-        elif (source.get("design") in TRIAL_DESIGNS + ("cohort", "case-series")
-              and target.get("design") in TRIAL_DESIGNS and _order(source) > _order(target)
+        elif (source.get("design") in _FOLLOWING and target.get("design") in TRIAL_DESIGNS and _order(source) > _order(target)
               and is_follow_up(source.get("title"))):
             add(Edge(citing, cited, "follow_up_of",
                      f"follow-up study cites the {target['design']} report "

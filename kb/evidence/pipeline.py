@@ -10,7 +10,7 @@ from .. import store
 from ..store import evidence as ev
 from .design import PRIMARY_DESIGNS, SYNTHESIS_DESIGNS, classify_design
 from .extract import extract_facts, facts_implied_by_design, screen
-from .lineage import infer_lineage, is_follow_up
+from .lineage import CITED_DESIGNS, CITING_DESIGNS, infer_lineage, is_follow_up
 from .screen import may_name_cell_product, may_name_registry_id
 from .retractions import compute_flags
 
@@ -176,24 +176,28 @@ _LINEAGE_WORKS = ("SELECT w.id, w.study_design AS design, w.year, w.title, l.lab
 
 def infer_edges(conn: sqlite3.Connection, work_ids: list[int] | None) -> int:
     """Recompute the rule lineage edges touching ``work_ids`` (all when None). Only the
-    citations they take part in are read, and only the works at their ends or reporting a trial,
-    so the cost follows the works annotated, not the size of the KB."""
+    citations they take part in between designs an edge can join (:data:`CITING_DESIGNS` to
+    :data:`CITED_DESIGNS`) are read, and only the works at their ends or reporting a trial, so
+    the cost follows the works annotated, not the size of the KB."""
     reports = [tuple(r) for r in conn.execute("SELECT trial_id, work_id, role FROM trial_reports")]
     labels = {r[0]: r[1] for r in conn.execute(
         "SELECT id, coalesce(registry_ids, label, key) FROM trials")}
+    citing, cited = (", ".join(f"'{d}'" for d in designs)
+                     for designs in (CITING_DESIGNS, CITED_DESIGNS))
+    cites = ("SELECT c.citing_id, c.cited_id FROM citations c "
+             f"JOIN works f ON f.id = c.citing_id AND f.study_design IN ({citing}) "
+             f"JOIN works t ON t.id = c.cited_id AND t.study_design IN ({cited}) "
+             "WHERE c.cited_id IS NOT NULL")
     if work_ids is None:
-        works = {r["id"]: dict(r) for r in conn.execute(_LINEAGE_WORKS)}
-        citations = [tuple(r) for r in conn.execute(
-            "SELECT citing_id, cited_id FROM citations WHERE cited_id IS NOT NULL")]
+        citations = [tuple(r) for r in conn.execute(f"{cites} ORDER BY c.citing_id, c.cited_id")]
     else:
         table = _id_table(conn, work_ids)
         citations = [tuple(r) for r in conn.execute(
-            f"SELECT citing_id, cited_id FROM citations WHERE cited_id IS NOT NULL AND "
-            f"(citing_id IN (SELECT id FROM {table}) OR cited_id IN (SELECT id FROM {table})) "
-            "ORDER BY citing_id, cited_id")]
-        table = _id_table(conn, {w for _, w, _ in reports} | {w for c in citations for w in c})
-        works = {r["id"]: dict(r) for r in conn.execute(
-            f"{_LINEAGE_WORKS} WHERE w.id IN (SELECT id FROM {table}) ORDER BY w.id")}
+            f"{cites} AND (c.citing_id IN (SELECT id FROM {table}) OR c.cited_id IN "
+            f"(SELECT id FROM {table})) ORDER BY c.citing_id, c.cited_id")]
+    table = _id_table(conn, {w for _, w, _ in reports} | {w for c in citations for w in c})
+    works = {r["id"]: dict(r) for r in conn.execute(
+        f"{_LINEAGE_WORKS} WHERE w.id IN (SELECT id FROM {table}) ORDER BY w.id")}
     wanted = None if work_ids is None else set(work_ids)
     added = 0
     with store.transaction(conn):
