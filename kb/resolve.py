@@ -572,12 +572,9 @@ def _work_by(conn: sqlite3.Connection, column: str, value: str) -> int | None:
 
 
 def _stub(conn: sqlite3.Connection, row: sqlite3.Row, column: str, value: str) -> int:
-    record: dict[str, Any] = {"source": "reference", "status": "stub", column: value,
-                              "title": row["title"], "year": row["year"],
-                              "journal": row["journal"], "volume": row["volume"]}
-    if row["first_author"]:
-        record["authors"] = [{"family": row["first_author"]}]
-    return store.upsert_work(conn, record).work_id  # type: ignore[arg-type]
+    ref = {column: value, **{f: row[f] for f in ("title", "year", "journal", "volume",
+                                                 "first_author")}}
+    return store.upsert_work(conn, store.stub_record(ref)).work_id  # type: ignore[arg-type]
 
 
 def _best(ref: ParsedRef, candidate_ids: Iterable[int], works: dict[int, Candidate],

@@ -294,3 +294,17 @@ def test_plan_identity_never_merges_works_with_different_ids(tmp_path: Path,
     plan = store.plan_identity(conn, record, own=True)  # type: ignore[arg-type]
     assert plan.absorb == () and {w for _, _, w in plan.conflicts} <= {a, b}
     assert plan.conflicts
+
+
+def test_merged_and_unmerged_works_are_due_for_annotation(tmp_path: Path) -> None:
+    """What a merge or an unmerge changes is annotated again by the next storing command."""
+    db = tmp_path / "kb.db"
+    xml = _pubmed(tmp_path / "ab.xml", *(_article(*a) for a in A_AND_B))
+    assert _kb(db, "import", xml).exit_code == 0  # annotated
+    due = "SELECT pmid FROM works WHERE annotated_at IS NULL OR annotated_at < updated_at"
+    conn = sqlite3.connect(db)
+    assert conn.execute(due).fetchall() == []
+    assert _kb(db, "merge", "pmid:1", "pmid:2").exit_code == 0
+    assert conn.execute(due).fetchall() == [("1",)]
+    assert _kb(db, "unmerge", "1").exit_code == 0
+    assert sorted(conn.execute(due).fetchall()) == [("1",), ("2",)]
