@@ -4,10 +4,15 @@ Opening (:func:`connect`) applies the SQL migrations in ``schema/`` (``PRAGMA us
 turns on WAL, foreign keys and a busy timeout. Every write takes the connection first and runs
 in one transaction (:func:`transaction`).
 
-Merge rule (:func:`upsert_work`): a record is matched to stored works by DOI, PMID, PMCID or
-OpenAlex id (by URL only when it has none of these). A record that matches two rows merges them
-into the older one, moving citations, authors and everything else that points at the younger.
-Per field, the stored value is replaced when the field is empty, or when the new source ranks at
+Identity (:func:`plan_identity`): a record is matched to stored works by DOI, PMID, PMCID or
+OpenAlex id (by its own page's URL only when it has none of these), as evidence: a work that
+disagrees with it on an identifier is another work (kept, with an ``identity_conflicts`` row),
+and a reference's pairing of identifiers never merges two full works. A record whose own
+identifiers name two agreeing rows merges them into the older full one (logged in ``merges``,
+undone by :func:`unmerge`), moving citations, authors and everything else that points at the
+other.
+
+Merge rule (:func:`upsert_work`): per field, the stored value is replaced when the field is empty, or when the new source ranks at
 least as high as the source that gave the stored value (a source refreshing its own value counts
 as "as high"). Ranks follow :data:`PRECEDENCE` (default :data:`kb.records.SOURCES`:
 crossref > pubmed > datacite > doi.org > openalex > corpus > webpage > import > reference),
