@@ -17,6 +17,7 @@ from kb.errors import FetchError, NotFoundError, QuotaError
 from kb.http import Client, quote_path
 from kb.identifiers import normalize_doi
 from kb.records import AuthorRecord, ReferenceRecord, UpdateRecord, WorkRecord
+from kb.scrapers import sound, well_formed
 from kb.store import now
 
 __all__ = ["BATCH_SIZE", "fetch_works", "fetch_work", "to_record", "jats_to_text"]
@@ -131,7 +132,8 @@ def _from_cache(client: Client, doi: str) -> WorkRecord | None:
     if response is None:
         return None
     try:
-        return _stamp(client, to_record(_message(response.json(), url)))
+        return _stamp(client, well_formed("Crossref", doi, to_record,
+                                          _message(response.json(), url)))
     except (ValueError, FetchError):
         return None
 
@@ -141,6 +143,9 @@ def _fetch_batch(client: Client, batch: list[str]) -> dict[str, WorkRecord]:
     data = client.get_json(url, params=_params(
         client, filter=",".join(f"doi:{doi}" for doi in batch), rows=len(batch)))
     items = _message(data, url).get("items") or []
+    if not isinstance(items, list):
+        raise FetchError(f"Crossref answered an unexpected list of works: {url}", url=url)
+    items = sound("Crossref", lambda item: item.get("DOI") or "a work", to_record, items)
     wanted = set(batch)
     found: dict[str, WorkRecord] = {}
     for item in items:
@@ -166,7 +171,7 @@ def fetch_work(client: Client, doi: str) -> WorkRecord:
     message = _message(data, url)
     if not message.get("DOI"):
         raise FetchError(f"Crossref answered something that is not a work: {url}", url=url)
-    return _stamp(client, to_record(message))
+    return _stamp(client, well_formed("Crossref", doi, to_record, message))
 
 
 def _message(data: Any, url: str) -> dict[str, Any]:
@@ -228,9 +233,19 @@ def _first(values: Any) -> str | None:
 
 
 def _date(message: dict[str, Any]) -> tuple[int | None, str | None]:
+    """The year and ISO date of the first dated field: ``[year, month, day]``, as far as each
+    part is a plausible number in its place (``[["x", null, 99]]`` gives no year, not 99).
+
+    >>> _date({"issued": {"date-parts": [["x", None, 99]]}, "created": {"date-parts": [[2021, 13]]}})
+    (2021, '2021')
+    """
     for key in ("issued", "published", "published-print", "published-online", "created"):
         parts = ((message.get(key) or {}).get("date-parts") or [[None]])[0] or [None]
-        numbers = [p for p in parts[:3] if isinstance(p, int)]
+        numbers: list[int] = []
+        for part, (low, high) in zip(parts, ((1000, 2999), (1, 12), (1, 31))):
+            if type(part) is not int or not low <= part <= high:
+                break
+            numbers.append(part)
         if numbers:
             year = numbers[0]
             return year, "-".join([f"{year:04d}"] + [f"{p:02d}" for p in numbers[1:]])
@@ -245,6 +260,8 @@ def _orcid(value: str | None) -> str | None:
 def _authors(message: dict[str, Any]) -> list[AuthorRecord]:
     authors: list[AuthorRecord] = []
     for person in message.get("author") or []:
+        if person is None:
+            continue
         affiliations = [a.get("name", "").strip() for a in person.get("affiliation") or []
                         if isinstance(a, dict) and a.get("name", "").strip()]
         author: AuthorRecord = {
@@ -291,6 +308,8 @@ def _year(value: Any) -> int | None:
 def _references(message: dict[str, Any]) -> list[ReferenceRecord]:
     refs: list[ReferenceRecord] = []
     for position, ref in enumerate(message.get("reference") or [], start=1):
+        if ref is None:  # a null in the list: the others still count, in place
+            continue
         article = _first(ref.get("article-title")) or _first(ref.get("volume-title"))
         journal = _first(ref.get("journal-title")) or _first(ref.get("series-title"))
         record: ReferenceRecord = {

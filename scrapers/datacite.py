@@ -13,6 +13,7 @@ from kb.errors import FetchError
 from kb.http import Client, quote_path
 from kb.identifiers import normalize_doi
 from kb.records import AuthorRecord, ReferenceRecord, WorkRecord
+from kb.scrapers import well_formed
 from kb.store import now
 
 from .crossref import jats_to_text
@@ -31,7 +32,7 @@ def fetch_work(client: Client, doi: str) -> WorkRecord:
     if not isinstance(document, dict) or not isinstance(document.get("data"), dict) \
             or not isinstance(document["data"].get("attributes"), dict):
         raise FetchError(f"DataCite answered an unexpected document: {url}", url=url)
-    record = to_record(document)
+    record = well_formed("DataCite", doi, to_record, document)
     record["source_url"] = url
     record["fetched_at"] = now()
     return record

@@ -13,6 +13,7 @@ from kb.errors import FetchError, ParseError
 from kb.formats.csljson import work_from_item
 from kb.http import Client, quote_path
 from kb.records import WorkRecord
+from kb.scrapers import well_formed
 from kb.store import now
 
 __all__ = ["fetch_work", "CSL_JSON"]
@@ -34,8 +35,8 @@ def fetch_work(client: Client, doi: str) -> WorkRecord:
                          f"(it answered {content_type or 'no content type'})", url=response.url)
     try:
         item: Any = response.json()
-        record = work_from_item(item)
-    except (ValueError, ParseError) as exc:
+        record = well_formed("doi.org", doi, work_from_item, item)
+    except (ValueError, ParseError, RecursionError) as exc:
         raise FetchError(f"doi.org: unreadable CSL-JSON for {doi}: {exc}",
                          url=response.url) from None
     if record.get("doi") != doi:

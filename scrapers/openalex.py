@@ -17,6 +17,7 @@ from kb.http import quote_path
 from kb.errors import FetchError, NotFoundError
 from kb.identifiers import normalize_doi, normalize_openalex, normalize_pmid
 from kb.records import AuthorRecord, LinkRecord, MeshRecord, WorkRecord, WorkRef
+from kb.scrapers import sound
 
 if TYPE_CHECKING:
     from kb.http import Client
@@ -51,7 +52,15 @@ def _page(client: Client, params: dict[str, Any]) -> dict[str, Any]:
     data = client.get_json(url, params=_params(client, **params))
     if not isinstance(data, dict) or not isinstance(data.get("results"), list):
         raise FetchError("OpenAlex answered something that is not a list of works", url=url)
+    data["results"] = _sound(data["results"])
     return data
+
+
+def _sound(works: list[Any]) -> list[dict[str, Any]]:
+    """The works shaped as OpenAlex documents them; each other one is left out, with a
+    warning naming it (a title that is a number, authorships that are not a list, …)."""
+    return sound("OpenAlex", lambda work: work.get("id") or "a work",
+                 lambda work: (to_record(work), work_ref(work)), works)
 
 
 def _filtered(client: Client, name: str, values: list[str], select: str | None
@@ -80,7 +89,7 @@ def fetch_works(client: Client, dois: Iterable[str], *, select: str | None = Non
     for doi in sorted(set(wanted) - set(batchable)):
         url = client.config.url("openalex", f"works/doi:{quote_path(doi)}")
         try:
-            works.append(client.get_json(url, params=_params(client)))
+            works.extend(_sound([client.get_json(url, params=_params(client))]))
         except NotFoundError:
             continue
     return works

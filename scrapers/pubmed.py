@@ -328,7 +328,12 @@ def _idconv_records(response: Any, kind: str, asked: list[str]) -> dict[str, dic
                          url=_url(response))
     normalize = {"doi": normalize_doi, "pmid": normalize_pmid, "pmcid": normalize_pmcid}[kind]
     out: dict[str, dict[str, Any]] = {}
-    for item in body.get("records") or []:
+    records = body.get("records") or []
+    if not isinstance(records, list):
+        raise FetchError("PMC ID converter: 'records' is not a list", url=_url(response))
+    for item in records:
+        if not isinstance(item, dict):
+            continue  # a null among the records: the ids it would answer stay unanswered
         requested = str(item.get("requested-id") or item.get(kind) or "")
         key = normalize(requested) or requested
         if key not in asked:

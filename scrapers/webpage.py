@@ -83,12 +83,13 @@ def _url_date(url: str | None) -> str | None:
 
 
 def _json_ld(soup: Any) -> list[dict[str, Any]]:
-    """Every JSON-LD object on the page, ``@graph`` members flattened; bad JSON is skipped."""
+    """Every JSON-LD object on the page, ``@graph`` members flattened; bad JSON (or JSON
+    nested absurdly deep) is skipped."""
     found: list[dict[str, Any]] = []
     for script in soup.find_all("script", attrs={"type": re.compile("ld\\+json", re.I)}):
         try:
             data = json.loads(script.string or script.get_text() or "")
-        except ValueError:
+        except (ValueError, RecursionError):  # bad, or nested deeper than Python recurses
             continue
         stack = data if isinstance(data, list) else [data]
         while stack:
@@ -333,9 +334,56 @@ def _section_items(heading: Any) -> list[Any]:
     return items
 
 
+def _short_texts(root: Any, limit: int = 200) -> dict[int, str]:
+    """``id(tag)`` -> the tag's text as ``_clean(tag.get_text(" "))`` gives it, for every tag
+    under ``root`` whose text is at most ``limit`` characters (a heading's), in one pass from
+    the leaves up: linear however deep the page nests (``get_text`` per tag is quadratic)."""
+    from bs4 import CData, NavigableString, Tag
+
+    order, stack = [], [root]
+    while stack:
+        tag = stack.pop()
+        order.append(tag)
+        stack.extend(child for child in tag.children if isinstance(child, Tag))
+    texts: dict[int, str] = {}
+    for tag in reversed(order):  # children before their parents
+        parts: list[str] = []
+        size = 0
+        for child in tag.children:
+            if isinstance(child, Tag):
+                part = texts.get(id(child))
+            elif type(child) in (NavigableString, CData):
+                part = str(child)
+            else:
+                continue
+            if part is None or size > 4 * limit:
+                break
+            parts.append(part)
+            size += len(part) + 1
+        else:
+            text = _clean(" ".join(parts))
+            if len(text) <= limit:
+                texts[id(tag)] = text
+    return texts
+
+
+def _own_heading(tag: Any) -> bool:
+    """Whether a tag is a heading candidate in its own right, not a bare wrapper around its
+    one child element (of ``<div><div>…References…</div></div>`` only the innermost counts)."""
+    from bs4 import Tag
+
+    if tag.name in _HEADINGS + ("strong", "b"):
+        return True
+    elements = [c for c in tag.children if isinstance(c, Tag)]
+    return len(elements) != 1 or any(
+        not isinstance(c, Tag) and str(c).strip() for c in tag.children)
+
+
 def _reference_items(content: Any) -> list[Any]:
+    texts = _short_texts(content)
     for heading in content.find_all(lambda t: t.name in _HEADINGS + ("p", "div", "strong", "b")
-                                    and _REF_HEADING.match(_clean(t.get_text(" ")))):
+                                    and id(t) in texts and _REF_HEADING.match(texts[id(t)])
+                                    and _own_heading(t)):
         if heading.name in ("strong", "b"):
             heading = heading.parent if _is_heading(heading.parent) else heading
         items = _section_items(heading)
