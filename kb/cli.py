@@ -73,8 +73,16 @@ class Settings:
     debug: bool = False
 
     def open(self, *, create: bool = False) -> sqlite3.Connection:
-        """Open the knowledge base (``create`` makes a new one if the file is missing)."""
+        """Open the knowledge base (``create`` makes a new one if the file is missing); one
+        in a folder or file kb may not write is opened read-only (reading commands work,
+        writes fail with a database error)."""
+        import os
+
         from . import store
+        folder = self.db_path.parent if str(self.db_path.parent) else Path(".")
+        if self.db_path.exists() and not (os.access(self.db_path, os.W_OK)
+                                          and os.access(folder, os.W_OK)):
+            return store.connect(self.db_path, readonly=True)
         return store.connect(self.db_path, create=create)
 
     def say(self, message: str, *, level: int = 0) -> None:

@@ -1,9 +1,31 @@
 """kb serve."""
 from __future__ import annotations
 
+import errno
+
 import click
 
 from ..cli import Settings, kb_errors, pass_settings
+
+
+def _check_port(host: str, port: int) -> None:
+    """Refuse (exit 2) a port something already listens on, before announcing any URL.
+
+    :raises InputError: the address is in use or cannot be bound.
+    """
+    import socket
+
+    from ..errors import InputError
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            busy = exc.errno == errno.EADDRINUSE
+            raise InputError(f"cannot listen on {host}:{port}: "
+                             + ("the port is in use" if busy else (exc.strerror or str(exc))),
+                             hint="pick another with --port" if busy else None) from None
 
 
 @click.command()
@@ -35,7 +57,8 @@ def serve(settings: Settings, host: str, port: int, live: bool) -> None:
 
     with kb_errors(settings):
         version = schema_version(settings.db_path)
-        ds = make_datasette(settings.db_path, live=live)
+        _check_port(host, port)
+        ds = make_datasette(settings.db_path, live=live, loopback_only=is_loopback(host))
     if version < latest_version():
         settings.say(f"warning: {settings.db_path} is at schema {version} of {latest_version()}; "
                      "some views and queries need `kb init` to upgrade it")

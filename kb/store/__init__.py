@@ -112,19 +112,23 @@ def _check_file(path: Path) -> None:
                                     hint="pass --db with a kb database, or a new file name")
 
 
-def connect(path: str | Path, *, create: bool = True, migrate_schema: bool = True
-            ) -> sqlite3.Connection:
+def connect(path: str | Path, *, create: bool = True, migrate_schema: bool = True,
+            readonly: bool = False) -> sqlite3.Connection:
     """Open (and by default create and migrate) the knowledge base at ``path``.
 
     :param create: make a new database when ``path`` does not exist; otherwise raise.
     :param migrate_schema: apply pending migrations (off for callers that only inspect).
+    :param readonly: open it for reading only (no migration), immutable when even that
+        fails, as in a read-only folder or mount where SQLite cannot make its -shm file.
     :raises DatabaseError: the file is not SQLite, or was written by a newer kb.
     """
     path = Path(path)
     _check_file(path)
-    if not create and not path.exists():
+    if (readonly or not create) and not path.exists():
         raise DatabaseError(f"no knowledge base at {path}",
                             hint="run `kb init` (empty) or `kb build` (the curated KB), or pass --db")
+    if readonly:
+        return _connect_readonly(path)
     try:
         conn = sqlite3.connect(str(path), timeout=30, isolation_level=None,
                                check_same_thread=False)
@@ -146,6 +150,27 @@ def connect(path: str | Path, *, create: bool = True, migrate_schema: bool = Tru
         conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = NORMAL")
     return conn
+
+
+def _connect_readonly(path: Path) -> sqlite3.Connection:
+    error: sqlite3.Error | None = None
+    for mode in ("mode=ro", "immutable=1"):
+        try:
+            conn = sqlite3.connect(f"{path.resolve().as_uri()}?{mode}", uri=True, timeout=30,
+                                   isolation_level=None, check_same_thread=False)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA foreign_keys = ON")
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.Error as exc:
+            error = exc
+            continue
+        if version > latest_version():
+            conn.close()
+            raise DatabaseError(f"{path} was written by a newer kb (schema {version}; this kb "
+                                f"knows {latest_version()})", hint="upgrade kb: pip install -U kb-cp")
+        return conn
+    raise DatabaseError(f"{path} cannot be opened as a kb database: {error}")
 
 
 def migrate(conn: sqlite3.Connection, target: int | None = None) -> int:
