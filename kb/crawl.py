@@ -254,7 +254,6 @@ def crawl(conn: sqlite3.Connection, client: Client, seed: str, *, depth: int = 1
     :raises InputError: the seed is not a DOI, or a setting is out of range.
     :raises FetchError: OpenAlex failed (what was stored stays; run again to resume).
     """
-    from .scrapers import openalex
     doi = normalize_doi(seed or "")
     if doi is None:
         raise InputError(f"not a DOI: {seed!r}")
@@ -272,6 +271,34 @@ def crawl(conn: sqlite3.Connection, client: Client, seed: str, *, depth: int = 1
     if status == "done":
         report.already_done, report.totals = True, totals
         return report
+    try:
+        _run(conn, client, crawl_id, doi, report, totals, depth=depth, direction=direction,
+             sources=sources, topics=topics, max_works=max_works, batch_size=batch_size,
+             progress=progress)
+    except BaseException:
+        _drop_if_fruitless(conn, crawl_id, report)
+        raise
+    if report.totals.get("stored", 0) == 0 and not report.edges:
+        report.failures.append(f"{doi}: no source knows this DOI (no OpenAlex or Crossref "
+                               "record, and no citation edges were found)")
+        _drop_if_fruitless(conn, crawl_id, report)
+    return report
+
+
+def _drop_if_fruitless(conn: sqlite3.Connection, crawl_id: int, report: CrawlReport) -> None:
+    """A crawl that stored no work and found no edge leaves no row behind (none that says
+    "running" for ever); one that got somewhere stays, to be resumed."""
+    totals = frontier.counts(conn, crawl_id)
+    if not totals.get("stored", 0) and not report.edges:
+        frontier.drop_crawl(conn, crawl_id)
+
+
+def _run(conn: sqlite3.Connection, client: Client, crawl_id: int, doi: str,
+         report: CrawlReport, totals: dict[str, int], *, depth: int, direction: str,
+         sources: tuple[str, ...], topics: list[str], max_works: int | None, batch_size: int,
+         progress: Callable[[int, int], None] | None) -> None:
+    """The crawl's rounds, breadth first, until the frontier or ``max_works`` runs out."""
+    from .scrapers import openalex
     stored = totals.get("stored", 0)
     unfinished: set[int] = set()
     while True:
@@ -330,10 +357,6 @@ def crawl(conn: sqlite3.Connection, client: Client, seed: str, *, depth: int = 1
         "SELECT count(*) FROM citations c JOIN crawl_frontier f ON f.work_id = c.citing_id "
         "WHERE f.crawl_id = ? AND f.state = 'stored' AND c.cited_id IS NULL",
         (crawl_id,)).fetchone()[0]
-    if report.totals.get("stored", 0) == 0 and not report.edges:
-        report.failures.append(f"{doi}: no source knows this DOI (no OpenAlex or Crossref "
-                               "record, and no citation edges were found)")
-    return report
 
 
 def _enqueue(conn: sqlite3.Connection, crawl_id: int, expand: list[sqlite3.Row],

@@ -181,7 +181,8 @@ def search(client: Any, query: str, *, max_results: int = 100, page_size: int = 
             result.warnings += _search_warnings(root)
             if result.webenv:
                 params.update(WebEnv=result.webenv)
-        pmids += [p for p in (normalize_pmid(i) for i in ids) if p]
+        # never more than asked for, whatever the answer holds
+        pmids += [p for p in (normalize_pmid(i) for i in ids) if p][:wanted - len(pmids)]
         if not ids or len(pmids) >= min(wanted, result.count):
             break
     if result.count > ESEARCH_LIMIT:

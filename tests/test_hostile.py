@@ -165,6 +165,9 @@ def test_no_network_fails_at_once_and_says_so_once(tmp_path: Path) -> None:
     assert "no network: could not reach 127.0.0.1" in run.stderr, run.stderr
     assert "retrying" not in run.stderr
     assert run.seconds < 5, f"{run.seconds:.1f} s"
+    run = run_kb(env, "pubmed", "cerebral palsy", "--max", "5", timeout=60)
+    assert run.code == 1 and run.seconds < 5, (run.seconds, run.stderr)
+    assert run.stderr.count("no network: could not reach 127.0.0.1") == 1, run.stderr
 
 
 def test_a_failed_name_lookup_is_no_network(tmp_path: Path) -> None:
@@ -256,3 +259,30 @@ def test_evidence_refresh_registry_without_network_still_prints_the_table(
                  "--format", "csv", timeout=60)
     assert run.code == 1 and "no network" in run.stderr, run.stderr
     assert run.stdout.count("\n") > 10 and run.seconds < 10
+
+
+def test_pubmed_max_fetches_only_what_it_needs(hostile: HostileServer, tmp_path: Path) -> None:
+    ids = "".join(f"<Id>{10_000_000 + i}</Id>" for i in range(100_000))
+    hostile.add("/eutils/esearch.fcgi", HostileServer.json(
+        f"<eSearchResult><Count>1000000</Count><RetMax>100000</RetMax><IdList>{ids}</IdList>"
+        "<WebEnv>W</WebEnv><QueryKey>1</QueryKey></eSearchResult>"))
+    hostile.add("/eutils/efetch.fcgi", HostileServer.json(
+        '<?xml version="1.0"?><PubmedArticleSet></PubmedArticleSet>'))
+    run = run_kb(_env(hostile, tmp_path), "pubmed", "cerebral palsy", "--max", "50",
+                 timeout=60)
+    assert "Traceback" not in run.stderr, run.stderr
+    fetches = [path for _, path, _ in hostile.requests if path.startswith("/eutils/efetch")]
+    assert len(fetches) == 1, len(fetches)
+    sent = [h for m, p, h in hostile.requests if p.startswith("/eutils/efetch")]
+    assert sent and run.seconds < 20
+
+
+def test_crawl_without_network_says_so_once_and_leaves_no_running_row(tmp_path: Path) -> None:
+    dead = HostileServer().start()
+    dead.stop()
+    run = run_kb(_env(dead, tmp_path, KB_RETRIES="5"), "crawl", "--doi", "10.5555/seed", timeout=60)
+    assert run.code == 1 and run.seconds < 5, (run.seconds, run.stderr)
+    assert "no network: could not reach 127.0.0.1" in run.stderr, run.stderr
+    assert "retrying" not in run.stderr
+    conn = sqlite3.connect(tmp_path / "kb.db")
+    assert conn.execute("SELECT count(*) FROM crawls WHERE status = 'running'").fetchone() == (0,)

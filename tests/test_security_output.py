@@ -178,3 +178,26 @@ def test_graph_png_to_a_terminal_is_refused_with_a_hint(small_kb: Path) -> None:
         os.close(follower)
         os.close(leader)
     assert done.returncode == 2 and "--out" in done.stderr
+
+
+def test_disk_full_says_so_and_the_kb_is_intact(small_kb: Path, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQLITE_FULL, simulated by a page limit just above the KB's size."""
+    ris = tmp_path / "many.ris"
+    ris.write_text("".join(f"TY  - JOUR\nTI  - Cord blood cells in cerebral palsy {i} "
+                           + "x" * 400 + f"\nPY  - 2020\nDO  - 10.5555/full.{i}\nER  - \n\n"
+                           for i in range(400)))
+    real_connect = store.connect
+
+    def small_disk(*args: object, **kwargs: object):
+        conn = real_connect(*args, **kwargs)
+        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+        conn.execute(f"PRAGMA max_page_count = {pages + 4}")
+        return conn
+    monkeypatch.setattr(store, "connect", small_disk)
+    code, output = _run(small_kb, "import", str(ris))
+    assert code == 1, output
+    assert "disk full" in output and "intact" in output, output
+    assert "cannot rollback" not in output and "Traceback" not in output
+    monkeypatch.setattr(store, "connect", real_connect)
+    assert _works(small_kb) == [(DOI,)]

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from . import now, transaction, upsert_work
 
 __all__ = ["start_crawl", "enqueue", "set_states", "drop_queued", "finish_crawl", "next_batch",
-           "counts"]
+           "counts", "drop_crawl"]
 
 
 def start_crawl(conn: sqlite3.Connection, seed: str, direction: str, max_depth: int,
@@ -65,6 +65,12 @@ def finish_crawl(conn: sqlite3.Connection, crawl_id: int) -> None:
         stamp = now()
         conn.execute("UPDATE crawls SET status = 'done', updated_at = ?, finished_at = ? "
                      "WHERE id = ?", (stamp, stamp, crawl_id))
+
+
+def drop_crawl(conn: sqlite3.Connection, crawl_id: int) -> None:
+    """Forget a crawl that got nowhere (its frontier goes with it; works stay)."""
+    with transaction(conn):
+        conn.execute("DELETE FROM crawls WHERE id = ?", (crawl_id,))
 
 
 def next_batch(conn: sqlite3.Connection, crawl_id: int, size: int) -> list[sqlite3.Row]:
