@@ -28,13 +28,16 @@ TABLE_ORDER = ("works", "evidence", "trials", "outcomes", "effects", "outcome_ro
                "trial_reports", "trial_facts", "trial_arms", "trial_registry_ids", "lineage",
                "citations", "mesh", "keywords", "publication_types", "work_flags", "synonyms",
                "updates", "accessions", "records")
+#: The JSON-array copies of the multi-valued trial facts (schema 10), there for the facets.
+_ARRAYS = ("cell_products", "donors", "routes")
 #: Columns a table page leaves out unless asked (?_col= / ?_nocol=, or the column menu):
 #: bookkeeping, JSON provenance and long text that squeezes the titles.
 HIDDEN_COLUMNS: dict[str, tuple[str, ...]] = {
     "works": ("subtitle", "abstract", "journal_abbrev", "issn", "publisher", "pub_date",
               "volume", "issue", "pages", "language", "design_source", "license", "note",
               "provenance", "created_at", "updated_at", "annotated_at"),
-    "trials": ("key", "created_at", "updated_at"),
+    "trials": ("key", "created_at", "updated_at", *_ARRAYS),
+    "evidence": _ARRAYS, "outcome_rows": _ARRAYS, "effects": _ARRAYS,
     "trial_facts": ("data", "sources", "updated_at"),
     "citations": ("ref_key", "sources", "created_at", "updated_at"),
     "records": ("body",),
