@@ -67,9 +67,9 @@ def test_export_query_and_filters(db: Path) -> None:
 
 def test_keys_are_the_same_across_runs_and_subsets(db: Path) -> None:
     import bibtexparser
-    everything = {e["doi"]: e["ID"] for e in bibtexparser.loads(
+    everything = {e["doi"]: e["ID"] for e in bibtexparser.parse_string(
         _kb(db, "export", "--format", "bibtex").stdout).entries if "doi" in e}
-    subset = {e["doi"]: e["ID"] for e in bibtexparser.loads(
+    subset = {e["doi"]: e["ID"] for e in bibtexparser.parse_string(
         _kb(db, "export", "cord blood", "--format", "bibtex").stdout).entries if "doi" in e}
     assert subset and all(everything[doi] == key for doi, key in subset.items())
     assert _kb(db, "export", "--format", "bibtex").stdout == \

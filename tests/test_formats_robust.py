@@ -115,6 +115,13 @@ def test_text_in_no_known_encoding_is_refused(db: Path, tmp_path: Path) -> None:
     refused(db, path, "neither UTF-8")
 
 
+def test_a_multibyte_encoding_is_refused_not_garbled(db: Path, tmp_path: Path) -> None:
+    path = tmp_path / "gbk.bib"
+    path.write_bytes("@article{kai2013, author = {凯瑞}, title = {测试标题}, journal = {测试期刊},"
+                     " year = {2013}}\n".encode("gbk"))
+    refused(db, path, "multi-byte encoding")
+
+
 def test_opencitations_cits_csv_layouts_are_read(db: Path) -> None:
     for name, links in (("opencitations_cits.csv", 2), ("opencitations_ids.csv", 1)):
         result = run(db, "import", "--no-annotate", str(FIXTURES / name))

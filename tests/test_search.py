@@ -276,7 +276,7 @@ def test_cli_bibtex_and_ris(db: Path) -> None:
     import rispy
     bib = _kb(db, "sham-controlled", "--format", "bibtex")
     assert bib.exit_code == 0
-    keys = {e["ID"] for e in bibtexparser.loads(bib.output).entries}
+    keys = {e["ID"] for e in bibtexparser.parse_string(bib.output).entries}
     assert {"amanat2021clinical", "zarrabi2022safety"} <= keys
     ris = rispy.loads(_kb(db, "sham-controlled", "--format", "ris").output)
     assert {e["doi"] for e in ris} >= {AMANAT, ZARRABI}

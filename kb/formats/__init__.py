@@ -77,6 +77,8 @@ LIST_LIMIT = 10_000
 ENCODINGS = ("UTF-8 (with or without a byte-order mark)", "UTF-16 with a byte-order mark",
              "cp1252 (Windows Western European, which covers Latin-1's letters)")
 
+_HIGH = bytes(range(0x80, 0x100))
+_HIGH_RUN = re.compile(rb"[\x80-\xff]{3,}")
 _COMPRESSED = {b"\x1f\x8b": "gzip", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz"}
 
 
@@ -127,7 +129,7 @@ def _checked_encoding(path: Path, size: int, mtime_ns: int) -> str:
     :raises InputError: the file is cut short or broken (compressed), inflates past
         :data:`MAX_BYTES`, or is in none of :data:`ENCODINGS`.
     """
-    total = 0
+    total = high = runs = 0
     codec = "utf-8-sig"
     try:
         with _open_binary(path) as raw:
@@ -158,6 +160,8 @@ def _checked_encoding(path: Path, size: int, mtime_ns: int) -> str:
                     except UnicodeDecodeError:
                         raise InputError(f"{path} is neither UTF-8, UTF-16 nor cp1252 text",
                                          hint="save it as UTF-8") from None
+                    high += len(chunk) - len(chunk.translate(None, _HIGH))
+                    runs += sum(len(m) for m in _HIGH_RUN.findall(chunk))
                 chunk = raw.read(1 << 20)
             if codec != "cp1252":
                 try:
@@ -170,6 +174,11 @@ def _checked_encoding(path: Path, size: int, mtime_ns: int) -> str:
         if exc.errno is None:
             raise ParseError(f"{path}: the compressed file is broken ({exc})") from exc
         raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    if codec == "cp1252" and runs > high // 2:
+        # Western European text has its accented letters between ASCII ones; runs of
+        # non-ASCII bytes are a multi-byte encoding's characters, which cp1252 would garble
+        raise InputError(f"{path} is not UTF-8 and looks like a multi-byte encoding (such as "
+                         "GBK or Shift-JIS), not cp1252", hint="save it as UTF-8")
     return codec
 
 
