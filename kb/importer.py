@@ -161,7 +161,7 @@ def import_pubmed_xml(conn: sqlite3.Connection, path: Path, *, keep_raw: bool = 
                     batch.pop(key, None)
                     batch[key] = (item, keys)
                     report.records += 1
-                    _bounded(report, item, report.records)
+                    _bounded(report, item, report.records, deep=False)
                 if len(batch) >= batch_size:
                     _write_batch(writer, batch)
                 if progress is not None:
@@ -385,10 +385,11 @@ def _import_other(conn: sqlite3.Connection, path: Path, fmt: str) -> FileReport:
 _OTHER_BATCH = 1000
 
 
-def _bounded(report: FileReport, record: WorkRecord, number: int) -> None:
-    """Cut the record's over-long fields (:func:`kb.formats.bound`), noting it in the report."""
+def _bounded(report: FileReport, record: WorkRecord, number: int, *, deep: bool = True) -> None:
+    """Cut the record's over-long fields (:func:`kb.formats.bound`), noting it in the report.
+    (A PubMed record's lists are bounded by :data:`MAX_RECORD_TAGS`.)"""
     from .formats import bound
-    cut = bound(record)
+    cut = bound(record, deep=deep)
     if cut:
         name = (f"PMID {record['pmid']}" if record.get("pmid") else
                 f"DOI {record['doi']}" if record.get("doi") else f"record {number:,}")

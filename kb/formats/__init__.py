@@ -71,6 +71,7 @@ MAX_LINE = 1 << 20
 #: Text fields are cut to these many characters by :func:`bound`; other text fields to 4 KiB.
 FIELD_LIMITS = {"abstract": 100_000, "note": 100_000}
 _FIELD_LIMIT = 4096
+_LONG = ("title", "abstract", "journal", "subtitle", "note", "publisher")
 #: At most this many authors, keywords, MeSH rows, ... per record (:func:`bound`).
 LIST_LIMIT = 10_000
 #: The text encodings :func:`open_text` reads, in the order it tries them.
@@ -216,9 +217,10 @@ def read_whole(handle: TextIO, what: str) -> str:
     return text
 
 
-def bound(record: WorkRecord) -> list[str]:
+def bound(record: WorkRecord, *, deep: bool = True) -> list[str]:
     """Cut over-long text fields and lists in place (:data:`FIELD_LIMITS`,
-    :data:`LIST_LIMIT`); return what was cut, for a warning.
+    :data:`LIST_LIMIT`; with ``deep``, also the text inside list items such as authors;
+    without, only the long free-text fields); return what was cut, for a warning.
 
     >>> record = {"title": "x" * 5000, "keywords": ["a"] * 10}
     >>> bound(record), len(record["title"])
@@ -226,26 +228,36 @@ def bound(record: WorkRecord) -> list[str]:
     """
     cut: list[str] = []
     fields: dict = record  # type: ignore[assignment]
-    for name, value in list(fields.items()):
-        if isinstance(value, str):
-            limit = FIELD_LIMITS.get(name, _FIELD_LIMIT)
-            if len(value) > limit:
-                fields[name] = value[:limit]
+    if not deep:  # the long free-text fields only (a bulk import's fast path)
+        fields = {name: fields[name] for name in _LONG if name in fields}
+    for name, value in fields.items():
+        if value.__class__ is str:
+            if len(value) > _FIELD_LIMIT and len(value) > FIELD_LIMITS.get(name, _FIELD_LIMIT):
+                limit = FIELD_LIMITS.get(name, _FIELD_LIMIT)
+                record[name] = value[:limit]  # type: ignore[literal-required]
                 cut.append(f"{name} cut from {len(value):,} to {limit:,} characters")
-        elif isinstance(value, list):
+        elif value.__class__ is list:
             if len(value) > LIST_LIMIT:
-                fields[name] = value = value[:LIST_LIMIT]
                 cut.append(f"{name} cut from {len(value):,} to {LIST_LIMIT:,} items")
-            for index, item in enumerate(value):
-                if isinstance(item, str) and len(item) > _FIELD_LIMIT:
-                    value[index] = item[:_FIELD_LIMIT]
-                    cut.append(f"a {name} item cut from {len(item):,} characters")
-                elif isinstance(item, dict):
-                    for key, text in list(item.items()):
-                        if isinstance(text, str) and len(text) > _FIELD_LIMIT:
-                            item[key] = text[:_FIELD_LIMIT]
-                            cut.append(f"a {name} {key} cut from {len(text):,} characters")
+                del value[LIST_LIMIT:]
+            if deep:
+                cut.extend(f"a {name} item cut from {size:,} characters"
+                           for size in _bound_items(value))
     return cut
+
+
+def _bound_items(items: list) -> Iterator[int]:
+    """Cut long strings in a list, or in its dicts' values; yield each cut string's size."""
+    for index, item in enumerate(items):
+        if item.__class__ is str:
+            if len(item) > _FIELD_LIMIT:
+                items[index] = item[:_FIELD_LIMIT]
+                yield len(item)
+        elif item.__class__ is dict:
+            for key, text in item.items():
+                if text.__class__ is str and len(text) > _FIELD_LIMIT:
+                    item[key] = text[:_FIELD_LIMIT]
+                    yield len(text)
 
 
 def _head(path: Path) -> str:

@@ -137,7 +137,7 @@ def write(records: Iterable[ExportRecord], out: TextIO) -> int:
 
 def latex_to_text(value: str) -> str:
     r"""LaTeX as Unicode text, decoded by pylatexenc (accents, escapes, math symbols; grouping
-    braces and formatting commands dropped, their text kept).
+    braces and formatting commands dropped, their text kept; unknown macros by name).
 
     >>> latex_to_text(r"M{\"u}ller \& {\'E}cole {UC-MSC} 50\%")
     'Müller & École UC-MSC 50%'
@@ -145,8 +145,8 @@ def latex_to_text(value: str) -> str:
     'Małgorzata Çelik \\'
     >>> latex_to_text(r"\textit{In vivo} TNF-$\alpha$ and CD34\textsuperscript{+} cells")
     'In vivo TNF-α and CD34+ cells'
-    >>> latex_to_text(r"{\noopsort{1973b}}1981"), latex_to_text(r"{\TeX}arcana")
-    ('1981', 'TeXarcana')
+    >>> latex_to_text(r"{\noopsort{1973b}}1981"), latex_to_text(r"{\TeX}arcana, the \MF{} book")
+    ('1981', 'TeXarcana, the MF book')
     """
     if not any(c in value for c in "\\$~%") and "--" not in value:
         return value.replace("{", "").replace("}", "")
@@ -160,21 +160,36 @@ def _decode(value: str) -> str:
     # BibTeX does not treat % as a comment inside a value; LaTeX would
     value = re.sub(r"(?<!\\)%", r"\\%", value)
     walker_context, converter = _latex()
+    context = converter.latex_context
+    # an unknown command with an argument formats it (\textsuperscript{+}): keep the argument
+    value = _COMMAND_WITH_ARGUMENT.sub(
+        lambda m: "" if context.get_macro_spec(m.group(1)) is context.unknown_macro_spec
+        else m.group(0), value)
     text = converter.latex_to_text(value, latex_context=walker_context, tolerant_parsing=True)
     return text.replace("\xa0", " ")
+
+
+_COMMAND_WITH_ARGUMENT = re.compile(r"\\([A-Za-z]+)(?=\{(?!\}))")
 
 
 @functools.lru_cache(maxsize=1)
 def _latex() -> tuple[Any, Any]:
     """pylatexenc's parsing context and converter, with the macros BibTeX files use beyond LaTeX's:
-    ``\noopsort{…}`` (a sort key, not text) and the TeX logos."""
+    ``\noopsort{…}`` (a sort key, not text), ``\switchargs{a}{b}`` (``ba``, as BibTeX's own
+    example file defines it) and the TeX logos."""
     from pylatexenc import latex2text, latexwalker, macrospec
     walker = latexwalker.get_default_latex_context_db()
     walker.add_context_category("bibtex", prepend=True,
-                                macros=[macrospec.MacroSpec("noopsort", "{")])
+                                macros=[macrospec.MacroSpec("noopsort", "{"),
+                                        macrospec.MacroSpec("switchargs", "{{")])
     text = latex2text.get_default_latex_context_db()
+    # a macro LaTeX does not define is a logo or a house macro (\MF, \AMSTeX, \TUB): its name
+    # is the best text there is, where pylatexenc would drop it
+    text.set_unknown_macro_spec(latex2text.MacroTextSpec(
+        "", simplify_repl=lambda node, **_: node.macroname))
     text.add_context_category("bibtex", prepend=True, macros=[
         latex2text.MacroTextSpec("noopsort", ""),
+        latex2text.MacroTextSpec("switchargs", "%(2)s%(1)s"),
         latex2text.MacroTextSpec("textasciicircum", "^"),
         latex2text.MacroTextSpec("textasciitilde", "~"),
         *(latex2text.MacroTextSpec(name, name) for name in ("TeX", "LaTeX", "BibTeX",
@@ -364,7 +379,7 @@ def _record(kind: str, fields: dict[str, str]) -> WorkRecord:
                     if a.strip().lower() != "others"],
         "journal": text.get("journal") or text.get("journaltitle") or text.get("booktitle"),
         "journal_abbrev": text.get("shortjournal"),
-        "year": int(year) if year and year.isdigit() else year_of(pub_date),
+        "year": int(year) if year and year.isdigit() else year_of(year) or year_of(pub_date),
         "pub_date": pub_date or (year if year and year.isdigit() else None),
         "volume": text.get("volume"),
         "issue": text.get("number") or text.get("issue"),
