@@ -81,10 +81,12 @@ class Result:
 
     name: str
     reader: str
+    #: per field of :data:`FIELDS`, how many found works agree
+    agree: dict[str, int] = field(default_factory=lambda: dict.fromkeys(FIELDS, 0))
+    #: works the reader finds, works the KB holds, expected works found in the KB
     expected: int = 0
     stored: int = 0
     found: int = 0
-    agree: dict[str, int] = field(default_factory=lambda: dict.fromkeys(FIELDS, 0))
     examples: list[str] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
     merged: int = 0
