@@ -42,15 +42,6 @@ _OPERATORS = {"AND", "OR", "NOT"}
 _BAREWORD = re.compile(r"\w+\*?")
 _TOKEN = re.compile(r'\s+|\(|\)|"(?:[^"]|"")*"\*?|"[^"]*$|[^\s()"]+')
 _MARK_OPEN, _MARK_CLOSE = "\x02", "\x03"
-#: Index words at least one of which every name in kb.evidence.vocabulary's cell products
-#: holds (as unicode61 + Porter tokenise them): a cheap pre-filter before the lexicon runs.
-_CELL_WORDS = " OR ".join(
-    "{title abstract}: " + w for w in
-    ("cell*", "blood", "cord", "marrow", "mesenchym*", "wharton*", "adipos*", "neural",
-     "olfact*", "mnc*", "msc*", "hmsc*", "nsc*", "hnsc*", "npc*", "hnpc*", "oec*", "cd34*",
-     "ucb*", "hucb*", "pucb*", "cb*", "acb*", "allocb*", "uc*", "huc*", "wj*", "hwj*",
-     "bm*", "pb*", "mpb*", "admsc*", "adsc*", "tnc*"))
-
 
 @dataclass
 class Hit:
@@ -262,6 +253,7 @@ def _cell_type_filter(conn: sqlite3.Connection, cell_type: str) -> tuple[str, li
     reports a trial of that type (``trials`` / ``trial_reports``, when that schema is there) or
     when the lexicon finds the type in its title or abstract.
     """
+    from .evidence.screen import may_name_cell_product
     from .evidence.vocabulary import cell_products, values
 
     names = cell_products(cell_type)
@@ -269,22 +261,25 @@ def _cell_type_filter(conn: sqlite3.Connection, cell_type: str) -> tuple[str, li
         raise InputError(f"unknown cell type {cell_type!r}",
                          hint=f"one of {', '.join(values('product'))}, a synonym (WJ-MSC, "
                               "CB-MNC, …) or written out: 'cord blood mononuclear cells'")
-    conn.create_function("kb_cell_types", 1,
-                         lambda text: "|" + "|".join(cell_products(text or "")) + "|",
-                         deterministic=True)
+
+    def products(text: str | None) -> str:
+        # the lexicon is slow (regular expressions): the vocabulary's screen skips the texts
+        # that can name no product
+        found = cell_products(text) if text and may_name_cell_product(text) else []
+        return "|" + "|".join(found) + "|"
+
+    conn.create_function("kb_cell_types", 1, products, deterministic=True)
     found = " OR ".join("instr(kb_cell_types(coalesce(w.title, '') || ' ' || "
                         "coalesce(w.abstract, '')), ?)" for _ in names)
-    # the lexicon is slow (regular expressions over abstracts): run it only on works whose
-    # indexed words could hold any cell-type name
-    found = f"(w.id IN (SELECT rowid FROM works_fts WHERE works_fts MATCH ?) AND ({found}))"
+    found = f"({found})"
     keys = [f"|{n}|" for n in names]
     if not (_has_table(conn, "trial_reports") and _has_table(conn, "trials")):
-        return found, [_CELL_WORDS, *keys]
+        return found, keys
     product = "coalesce(t.cell_product, t.cell_type)"  # normalised, else as stated
     trials = " OR ".join(f"instr(kb_cell_types({product}), ?)" for _ in names)
     return (f"(w.id IN (SELECT tr.work_id FROM trial_reports tr JOIN trials t ON t.id = "
             f"tr.trial_id WHERE {product} IS NOT NULL AND ({trials})) OR {found})",
-            [*keys, _CELL_WORDS, *keys])
+            [*keys, *keys])
 
 
 # -- searching ------------------------------------------------------------------------------
