@@ -1,4 +1,5 @@
-"""Parse and normalise the identifiers people paste: DOIs, PMIDs, PMCIDs, OpenAlex ids, URLs.
+"""Parse and normalise the identifiers people paste: DOIs, PMIDs, PMCIDs, OpenAlex ids, URLs,
+and trial registry ids (ClinicalTrials.gov, IRCT, ChiCTR, ...).
 
 Pure functions, no I/O. DOIs are stored lower-case without a resolver prefix.
 """
@@ -6,13 +7,14 @@ from __future__ import annotations
 
 import re
 from typing import NamedTuple
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from .errors import InputError
 
 __all__ = ["Identifier", "classify", "normalize_doi", "normalize_pmid", "normalize_pmcid",
            "normalize_url",
-           "normalize_openalex", "parse_identifier", "find_dois", "is_url"]
+           "normalize_openalex", "parse_identifier", "find_dois", "is_url", "REGISTRIES",
+           "registry_of", "registry_url", "find_registry_ids"]
 
 _DOI_PREFIXES = re.compile(
     r"^(?:(?:https?://)?(?:dx\.|www\.)?doi\.org/|doi\s*:\s*|doi\s+|urn:doi:|info:doi/)", re.I)
@@ -203,4 +205,70 @@ def find_dois(text: str) -> list[str]:
         doi = normalize_doi(match.group(0))
         if doi and doi not in found:
             found.append(doi)
+    return found
+
+
+# -- trial registry ids -----------------------------------------------------------------------
+
+#: registry name -> pattern of its trial ids.
+REGISTRIES: dict[str, str] = {
+    "ClinicalTrials.gov": r"NCT\d{8}",
+    "IRCT": r"IRCT\d{6,}N\d+|IRCT\d{10,}",
+    "ChiCTR": r"ChiCTR-?(?:[A-Z]{2,4}-)?\d{8,10}",
+    "ISRCTN": r"ISRCTN\d{8}",
+    "CRiS": r"KCT\d{7}",
+    "CTRI": r"CTRI/\d{4}/\d{2,3}/\d{6}",
+    "ANZCTR": r"ACTRN\d{14}",
+}
+#: registry name -> the page of one trial (the id goes in ``{}``).
+_REGISTRY_PAGES = {
+    "ClinicalTrials.gov": "https://clinicaltrials.gov/study/{}",
+    "IRCT": "https://irct.behdasht.gov.ir/search/result?query={}",
+    "ChiCTR": "https://www.chictr.org.cn/searchprojEN.html?regno={}",
+    "ISRCTN": "https://www.isrctn.com/{}",
+    "CRiS": "https://cris.nih.go.kr/cris/search/listDetail.do?searchWord={}",
+    "CTRI": "https://ctri.nic.in/Clinicaltrials/advancesearchmain.php?trialno={}",
+    "ANZCTR": "https://www.anzctr.org.au/Trial/Registration/TrialReview.aspx?ACTRN={}",
+}
+_REGISTRY_RE = re.compile("|".join(f"(?P<r{i}>\\b{p}\\b)"
+                                    for i, p in enumerate(REGISTRIES.values())))
+
+
+def registry_of(trial_id: str) -> str | None:
+    """The registry a trial id belongs to, or None.
+
+    >>> registry_of("NCT01147653"), registry_of("ChiCTR-TRC-12002568"), registry_of("10.1/x")
+    ('ClinicalTrials.gov', 'ChiCTR', None)
+    """
+    for name, pattern in REGISTRIES.items():
+        if re.fullmatch(pattern, trial_id.strip()):
+            return name
+    return None
+
+
+def registry_url(trial_id: str) -> str | None:
+    """The registry page of a trial id (exactly an id, no spaces around it), or None.
+
+    >>> registry_url("NCT01147653"), registry_url(" NCT01147653")
+    ('https://clinicaltrials.gov/study/NCT01147653', None)
+    """
+    for name, pattern in REGISTRIES.items():
+        if re.fullmatch(pattern, trial_id):
+            return _REGISTRY_PAGES[name].format(quote(trial_id, safe=""))
+    return None
+
+
+def find_registry_ids(text: str) -> list[str]:
+    """Registry ids in ``text``, in order, without repeats (NCT ids upper-cased).
+
+    >>> find_registry_ids("Registered as nct01147653 and IRCT20140528017891N3.")
+    ['NCT01147653', 'IRCT20140528017891N3']
+    """
+    found: list[str] = []
+    for match in re.finditer(_REGISTRY_RE, re.sub(r"\b(nct|irct|isrctn|actrn|kct)(\d)",
+                                                  lambda m: m.group(1).upper() + m.group(2),
+                                                  text or "", flags=re.I)):
+        value = match.group(0)
+        if value not in found:
+            found.append(value)
     return found

@@ -12,8 +12,8 @@ import pytest
 from kb.evidence.design import classify_design, design_from_text
 from kb.evidence.extract import (canonical_age_range, canonical_blinding, canonical_cell_types,
                                  canonical_control, canonical_outcomes, canonical_routes,
-                                 extract_facts, find_doses, find_follow_up, find_n,
-                                 find_registry_ids, registry_of)
+                                 extract_facts, find_doses, find_follow_up, find_n)
+from kb.identifiers import find_registry_ids, registry_of
 
 RCT = {
     "title": "Intrathecal Wharton's jelly mesenchymal stem cells for children with spastic "

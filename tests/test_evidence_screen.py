@@ -17,10 +17,11 @@ import pytest
 from kb import store
 from kb.evidence import design, pipeline
 from kb.evidence import screen as screen_module
-from kb.evidence.extract import REGISTRIES, screen
+from kb.evidence.extract import screen
 from kb.evidence.screen import (Screen, factors, fold, may_name_cell_product,
                                 may_name_registry_id)
 from kb.evidence.vocabulary import terms
+from kb.identifiers import REGISTRIES
 from kb.importer import import_file
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -17,6 +17,8 @@ from urllib.parse import parse_qsl, quote, urlencode
 
 from datasette import hookimpl
 
+from ..identifiers import registry_url
+
 __all__ = ["options", "identifier_links", "TABLE_ORDER", "HIDDEN_COLUMNS", "POOLED_DOI"]
 
 DB_NAME = "kb"
@@ -45,15 +47,6 @@ HIDDEN_COLUMNS: dict[str, tuple[str, ...]] = {
     "lineage": ("created_at",),
 }
 _PAGE_SUFFIX = re.compile(r"\.(json|csv|tsv|db)$")
-_REGISTRY_URLS = (
-    (r"NCT\d{8}", "https://clinicaltrials.gov/study/{}"),
-    (r"ISRCTN\d{8}", "https://www.isrctn.com/{}"),
-    (r"ACTRN\d{14}", "https://www.anzctr.org.au/Trial/Registration/TrialReview.aspx?ACTRN={}"),
-    (r"ChiCTR-?(?:[A-Z]{2,4}-)?\d{8,10}", "https://www.chictr.org.cn/searchprojEN.html?regno={}"),
-    (r"IRCT\d{6,}N\d+|IRCT\d{10,}", "https://irct.behdasht.gov.ir/search/result?query={}"),
-    (r"KCT\d{7}", "https://cris.nih.go.kr/cris/search/listDetail.do?searchWord={}"),
-    (r"CTRI/\d{4}/\d{2,3}/\d{6}", "https://ctri.nic.in/Clinicaltrials/advancesearchmain.php?trialno={}"),
-)
 
 
 def options() -> dict[str, Any]:
@@ -83,10 +76,7 @@ def _url(column: str, value: str) -> str | None:
             if re.fullmatch(r"PMC\d+", value) else None
     if name in ("url", "source_url", "source", "reported_in", "work_url") or name.endswith("_url"):
         return value if re.match(r"https?://", value) else None
-    for pattern, template in _REGISTRY_URLS:
-        if re.fullmatch(pattern, value):
-            return template.format(quote(value, safe=""))
-    return None
+    return registry_url(value)
 
 
 def identifier_links(column: str, value: Any) -> str | None:

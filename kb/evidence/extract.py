@@ -19,61 +19,19 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from ..identifiers import find_registry_ids, registry_of
 from .vocabulary import blinding as canonical_blinding
 from .vocabulary import broader_donor, donors, lexicon, mentions, spans
 from .vocabulary import cell_products as canonical_cell_types
 from .vocabulary import control as canonical_control
 from .vocabulary import routes as canonical_routes
 
-__all__ = ["REGISTRIES", "registry_of", "find_registry_ids", "canonical_cell_types",
-           "canonical_routes", "canonical_origin", "canonical_blinding", "canonical_control",
-           "canonical_outcomes", "canonical_age_range", "find_doses", "find_n", "find_arms",
-           "find_follow_up", "extract_facts", "facts_implied_by_design", "words_to_int"]
+__all__ = ["canonical_cell_types", "canonical_routes", "canonical_origin", "canonical_blinding",
+           "canonical_control", "canonical_outcomes", "canonical_age_range", "find_doses",
+           "find_n", "find_arms", "find_follow_up", "extract_facts", "facts_implied_by_design",
+           "words_to_int"]
 
 _I = re.IGNORECASE
-
-#: registry name -> pattern of its trial ids.
-REGISTRIES: dict[str, str] = {
-    "ClinicalTrials.gov": r"NCT\d{8}",
-    "IRCT": r"IRCT\d{6,}N\d+|IRCT\d{10,}",
-    "ChiCTR": r"ChiCTR-?(?:[A-Z]{2,4}-)?\d{8,10}",
-    "ISRCTN": r"ISRCTN\d{8}",
-    "CRiS": r"KCT\d{7}",
-    "CTRI": r"CTRI/\d{4}/\d{2,3}/\d{6}",
-    "ANZCTR": r"ACTRN\d{14}",
-}
-_REGISTRY_RE = re.compile("|".join(f"(?P<r{i}>\\b{p}\\b)"
-                                    for i, p in enumerate(REGISTRIES.values())))
-_REGISTRY_NAMES = list(REGISTRIES)
-
-
-def registry_of(trial_id: str) -> str | None:
-    """The registry a trial id belongs to, or None.
-
-    >>> registry_of("NCT01147653"), registry_of("ChiCTR-TRC-12002568"), registry_of("10.1/x")
-    ('ClinicalTrials.gov', 'ChiCTR', None)
-    """
-    for name, pattern in REGISTRIES.items():
-        if re.fullmatch(pattern, trial_id.strip()):
-            return name
-    return None
-
-
-def find_registry_ids(text: str) -> list[str]:
-    """Registry ids in ``text``, in order, without repeats (NCT ids upper-cased).
-
-    >>> find_registry_ids("Registered as nct01147653 and IRCT20140528017891N3.")
-    ['NCT01147653', 'IRCT20140528017891N3']
-    """
-    found: list[str] = []
-    for match in re.finditer(_REGISTRY_RE, re.sub(r"\b(nct|irct|isrctn|actrn|kct)(\d)",
-                                                  lambda m: m.group(1).upper() + m.group(2),
-                                                  text or "", flags=_I)):
-        value = match.group(0)
-        if value not in found:
-            found.append(value)
-    return found
-
 
 # -- number words -----------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from ..errors import InputError
-from ..evidence.extract import registry_of
+from ..identifiers import registry_of
 from ..evidence.vocabulary import Term, normalise_trial
 from . import chunked, now, sync_fts, sync_fts_of_trials, transaction, upsert_work
 
