@@ -74,16 +74,7 @@ def extract_trials(conn: sqlite3.Connection, works: list[dict[str, Any]]) -> int
     ids = [w["id"] for w in works]
     touched: set[int] = set()
     with store.transaction(conn):
-        for chunk in store.chunked(ids):
-            marks = ",".join("?" * len(chunk))
-            rule = f"provenance = 'rule' AND work_id IN ({marks})"
-            touched.update(r[0] for r in conn.execute(
-                f"SELECT trial_id FROM trial_facts WHERE {rule} "
-                f"UNION SELECT trial_id FROM trial_reports WHERE {rule}", chunk + chunk))
-            conn.execute(f"DELETE FROM trial_facts WHERE {rule}", chunk)
-            conn.execute(f"DELETE FROM trial_reports WHERE {rule}", chunk)
-            conn.execute(f"DELETE FROM trial_registry_ids WHERE provenance = 'rule' AND "
-                         f"source_url IN ({marks})", [f"rule:work/{i}" for i in chunk])
+        touched.update(ev.delete_rule_evidence(conn, ids))
         for work in works:
             text = (work["title"], work["abstract"], work["mesh"], work["keywords"])
             design = work["study_design"]
@@ -109,17 +100,7 @@ def extract_trials(conn: sqlite3.Connection, works: list[dict[str, Any]]) -> int
                       else f"{design} naming {', '.join(cell_types)}")
             touched.add(ev.store_rule_trial(conn, work["id"], facts, key=_key(work), role=role,
                                             reason=reason))
-        for trial_id in sorted(touched):
-            row = conn.execute(
-                "SELECT EXISTS (SELECT 1 FROM trial_facts WHERE trial_id = ?1) "
-                "OR EXISTS (SELECT 1 FROM trial_reports WHERE trial_id = ?1) "
-                "OR EXISTS (SELECT 1 FROM trial_registry_ids WHERE trial_id = ?1)",
-                (trial_id,)).fetchone()
-            if row[0]:
-                if conn.execute("SELECT 1 FROM trials WHERE id = ?", (trial_id,)).fetchone():
-                    ev.refresh_trial(conn, trial_id)
-            else:
-                conn.execute("DELETE FROM trials WHERE id = ?", (trial_id,))
+        ev.refresh_or_drop_trials(conn, sorted(touched))
     return len(touched)
 
 

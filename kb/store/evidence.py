@@ -24,7 +24,8 @@ __all__ = ["due_for_annotation", "mark_annotated", "PROVENANCE", "RELATIONS", "R
            "add_report", "add_lineage", "delete_lineage", "replace_flags", "refresh_trial",
            "merge_trials", "load_curated_trials", "store_registry_trial", "store_rule_trial",
            "store_rule_pooled",
-           "work_id_for", "CuratedLoad", "store_synonyms", "refresh_trials"]
+           "work_id_for", "CuratedLoad", "store_synonyms", "refresh_trials",
+           "delete_rule_evidence", "refresh_or_drop_trials"]
 
 #: provenances, highest first.
 PROVENANCE = ("curated", "registry", "rule")
@@ -167,6 +168,24 @@ def delete_facts(conn: sqlite3.Connection, trial_id: int, provenance: str, *,
                         (trial_id, provenance, *keep)).rowcount
 
 
+def delete_rule_evidence(conn: sqlite3.Connection, work_ids: Sequence[int]) -> set[int]:
+    """Delete the rule facts, reports and registry ids these works gave; returns the trials
+    that had any (to refresh, or drop when nothing is left: :func:`refresh_or_drop_trials`)."""
+    touched: set[int] = set()
+    with transaction(conn):
+        for chunk in chunked(list(work_ids)):
+            marks = ",".join("?" * len(chunk))
+            rule = f"provenance = 'rule' AND work_id IN ({marks})"
+            touched.update(r[0] for r in conn.execute(
+                f"SELECT trial_id FROM trial_facts WHERE {rule} "
+                f"UNION SELECT trial_id FROM trial_reports WHERE {rule}", chunk + chunk))
+            conn.execute(f"DELETE FROM trial_facts WHERE {rule}", chunk)
+            conn.execute(f"DELETE FROM trial_reports WHERE {rule}", chunk)
+            conn.execute(f"DELETE FROM trial_registry_ids WHERE provenance = 'rule' AND "
+                         f"source_url IN ({marks})", [f"rule:work/{i}" for i in chunk])
+    return touched
+
+
 def set_arms(conn: sqlite3.Connection, trial_id: int, provenance: str,
              arms: Sequence[Mapping[str, Any]], source_url: str | None = None) -> bool:
     """Replace the arms a provenance gives for a trial; True if they changed."""
@@ -272,6 +291,23 @@ def refresh_trial(conn: sqlite3.Connection, trial_id: int) -> None:
         conn.execute(f"UPDATE trials SET {assignments}, updated_at = ? WHERE id = ?",
                      (*columns.values(), now(), trial_id))
     sync_fts_of_trials(conn, [trial_id])  # its facts, or the works reporting it, changed
+
+
+def refresh_or_drop_trials(conn: sqlite3.Connection, trial_ids: Iterable[int]) -> None:
+    """Recompute these trials' columns; a trial left with no fact, report or registry id is
+    deleted (ids no longer in the KB, merged away, are skipped)."""
+    with transaction(conn):
+        for trial_id in trial_ids:
+            row = conn.execute(
+                "SELECT EXISTS (SELECT 1 FROM trial_facts WHERE trial_id = ?1) "
+                "OR EXISTS (SELECT 1 FROM trial_reports WHERE trial_id = ?1) "
+                "OR EXISTS (SELECT 1 FROM trial_registry_ids WHERE trial_id = ?1)",
+                (trial_id,)).fetchone()
+            if row[0]:
+                if conn.execute("SELECT 1 FROM trials WHERE id = ?", (trial_id,)).fetchone():
+                    refresh_trial(conn, trial_id)
+            else:
+                conn.execute("DELETE FROM trials WHERE id = ?", (trial_id,))
 
 
 def refresh_trials(conn: sqlite3.Connection) -> int:
