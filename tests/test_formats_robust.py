@@ -219,6 +219,29 @@ def test_a_huge_title_is_cut_with_a_warning_naming_the_record(
     assert max(len(r["title"]) for r in works(db)) == 4096
 
 
+def test_a_pubmed_title_past_the_bound_is_cut_with_a_warning(db: Path, tmp_path: Path) -> None:
+    path = tmp_path / "long.xml"
+    path.write_text(
+        '<?xml version="1.0"?>\n<PubmedArticleSet><PubmedArticle><MedlineCitation>'
+        '<PMID Version="1">9100003</PMID><Article><ArticleTitle>'
+        + "Cells <i>in vivo</i> " * 2000 + "</ArticleTitle></Article></MedlineCitation>"
+        "</PubmedArticle></PubmedArticleSet>\n")
+    result = run(db, "import", "--no-annotate", str(path))
+    assert result.exit_code == 0, result.output
+    assert "PMID 9100003: title cut" in result.output
+    assert max(len(r["title"]) for r in works(db)) == 4096
+
+
+def test_a_csl_date_without_a_plausible_year_gives_no_year(db: Path, tmp_path: Path) -> None:
+    path = tmp_path / "dates.json"
+    path.write_text(json.dumps([{"type": "article-journal", "title": "Odd date one",
+                                 "issued": {"date-parts": [[None, 99]]}},
+                                {"type": "article-journal", "title": "Odd date two",
+                                 "issued": {"date-parts": [[99]]}}]))
+    assert run(db, "import", "--no-annotate", str(path)).exit_code == 0
+    assert {r["year"] for r in works(db) if r["title"].startswith("Odd")} == {None}
+
+
 def test_a_jsonl_line_past_the_line_bound_is_refused(db: Path, tmp_path: Path) -> None:
     path = tmp_path / "long.jsonl"
     path.write_text(json.dumps({"doi": "10.5555/long", "title": "x" * (2 << 20)}) + "\n")
@@ -282,7 +305,23 @@ def test_csv_exports_neutralise_formulas_and_import_restores_them(hostile_db: Pa
     assert {r["journal"] for r in works(fresh)} == {"=1+1"}
 
 
+def test_evidence_and_gaps_csv_neutralise_formulas(tmp_path: Path) -> None:
+    import csv
+    db = tmp_path / "gaps.db"
+    conn = store.connect(db)
+    refs = [{"doi": "10.5555/gap.1", "title": "=HYPERLINK(\"http://evil.example/\")",
+             "year": 2001}]
+    store.upsert_works(conn, [{"source": "crossref", "doi": f"10.5555/citer.{i}",
+                               "title": f"Citing work {i}", "references": refs}
+                              for i in range(3)])
+    conn.close()
+    result = run(db, "gaps", "--format", "csv")
+    assert result.exit_code == 0, result.output
+    cells = [cell for row in csv.reader(result.output.splitlines()) for cell in row]
+    assert not any(cell.startswith(("=", "+", "-", "@")) for cell in cells), cells
+
+
 def test_help_says_csv_cells_are_neutralised() -> None:
-    for command in ("export", "search"):
+    for command in ("export", "search", "evidence", "gaps"):
         text = " ".join(CliRunner().invoke(cli, [command, "--help"]).output.split())
         assert "formula" in text and "OWASP" in text

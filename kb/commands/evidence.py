@@ -88,12 +88,13 @@ def _table(rows: list[dict[str, Any]], width: int | None) -> str:
 
 def _csv(rows: list[dict[str, Any]]) -> str:
     from ..evidence.table import COLUMNS
+    from ..formats.tabular import neutralise
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(COLUMNS), extrasaction="ignore",
                             lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow(_flat(row))
+        writer.writerow({k: neutralise(v) for k, v in _flat(row).items()})
     return buffer.getvalue()
 
 
@@ -152,6 +153,9 @@ def evidence(settings: Settings, query: str | None, fmt: str, refresh_registry: 
     QUERY keeps the trials whose facts or reports contain every word (a cell type such as
     UC-MSC also finds its synonyms, e.g. UCT-MSC or WJ-MSC). Curated facts override values
     read by rules or from a registry; --format json shows each value's provenance and source.
+
+    In --format csv, a cell starting with = + - @ or a tab / carriage return gets a leading '
+    so that spreadsheets do not run it as a formula (OWASP).
 
     Example: kb evidence intrathecal --format csv --out trials.csv
     """

@@ -1,7 +1,6 @@
 """kb graph, kb gaps."""
 from __future__ import annotations
 
-import csv
 import io
 import json
 import re
@@ -261,7 +260,9 @@ def gaps(settings: Settings, topic: str | None, min_citers: int, limit: int, ids
 
     Those are stubs (known by a DOI, PMID or URL from a reference) and references linked to
     no work that name the same work ("(not linked)": the same title and year, the same
-    journal or author, year, volume and first page, or the same printed text).
+    journal or author, year, volume and first page, or the same printed text). In --format
+    csv, a cell starting with = + - @ or a tab / carriage return gets a leading ' so that
+    spreadsheets do not run it as a formula (OWASP).
 
     \b
       kb gaps --topic "cerebral palsy"
@@ -280,8 +281,9 @@ def gaps(settings: Settings, topic: str | None, min_citers: int, limit: int, ids
         if fmt == "json":
             payload = json.dumps(rows, indent=2, ensure_ascii=False) + "\n"
         elif fmt == "csv":
+            from ..formats.tabular import SafeWriter
             buffer = io.StringIO()
-            writer = csv.writer(buffer, lineterminator="\n")
+            writer = SafeWriter(buffer)
             writer.writerow(["n_citers", "status", "doi", "pmid", "first_author", "year",
                              "title", "journal", "reference", "cited_by"])
             for row in rows:

@@ -181,9 +181,9 @@ _COMMAND_WITH_ARGUMENT = re.compile(r"\\([A-Za-z]+)(?=\{(?!\}))")
 
 @functools.lru_cache(maxsize=1)
 def _latex() -> tuple[Any, Any]:
-    """pylatexenc's parsing context and converter, with the macros BibTeX files use beyond LaTeX's:
-    ``\noopsort{…}`` (a sort key, not text), ``\switchargs{a}{b}`` (``ba``, as BibTeX's own
-    example file defines it) and the TeX logos."""
+    r"""pylatexenc's parsing context and converter, with the macros BibTeX files use beyond
+    LaTeX's: ``\noopsort{…}`` (a sort key, not text) and ``\switchargs{a}{b}`` (``ba``, as
+    BibTeX's own example file defines it)."""
     from pylatexenc import latex2text, latexwalker, macrospec
     walker = latexwalker.get_default_latex_context_db()
     walker.add_context_category("bibtex", prepend=True,
@@ -198,9 +198,7 @@ def _latex() -> tuple[Any, Any]:
         latex2text.MacroTextSpec("noopsort", ""),
         latex2text.MacroTextSpec("switchargs", "%(2)s%(1)s"),
         latex2text.MacroTextSpec("textasciicircum", "^"),
-        latex2text.MacroTextSpec("textasciitilde", "~"),
-        *(latex2text.MacroTextSpec(name, name) for name in ("TeX", "LaTeX", "BibTeX",
-                                                             "LaTeXe", "XeTeX"))])
+        latex2text.MacroTextSpec("textasciitilde", "~")])
     return walker, latex2text.LatexNodes2Text(latex_context=text, math_mode="text")
 
 

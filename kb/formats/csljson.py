@@ -79,15 +79,29 @@ def write(records: Iterable[ExportRecord], out: TextIO) -> int:
 
 
 def _date(issued: Any) -> str | None:
+    """A CSL date as an ISO partial date; parts are positional (year, month, day) and a part
+    that is not a plausible number ends the date.
+
+    >>> _date({"date-parts": [[2021, 8, 6]]}), _date({"date-parts": [["2021", "13"]]})
+    ('2021-08-06', '2021')
+    >>> _date({"date-parts": [[None, 99]]}), _date({"date-parts": [["x", None, 99]]})
+    (None, None)
+    """
     if not isinstance(issued, dict):
         return None
-    parts = (issued.get("date-parts") or [[]])[0] or []
-    try:
-        numbers = [int(p) for p in parts if p not in (None, "")]
-    except (TypeError, ValueError):
-        numbers = []
-    if numbers:
-        return "-".join([f"{numbers[0]:04d}"] + [f"{n:02d}" for n in numbers[1:3]])
+    parts = issued.get("date-parts")
+    parts = parts[0] if isinstance(parts, list) and parts and isinstance(parts[0], list) else []
+    out: list[str] = []
+    for part, low, high in zip(parts, (1000, 1, 1), (2999, 12, 31)):
+        try:
+            number = int(part)
+        except (TypeError, ValueError):
+            break
+        if not low <= number <= high:
+            break
+        out.append(f"{number:04d}" if not out else f"{number:02d}")
+    if out:
+        return "-".join(out)
     match = re.match(r"\d{4}(-\d{2}){0,2}", str(issued.get("raw") or issued.get("literal") or ""))
     return match.group(0) if match else None
 
