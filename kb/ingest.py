@@ -10,6 +10,7 @@ referenced DOIs are fetched in full too.
 """
 from __future__ import annotations
 
+import re
 import sqlite3
 import sys
 from collections.abc import Callable, Iterable
@@ -67,7 +68,15 @@ class AddReport:
             if self.stats.get("retries"):
                 line += f", {self.stats['retries']} retried"
         lines = [line[0].upper() + line[1:]]
-        lines += [f"  failed: {label}: {reason}" for label, reason in self.failed.items()]
+        offline: dict[str, list[str]] = {}  # a host that cannot be reached is said once
+        for label, reason in self.failed.items():
+            unreachable = re.search(r"no network: could not reach \S+", reason)
+            if unreachable:
+                offline.setdefault(unreachable.group(0), []).append(label)
+            else:
+                lines.append(f"  failed: {label}: {reason}")
+        lines += [f"  {message}; not fetched: {', '.join(labels)}"
+                  for message, labels in offline.items()]
         return "\n".join(lines)
 
 

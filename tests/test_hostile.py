@@ -160,9 +160,10 @@ def test_no_network_fails_at_once_and_says_so_once(tmp_path: Path) -> None:
     dead = HostileServer().start()
     dead.stop()  # nothing listens there now: connection refused
     env = _env(dead, tmp_path, KB_RETRIES="5")
-    run = run_kb(env, "add", DOI, "10.5555/hostile.2", timeout=60)
+    run = run_kb(env, "add", DOI, "10.5555/hostile.2", "PMID:123", timeout=60)
     assert run.code == 1
-    assert "no network: could not reach 127.0.0.1" in run.stderr, run.stderr
+    assert run.stderr.count("no network: could not reach 127.0.0.1") == 1, run.stderr
+    assert all(label in run.stderr for label in (DOI, "10.5555/hostile.2", "PMID 123"))
     assert "retrying" not in run.stderr
     assert run.seconds < 5, f"{run.seconds:.1f} s"
     run = run_kb(env, "pubmed", "cerebral palsy", "--max", "5", timeout=60)
