@@ -198,8 +198,9 @@ def format_option(*choices: str, default: str | None = None) -> Callable[[F], F]
 
 def out_option(func: F) -> F:
     """--out FILE (default: standard output)."""
-    return click.option("--out", "out", type=click.Path(dir_okay=False, writable=True),
-                        help="Write to FILE instead of standard output.")(func)
+    return click.option("--out", "out", type=click.Path(dir_okay=False, allow_dash=True),
+                        help="Write to FILE instead of standard output (-: standard output; "
+                             "never the open KB; a file is replaced only once complete).")(func)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"],
