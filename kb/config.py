@@ -26,12 +26,15 @@ BASE_URLS: dict[str, tuple[str, str]] = {
 }
 
 
-#: Default caps on a decoded answer (bytes): PubMed's efetch returns 200 records of XML at a
-#: time; a saved web page or a JSON record is far smaller.
+#: Default caps on a decoded answer (bytes). An answer is parsed whole, and a hostile one
+#: (``[{},{},…]``, ``<a/><a/>…``) takes up to ~30 times its size in memory: the caps keep that
+#: under 500 MB while leaving room for the largest real answers (a Crossref batch of 40 works
+#: with long reference lists, a ClinicalTrials.gov page with results). PubMed's efetch is
+#: parsed as a stream; its other answers are refused over 8 MB before parsing.
 MAX_BYTES: dict[str | None, int] = {
-    None: 20 * 2**20, "crossref": 50 * 2**20, "datacite": 50 * 2**20, "doi": 20 * 2**20,
-    "eutils": 200 * 2**20, "idconv": 20 * 2**20, "openalex": 50 * 2**20,
-    "opencitations": 50 * 2**20, "ctgov": 50 * 2**20,
+    None: 16 * 2**20, "crossref": 12 * 2**20, "datacite": 12 * 2**20, "doi": 8 * 2**20,
+    "eutils": 64 * 2**20, "idconv": 8 * 2**20, "openalex": 12 * 2**20,
+    "opencitations": 12 * 2**20, "ctgov": 32 * 2**20,
 }
 
 

@@ -534,7 +534,8 @@ class Client:
         a garbled answer) is dropped from the cache and fetched again, then a FetchError."""
         response = self._request("GET", url, params=params, headers=headers,
                                  check=check_json)
-        return response.json()
+        parsed = getattr(response, "_kb_json", None)
+        return parsed if parsed is not None else response.json()
 
     # -- the cache, directly ----------------------------------------------------------------
 
@@ -763,24 +764,34 @@ def _snippet(response: requests.Response, size: int = 200) -> str:
 
 
 def check_json(response: requests.Response) -> str | None:
-    """What is wrong with a body that should be JSON (None if it parses)."""
+    """What is wrong with a body that should be JSON (None if it parses; the parsed body is
+    kept for :meth:`Client.get_json`, which then does not parse it again)."""
     try:
-        json.loads(response.content)
-    except ValueError:
+        response._kb_json = json.loads(response.content)  # type: ignore[attr-defined]
+    except (ValueError, RecursionError):
         return f"expected JSON, got {_snippet(response, 80)}"
     return None
 
 
 def check_xml(response: requests.Response) -> str | None:
     """What is wrong with a body that should be XML: an HTML page, a cut-off document (None
-    if it is well-formed; entities are neither loaded nor expanded)."""
-    from lxml import etree
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
-                             huge_tree=True)
+    if it is well-formed). Checked by expat without building a tree (no memory however many
+    elements; no external entity is read, and expat refuses entity amplification)."""
+    from xml.parsers import expat
+
+    parser = expat.ParserCreate()
+    parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
+    root: list[str] = []
+
+    def first(name: str, attributes: object) -> None:
+        root.append(name)
+        parser.StartElementHandler = None
+
+    parser.StartElementHandler = first
     try:
-        root = etree.fromstring(response.content, parser)
-    except etree.XMLSyntaxError:
+        parser.Parse(response.content, True)
+    except expat.ExpatError:
         return f"expected XML, got {_snippet(response, 80)}"
-    if root is None or str(root.tag).lower() == "html":
+    if not root or root[0].lower() == "html":
         return f"expected XML, got {_snippet(response, 80)}"
     return None

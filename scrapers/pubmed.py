@@ -24,6 +24,8 @@ from .pubmed_xml import Deletion, parse_pubmed_xml
 __all__ = ["SearchResult", "search", "fetch_works", "fetch_links", "convert_ids",
            "ESEARCH_LIMIT", "LINKNAMES"]
 
+#: Answers parsed whole (esearch, elink, errors) are refused above this size.
+SMALL_ANSWER = 8 * 2**20
 #: ESearch cannot page past this many records of one query.
 ESEARCH_LIMIT = 10_000
 #: elink link names kb uses: a work's references, and the PubMed works citing it.
@@ -85,6 +87,9 @@ def _xml(response: Any, what: str) -> Any:
     """Parse a small E-utilities XML answer; raise on ``<ERROR>`` and on NCBI's JSON errors."""
     from lxml import etree
     content = response.content
+    if len(content) > SMALL_ANSWER:  # parsed whole below: a hostile one would take GBs
+        raise FetchError(f"{what}: NCBI's answer is {len(content) / 2**20:.0f} MB, far larger "
+                         "than such an answer can be", url=_url(response))
     _json_error(content, what)
     parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
     try:

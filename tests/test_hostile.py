@@ -37,10 +37,12 @@ def _env(server: HostileServer, tmp_path: Path, **extra: str) -> dict[str, str]:
     (HostileServer.gzip_bomb(stacked=False), {"KB_MAX_RESPONSE_MB": "crossref=5"},
      "larger than 5 MB"),
     (HostileServer.endless_chunked(), {"KB_MAX_RESPONSE_MB": "crossref=5"}, "larger than 5 MB"),
-    (HostileServer.big(200), {}, "larger than 50 MB"),
+    (HostileServer.big(200), {}, "larger than 12 MB"),
+    (HostileServer.json("[" + "{}," * (11 * 2**20 // 3) + "{}]"), {}, "unexpected"),
     (HostileServer.drip(every=0.3), {"KB_DEADLINE": "1.5", "KB_TIMEOUT": "1"},
      "longer than 2 s"),
-], ids=["double-gzip-bomb", "gzip-bomb", "endless-chunked", "200-MB-body", "drip"])
+], ids=["double-gzip-bomb", "gzip-bomb", "endless-chunked", "200-MB-body", "11-MB-of-{}",
+        "drip"])
 def test_a_hostile_answer_fails_that_input_quickly_in_bounded_memory(
         hostile: HostileServer, tmp_path: Path, behaviour, extra: dict[str, str],
         says: str) -> None:
@@ -260,6 +262,17 @@ def test_evidence_refresh_registry_without_network_still_prints_the_table(
                  "--format", "csv", timeout=60)
     assert run.code == 1 and "no network" in run.stderr, run.stderr
     assert run.stdout.count("\n") > 10 and run.seconds < 10
+
+
+def test_an_esearch_answer_of_millions_of_elements_in_bounded_memory(
+        hostile: HostileServer, tmp_path: Path) -> None:
+    hostile.add("/eutils/esearch.fcgi", HostileServer.json(
+        "<eSearchResult>" + "<a/>" * (60 * 2**20 // 4) + "</eSearchResult>"))
+    run = run_kb(_env(hostile, tmp_path), "pubmed", "cerebral palsy", "--max", "5",
+                 timeout=60)
+    assert run.code == 1 and "Traceback" not in run.stderr, run.stderr
+    assert "far larger" in run.stderr, run.stderr
+    assert run.peak_mb < 500 and run.seconds < 20, (run.peak_mb, run.seconds)
 
 
 def test_pubmed_max_fetches_only_what_it_needs(hostile: HostileServer, tmp_path: Path) -> None:
