@@ -80,10 +80,11 @@ def _load_evidence(conn: sqlite3.Connection, lineage: list[seed_reader.Lineage],
     """The vocabulary's synonyms, curated trials and ``pools`` lineage through the evidence
     store."""
     from .evidence import vocabulary
+    from .evidence.load import load_curated_trials
     from .store import evidence
 
     steps = {"synonyms": evidence.store_synonyms(conn, vocabulary.terms())}
-    loaded = evidence.load_curated_trials(conn, trials)
+    loaded = load_curated_trials(conn, trials)
     steps["curated trials"] = loaded.trials
     for edge in lineage:
         from_id, to_id = evidence.work_id_for(conn, edge.from_id), evidence.work_id_for(conn, edge.to_id)

@@ -3,7 +3,7 @@
 ``fetch_studies(client, nct_ids)`` asks ``/studies?filter.ids=…`` (pages of up to 100 ids, with
 ``nextPageToken``) and falls back to ``/studies/{nct}`` for an id the list does not return (an
 alias the API redirects). ``to_trial(study)`` turns one study into the dict
-:func:`kb.store.evidence.store_registry_trial` stores: enrolment, phase, status, masking, arms,
+:func:`kb.evidence.load.store_registry_trial` stores: enrolment, phase, status, masking, arms,
 conditions, ages, countries, and the cell type, donor and route as the record states them (the
 phrases that name them; kb.evidence.vocabulary normalises them when they are stored).
 """

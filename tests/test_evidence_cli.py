@@ -12,6 +12,7 @@ from kb import store
 from kb.cli import cli
 from kb.errors import InputError
 from kb.evidence import annotate
+from kb.evidence import load
 from kb.evidence.vocabulary import normalise_trial
 from kb.http import Client
 from kb.scrapers import ctgov
@@ -74,7 +75,7 @@ def seeded(kb_env) -> Path:
             ("10.1000/pooled", "Nouri", 2025, "Cell-based therapy for cerebral palsy")):
         ids[doi] = store.upsert_work(conn, {"source": "crossref", "doi": doi, "title": title,
                                             "year": year, "authors": [{"family": family}]}).work_id
-    ev.load_curated_trials(conn, [
+    load.load_curated_trials(conn, [
         {"doi": "10.1000/amanat", "design": "rct", "cell_type": "UCT-MSC", "route": "intrathecal",
          "n_randomised": 72, "sources": ["https://example.org/a"]},
         {"doi": "10.1000/zarrabi", "design": "rct", "cell_type": "UCB-MNC", "route": "intrathecal",

@@ -8,6 +8,7 @@ import pytest
 from kb import store
 from kb.errors import InputError
 from kb.evidence import annotate
+from kb.evidence import load
 from kb.evidence.table import evidence_rows
 from kb.store import evidence as ev
 
@@ -45,7 +46,7 @@ CURATED = [
 def test_curated_trials_group_by_registry_id_and_keep_sources(conn) -> None:
     work = _work(conn, doi="10.1000/trial-a", title="A trial", year=2021,
                  authors=[{"family": "Amanat", "given": "M"}])
-    loaded = ev.load_curated_trials(conn, CURATED)
+    loaded = load.load_curated_trials(conn, CURATED)
     assert loaded.trials == 1 and loaded.stub_works == ()
     row = _trial(conn, "Amanat 2021")
     assert (row["cell_product_as_stated"], row["route"], row["n"], row["enrollment"]) == \
@@ -57,22 +58,22 @@ def test_curated_trials_group_by_registry_id_and_keep_sources(conn) -> None:
     assert row["provenance"]["status"]["source"] == "https://clinicaltrials.gov/study/NCT00000001"
     assert [(r["work_id"], r["role"]) for r in row["reports"]] == [(work, "results")]
     before = conn.total_changes
-    again = ev.load_curated_trials(conn, CURATED)
+    again = load.load_curated_trials(conn, CURATED)
     assert again.facts == 0 and conn.total_changes == before
 
 
 def test_bad_curated_entries_are_refused_whole(conn) -> None:
     with pytest.raises(InputError, match="needs a doi"):
-        ev.load_curated_trials(conn, [{"design": "rct", "sources": []}])
+        load.load_curated_trials(conn, [{"design": "rct", "sources": []}])
     with pytest.raises(InputError, match="not a trial registry id"):
-        ev.load_curated_trials(conn, [{"doi": "10.1000/x", "sources": []},
+        load.load_curated_trials(conn, [{"doi": "10.1000/x", "sources": []},
                                       {"doi": "10.1000/y", "registry_ids": ["NCT12"]}])
     assert conn.execute("SELECT count(*) FROM trials").fetchone()[0] == 0
     assert conn.execute("SELECT count(*) FROM works").fetchone()[0] == 0
 
 
 def test_missing_report_work_becomes_a_stub(conn) -> None:
-    loaded = ev.load_curated_trials(conn, [{"work_id": "url:https://example.org/abstract",
+    loaded = load.load_curated_trials(conn, [{"work_id": "url:https://example.org/abstract",
                                             "design": "controlled-trial", "cell_type": "NPCs",
                                             "sources": ["https://example.org/abstract"]}])
     assert loaded.stub_works == ("url:https://example.org/abstract",)
@@ -91,7 +92,7 @@ def test_curated_value_overrides_rule_value_and_both_are_kept(conn) -> None:
     row = _trial(conn, "Zarrabi 2022")
     assert (row["route"], row["n"], row["design"]) == (["intravenous"], 60, "rct")
     assert row["provenance"]["route"]["provenance"] == "rule"
-    ev.load_curated_trials(conn, [{"doi": "10.1000/trial-b", "route": "intrathecal",
+    load.load_curated_trials(conn, [{"doi": "10.1000/trial-b", "route": "intrathecal",
                                    "n_randomised": 72, "sources": ["https://example.org/b"]}])
     annotate(conn, [work])
     row = _trial(conn, "Zarrabi 2022")
@@ -191,7 +192,7 @@ def test_retraction_flags_propagate_to_pooled_analyses_and_reviews(conn) -> None
 
 
 def test_merging_works_moves_evidence_rows(conn) -> None:
-    ev.load_curated_trials(conn, [{"doi": "10.1000/m", "design": "rct", "cell_type": "UCB",
+    load.load_curated_trials(conn, [{"doi": "10.1000/m", "design": "rct", "cell_type": "UCB",
                                    "sources": ["https://example.org/m"]}])
     other = _work(conn, pmid="777", title="Same paper seen by PubMed")
     keep = ev.work_id_for(conn, "10.1000/m")
@@ -203,12 +204,12 @@ def test_merging_works_moves_evidence_rows(conn) -> None:
 
 def test_registry_trial_merges_with_curated_and_links_results_pmid(conn) -> None:
     work = _work(conn, pmid="99999901", title="Results", year=2017, authors=[{"family": "Sun"}])
-    ev.load_curated_trials(conn, [{"doi": None, "registry_ids": ["NCT01147653"],
+    load.load_curated_trials(conn, [{"doi": None, "registry_ids": ["NCT01147653"],
                                    "record_type": "registry", "cell_type": "autologous UCB",
                                    "sources": ["https://example.org/reg"]}])
     from tests.replay import fixture_json
     from kb.scrapers.ctgov import to_trial
-    trial_id = ev.store_registry_trial(conn, to_trial(fixture_json("ctgov", "NCT01147653.json")))
+    trial_id = load.store_registry_trial(conn, to_trial(fixture_json("ctgov", "NCT01147653.json")))
     assert conn.execute("SELECT count(*) FROM trials").fetchone()[0] == 1
     row = _trial(conn, "Sun 2017")
     assert row["id"] == trial_id
@@ -229,7 +230,7 @@ def test_registry_only_trial_joins_the_paper_its_title_begins(conn) -> None:
                         "peripheral blood stem cells in children with cerebral palsy: a "
                         "randomized, double-blind, cross-over study")
     _work(conn, doi="10.1000/other", title="Neuroregenerative potential of exercise")
-    ev.load_curated_trials(conn, [
+    load.load_curated_trials(conn, [
         {"doi": None, "registry_ids": ["NCT00000003"], "record_type": "registry",
          "title": "Neuroregenerative Potential of Intravenous G-CSF and Autologous Peripheral "
                   "Blood Stem Cells", "status": "Completed", "blinding": "quadruple",

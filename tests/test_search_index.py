@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from kb import store
 from kb.cli import cli
+from kb.evidence import load
 from kb.search import search
 from kb.store import evidence as ev
 from kb.store import outcomes as oc
@@ -89,7 +90,7 @@ def _found(conn: sqlite3.Connection, query: str) -> list[str | None]:
 
 def test_the_index_follows_trial_facts_outcomes_and_pooling(conn: sqlite3.Connection) -> None:
     assert _found(conn, "intrathecal") == []
-    ev.load_curated_trials(conn, CURATED)
+    load.load_curated_trials(conn, CURATED)
     assert _found(conn, "intrathecal") == ["10.5555/kb-index.1"]   # normalised
     assert _found(conn, "lumbar puncture") == ["10.5555/kb-index.1"]  # as stated
     assert _found(conn, '"WJ-MSC"') == ["10.5555/kb-index.1"]      # as stated

@@ -11,6 +11,7 @@ from ..store import evidence as ev
 from .design import PRIMARY_DESIGNS, SYNTHESIS_DESIGNS, classify_design
 from .extract import extract_facts, facts_implied_by_design, screen
 from .lineage import CITED_DESIGNS, CITING_DESIGNS, infer_lineage, is_follow_up
+from .load import store_rule_pooled, store_rule_trial
 from .screen import may_name_cell_product, may_name_registry_id
 from .retractions import compute_flags
 
@@ -84,7 +85,7 @@ def extract_trials(conn: sqlite3.Connection, works: list[dict[str, Any]]) -> int
             registry_ids, cell_types = screen(*text, work["accessions"])
             if design in SYNTHESIS_DESIGNS:
                 if registry_ids:
-                    touched.update(ev.store_rule_pooled(conn, work["id"], registry_ids,
+                    touched.update(store_rule_pooled(conn, work["id"], registry_ids,
                                                         f"this {design}"))
                 continue
             if not registry_ids and not (design in PRIMARY_DESIGNS and cell_types):
@@ -98,7 +99,7 @@ def extract_trials(conn: sqlite3.Connection, works: list[dict[str, Any]]) -> int
             reason = ("names registry id " + ", ".join(facts["registry_ids"])
                       if facts.get("registry_ids")
                       else f"{design} naming {', '.join(cell_types)}")
-            touched.add(ev.store_rule_trial(conn, work["id"], facts, key=_key(work), role=role,
+            touched.add(store_rule_trial(conn, work["id"], facts, key=_key(work), role=role,
                                             reason=reason))
         ev.refresh_or_drop_trials(conn, sorted(touched))
     return len(touched)

@@ -24,8 +24,8 @@ def refresh_registry(conn: sqlite3.Connection, client: Any,
     :raises FetchError: ClinicalTrials.gov failed after retries.
     """
     from ..scrapers import ctgov
-    from ..store import evidence as store_evidence
     from ..store.outcomes import store_registry_outcomes
+    from .load import store_registry_trial
     from .outcomes import registry_rows
 
     if nct_ids is None:
@@ -39,7 +39,7 @@ def refresh_registry(conn: sqlite3.Connection, client: Any,
     stored = []
     for study in studies:
         trial = ctgov.to_trial(study)
-        trial_id = store_evidence.store_registry_trial(conn, trial)
+        trial_id = store_registry_trial(conn, trial)
         store_registry_outcomes(conn, trial_id, registry_rows(ctgov.parse_results(study)))
         stored.append(trial["registry_id"])
     return RegistryRefresh(tuple(stored), tuple(missing))

@@ -12,20 +12,19 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 from ..errors import InputError
 from ..identifiers import registry_of
 from ..evidence.vocabulary import Term, normalise_trial
-from . import chunked, now, sync_fts, sync_fts_of_trials, transaction, upsert_work
+from . import chunked, now, sync_fts, sync_fts_of_trials, transaction
 
-__all__ = ["due_for_annotation", "mark_annotated", "PROVENANCE", "RELATIONS", "REPORT_ROLES", "TRIAL_COLUMNS", "ensure_trial",
-           "find_trials", "set_fact", "delete_facts", "set_arms", "add_registry_id",
-           "add_report", "add_lineage", "delete_lineage", "replace_flags", "refresh_trial",
-           "merge_trials", "load_curated_trials", "store_registry_trial", "store_rule_trial",
-           "store_rule_pooled",
-           "work_id_for", "CuratedLoad", "store_synonyms", "refresh_trials",
-           "delete_rule_evidence", "refresh_or_drop_trials"]
+__all__ = ["due_for_annotation", "mark_annotated", "PROVENANCE", "RELATIONS", "REPORT_ROLES",
+           "TRIAL_COLUMNS", "ensure_trial", "find_trials", "set_fact", "has_fact",
+           "delete_facts", "set_arms", "add_registry_id", "add_report", "add_lineage",
+           "delete_lineage", "replace_flags", "refresh_trial", "merge_trials", "registry_sort",
+           "work_id_for", "store_synonyms", "refresh_trials", "delete_rule_evidence",
+           "refresh_or_drop_trials"]
 
 #: provenances, highest first.
 PROVENANCE = ("curated", "registry", "rule")
@@ -36,8 +35,6 @@ REPORT_ROLES = ("results", "protocol", "follow-up", "secondary", "pooled-analysi
 TRIAL_COLUMNS = ("design", "phase", "status", "cell_type", "origin", "route", "dose",
                  "age_range", "blinding", "control", "outcomes", "follow_up_months", "country")
 _N_FIELDS = ("n_randomised", "n_treated", "n_enrolled", "enrollment")
-_NOT_FACTS = {"doi", "work_id", "registry_ids", "sources", "arms", "linked_publication",
-              "same_as", "note"}
 
 
 def _rank(provenance: str) -> int:
@@ -59,7 +56,8 @@ def _display(value: Any) -> str:
     return str(value)
 
 
-def _registry_sort(ids: Iterable[str]) -> list[str]:
+def registry_sort(ids: Iterable[str]) -> list[str]:
+    """Registry ids without repeats, NCT ids first."""
     return sorted(set(ids), key=lambda i: (not i.startswith("NCT"), i))
 
 
@@ -159,13 +157,17 @@ def set_fact(conn: sqlite3.Connection, trial_id: int, field: str, value: Any, pr
 
 
 def delete_facts(conn: sqlite3.Connection, trial_id: int, provenance: str, *,
-                 keep: Iterable[str] = ()) -> int:
-    """Delete a trial's facts of one provenance except the fields in ``keep``."""
+                 keep: Iterable[str] = (), work_id: int | None = None) -> int:
+    """Delete a trial's facts of one provenance except the fields in ``keep`` (only those
+    ``work_id`` gave, when given)."""
     keep = list(keep)
     marks = ",".join("?" * len(keep))
     where = f" AND field NOT IN ({marks})" if keep else ""
+    if work_id is not None:
+        where += " AND work_id = ?"
     return conn.execute(f"DELETE FROM trial_facts WHERE trial_id = ? AND provenance = ?{where}",
-                        (trial_id, provenance, *keep)).rowcount
+                        (trial_id, provenance, *keep,
+                         *([] if work_id is None else [work_id]))).rowcount
 
 
 def delete_rule_evidence(conn: sqlite3.Connection, work_ids: Sequence[int]) -> set[int]:
@@ -267,7 +269,7 @@ def refresh_trial(conn: sqlite3.Connection, trial_id: int) -> None:
     data = {field: entry[1][1] for field, entry in best.items()}
     n = next((data[f] for f in _N_FIELDS if isinstance(data.get(f), int)), None)
     enrollment = data.get("enrollment") if isinstance(data.get("enrollment"), int) else None
-    registry_ids = _registry_sort(r[0] for r in conn.execute(
+    registry_ids = registry_sort(r[0] for r in conn.execute(
         "SELECT registry_id FROM trial_registry_ids WHERE trial_id = ?", (trial_id,)))
     report = conn.execute(
         "SELECT l.label, w.title FROM trial_reports r JOIN works w ON w.id = r.work_id "
@@ -420,230 +422,21 @@ def mark_annotated(conn: sqlite3.Connection, work_ids: Iterable[int]) -> None:
                          f"({','.join('?' * len(chunk))})", [stamp, *chunk])
 
 
-# -- loaders --------------------------------------------------------------------------------
+# -- reads for the loaders (kb.evidence.load) ------------------------------------------------
 
 def work_id_for(conn: sqlite3.Connection, ref: str) -> int | None:
-    """The work a corpus id names: a DOI (``10.…``) or ``url:<URL>``."""
+    """The work a corpus id names: a DOI (``10.…``), ``url:<URL>`` or ``pmid:<PMID>``."""
     if ref.startswith("url:"):
         row = conn.execute("SELECT id FROM works WHERE url = ? ORDER BY id LIMIT 1",
                            (ref[4:],)).fetchone()
+    elif ref.startswith("pmid:"):
+        row = conn.execute("SELECT id FROM works WHERE pmid = ?", (ref[5:],)).fetchone()
     else:
         row = conn.execute("SELECT id FROM works WHERE doi = ?", (ref.lower(),)).fetchone()
     return row[0] if row else None
 
 
-def _ensure_work(conn: sqlite3.Connection, ref: str) -> int:
-    work_id = work_id_for(conn, ref)
-    if work_id is not None:
-        return work_id
-    record: dict[str, Any] = {"source": "corpus", "status": "stub"}
-    record.update({"url": ref[4:]} if ref.startswith("url:") else {"doi": ref.lower()})
-    return upsert_work(conn, record).work_id  # type: ignore[arg-type]
-
-
-class CuratedLoad(NamedTuple):
-    """What :func:`load_curated_trials` stored."""
-
-    trials: int
-    facts: int
-    reports: int
-    stub_works: tuple[str, ...]
-
-
-def _same_as(entry: Mapping[str, Any]) -> list[str]:
-    """The ids an entry's ``same_as`` names (registry ids, DOIs lower-cased, ``url:`` ids)."""
-    return [ref if registry_of(ref) or ref.startswith("url:") else ref.lower()
-            for ref in entry.get("same_as") or []]
-
-
-def _groups(entries: Sequence[Mapping[str, Any]]) -> list[list[Mapping[str, Any]]]:
-    """Entries that share a registry id or a work, or that a ``same_as`` link joins, grouped
-    (union-find), in input order."""
-    parent = list(range(len(entries)))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    owner: dict[str, int] = {}
-    for i, entry in enumerate(entries):
-        keys = list(entry.get("registry_ids") or []) + _same_as(entry)
-        for ref in (entry.get("doi") or entry.get("work_id"), entry.get("linked_publication")):
-            if ref:
-                keys.append(ref.lower() if not ref.startswith("url:") else ref)
-        for key in keys:
-            if key in owner:
-                parent[root(i)] = root(owner[key])
-            else:
-                owner[key] = i
-    groups: dict[int, list[Mapping[str, Any]]] = {}
-    for i, entry in enumerate(entries):
-        groups.setdefault(root(i), []).append(entry)
-    return list(groups.values())
-
-
-def _ref(entry: Mapping[str, Any]) -> str:
-    """What a curated entry is: its work, else its registry ids."""
-    return entry.get("doi") or entry.get("work_id") or ", ".join(entry.get("registry_ids") or [])
-
-
-def load_curated_trials(conn: sqlite3.Connection,
-                        entries: Sequence[Mapping[str, Any]]) -> CuratedLoad:
-    """Store curated trial entries shaped like the corpus ``trials.json``.
-
-    Entries sharing a registry id or report work, or joined by a ``same_as`` link, are one
-    trial: it carries the registry ids the link names, a ``same_as`` fact listing the links
-    ("10.1002/stem.1304 = NCT01193660") and every entry's ``note`` (which says whether a page
-    states the link or it is inferred); the works stay distinct, each a report of the trial.
-    A publication's entry is read before a registry-only entry of the same trial, so per field
-    its value wins; the other fills gaps. Each fact keeps the entry's ``sources``. A report work
-    missing from the KB is added as a stub (listed in the result). Loading the same entries
-    twice changes nothing.
-
-    :raises InputError: an entry names neither a work nor a registry id, or a registry id is
-        malformed (nothing is stored).
-    """
-    for entry in entries:
-        if not (entry.get("doi") or entry.get("work_id") or entry.get("registry_ids")):
-            raise InputError("a curated trial entry needs a doi, a work_id or registry_ids: "
-                             f"{dict(entry)!r:.120}")
-    trials = facts = reports = 0
-    stubs: list[str] = []
-    with transaction(conn):
-        for group in _groups(entries):
-            group = sorted(group, key=lambda e: not (e.get("doi") or e.get("work_id")))
-            registry_ids = _registry_sort([r for e in group for r in e.get("registry_ids") or []]
-                                          + [r for e in group for r in _same_as(e)
-                                             if registry_of(r)])
-            refs = [e.get("doi") or e.get("work_id") for e in group]
-            refs = [r for r in refs if r]
-            linked = [e["linked_publication"] for e in group if e.get("linked_publication")]
-            same = [r for e in group for r in _same_as(e) if not registry_of(r)]
-            linked += [r for r in same if r not in {x.lower() for x in refs}]
-            work_ids: dict[str, int] = {}
-            for ref in dict.fromkeys(refs + linked):
-                if work_id_for(conn, ref) is None:
-                    stubs.append(ref)
-                work_ids[ref] = _ensure_work(conn, ref)
-            key = registry_ids[0] if registry_ids else (
-                f"doi:{refs[0].lower()}" if not refs[0].startswith("url:") else refs[0])
-            trial_id = ensure_trial(conn, key, registry_ids=registry_ids,
-                                    work_ids=work_ids.values())
-            trials += 1
-            merged: dict[str, tuple[Any, list[str]]] = {}
-            arms: tuple[list[Any], list[str]] | None = None
-            for entry in group:
-                for field, value in entry.items():
-                    if field in _NOT_FACTS or field in merged or value is None:
-                        continue
-                    merged[field] = (value, list(entry.get("sources") or []))
-                if entry.get("arms") and arms is None:
-                    arms = (list(entry["arms"]), list(entry.get("sources") or []))
-                for registry_id in entry.get("registry_ids") or []:
-                    add_registry_id(conn, trial_id, registry_id, "curated",
-                                    (entry.get("sources") or [None])[0])
-            links = [" = ".join(sorted((_ref(e), target))) for e in group
-                     for target in e.get("same_as") or []]
-            for field, values in (("same_as", links),
-                                  ("note", [e["note"] for e in group if e.get("note")])):
-                values = list(dict.fromkeys(values))
-                if values:
-                    merged[field] = (values[0] if len(values) == 1 else values, list(
-                        dict.fromkeys(u for e in group if e.get(field) for u in e.get("sources")
-                                      or [])))
-            delete_facts(conn, trial_id, "curated", keep=merged)
-            for field, (value, sources) in merged.items():
-                facts += set_fact(conn, trial_id, field, value, "curated", sources=sources)
-            if arms is not None:
-                set_arms(conn, trial_id, "curated", arms[0], arms[1][0] if arms[1] else None)
-            for entry in group:
-                ref = entry.get("doi") or entry.get("work_id")
-                own_role = "protocol" if entry.get("design") == "protocol" else "results"
-                targets = [(ref, own_role, "curated trial entry"),
-                           (entry.get("linked_publication"), "results", "curated trial entry")]
-                targets += [(r, "results", "curated same_as link") for r in _same_as(entry)
-                            if r in linked]
-                for target, role, reason in targets:
-                    if target:
-                        reports += add_report(conn, trial_id, work_ids[target], role, "curated",
-                                              reason, (entry.get("sources") or [None])[0])
-            refresh_trial(conn, trial_id)
-    return CuratedLoad(trials, facts, reports, tuple(stubs))
-
-
-def store_registry_trial(conn: sqlite3.Connection, trial: Mapping[str, Any]) -> int:
-    """Store what a registry record says of a trial (``kb.scrapers.ctgov.to_trial`` output:
-    ``registry_id``, ``source_url``, facts, ``arms``, ``secondary_ids``, ``references``).
-    Works the record lists as results publications (by PMID) become reports. Returns the
-    trial id."""
-    registry_id = trial["registry_id"]
-    source_url = trial.get("source_url")
-    with transaction(conn):
-        trial_id = ensure_trial(conn, registry_id, registry_ids=[registry_id])
-        add_registry_id(conn, trial_id, registry_id, "registry", source_url)
-        fields = {k: v for k, v in trial.items()
-                  if k not in ("registry_id", "source_url", "arms", "secondary_ids", "references")}
-        delete_facts(conn, trial_id, "registry", keep=fields)
-        for field, value in fields.items():
-            set_fact(conn, trial_id, field, value, "registry", source_url=source_url)
-        set_arms(conn, trial_id, "registry", trial.get("arms") or [], source_url)
-        for other in trial.get("secondary_ids") or []:
-            if registry_of(other):
-                add_registry_id(conn, trial_id, other, "registry", source_url)
-        for reference in trial.get("references") or []:
-            row = conn.execute("SELECT id FROM works WHERE pmid = ?",
-                               (str(reference["pmid"]),)).fetchone()
-            if row and reference.get("type") in ("RESULT", "DERIVED"):
-                add_report(conn, trial_id, row[0], "results", "registry",
-                           f"the {registry_id} record lists it as a {reference['type'].lower()} "
-                           "publication", source_url)
-        refresh_trial(conn, trial_id)
-    return trial_id
-
-
-def store_rule_trial(conn: sqlite3.Connection, work_id: int, facts: Mapping[str, Any], *,
-                     key: str, role: str, reason: str) -> int:
-    """Store the facts the rules read in one work as that work's trial (found by registry id,
-    report or ``key``); replaces the rule facts that work gave before. Returns the trial id."""
-    registry_ids = list(facts.get("registry_ids") or [])
-    with transaction(conn):
-        trial_id = ensure_trial(conn, registry_ids[0] if registry_ids else key,
-                                registry_ids=registry_ids, work_ids=[work_id])
-        for registry_id in registry_ids:
-            add_registry_id(conn, trial_id, registry_id, "rule", f"rule:work/{work_id}")
-        add_report(conn, trial_id, work_id, role, "rule", reason)
-        fields = {k: v for k, v in facts.items() if k not in ("registry_ids", "arms")}
-        conn.execute("DELETE FROM trial_facts WHERE trial_id = ? AND provenance = 'rule' AND "
-                     "work_id = ?", (trial_id, work_id))
-        for field, value in fields.items():
-            existing = conn.execute("SELECT work_id FROM trial_facts WHERE trial_id = ? AND "
-                                    "field = ? AND provenance = 'rule'",
-                                    (trial_id, field)).fetchone()
-            if existing is None:
-                set_fact(conn, trial_id, field, value, "rule", source_url=f"rule:work/{work_id}",
-                         work_id=work_id)
-        if facts.get("arms"):
-            set_arms(conn, trial_id, "rule", facts["arms"], f"rule:work/{work_id}")
-        refresh_trial(conn, trial_id)
-    return trial_id
-
-
-def store_rule_pooled(conn: sqlite3.Connection, work_id: int, registry_ids: Sequence[str],
-                      reason: str) -> list[int]:
-    """Record a synthesis work (pooled analysis, meta-analysis, review) that names these trials'
-    registry ids as a ``pooled-analysis`` report of each, without merging the trials; a trial
-    not yet in the KB is added under its registry id. Returns the trial ids."""
-    trial_ids = []
-    with transaction(conn):
-        for registry_id in registry_ids:
-            found = find_trials(conn, registry_ids=[registry_id])
-            trial_id = found[0] if found else ensure_trial(conn, registry_id,
-                                                           registry_ids=[registry_id])
-            add_registry_id(conn, trial_id, registry_id, "rule", f"rule:work/{work_id}")
-            add_report(conn, trial_id, work_id, "pooled-analysis", "rule",
-                       f"{reason} names {registry_id}")
-            refresh_trial(conn, trial_id)
-            trial_ids.append(trial_id)
-    return trial_ids
+def has_fact(conn: sqlite3.Connection, trial_id: int, field: str, provenance: str) -> bool:
+    """Whether the trial has a value of ``field`` at ``provenance``."""
+    return conn.execute("SELECT 1 FROM trial_facts WHERE trial_id = ? AND field = ? AND "
+                        "provenance = ?", (trial_id, field, provenance)).fetchone() is not None
