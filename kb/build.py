@@ -79,7 +79,7 @@ def _load_evidence(conn: sqlite3.Connection, lineage: list[seed_reader.Lineage],
                    trials: list[dict[str, Any]], say: Callable[[str], None]) -> dict[str, Any]:
     """The vocabulary's synonyms, curated trials and ``pools`` lineage through the evidence
     store."""
-    from .evidence import vocabulary
+    from . import vocabulary
     from .evidence.load import load_curated_trials
     from .store import evidence
 

@@ -220,7 +220,7 @@ def _add_trial_facts(conn: sqlite3.Connection, works: dict[int, dict[str, Any]])
     """Give each work that reports a trial (not as a pooled analysis) the trial's normalised
     cell product, route and participants, and a caption "Amanat 2021 · UC-MSC · IT · n=72"
     that every picture format shows."""
-    from .evidence.vocabulary import trial_caption
+    from .vocabulary import trial_caption
 
     if not works or not _has_table(conn, "trial_reports"):
         return

@@ -254,7 +254,7 @@ def _cell_type_filter(conn: sqlite3.Connection, cell_type: str) -> tuple[str, li
     when the lexicon finds the type in its title or abstract.
     """
     from .evidence.screen import may_name_cell_product
-    from .evidence.vocabulary import cell_products, values
+    from .vocabulary import cell_products, values
 
     names = cell_products(cell_type)
     if not names:

@@ -5,7 +5,7 @@
 alias the API redirects). ``to_trial(study)`` turns one study into the dict
 :func:`kb.evidence.load.store_registry_trial` stores: enrolment, phase, status, masking, arms,
 conditions, ages, countries, and the cell type, donor and route as the record states them (the
-phrases that name them; kb.evidence.vocabulary normalises them when they are stored).
+phrases that name them; kb.vocabulary normalises them when they are stored).
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import Any
 
 from ..errors import FetchError, InputError, NotFoundError
 from ..evidence.extract import canonical_age_range
-from ..evidence.vocabulary import cell_products, donors, routes
+from ..vocabulary import cell_products, donors, routes
 
 __all__ = ["fetch_studies", "fetch_study", "to_trial", "parse_results", "normalize_nct",
            "STUDY_URL", "RESULTS_URL"]

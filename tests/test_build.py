@@ -264,7 +264,7 @@ def test_build_into_a_missing_folder_is_a_clear_error(tmp_path: Path, runner: Cl
 def test_committed_kb_evidence_is_normalised(tmp_path: Path, runner: CliRunner) -> None:
     """Every trial of the bundled KB has a cell product and a route from the vocabulary, the
     field has at most 20 products and 8 routes, and every fact keeps its text as stated."""
-    from kb.evidence import vocabulary
+    from kb import vocabulary
     db = tmp_path / "kb.db"
     shutil.copy(REPO_DB, db)
     result = runner.invoke(cli, ["--db", str(db), "evidence", "--format", "json"])

@@ -13,7 +13,7 @@ from kb.cli import cli
 from kb.errors import InputError
 from kb.evidence import annotate
 from kb.evidence import load
-from kb.evidence.vocabulary import normalise_trial
+from kb.vocabulary import normalise_trial
 from kb.http import Client
 from kb.scrapers import ctgov
 from kb.store import evidence as ev
@@ -50,7 +50,7 @@ def test_to_trial_reads_design_masking_arms_and_ages() -> None:
     assert trial["blinding"] == "single (outcomes assessor)"
     assert trial["control"] == "no-treatment"
     assert trial["age_range"] == "24-60 months"
-    # the record's own words; kb.evidence.vocabulary normalises them when they are stored
+    # the record's own words; kb.vocabulary normalises them when they are stored
     assert trial["cell_type"] == "AlloCB; hCT-MSC" and trial["origin"] == "AlloCB"
     assert trial["route"] == ("Allogeneic umbilical cord blood, intravenous infusion.; "
                               "Three intravenous infusions of 2 x 10^6 cells/kg.")

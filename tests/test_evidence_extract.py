@@ -201,7 +201,7 @@ def test_design_rules_and_sources() -> None:
 
 
 @pytest.mark.parametrize("module", ["kb.evidence.extract", "kb.evidence.design",
-                                    "kb.evidence.lineage", "kb.evidence.vocabulary",
+                                    "kb.evidence.lineage", "kb.vocabulary",
                                     "kb.scrapers.ctgov"])
 def test_doctests(module: str) -> None:
     import doctest

@@ -20,7 +20,7 @@ from kb.evidence import screen as screen_module
 from kb.evidence.extract import screen
 from kb.evidence.screen import (Screen, factors, fold, may_name_cell_product,
                                 may_name_registry_id)
-from kb.evidence.vocabulary import terms
+from kb.vocabulary import terms
 from kb.identifiers import REGISTRIES
 from kb.importer import import_file
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from kb import seed_reader
-from kb.evidence import vocabulary as v
+from kb import vocabulary as v
 
 _TERMS = v.terms()
 BUNDLED = Path(__file__).resolve().parent.parent / "kb.db"

@@ -13,7 +13,7 @@ import click
 from ..cli import Settings, format_option, kb_errors, network_options, out_option, pass_settings
 from ..config import Config
 from ..errors import KBError
-from ..evidence.vocabulary import NOT_REPORTED
+from ..vocabulary import NOT_REPORTED
 
 
 def _text(value: Any) -> str:

@@ -196,7 +196,7 @@ def _about_the_field(conn: Any, ids: list[int]) -> set[int]:
     """The works that are about cell therapy: they report or pool a trial, or their title,
     abstract or keywords name a cell product or cell therapy (the rest is background: CP
     definitions, epidemiology, rehabilitation)."""
-    from ..evidence.vocabulary import cell_products
+    from ..vocabulary import cell_products
     from ..store import chunked
     found: set[int] = set()
     for chunk in chunked(ids):

@@ -206,7 +206,7 @@ _PLACEBO_OF = re.compile(r"\bplacebo\s+\S+", re.IGNORECASE)
 def _cell_arms(names: list[str]) -> tuple[list[str], list[str]]:
     """Of several intervention arms, those that give cells (a product named outside "placebo
     X"), and the others (e.g. "EPO (rhEPO + placebo UCB)")."""
-    from .vocabulary import cell_products
+    from ..vocabulary import cell_products
 
     cells = [n for n in names if cell_products(_PLACEBO_OF.sub("", n))]
     return cells, [n for n in names if n not in cells]

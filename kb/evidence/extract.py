@@ -2,7 +2,7 @@
 
 Pure functions, no I/O. Every ``canonical_*`` helper maps free text (a paper's wording or a
 curated value) onto kb's controlled vocabulary, so extracted and curated facts can be compared:
-cell types, routes, blinding and control are :mod:`kb.evidence.vocabulary`'s (re-exported here
+cell types, routes, blinding and control are :mod:`kb.vocabulary`'s (re-exported here
 under their ``canonical_*`` names), outcome instruments and the rest are read here. The facts
 the vocabulary normalises keep the words the text states them in:
 
@@ -20,11 +20,11 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..identifiers import find_registry_ids, registry_of
-from .vocabulary import blinding as canonical_blinding
-from .vocabulary import broader_donor, donors, lexicon, mentions, spans
-from .vocabulary import cell_products as canonical_cell_types
-from .vocabulary import control as canonical_control
-from .vocabulary import routes as canonical_routes
+from ..vocabulary import blinding as canonical_blinding
+from ..vocabulary import broader_donor, donors, lexicon, mentions, spans
+from ..vocabulary import cell_products as canonical_cell_types
+from ..vocabulary import control as canonical_control
+from ..vocabulary import routes as canonical_routes
 
 __all__ = ["canonical_cell_types", "canonical_routes", "canonical_origin", "canonical_blinding",
            "canonical_control", "canonical_outcomes", "canonical_age_range", "find_doses",
@@ -73,7 +73,7 @@ def words_to_int(text: str) -> int | None:
 
 
 # -- lexicons ---------------------------------------------------------------------------------
-# Cell products, donors, routes, control and blinding are kb.evidence.vocabulary's (its data
+# Cell products, donors, routes, control and blinding are kb.vocabulary's (its data
 # file); the outcome instruments are read here.
 
 def canonical_origin(text: str) -> list[str]:
@@ -369,7 +369,7 @@ def extract_facts(title: str | None, abstract: str | None = None,
     Keys present only when found: registry_ids, cell_type (list), origin, route (list), dose,
     n_randomised / n_treated, arms, age_range, blinding, control, outcomes, follow_up_months.
     Cell type, origin, route, blinding and control are, like curated facts, the words as the
-    text states them (each value's first mention, :func:`kb.evidence.vocabulary.mentions`);
+    text states them (each value's first mention, :func:`kb.vocabulary.mentions`);
     the vocabulary normalises them when the trial is stored.
     """
     prose, text = _texts(title, abstract, mesh, keywords)

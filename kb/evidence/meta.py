@@ -80,7 +80,7 @@ class Study:
 
     def caption(self) -> str:
         """ "Author Year · product · route · n" (n analysed when the effect gives it)."""
-        from .vocabulary import trial_caption
+        from ..vocabulary import trial_caption
         n = self.n
         if self.effect is not None and self.effect.n_intervention and self.effect.n_control:
             n = self.effect.n_intervention + self.effect.n_control
@@ -187,9 +187,9 @@ def _subgroup_test(groups: Mapping[str, tuple[float, float]]) -> dict[str, float
 
 def trial_facts(conn: sqlite3.Connection, trial_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
     """Per trial: label, caption ("Amanat 2021 · UC-MSC · IT · n=72"), its normalised cell
-    products, routes and donors (lists, as :mod:`kb.evidence.vocabulary` stored them), n,
+    products, routes and donors (lists, as :mod:`kb.vocabulary` stored them), n,
     design, arms and report DOIs."""
-    from .vocabulary import NOT_REPORTED, trial_caption
+    from ..vocabulary import NOT_REPORTED, trial_caption
 
     out: dict[int, dict[str, Any]] = {}
     for trial_id in trial_ids:

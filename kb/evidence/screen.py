@@ -31,8 +31,8 @@ from re import _parser as sre_parse
 import ahocorasick
 
 from ..identifiers import REGISTRIES, registry_of
+from ..vocabulary import terms
 from .extract import _texts
-from .vocabulary import terms
 
 __all__ = ["Screen", "factors", "fold", "may_name_registry_id", "may_name_cell_product"]
 

@@ -6,8 +6,8 @@ import re
 import sqlite3
 from typing import Any
 
+from ..vocabulary import cell_products
 from .design import DESIGNS
-from .vocabulary import cell_products
 
 __all__ = ["evidence_rows", "COLUMNS", "NORMALISED"]
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..errors import InputError
 from ..identifiers import registry_of
-from ..evidence.vocabulary import Term, normalise_trial
+from ..vocabulary import Term, normalise_trial
 from . import chunked, now, sync_fts, sync_fts_of_trials, transaction
 
 __all__ = ["due_for_annotation", "mark_annotated", "PROVENANCE", "RELATIONS", "REPORT_ROLES",
@@ -257,7 +257,7 @@ def add_report(conn: sqlite3.Connection, trial_id: int, work_id: int, role: str,
 
 def refresh_trial(conn: sqlite3.Connection, trial_id: int) -> None:
     """Recompute a trial's columns from its best facts, registry ids and reports: the cell
-    product, donor, route, control and blinding normalised by :mod:`kb.evidence.vocabulary`,
+    product, donor, route, control and blinding normalised by :mod:`kb.vocabulary`,
     beside the text as stated (``cell_type``, ``origin``, ``…_as_stated``)."""
     best: dict[str, tuple[str, Any]] = {}
     for row in conn.execute("SELECT field, provenance, value, data FROM trial_facts WHERE "
@@ -323,7 +323,7 @@ def refresh_trials(conn: sqlite3.Connection) -> int:
 
 
 def store_synonyms(conn: sqlite3.Connection, terms: Iterable[Term]) -> int:
-    """Replace the ``synonyms`` table's rows with these (kb.evidence.vocabulary's data file);
+    """Replace the ``synonyms`` table's rows with these (kb.vocabulary's data file);
     returns how many there are."""
     rows = [(t.kind, t.term, t.normalised, t.pattern or None, i + 1) for i, t in enumerate(terms)]
     with transaction(conn):

@@ -75,7 +75,7 @@ def terms() -> tuple[Term, ...]:
     :raises ValueError: a row names an unknown kind, lacks a term or value, repeats a term of
         its kind, or its pattern is not a valid regular expression.
     """
-    text = resources.files("kb.evidence").joinpath("vocabulary.csv").read_text(encoding="utf-8")
+    text = resources.files("kb").joinpath("vocabulary.csv").read_text(encoding="utf-8")
     rows: list[Term] = []
     for number, row in enumerate(csv.DictReader(io.StringIO(text)), start=2):
         term = Term(*(str(row.get(f) or "").strip() for f in Term._fields))
