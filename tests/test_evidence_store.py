@@ -312,3 +312,22 @@ def test_follow_up_by_design_and_citation_and_its_retraction_mark(conn) -> None:
     marks = dict(conn.execute("SELECT work_id, mark FROM work_marks"))
     assert marks == {trial: "RETRACTED", later: "DEPENDS ON RETRACTED"}
     assert unrelated not in marks
+
+
+def test_the_store_imports_nothing_of_the_layers_above_it() -> None:
+    """The store writes, the evidence layer decides: no module of kb/store imports kb.evidence
+    (nor the commands, search or graph that read the store)."""
+    import ast
+
+    above = ("kb.evidence", "kb.commands", "kb.search", "kb.graph", "kb.cli")
+    imported = []
+    for path in sorted((Path(store.__file__).parent).glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                base = "kb.store" if node.level == 1 else "kb" if node.level == 2 else ""
+                name = ".".join(p for p in (base, node.module or "") if p)
+                imported += [f"{name}.{a.name}" for a in node.names] if node.module is None \
+                    else [name]
+            elif isinstance(node, ast.Import):
+                imported += [a.name for a in node.names]
+    assert imported and not [m for m in imported if m.startswith(above)]
