@@ -144,8 +144,12 @@ def test_every_product_row_and_registry_id_passes_the_screen() -> None:
 def test_factors_are_taken_from_the_patterns_themselves() -> None:
     assert factors(REGISTRIES["ClinicalTrials.gov"]) == {f"nct{d}" for d in range(10)}
     assert factors(r"(?:umbilical )?cord[- ]blood[- ](?:derived )?mononuclear cells?") == {
-        "mononuclear cell"}
-    assert factors(r"intra-?thecal(?:ly)?|lumbar punctures?") == {"thecal", "lumbar puncture"}
+        f"cord{a}blood{b}mononuclear cell" for a in " -" for b in (" ", "-", " derived ",
+                                                                    "-derived ")}
+    assert factors(r"intra-?thecal(?:ly)?|lumbar punctures?") == {"intra-thecal", "intrathecal",
+                                                                  "lumbar puncture"}
+    assert factors(r"we (?:report|present) \d+ (?:patients|cases)") == {
+        f"we {verb} {d}" for verb in ("report", "present") for d in range(10)}
     assert factors(r"[a-z]+\w*") is None  # nothing literal: the pattern is always run
     always = Screen([r"[a-z]+\w*", r"sham"])
     assert always.candidates("nothing here") == {0} and always.search("cells12")

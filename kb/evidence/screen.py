@@ -39,23 +39,23 @@ __all__ = ["Screen", "factors", "fold", "may_name_registry_id", "may_name_cell_p
 _MAX_EXPANSION = 64  # strings a run of literals and small character classes may expand to
 _ZERO_WIDTH = (sre.AT, sre.ASSERT, sre.ASSERT_NOT)
 _REPEATS = (sre.MAX_REPEAT, sre.MIN_REPEAT, sre.POSSESSIVE_REPEAT)
-_OTHER_DIGIT = re.compile(r"(?![0-9])\d")
 
 
 @cache
 def _ascii_twins() -> tuple[re.Pattern[str], dict[str, str]]:
-    """Non-ASCII characters that ``re.IGNORECASE`` matches to an ASCII letter (the Kelvin sign,
-    dotted and dotless i, long s) and the letter each stands for, found by asking ``re`` itself
-    over the Basic Multilingual Plane (no other plane has case pairs with ASCII)."""
+    """Non-ASCII characters ``re`` matches as ASCII: those ``re.IGNORECASE`` matches to an ASCII
+    letter (the Kelvin sign, dotted and dotless i, long s), found by asking ``re`` itself over
+    the Basic Multilingual Plane (no other plane has case pairs with ASCII), and the digits
+    ``\\d`` matches beside 0-9; with what each stands for, and one pattern finding them all."""
     found = re.findall("[a-z]", "".join(map(chr, range(128, 0x10000))), re.I)
     twins = {c: next(a for a in string.ascii_lowercase if re.fullmatch(a, c, re.I))
              for c in found}
-    return re.compile("[" + "".join(twins) + "]"), twins
+    return re.compile("[" + "".join(twins) + r"]|(?![0-9])\d"), twins
 
 
 def fold(text: str) -> str:
     """``text`` lower-cased so that a substring equal to a lower-case ASCII literal is found
-    wherever ``re.IGNORECASE`` would match that literal.
+    wherever ``re.IGNORECASE`` would match that literal (and every ``\\d`` digit is ASCII).
 
     >>> fold("CD34+ \\u212aCT"), fold("\\u0130ntrathecal"), fold("NCT\\u0660\\u0661")
     ('cd34+ kct', 'intrathecal', 'nct01')
@@ -63,8 +63,7 @@ def fold(text: str) -> str:
     if text.isascii():
         return text.lower()
     pattern, twins = _ascii_twins()
-    text = _OTHER_DIGIT.sub(lambda m: str(int(m.group())), text)  # "٣" -> "3", as \\d sees it
-    return pattern.sub(lambda m: twins[m.group()], text).lower()
+    return pattern.sub(lambda m: twins.get(m.group()) or str(int(m.group())), text).lower()
 
 
 def _class_chars(items: list[tuple[Any, Any]]) -> list[str] | None:
@@ -96,29 +95,66 @@ def _better(a: frozenset[str] | None, b: frozenset[str] | None) -> frozenset[str
     return max(a, b, key=lambda s: (min(map(len, s)), -len(s)))
 
 
+def _strings(items: Iterable[tuple[Any, Any]]) -> set[str] | None:
+    """Every string ``items`` match when they are few (literals, small classes, groups and
+    alternatives of them, optional parts), else None."""
+    out = {""}
+    for op, value in items:
+        if op in _ZERO_WIDTH:
+            continue
+        if op in (sre.LITERAL, sre.IN):
+            part = set(_item_chars(op, value) or ())
+        elif op is sre.SUBPATTERN:
+            part = _strings(value[-1]) or set()
+        elif op is sre.BRANCH:
+            branches = [_strings(b) for b in value[1]]
+            part = set().union(*branches) if all(b is not None for b in branches) else set()
+        elif op in _REPEATS and value[:2] == (0, 1):
+            part = {""} | (_strings(value[2]) or set())
+            part = part if len(part) > 1 else set()
+        else:
+            part = set()
+        out = {a + b.lower() for a in out for b in part}
+        if not out or len(out) > _MAX_EXPANSION:
+            return None
+    return out
+
+
+def _suffix_minimal(run: set[str]) -> set[str]:
+    """``run`` without the strings another of them ends: a match holding the longer string
+    holds the shorter, and so does every extension of both."""
+    return {s for s in run if not any(t != s and s.endswith(t) for t in run)}
+
+
 def _sequence_factors(items: Iterable[tuple[Any, Any]]) -> frozenset[str] | None:
     best: frozenset[str] | None = None
     run = {""}
 
     def close() -> None:
         nonlocal best, run
-        if run != {""}:
-            best = _better(best, frozenset(run))
+        if "" not in run:
+            best = _better(best, frozenset(s for s in run
+                                           if not any(t != s and t in s for t in run)))
         run = {""}
+
+    def extend(strings: set[str]) -> None:
+        nonlocal run
+        if len(run) * len(strings) > _MAX_EXPANSION:
+            close()
+        run = _suffix_minimal({s + t.lower() for s in run for t in strings})
 
     for op, value in items:
         if op in (sre.LITERAL, sre.IN) and (chars := _item_chars(op, value)):
-            if len(run) * len(chars) > _MAX_EXPANSION:
-                close()
-            run = {s + c.lower() for s in run for c in chars}
+            extend(set(chars))
         elif (op in _REPEATS and value[0] >= 1 and len(value[2]) == 1
               and (chars := _item_chars(*value[2][0]))):
-            if len(run) * len(chars) > _MAX_EXPANSION:
-                close()
-            run = {s + c.lower() for s in run for c in chars}  # its first repetition
+            extend(set(chars))  # its first repetition
             close()
         elif op in _ZERO_WIDTH:
             continue  # consumes nothing: the literals either side stay adjacent
+        elif op in (sre.SUBPATTERN, sre.BRANCH, *_REPEATS) and (
+                strings := _strings([(op, value)])) is not None:
+            extend(strings)
         else:
             close()
             if op is sre.SUBPATTERN:
