@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TextIO
 
 from .store import chunked
@@ -136,19 +136,35 @@ def export_citations(conn: sqlite3.Connection, query: str | None, out: TextIO, *
     ``query`` and the filters (ids: DOI, else ``pmid:…``, else ``url:…``); returns the number
     of pairs."""
     from .formats.citations_csv import cell, write as write_pairs
+    pairs = ((cell(*row[1:4]), cell(*row[4:])) for row in _citation_rows(
+        conn, query, year=year, design=design, mesh=mesh, cell_type=cell_type, stubs=stubs))
+    return write_pairs(((a, b) for a, b in pairs if a and b), out)
+
+
+_PAIR = ("SELECT c.citing_id, f.doi, f.pmid, f.url, t.doi, t.pmid, t.url FROM citations c "
+         "JOIN works f ON f.id = c.citing_id JOIN works t ON t.id = c.cited_id ")
+
+
+def _citation_rows(conn: sqlite3.Connection, query: str | None, *, year: str | None,
+                   design: str | None, mesh: Iterable[str] | None, cell_type: str | None,
+                   stubs: bool) -> Iterator[sqlite3.Row]:
+    """The resolved references of the selected works: the works in ``kb search``'s order, each
+    work's references in their printed order. The whole KB (no query, no filter) streams from
+    one statement, so an export of every edge (to DuckDB, a graph database) holds none in
+    memory."""
+    if not (query or year or design or mesh or cell_type):
+        yield from conn.execute(
+            _PAIR + ("" if stubs else "WHERE f.status = 'full' ")
+            + "ORDER BY f.year IS NULL, f.year DESC, f.title COLLATE NOCASE, f.id, "
+              "c.position IS NULL, c.position, c.id")
+        return
     from .search import search
     result = search(conn, query, year=year, design=design, mesh=list(mesh or []) or None,
                     cell_type=cell_type, limit=None, stubs=stubs)
     ids = [hit.id for hit in result.hits]
-    pairs: list[tuple[str, str]] = []
+    order = {work_id: index for index, work_id in enumerate(ids)}
     for chunk in chunked(ids):
         rows = conn.execute(
-            "SELECT f.doi, f.pmid, f.url, t.doi, t.pmid, t.url FROM citations c "
-            "JOIN works f ON f.id = c.citing_id JOIN works t ON t.id = c.cited_id "
-            f"WHERE c.citing_id IN ({','.join('?' * len(chunk))}) "
-            "ORDER BY c.citing_id, c.position IS NULL, c.position, c.id", chunk)
-        for row in rows:
-            citing, cited = cell(*row[:3]), cell(*row[3:])
-            if citing and cited:
-                pairs.append((citing, cited))
-    return write_pairs(pairs, out)
+            _PAIR + f"WHERE c.citing_id IN ({','.join('?' * len(chunk))}) "
+            "ORDER BY c.citing_id, c.position IS NULL, c.position, c.id", chunk).fetchall()
+        yield from sorted(rows, key=lambda row: order[row[0]])  # stable: positions kept
