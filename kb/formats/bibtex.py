@@ -202,6 +202,10 @@ def _latex() -> tuple[Any, Any]:
     return walker, latex2text.LatexNodes2Text(latex_context=text, math_mode="text")
 
 
+#: The characters that matter inside a value (the scanner jumps over the rest).
+_GROUP_CHAR = re.compile(r'[\\{}"]')
+
+
 class _Scanner:
     """A cursor over BibTeX text that knows line numbers for errors."""
 
@@ -237,7 +241,8 @@ class _Scanner:
         opener, start = self.text[self.pos], self.pos + 1
         depth = 1 if opener == "{" else 0
         index = start
-        while index < len(self.text):
+        while (found := _GROUP_CHAR.search(self.text, index)) is not None:
+            index = found.start()
             char = self.text[index]
             if char == "\\":
                 index += 2
