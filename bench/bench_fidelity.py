@@ -167,8 +167,10 @@ def read_pubmed(path: Path) -> list[Expected]:
                 doi = next((i.text for i in el.iterfind("PubmedData/ArticleIdList/ArticleId")
                             if i.get("IdType") == "doi" and i.text), None)
                 authors = el.findall("MedlineCitation/Article/AuthorList/Author")
-                works[pmid] = Expected(
-                    title="".join(title.itertext()) if title is not None else None, year=year,
+                text = "".join(title.itertext()).strip() if title is not None else ""
+                if not text and article is not None:  # a non-English title only
+                    text = article.findtext("VernacularTitle") or ""
+                works[pmid] = Expected(title=text or None, year=year,
                     doi=_doi(doi), pmid=pmid, authors=len(authors))
             el.clear()
             while el.getprevious() is not None:

@@ -7,8 +7,13 @@ few MB and more are parsed by a helper process (``parse_to_stdout``) that pickle
 down a pipe, so parsing and writing overlap; the transaction stays in this process. Versions
 of one PMID within a batch collapse to the last one. Other formats (RIS, BibTeX, CSL-JSON,
 MEDLINE, citation CSV) come from :mod:`kb.formats` and are stored with
-:func:`kb.store.upsert_works` / :func:`kb.store.add_links`. :func:`import_pubmed_query` backs
-``kb pubmed`` (search, fetch, store).
+:func:`kb.store.upsert_works` / :func:`kb.store.add_links`, in batches inside the file's
+transaction. :func:`import_pubmed_query` backs ``kb pubmed`` (search, fetch, store).
+
+Bounds: only regular files are read (a FIFO or device could block or never end); other formats
+are read as :mod:`kb.formats` bounds them (size after decompression, encoding, line length); a
+PubMed record of more than :data:`MAX_RECORD_TAGS` tags is refused before lxml builds it;
+over-long fields are cut with a warning naming the record (:attr:`FileReport.warnings`).
 """
 from __future__ import annotations
 
