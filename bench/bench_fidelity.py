@@ -168,8 +168,9 @@ def read_pubmed(path: Path) -> list[Expected]:
                             if i.get("IdType") == "doi" and i.text), None)
                 authors = el.findall("MedlineCitation/Article/AuthorList/Author")
                 text = "".join(title.itertext()).strip() if title is not None else ""
-                if not text and article is not None:  # a non-English title only
-                    text = article.findtext("VernacularTitle") or ""
+                vernacular = article.find("VernacularTitle") if article is not None else None
+                if not text and vernacular is not None:  # a non-English title only
+                    text = "".join(vernacular.itertext()).strip()
                 works[pmid] = Expected(title=text or None, year=year,
                     doi=_doi(doi), pmid=pmid, authors=len(authors))
             el.clear()
