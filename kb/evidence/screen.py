@@ -2,12 +2,13 @@
 one pass over it.
 
 Each pattern is taken apart by Python's own regular-expression parser into *factors*: literal
-strings one of which every match of the pattern contains (``cord[- ]blood[- ](?:derived
-)?mononuclear cells?`` -> ``mononuclear cell``; ``\\bh?NSCs?\\b`` -> ``nsc``). One Aho–Corasick
-automaton (pyahocorasick) over every pattern's factors scans the case-folded text once; a pattern
-none of whose factors occurs cannot match and is not run. A pattern with no factor (all of it
-optional or character classes) is always run. The screen never changes a result, it only skips
-work: a test compares every annotation with and without it.
+strings one of which every match of the pattern contains (``(?:umbilical )?cord[- ]blood`` ->
+``cord blood``, ``cord-blood``; ``\\bh?NSCs?\\b`` -> ``nsc``; ``NCT\\d{8}`` -> ``nct0`` …
+``nct9``). One Aho–Corasick automaton (pyahocorasick) over every pattern's factors scans the
+case-folded text once; a pattern none of whose factors occurs cannot match and is not run. A
+pattern with no factor (all of it optional or character classes) is always run. The screen
+never changes a result, it only skips work: a test compares every annotation with and without
+it.
 
 The patterns come from the rules themselves at run time (the vocabulary's product rows, the
 registry id patterns, the design rules), so a curator's new row is screened with no second copy.
@@ -23,8 +24,8 @@ from __future__ import annotations
 import re
 import string
 from collections.abc import Iterable, Sequence
-from typing import Any
 from functools import cache
+from typing import Any
 from re import _constants as sre  # the node names of re's own parser
 from re import _parser as sre_parse
 
