@@ -102,8 +102,9 @@ tables = [r[0] for r in conn.execute(
     "AND name NOT LIKE 'sqlite_%' ORDER BY name = 'works' DESC, name = 'authors' DESC, name")]
 start = time.perf_counter()
 with store.transaction(conn):
-    for table in tables:
-        conn.execute(f"INSERT INTO main.{table} SELECT * FROM done.{table}")
+    for table in tables:  # stored columns only (not the generated ones)
+        columns = ", ".join(r[1] for r in conn.execute(f"PRAGMA done.table_info({table})"))
+        conn.execute(f"INSERT INTO main.{table}({columns}) SELECT {columns} FROM done.{table}")
     conn.execute(store.fts_insert(conn))
 seconds = time.perf_counter() - start
 assert conn.execute("SELECT count(*) FROM works").fetchone()[0] == conn.execute(
