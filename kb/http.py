@@ -381,6 +381,7 @@ class Client:
     :raises NotFoundError: the service answered 404 or 410.
     :raises QuotaError: a rate limit that waiting ``config.max_retry_wait`` will not fix.
     :raises OfflineError: offline (``KB_OFFLINE``) and the answer is not in the cache.
+    :raises NoNetworkError: the host cannot be reached at all (not retried).
     :raises FetchError: anything else, after ``config.retries`` retries.
     """
 
@@ -424,7 +425,6 @@ class Client:
                 session.cache.save_response)  # type: ignore[attr-defined]
         else:
             session = requests.Session()
-        session.max_redirects = MAX_REDIRECTS
         adapter = _CountingAdapter(self)
         session.mount("http://", adapter)
         session.mount("https://", adapter)

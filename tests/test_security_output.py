@@ -169,15 +169,16 @@ def test_build_cleans_a_killed_builds_leftovers(tmp_path: Path) -> None:
 
 def test_graph_png_to_a_terminal_is_refused_with_a_hint(small_kb: Path) -> None:
     import pty
-    leader, follower = pty.openpty()
-    try:
-        done = subprocess.run([sys.executable, "-m", "kb.cli", "--db", str(small_kb), "graph",
-                               "--doi", DOI, "--format", "png"], stdout=follower,
-                              stderr=subprocess.PIPE, text=True, timeout=60)
-    finally:
-        os.close(follower)
-        os.close(leader)
-    assert done.returncode == 2 and "--out" in done.stderr
+    for out in ([], ["--out", "-"]):
+        leader, follower = pty.openpty()
+        try:
+            done = subprocess.run([sys.executable, "-m", "kb.cli", "--db", str(small_kb),
+                                   "graph", "--doi", DOI, "--format", "png", *out],
+                                  stdout=follower, stderr=subprocess.PIPE, text=True, timeout=60)
+        finally:
+            os.close(follower)
+            os.close(leader)
+        assert done.returncode == 2 and "--out" in done.stderr, out
 
 
 def test_disk_full_says_so_and_the_kb_is_intact(small_kb: Path, tmp_path: Path,

@@ -112,7 +112,7 @@ def graph(settings: Settings, doi: str | None, pmid: str | None, work: str | Non
     dot (Graphviz), png / svg (a drawn picture), html (one interactive page, works offline).
     """
     focus_text = _focus_text(doi, pmid, work)
-    if fmt == "png" and not out and sys.stdout.isatty():
+    if fmt == "png" and out in (None, "-") and sys.stdout.isatty():
         raise click.UsageError("PNG is binary: pass --out FILE or redirect standard output")
     if (similar or rank_) and fmt not in ("text", "json"):
         raise click.UsageError("--similar and --rank print text or json")
