@@ -267,7 +267,7 @@ def test_evidence_refresh_registry_without_network_still_prints_the_table(
 def test_an_esearch_answer_of_millions_of_elements_in_bounded_memory(
         hostile: HostileServer, tmp_path: Path) -> None:
     hostile.add("/eutils/esearch.fcgi", HostileServer.json(
-        "<eSearchResult>" + "<a/>" * (60 * 2**20 // 4) + "</eSearchResult>"))
+        "<eSearchResult>" + "<a/>" * (30 * 2**20 // 4) + "</eSearchResult>"))
     run = run_kb(_env(hostile, tmp_path), "pubmed", "cerebral palsy", "--max", "5",
                  timeout=60)
     assert run.code == 1 and "Traceback" not in run.stderr, run.stderr
