@@ -236,7 +236,8 @@ def _date(message: dict[str, Any]) -> tuple[int | None, str | None]:
     """The year and ISO date of the first dated field: ``[year, month, day]``, as far as each
     part is a plausible number in its place (``[["x", null, 99]]`` gives no year, not 99).
 
-    >>> _date({"issued": {"date-parts": [["x", None, 99]]}, "created": {"date-parts": [[2021, 13]]}})
+    >>> _date({"issued": {"date-parts": [["x", None, 99]]},
+    ...        "created": {"date-parts": [[2021, 13]]}})
     (2021, '2021')
     """
     for key in ("issued", "published", "published-print", "published-online", "created"):

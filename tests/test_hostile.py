@@ -66,6 +66,14 @@ def test_a_dot_dot_doi_stays_inside_the_api_path(hostile: HostileServer, tmp_pat
     assert not any(path.startswith("/etc/") for path in paths)
 
 
+@pytest.mark.parametrize("module", ["kb.http", "kb.config", "kb.scrapers", "kb.serve",
+                                    "kb.scrapers.crossref", "kb.output"])
+def test_doctests(module: str) -> None:
+    import doctest
+    import importlib
+    assert doctest.testmod(importlib.import_module(module)).failed == 0
+
+
 # -- secrets --------------------------------------------------------------------------------
 
 def _cache_bytes(folder: Path) -> bytes:

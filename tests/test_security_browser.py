@@ -19,7 +19,8 @@ pytestmark = [
 ]
 
 HOSTILE_DOI = "10.5555/x'/autofocus/onfocus='window.__pwned=1'/x="
-HOSTILE_TITLE = "<img src=x onerror=\"window.__pwned=2\"> Cord blood</script><script>window.__pwned=5</script>"
+HOSTILE_TITLE = ("<img src=x onerror=\"window.__pwned=2\"> Cord blood"
+                 "</script><script>window.__pwned=5</script>")
 HOSTILE_AUTHOR = "<svg onload=window.__pwned=4>"
 HOSTILE_URL = "javascript:window.__pwned=3"
 
