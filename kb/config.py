@@ -33,7 +33,7 @@ BASE_URLS: dict[str, tuple[str, str]] = {
 #: parsed as a stream; its other answers are refused over 8 MB before parsing.
 MAX_BYTES: dict[str | None, int] = {
     None: 16 * 2**20, "crossref": 12 * 2**20, "datacite": 12 * 2**20, "doi": 8 * 2**20,
-    "eutils": 32 * 2**20, "idconv": 8 * 2**20, "openalex": 12 * 2**20,
+    "eutils": 48 * 2**20, "idconv": 8 * 2**20, "openalex": 12 * 2**20,
     "opencitations": 12 * 2**20, "ctgov": 32 * 2**20,
 }
 

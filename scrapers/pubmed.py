@@ -9,6 +9,7 @@ PubMed XML is parsed by :mod:`kb.scrapers.pubmed_xml`, the same parser ``kb impo
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -26,6 +27,9 @@ __all__ = ["SearchResult", "search", "fetch_works", "fetch_links", "convert_ids"
 
 #: Answers parsed whole (esearch, elink, errors) are refused above this size.
 SMALL_ANSWER = 8 * 2**20
+#: The most bytes an efetch answer may hold between two record ends.
+MAX_RECORD_BYTES = 4 * 2**20
+_RECORD_END = re.compile(rb"</(?:PubmedArticle|PubmedBookArticle|DeleteCitation)\s*>")
 #: ESearch cannot page past this many records of one query.
 ESEARCH_LIMIT = 10_000
 #: elink link names kb uses: a work's references, and the PubMed works citing it.
@@ -81,6 +85,21 @@ def _check_answer(response: Any) -> str | None:
     """An HTML page or a cut-off document is fetched again (NCBI's JSON errors are not:
     :func:`_json_error` reports them)."""
     return None if response.content.lstrip().startswith(b"{") else check_xml(response)
+
+
+def _check_layout(content: bytes, url: str | None) -> None:
+    """Refuse an efetch answer with a stretch of more than :data:`MAX_RECORD_BYTES` that
+    ends no record: the streaming parser holds such a stretch whole, and a hostile one
+    (millions of stray or nested elements) would take gigabytes. No real record is that big.
+
+    :raises FetchError: there is such a stretch.
+    """
+    ends = [m.end() for m in _RECORD_END.finditer(content)]
+    marks = [0, *ends, len(content)]
+    widest = max(b - a for a, b in zip(marks, marks[1:]))
+    if widest > MAX_RECORD_BYTES:
+        raise FetchError(f"PubMed fetch: {widest / 2**20:.0f} MB of the answer hold no complete "
+                         "record (no real record is that big); refused", url=url)
 
 
 def _xml(response: Any, what: str) -> Any:
@@ -241,6 +260,7 @@ def fetch_works(client: Any, pmids: Iterable[str], *, raw: bool = True
         _json_error(content, "PubMed fetch")
         if b"<ERROR>" in content[:4096] or b"<eFetchResult" in content[:4096]:
             _xml(response, "PubMed fetch")
+        _check_layout(content, _url(response))
         try:
             items = list(parse_pubmed_xml(content, raw=raw))
         except ParseError as exc:

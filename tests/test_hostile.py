@@ -283,6 +283,25 @@ def test_an_esearch_answer_of_millions_of_elements_in_bounded_memory(
     assert run.peak_mb < 500 and run.seconds < 20, (run.peak_mb, run.seconds)
 
 
+@pytest.mark.parametrize("where", ["no-record", "after-the-records"])
+def test_an_efetch_answer_of_millions_of_stray_elements_in_bounded_memory(
+        hostile: HostileServer, tmp_path: Path, where: str) -> None:
+    from tests.replay import fixture_text
+    record = fixture_text("pubmed", "add-merge-34362453.xml")
+    article = record[record.index("<PubmedArticle>"):record.rindex("</PubmedArticle>") + 16]
+    strays = "<a/>" * (40 * 2**20 // 4)
+    body = ("<PubmedArticleSet>" + (article if where != "no-record" else "") + strays
+            + "</PubmedArticleSet>")
+    hostile.add("/eutils/esearch.fcgi", HostileServer.json(
+        "<eSearchResult><Count>1</Count><IdList><Id>34362453</Id></IdList></eSearchResult>"))
+    hostile.add("/eutils/efetch.fcgi", HostileServer.json(body))
+    run = run_kb(_env(hostile, tmp_path), "pubmed", "cerebral palsy", "--max", "5",
+                 timeout=60)
+    assert run.code == 1 and "Traceback" not in run.stderr, run.stderr
+    assert "hold no complete record" in run.stderr, run.stderr
+    assert run.peak_mb < 500 and run.seconds < 20, (run.peak_mb, run.seconds)
+
+
 def test_pubmed_max_fetches_only_what_it_needs(hostile: HostileServer, tmp_path: Path) -> None:
     ids = "".join(f"<Id>{10_000_000 + i}</Id>" for i in range(100_000))
     hostile.add("/eutils/esearch.fcgi", HostileServer.json(
