@@ -208,10 +208,15 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_HEAD = _handle
 
 
+#: The child reports VmHWM, the peak of its own address space: ru_maxrss would carry over the
+#: parent's peak from before exec (fork copies pytest's memory), so late in a full run every
+#: child looked as large as the grown test process.
 _MEASURED = """
-import atexit, resource, sys
-atexit.register(lambda: sys.stderr.write(
-    "\\nPEAK_KB %d\\n" % resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
+import atexit, re, sys
+def _peak():
+    status = open("/proc/self/status").read()
+    sys.stderr.write("\\nPEAK_KB %s\\n" % re.search(r"VmHWM:\\s*(\\d+)", status).group(1))
+atexit.register(_peak)
 from kb.cli import cli
 cli(prog_name="kb")
 """
