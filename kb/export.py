@@ -4,7 +4,7 @@ from __future__ import annotations
 import sqlite3
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
-from typing import TextIO
+from typing import IO
 
 from .store import chunked
 from .formats import ExportRecord, base_key, write
@@ -56,7 +56,7 @@ def citation_keys(conn: sqlite3.Connection, work_ids: Sequence[int] | None = Non
         params = list(known)
     groups: dict[str, list[int]] = defaultdict(list)
     for work_id, title, year, family, name in conn.execute(sql + " ORDER BY w.id", params):
-        key = base_key({"title": title, "year": year,  # type: ignore[typeddict-item]
+        key = base_key({"title": title, "year": year,
                         "authors": [{"family": family, "name": name}]})
         groups[key].append(work_id)
     return {work_id: key + _suffix(index) for key, members in groups.items()
@@ -115,7 +115,7 @@ def _lists(conn: sqlite3.Connection, chunk: list[int], marks: str) -> dict[str, 
     return out
 
 
-def export_works(conn: sqlite3.Connection, query: str | None, fmt: str, out: TextIO, *,
+def export_works(conn: sqlite3.Connection, query: str | None, fmt: str, out: IO[str], *,
                  year: str | None = None, design: str | None = None,
                  mesh: Iterable[str] | None = None, cell_type: str | None = None,
                  stubs: bool = False) -> int:
@@ -128,7 +128,7 @@ def export_works(conn: sqlite3.Connection, query: str | None, fmt: str, out: Tex
     return write(load_records(conn, [hit.id for hit in result.hits]), fmt, out)
 
 
-def export_citations(conn: sqlite3.Connection, query: str | None, out: TextIO, *,
+def export_citations(conn: sqlite3.Connection, query: str | None, out: IO[str], *,
                      year: str | None = None, design: str | None = None,
                      mesh: Iterable[str] | None = None, cell_type: str | None = None,
                      stubs: bool = False) -> int:

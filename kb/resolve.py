@@ -151,7 +151,7 @@ def _first_author_of(text: str) -> str | None:
     return name or None
 
 
-def _locator(text: str) -> tuple[str, str] | None:
+def _locator(text: str) -> tuple[str | None, str | None] | None:
     """Volume and first page printed as ``31:581`` or ``1(3):244`` (Vancouver, PubMed,
     Springer styles)."""
     match = _LOCATOR.search(text)
@@ -407,8 +407,8 @@ class _Index:
         works with no year); every year when the reference prints none."""
         if ref.years:
             years: Iterable[int | None] = {y + d for y in ref.years for d in (-1, 0, 1)}
-            return (self.by_word.get((word, year), ()) for year in (*years, None))
-        return (self.by_word_any.get(word, ()),)
+            return (self.by_word.get((word, year), []) for year in (*years, None))
+        return (self.by_word_any.get(word, []),)
 
     def title_candidates(self, ref: ParsedRef, limit: int = 8) -> list[int]:
         """The works sharing the most title words with the reference (at least two, and 60 %

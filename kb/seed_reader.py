@@ -175,7 +175,7 @@ def _described(corpus_id: str, works: dict[str, WorkRecord]) -> WorkRef:
     work = works.get(corpus_id) or {}
     for field in ("title", "year"):
         if work.get(field):
-            ref[field] = work[field]  # type: ignore[literal-required]
+            ref[field] = work[field]
     first = (work.get("authors") or [{}])[0]
     if first.get("family") or first.get("name"):
         ref["first_author"] = first.get("family") or first.get("name")
@@ -186,7 +186,7 @@ def read_links(folder: Traversable | None = None) -> tuple[list[LinkRecord], lis
     """The seed's ``cites`` rows as citation links (the cited end described as the seed
     describes it) and its ``pools`` rows as lineage, each sorted by (citing, cited)."""
     folder = folder or seed_files()
-    works = {w["source_id"]: w for w in read_works(folder)}  # type: ignore[index]
+    works = {sid: w for w in read_works(folder) if (sid := w.get("source_id"))}
     rows = list(csv.DictReader(io.StringIO(
         folder.joinpath("citations.csv").read_text(encoding="utf-8"))))
     missing = {"citing", "cited", "relation", "source"} - set(rows[0] if rows else {})

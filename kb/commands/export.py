@@ -1,6 +1,8 @@
 """kb export."""
 from __future__ import annotations
 
+from typing import IO
+
 import click
 
 from ..cli import Settings, format_option, kb_errors, out_option, pass_settings
@@ -38,7 +40,7 @@ def export(settings: Settings, query: str | None, year: str | None, design: str 
         check_out(out, settings.db_path)
         conn = settings.open()
         try:
-            def produce(handle) -> int:  # type: ignore[no-untyped-def]
+            def produce(handle: IO[str]) -> int:
                 if fmt == "citations-csv":
                     return export_citations(conn, query, handle, year=year, design=design,
                                             mesh=mesh, cell_type=cell_type, stubs=stubs)

@@ -130,7 +130,7 @@ def graph(settings: Settings, doi: str | None, pmid: str | None, work: str | Non
         try:
             if path:
                 payload = _path(conn, path, fmt)
-            elif rank_ and not focus_text:
+            elif not focus_text:  # --rank over the whole KB
                 payload = _rank_kb(conn, fmt, limit)
             else:
                 focus = _resolve(conn, focus_text)

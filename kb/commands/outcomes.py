@@ -102,9 +102,9 @@ def _table(rows: Sequence[dict[str, Any]]) -> str:
             for (arm, quantity), by_time in grid.items():
                 texts = []
                 for t in times:
-                    cell = by_time.get(t)
-                    texts.append("" if cell is None else _cell(cell) + " [" + ",".join(
-                        str(x) for x in sorted(cell["refs"])) + "]")
+                    found = by_time.get(t)
+                    texts.append("" if found is None else _cell(found) + " [" + ",".join(
+                        str(x) for x in sorted(found["refs"])) + "]")
                 lines.append(f"    {arm + ' · ' + quantity:<{width}}"
                              + "".join(f"{t:<34}" for t in texts).rstrip())
         lines.append("")

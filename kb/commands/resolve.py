@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict
 
 import click
@@ -73,7 +74,7 @@ def _short(text: str | None, width: int = 80) -> str:
     return text if len(text) <= width else text[:width - 1] + "…"
 
 
-def _progress(settings: Settings):  # type: ignore[no-untyped-def]
+def _progress(settings: Settings) -> Callable[[int, int], None] | None:
     """A tqdm callback on a terminal (not with --quiet), else None."""
     import sys
     if settings.verbosity < 0 or not sys.stderr.isatty():

@@ -245,7 +245,7 @@ def _per_arm(rows: Sequence[Mapping[str, Any]], measure: str,
             n1, n2 = total - total // 2, total // 2
             how1, how2 = f"arm sizes taken as equal halves of the trial's n={total}", None
             (sd1, sd_how1), (sd2, sd_how2) = _sd(one, n1), _sd(two, n2)
-        if not n1 or not n2:
+        if not n1 or not n2 or sd1 is None or sd2 is None:  # (halves keep an SD found)
             missing = "per-arm means and dispersion, but no arm sizes"
             continue
         notes = left_out + [h for h in (how1, how2, sd_how1, sd_how2) if h]

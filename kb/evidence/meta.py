@@ -86,6 +86,13 @@ class Study:
             n = self.effect.n_intervention + self.effect.n_control
         return trial_caption(self.label, self.cell_product, self.route, n)
 
+    @property
+    def pooled_effect(self) -> Effect:
+        """The effect of a study in the pool (each of :attr:`MetaResult.studies` has one)."""
+        if self.effect is None:
+            raise ValueError(f"{self.label} has no effect to pool")
+        return self.effect
+
     def group(self, attribute: str) -> str:
         """This study's subgroup for ``attribute`` (cell_product, route or donor)."""
         return " + ".join(getattr(self, attribute)) or "not reported"
@@ -326,7 +333,8 @@ def meta_analysis(conn: sqlite3.Connection, instrument: str, timepoint: float, *
                             f"{instrument} at {_months(timepoint)} months can be pooled (at least "
                             f"2 needed); in: {', '.join(s.label for s in studies) or 'none'}; "
                             f"out: {listed}", result)
-    result.pooled = pool([s.effect.yi for s in studies], [s.effect.vi for s in studies],
+    result.pooled = pool([s.pooled_effect.yi for s in studies],
+                         [s.pooled_effect.vi for s in studies],
                          method)
     if by:
         _add_subgroups(result, GROUPINGS[by], method)
@@ -358,10 +366,11 @@ def _add_subgroups(result: MetaResult, attribute: str, method: str) -> None:
     for name, members in sorted(groups.items()):
         if len(members) == 1:
             result.subgroups[name] = members[0]
-            effect = members[0].effect
+            effect = members[0].pooled_effect
             estimates[name] = (effect.yi, math.sqrt(effect.vi))
         else:
-            pooled = pool([s.effect.yi for s in members], [s.effect.vi for s in members], method)
+            pooled = pool([s.pooled_effect.yi for s in members],
+                          [s.pooled_effect.vi for s in members], method)
             result.subgroups[name] = pooled
             estimates[name] = (pooled.estimate, pooled.se)
     result.subgroup_test = _subgroup_test(estimates)

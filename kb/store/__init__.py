@@ -27,13 +27,13 @@ import hashlib
 import json
 import re
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
 from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple, cast
 from urllib.parse import urlsplit
 
 from ..errors import DatabaseError, InputError
@@ -50,7 +50,8 @@ ID_FIELDS = ("doi", "pmid", "pmcid", "openalex_id")
 SCALAR_FIELDS = ("title", "subtitle", "abstract", "journal", "journal_abbrev", "issn",
                  "publisher", "year", "pub_date", "volume", "issue", "pages", "language",
                  "type", "url", "license", "cited_by_count", "note", "curation_note")
-LIST_FIELDS = ("authors", "mesh", "keywords", "publication_types")
+LIST_FIELDS: tuple[Literal["authors", "mesh", "keywords", "publication_types"], ...] = (
+    "authors", "mesh", "keywords", "publication_types")
 
 #: Per-field source order where it differs from :data:`kb.records.SOURCES`.
 PRECEDENCE: dict[str, tuple[str, ...]] = {
@@ -297,7 +298,7 @@ PRIMARY_ID = {"pubmed": "pmid", "crossref": "doi", "datacite": "doi", "doi.org":
 _URL_BLIND = (None, "journal-article", "other")
 
 
-def identifying_url(record: WorkRecord | ReferenceRecord) -> str | None:
+def identifying_url(record: WorkRecord | ReferenceRecord | WorkRef) -> str | None:
     """The URL that identifies this record, if any: the page of a web article, report,
     proceedings paper, … (not of a journal article or an untyped record), or a URL-only
     reference's; never a site's home page or a directory (a path ending in /). DOI, PubMed,
@@ -323,7 +324,7 @@ def _agree(row: sqlite3.Row | dict[str, Any], ids: dict[str, Any]) -> bool:
     return all(not row[f] or not ids.get(f) or row[f] == ids[f] for f in ID_FIELDS)
 
 
-def plan_identity(conn: sqlite3.Connection, record: WorkRecord | ReferenceRecord, *,
+def plan_identity(conn: sqlite3.Connection, record: WorkRecord | ReferenceRecord | WorkRef, *,
                   own: bool) -> IdentityPlan:
     """Decide which stored work ``record`` is, by identifiers as evidence.
 
@@ -403,11 +404,11 @@ def _record_conflicts(conn: sqlite3.Connection, plan: IdentityPlan, other_id: in
          for kind, value, work_id in plan.conflicts if work_id != other_id])
 
 
-def record_label(record: WorkRecord) -> str:
+def record_label(record: Mapping[str, Any]) -> str:
     """How a conflict names the record that claimed an identifier: its first own id."""
     for name in (PRIMARY_ID.get(record.get("source", ""), "doi"), *ID_FIELDS, "url", "title"):
-        if record.get(name):
-            return f"{name}:{record[name]}"  # type: ignore[literal-required]
+        if value := record.get(name):
+            return f"{name}:{value}"
     return "a record without identifiers"
 
 
@@ -424,7 +425,7 @@ def _wins(field: str, new_source: str, old_value: Any, old_source: str | None) -
     return _rank(field, new_source) <= _rank(field, old_source)
 
 
-def _author_key(author: dict[str, Any]) -> str:
+def _author_key(author: Mapping[str, Any]) -> str:
     if author.get("orcid"):
         return f"orcid:{author['orcid']}"
     if author.get("family"):
@@ -432,7 +433,7 @@ def _author_key(author: dict[str, Any]) -> str:
     return f"name:{(author.get('name') or '').strip().lower()}"
 
 
-def _author_name(author: dict[str, Any]) -> str:
+def _author_name(author: Mapping[str, Any]) -> str:
     if author.get("family"):
         return " ".join(p for p in (author.get("given"), author["family"]) if p).strip()
     return (author.get("name") or "").strip()
@@ -677,7 +678,7 @@ def _new_work(conn: sqlite3.Connection, record: WorkRecord) -> int:
                            list(row.values())).fetchone()[0]
     for field in LIST_FIELDS:
         if record.get(field):
-            _write_list(conn, work_id, field, record[field])  # type: ignore[literal-required]
+            _write_list(conn, work_id, field, record[field])
     _add_extras(conn, work_id, record)
     return work_id
 
@@ -749,7 +750,7 @@ def _upsert(conn: sqlite3.Connection, record: WorkRecord) -> UpsertResult:
 
 
 def _shared_id(conn: sqlite3.Connection, keep_id: int, other_id: int,
-               record: WorkRecord | ReferenceRecord) -> str:
+               record: WorkRecord | ReferenceRecord | WorkRef) -> str:
     """Why a record merges two works: the identifier of its that the absorbed one carries."""
     row = conn.execute(_ID_ROW + "id = ?", (other_id,)).fetchone()
     return next((f"same {f}" for f in ID_FIELDS if record.get(f) and row[f] == record.get(f)),
@@ -761,9 +762,9 @@ def _shared_id(conn: sqlite3.Connection, keep_id: int, other_id: int,
 def _ref_key(ref: ReferenceRecord | WorkRef) -> str:
     for field, prefix in (("doi", "doi"), ("pmid", "pmid"), ("pmcid", "pmcid"),
                           ("openalex_id", "openalex")):
-        if ref.get(field):
-            return f"{prefix}:{ref[field]}"  # type: ignore[literal-required]
-    text = ref.get("unstructured") or " ".join(
+        if value := ref.get(field):
+            return f"{prefix}:{value}"
+    text = str(ref.get("unstructured") or "") or " ".join(
         str(ref.get(f) or "") for f in ("first_author", "year", "title", "journal", "volume",
                                         "first_page"))
     text = _NON_WORD.sub(" ", text.lower()).strip()
@@ -792,12 +793,12 @@ def ref_keys(refs: Iterable[ReferenceRecord]) -> list[str]:
 def stub_record(ref: ReferenceRecord | WorkRef) -> WorkRecord:
     """The stub work a reference that names an unknown work becomes: its identifiers,
     title, year, journal, URL, volume and first author, credited to ``reference``."""
-    stub: WorkRecord = {"source": "reference", "status": "stub",  # type: ignore[typeddict-item]
-                        **{f: ref[f] for f in ID_FIELDS if ref.get(f)},  # type: ignore[literal-required]
-                        **{f: ref.get(f) for f in STUB_FIELDS}}  # type: ignore[misc]
-    if ref.get("first_author"):
-        stub["authors"] = [{"family": ref["first_author"]}]  # type: ignore[typeddict-item]
-    return stub
+    stub: dict[str, Any] = {"source": "reference", "status": "stub",
+                            **{f: ref.get(f) for f in ID_FIELDS if ref.get(f)},
+                            **{f: ref.get(f) for f in STUB_FIELDS}}
+    if first_author := ref.get("first_author"):
+        stub["authors"] = [{"family": first_author}]
+    return cast(WorkRecord, stub)
 
 
 STUB_FIELDS = ("title", "year", "journal", "url", "volume")
@@ -816,18 +817,17 @@ def _ensure_work(conn: sqlite3.Connection, ref: ReferenceRecord | WorkRef,
     plan = plan_identity(conn, ref, own=False)
     if plan.conflicts:
         label = claimed_by if isinstance(claimed_by, str) else \
-            reference_label(conn, ref, *claimed_by)  # type: ignore[arg-type]
+            reference_label(conn, ref, *claimed_by)
         _record_conflicts(conn, plan, plan.keep, label, "reference")
-    ids = {f: ref[f] for f in ID_FIELDS  # type: ignore[literal-required]
-           if ref.get(f) and f not in plan.withheld}
+    ids = {f: ref.get(f) for f in ID_FIELDS if ref.get(f) and f not in plan.withheld}
     if plan.keep is not None:
         for other in plan.absorb:
             merge_works(conn, plan.keep, other, reason=_shared_id(conn, plan.keep, other, ref),
                         source="reference")
         row = conn.execute(_ID_ROW + "id = ?", (plan.keep,)).fetchone()
         if any(not row[f] for f in ids):
-            _apply(conn, plan.keep, {"source": "reference", "status": "stub",  # type: ignore[typeddict-item]
-                                     **ids})
+            _apply(conn, plan.keep, cast(WorkRecord, {"source": "reference", "status": "stub",
+                                                      **ids}))
         return plan.keep
     if plan.withheld and not ids:
         return None
@@ -899,7 +899,8 @@ INSERT_CITATION = (
 _HOW = (*ID_FIELDS, "url")
 
 
-def citation_row(citing_id: int, cited_id: int | None, key: str, ref: ReferenceRecord,
+def citation_row(citing_id: int, cited_id: int | None, key: str,
+                 ref: ReferenceRecord | WorkRef,
                  sources: str) -> tuple[Any, ...]:
     """The values of :data:`INSERT_CITATION` for one reference (``sources``: a JSON list)."""
     how = next((f for f in _HOW if ref.get(f)), None)
@@ -910,7 +911,7 @@ def citation_row(citing_id: int, cited_id: int | None, key: str, ref: ReferenceR
             ("openalex" if how == "openalex_id" else how) if cited_id else None)
 
 
-def reference_label(conn: sqlite3.Connection, ref: ReferenceRecord, key: str,
+def reference_label(conn: sqlite3.Connection, ref: ReferenceRecord | WorkRef, key: str,
                     citing_id: int) -> str:
     """How a conflict names a reference that claimed an identifier: its position and the
     citing work's own identifier."""
@@ -918,7 +919,7 @@ def reference_label(conn: sqlite3.Connection, ref: ReferenceRecord, key: str,
     return f"reference {ref.get('position') or key} of {record_label(dict(citing))}"
 
 
-def _add_citation(conn: sqlite3.Connection, citing_id: int, ref: ReferenceRecord,
+def _add_citation(conn: sqlite3.Connection, citing_id: int, ref: ReferenceRecord | WorkRef,
                   source: str, key: str | None = None) -> bool:
     """Insert or update one citation row (``key``: its :func:`ref_keys` entry); True if the
     database changed."""
@@ -957,7 +958,7 @@ def add_links(conn: sqlite3.Connection, links: Iterable[LinkRecord]) -> int:
             citing_id = _ensure_work(conn, link["citing"], f"the citing work of a {link['source']} link")
             if citing_id is None:
                 raise InputError("a citation link needs an identifier for its citing work")
-            if _add_citation(conn, citing_id, dict(link["cited"]), link["source"]):
+            if _add_citation(conn, citing_id, link["cited"], link["source"]):
                 changed += 1
     return changed
 

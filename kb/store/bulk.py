@@ -321,7 +321,8 @@ class BulkWriter:
                         matches[0], ids, stub_ids[0] if stub_ids else state["next"]):
                     # new identifiers for a written work that has none of its own there
                     cited_id = _ensure_work(conn, ref, (key, citing_id))
-                    works.update({p: cited_id for p in ids})
+                    if cited_id is not None:
+                        works.update({p: cited_id for p in ids})
                 elif (not ids and ref.get("url")) or len(matches) > 1 or adds:
                     # a URL-only reference, one naming two stored works, or one adding an
                     # identifier to a stored work: the store's identity rule decides
@@ -330,7 +331,8 @@ class BulkWriter:
                     alive = {r[0] for r in conn.execute(
                         f"SELECT id FROM works WHERE id IN ({','.join('?' * len(matches))})",
                         matches)} if matches else set()
-                    moved.update({m: cited_id for m in matches if m not in alive})
+                    if cited_id is not None:  # works merged away were merged into it
+                        moved.update({m: cited_id for m in matches if m not in alive})
                     if citing_id in moved:  # this citing work was merged into an older one
                         slow(follow(citing_id), refs[index:], keys_of[index:], source)
                         break
