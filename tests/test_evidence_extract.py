@@ -200,16 +200,6 @@ def test_design_rules_and_sources() -> None:
     assert design_from_text("Effect of X: A Randomized, Placebo-Controlled Trial") == "rct"
 
 
-@pytest.mark.parametrize("module", ["kb.evidence.extract", "kb.evidence.design",
-                                    "kb.evidence.lineage", "kb.vocabulary",
-                                    "kb.scrapers.ctgov"])
-def test_doctests(module: str) -> None:
-    import doctest
-    import importlib
-    result = doctest.testmod(importlib.import_module(module))
-    assert result.failed == 0 and result.attempted > 0
-
-
 @pytest.mark.parametrize("text, n, age, dose, follow_up", [
     ("A total of 105 patients with spastic CP were randomly divided into three groups.",
      {"n_randomised": 105}, None, [], []),

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import csv
-import doctest
 import io
 import json
 import os
@@ -30,10 +29,6 @@ def kb(tmp_path: Path) -> tuple[sqlite3.Connection, dict[str, int], Path]:
     conn = graph_kb.build(path)
     yield conn, graph_kb.work_ids(conn), path
     conn.close()
-
-
-def test_doctests() -> None:
-    assert doctest.testmod(graph).failed == 0
 
 
 # -- neighbourhood ----------------------------------------------------------------------------

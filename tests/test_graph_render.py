@@ -2,7 +2,6 @@
 pydot, PNG as a PNG of sensible size, SVG as XML, HTML as one self-contained page."""
 from __future__ import annotations
 
-import doctest
 import io
 import json
 import re
@@ -45,10 +44,6 @@ def _export(path: Path, fmt: str, out: Path, doi: str = POOLED) -> Path:
 
 def _by_doi(G: nx.Graph) -> dict[str, dict]:
     return {d.get("doi") or d.get("url"): d for _, d in G.nodes(data=True)}
-
-
-def test_doctests() -> None:
-    assert doctest.testmod(graph_render).failed == 0
 
 
 def test_graphml_reads_back(kb, tmp_path: Path) -> None:
@@ -107,8 +102,22 @@ def test_dot_parses_with_pydot(kb, tmp_path: Path) -> None:
 def test_dot_escapes_quotes_and_backslashes(pooled) -> None:
     G, ids = pooled
     G.nodes[ids[QU]]["title"] = 'A "quoted" title \\ with a backslash'
+    G.nodes[ids[POOLED]]["caption"] = 'Line one\nC:\\ "two"'
     (dot,) = pydot.graph_from_dot_data(graph_render.render_dot(G, ids[POOLED]))
-    assert len([n for n in dot.get_nodes() if n.get_name() not in ("node", "edge")]) == 6
+    nodes = {_dot_text(n.get_name()): n for n in dot.get_nodes()
+             if n.get_name() not in ("node", "edge")}
+    assert set(nodes) == {str(node) for node in G}
+    assert _dot_text(nodes[str(ids[QU])].get("tooltip")) == 'A "quoted" title \\ with a backslash'
+    assert _dot_text(nodes[str(ids[POOLED])].get("label")) == 'Line one\nC:\\ "two"'
+    for node, data in G.nodes(data=True):
+        if data.get("title") and node != ids[QU]:
+            assert _dot_text(nodes[str(node)].get("tooltip")) == data["title"]
+
+
+def _dot_text(quoted: str) -> str:
+    """The text of a DOT double-quoted string as pydot returns it (quotes and escapes kept)."""
+    assert quoted[0] == quoted[-1] == '"', quoted
+    return re.sub(r"\\(.)", lambda m: "\n" if m[1] == "n" else m[1], quoted[1:-1])
 
 
 def _png_size(data: bytes) -> tuple[int, int]:
@@ -259,4 +268,3 @@ def test_pictures_are_not_a_wide_strip(kb, tmp_path: Path) -> None:
     root = ET.fromstring(svg)
     ratio = float(root.get("width").rstrip("pt")) / float(root.get("height").rstrip("pt"))
     assert ratio <= 2.1
-

@@ -1,7 +1,6 @@
 """Identifier normalisation on the forms people really paste, and rejection of look-alikes."""
 from __future__ import annotations
 
-import doctest
 
 import pytest
 
@@ -74,7 +73,3 @@ def test_find_dois_in_a_reference_list() -> None:
             "[5] Zarrabi, M., et al. (2022). BMC Neurology, 22(1). "
             "doi:https://doi.org/10.1186/s12883-022-02636-y.")
     assert find_dois(text) == ["10.1186/s13287-021-02513-4", "10.1186/s12883-022-02636-y"]
-
-
-def test_doctests() -> None:
-    assert doctest.testmod(identifiers).failed == 0

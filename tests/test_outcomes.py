@@ -331,15 +331,6 @@ async def test_datasette_serves_outcomes_effects_and_the_12_month_query(built: P
     assert {"instrument", "quantity", "provenance"} <= set(facets)
 
 
-@pytest.mark.parametrize("module", ["kb.evidence.outcomes", "kb.evidence.effects"])
-def test_doctests(module: str) -> None:
-    import doctest
-    import importlib
-
-    result = doctest.testmod(importlib.import_module(module))
-    assert result.attempted and not result.failed
-
-
 def test_rules_read_only_trials_and_syntheses(runner, kb_env, tmp_path) -> None:
     xml = tmp_path / "editorial.xml"
     xml.write_text(PUBMED_XML.replace("39000001", "39000002")

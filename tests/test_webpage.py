@@ -1,7 +1,6 @@
 """The web-article scraper on pages shaped like real news sites and blogs."""
 from __future__ import annotations
 
-import doctest
 import json
 from importlib import resources
 
@@ -193,10 +192,6 @@ def test_fetch_page_over_http(server, config) -> None:
         with pytest.raises(ParseError, match="application/pdf"):
             fetch_page(client, f"{server.url}/paper.pdf")
     assert server.requests[0].headers["Accept"].startswith("text/html")
-
-
-def test_doctests() -> None:
-    assert doctest.testmod(webpage).failed == 0
 
 
 def test_kb_add_url_and_saved_page(server, kb_env, runner, tmp_path) -> None:
