@@ -141,8 +141,11 @@ def export_citations(conn: sqlite3.Connection, query: str | None, out: IO[str], 
     return write_pairs(((a, b) for a, b in pairs if a and b), out)
 
 
+#: one pair per edge: a list naming a work twice holds two rows, the first of them stands
 _PAIR = ("SELECT c.citing_id, f.doi, f.pmid, f.url, t.doi, t.pmid, t.url FROM citations c "
-         "JOIN works f ON f.id = c.citing_id JOIN works t ON t.id = c.cited_id ")
+         "JOIN works f ON f.id = c.citing_id JOIN works t ON t.id = c.cited_id "
+         "AND NOT EXISTS (SELECT 1 FROM citations d WHERE d.citing_id = c.citing_id "
+         "AND d.cited_id = c.cited_id AND d.occurrence < c.occurrence) ")
 
 
 def _citation_rows(conn: sqlite3.Connection, query: str | None, *, year: str | None,

@@ -252,8 +252,10 @@ def _edge_rows(conn: sqlite3.Connection, ids: Sequence[int], side: str) -> Itera
     param = (json.dumps(list(ids)),)
     column = "citing_id" if side == "citing" else "cited_id"
     for row in conn.execute(
-            "SELECT citing_id, cited_id, sources, resolved_by, match_score FROM citations "
-            f"WHERE {column} IN (SELECT value FROM json_each(?)) AND cited_id IS NOT NULL",
+            # one edge per pair: a list naming a work twice holds two rows (the first one's)
+            "SELECT citing_id, cited_id, sources, resolved_by, match_score, min(id) "
+            f"FROM citations WHERE {column} IN (SELECT value FROM json_each(?)) "
+            "AND cited_id IS NOT NULL GROUP BY citing_id, cited_id",
             param):
         yield row[0], row[1], "cites", json.loads(row[2] or "[]"), row[3], row[4], None
     if _has_table(conn, "lineage"):

@@ -107,10 +107,16 @@ def test_neighbourhood_uses_indexes_only(kb) -> None:
 
 def test_neighbourhood_without_the_evidence_tables(tmp_path: Path) -> None:
     """A KB at schema 1 (no lineage table yet) still gives a graph from citations alone."""
-    path = tmp_path / "old.db"
-    conn = store.connect(path, migrate_schema=False)
+    new = store.connect(tmp_path / "new.db")
+    store.upsert_works(new, [record for record, _ in graph_kb.WORKS])
+    new.close()
+    conn = store.connect(tmp_path / "old.db", migrate_schema=False)
     store.migrate(conn, target=1)
-    store.upsert_works(conn, [record for record, _ in graph_kb.WORKS])
+    conn.execute("ATTACH ? AS new", (str(tmp_path / "new.db"),))
+    for (table,) in conn.execute("SELECT name FROM main.sqlite_master WHERE type = 'table' "
+                                 "AND name NOT LIKE 'works_fts%'").fetchall():
+        columns = ", ".join(r[1] for r in conn.execute(f"PRAGMA main.table_info({table})"))
+        conn.execute(f"INSERT INTO main.{table}({columns}) SELECT {columns} FROM new.{table}")
     ids = graph_kb.work_ids(conn)
     G = graph.neighbourhood(conn, ids[C4L])
     assert {ids[POOLED], ids[AMANAT], ids[ZARRABI], ids[QU], ids[PARENTS]} <= set(G)

@@ -2,6 +2,7 @@
 logged and reversible, references kept by position, the user's note apart from curation's."""
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import sqlite3
@@ -10,8 +11,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from kb import store
+from kb import graph, store
 from kb.cli import cli
+from kb.export import export_citations
 from scrapers.crossref import to_record
 from tests.test_import import _snapshot
 
@@ -160,6 +162,38 @@ def test_duplicate_crossref_references_are_kept_by_position(tmp_path: Path) -> N
     assert _snapshot(tmp_path / "kb.db") == before
 
 
+def test_one_list_naming_a_doi_twice_keeps_two_rows(tmp_path: Path) -> None:
+    """10.1371/journal.pone.0033693 lists 70 references, one DOI twice: two rows, both linked;
+    another source's edge for the same pair folds into the first, both sources credited."""
+    refs = [{"key": "ref1", "DOI": "10.1000/twice"}, {"key": "ref2", "DOI": "10.1000/other"},
+            {"key": "ref3", "DOI": "10.1000/TWICE", "unstructured": "Same paper, cited again."}]
+    record = to_record({"DOI": "10.1371/journal.pone.0033693", "title": ["PLoS ONE"],
+                        "type": "journal-article", "reference": refs})
+    db = tmp_path / "kb.db"
+    conn = store.connect(db)
+    store.upsert_work(conn, record)
+    store.add_links(conn, [{"citing": {"doi": "10.1371/journal.pone.0033693"},
+                            "cited": {"doi": "10.1000/twice"}, "source": "openalex"}])
+    rows = conn.execute("SELECT c.position, w.doi, c.sources FROM citations c "
+                        "JOIN works w ON w.id = c.cited_id ORDER BY c.position").fetchall()
+    assert [tuple(r) for r in rows] == [(1, "10.1000/twice", '["crossref", "openalex"]'),
+                                        (2, "10.1000/other", '["crossref"]'),
+                                        (3, "10.1000/twice", '["crossref"]')]
+    edges = conn.execute("SELECT count(*) FROM (SELECT DISTINCT citing_id, cited_id "
+                         "FROM citations)").fetchone()[0]
+    cited_in_kb = conn.execute("SELECT cited_in_kb FROM works_with_first_author "
+                               "WHERE doi = '10.1000/twice'").fetchone()[0]
+    assert (edges, cited_in_kb) == (2, 1)
+    out = io.StringIO()
+    assert export_citations(conn, None, out) == 2  # one pair per edge
+    citing, cited = conn.execute("SELECT citing_id, cited_id FROM citations").fetchone()
+    G = graph.neighbourhood(conn, citing)
+    assert (G.number_of_edges(), G.edges[citing, cited]["sources"]) == (2, ["crossref", "openalex"])
+    before = _snapshot(db)
+    assert store.upsert_work(conn, record).action == "unchanged"
+    assert _snapshot(db) == before
+
+
 def _same_records() -> list[dict]:
     """Records whose identifiers meet in every way: a merge by own ids, a DOI shared by two
     PMIDs, a reference pairing two works' ids, duplicate references, a URL-only page."""
@@ -170,7 +204,8 @@ def _same_records() -> list[dict]:
                         {"position": 2, "pmid": "9"},
                         {"position": 3, "unstructured": "Matsui T. 2019."},
                         {"position": 4, "unstructured": "Matsui T. 2019."},
-                        {"position": 5, "pmid": "11"}]},
+                        {"position": 5, "pmid": "11"},
+                        {"position": 6, "doi": "10.1000/x"}]},
         {"source": "crossref", "doi": "10.1000/eleven", "title": "Eleven"},
         {"source": "pubmed", "pmid": "2", "doi": "10.1000/b", "title": "B",
          "references": [{"position": 1, "doi": "10.1000/a", "pmid": "2"},

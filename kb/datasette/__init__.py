@@ -320,7 +320,8 @@ def _home(conn: sqlite3.Connection) -> dict[str, Any]:
         "stubs": one("SELECT count(*) FROM works WHERE status = 'stub'"),
         "trials": one("SELECT count(*) FROM trials"),
         "outcomes": one("SELECT count(*) FROM outcomes"),
-        "links": one("SELECT count(*) FROM citations WHERE cited_id IS NOT NULL"),
+        "links": one("SELECT count(*) FROM (SELECT DISTINCT citing_id, cited_id FROM citations "
+                     "WHERE cited_id IS NOT NULL)"),
         "pooled": one("SELECT count(DISTINCT from_work_id) FROM lineage WHERE relation = 'pools'"),
         "by_design": conn.execute(
             "SELECT coalesce(study_design, 'unknown'), count(*), min(year), max(year) "

@@ -166,7 +166,7 @@ def infer_edges(conn: sqlite3.Connection, work_ids: list[int] | None) -> int:
         "SELECT id, coalesce(registry_ids, label, key) FROM trials")}
     citing, cited = (", ".join(f"'{d}'" for d in designs)
                      for designs in (CITING_DESIGNS, CITED_DESIGNS))
-    cites = ("SELECT c.citing_id, c.cited_id FROM citations c "
+    cites = ("SELECT DISTINCT c.citing_id, c.cited_id FROM citations c "
              f"JOIN works f ON f.id = c.citing_id AND f.study_design IN ({citing}) "
              f"JOIN works t ON t.id = c.cited_id AND t.study_design IN ({cited}) "
              "WHERE c.cited_id IS NOT NULL")
@@ -250,7 +250,8 @@ def flag_retractions(conn: sqlite3.Connection) -> int:
                                                      find) if f["flag"] == "retracted"}
     table = _id_table(conn, retracted)
     citations = [tuple(r) for r in conn.execute(
-        f"SELECT citing_id, cited_id FROM citations WHERE cited_id IN (SELECT id FROM {table}) "
+        f"SELECT DISTINCT citing_id, cited_id FROM citations "
+        f"WHERE cited_id IN (SELECT id FROM {table}) "
         "ORDER BY citing_id, cited_id")]
     flags = compute_flags(works(named | {w for c in citations for w in c}), updates, types,
                           lineage, citations, find)

@@ -790,6 +790,19 @@ def ref_keys(refs: Iterable[ReferenceRecord]) -> list[str]:
     return keys
 
 
+def occurrence(key: str) -> int:
+    """The n of a :func:`ref_keys` key: the n-th time it comes up in its list (1 unsuffixed).
+
+    >>> occurrence("doi:10.1/x"), occurrence("doi:10.1/x#2")
+    (1, 2)
+    """
+    match = _REPEAT.search(key)
+    return int(match[1]) if match else 1
+
+
+_REPEAT = re.compile(r"#(\d+)$")
+
+
 def stub_record(ref: ReferenceRecord | WorkRef) -> WorkRecord:
     """The stub work a reference that names an unknown work becomes: its identifiers,
     title, year, journal, URL, volume and first author, credited to ``reference``."""
@@ -858,11 +871,12 @@ def link_citation(conn: sqlite3.Connection, citation_id: int, cited_id: int, how
 
     Returns the id of the row that now carries the edge.
     """
-    row = conn.execute("SELECT id, citing_id, sources FROM citations WHERE id = ?",
+    row = conn.execute("SELECT id, citing_id, sources, occurrence FROM citations WHERE id = ?",
                        (citation_id,)).fetchone()
     existing = conn.execute(
-        "SELECT id, sources FROM citations WHERE citing_id = ? AND cited_id = ? AND id != ?",
-        (row["citing_id"], cited_id, citation_id)).fetchone()
+        "SELECT id, sources FROM citations WHERE citing_id = ? AND cited_id = ? "
+        "AND occurrence = ? AND id != ?",
+        (row["citing_id"], cited_id, row["occurrence"], citation_id)).fetchone()
     if row["citing_id"] == cited_id:
         conn.execute("DELETE FROM citations WHERE id = ?", (citation_id,))
         return citation_id
@@ -895,7 +909,7 @@ def _fold_citation(conn: sqlite3.Connection, row: sqlite3.Row, into: sqlite3.Row
 INSERT_CITATION = (
     "INSERT INTO citations(citing_id, cited_id, ref_key, position, cited_doi, cited_pmid, "
     "cited_pmcid, cited_openalex, title, journal, year, first_author, volume, first_page, "
-    "unstructured, sources, resolved_by) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
+    "unstructured, sources, resolved_by, occurrence) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
 _HOW = (*ID_FIELDS, "url")
 
 
@@ -908,7 +922,8 @@ def citation_row(citing_id: int, cited_id: int | None, key: str,
             ref.get("pmcid"), ref.get("openalex_id"), ref.get("title"), ref.get("journal"),
             ref.get("year"), ref.get("first_author"), ref.get("volume"), ref.get("first_page"),
             ref.get("unstructured"), sources,
-            ("openalex" if how == "openalex_id" else how) if cited_id else None)
+            ("openalex" if how == "openalex_id" else how) if cited_id else None,
+            occurrence(key))
 
 
 def reference_label(conn: sqlite3.Connection, ref: ReferenceRecord | WorkRef, key: str,
@@ -931,7 +946,8 @@ def _add_citation(conn: sqlite3.Connection, citing_id: int, ref: ReferenceRecord
     cited_id = _ensure_work(conn, ref, (key, citing_id))
     if cited_id is not None:
         edge = conn.execute("SELECT id, sources FROM citations WHERE citing_id = ? "
-                            "AND cited_id = ?", (citing_id, cited_id)).fetchone()
+                            "AND cited_id = ? AND occurrence = ?",
+                            (citing_id, cited_id, occurrence(key))).fetchone()
         if edge is not None:
             return _credit_source(conn, edge, source)
     if cited_id == citing_id:

@@ -21,7 +21,7 @@ from typing import Any
 from ..records import ReferenceRecord, WorkRecord
 from . import (ID_FIELDS, INSERT_CITATION, RECORDS_UPSERT, SCALAR_FIELDS, STUB_FIELDS,
                UPDATES_INSERT, _add_citation, _author_key, _author_name, _ensure_work, _upsert,
-               chunked, citation_row, delete_works, fts_insert, new_work_row, now,
+               chunked, citation_row, delete_works, fts_insert, new_work_row, now, occurrence,
                provenance_json, raw_row, ref_keys, stub_record, sync_fts)
 
 __all__ = ["BulkWriter", "BulkStats", "indexes_rebuilt_after"]
@@ -309,7 +309,7 @@ class BulkWriter:
                 slow(follow(citing_id), refs, keys_of, source)
                 continue
             keys: set[str] = set()
-            edges: set[int] = set()
+            edges: set[tuple[int, int]] = set()  # (cited id, occurrence)
             for index, ref in enumerate(refs):
                 key = keys_of[index]
                 if key in keys:
@@ -356,13 +356,14 @@ class BulkWriter:
                     works.update({p: cited_id for p in ids})
                 else:
                     cited_id = None
-                if cited_id is not None and cited_id in edges:
+                edge = (cited_id, occurrence(key))
+                if edge in edges:
                     continue
                 if cited_id == citing_id:
                     continue
                 keys.add(key)
                 if cited_id is not None:
-                    edges.add(cited_id)
+                    edges.add(edge)
                 rows.append(citation_row(citing_id, cited_id, key, ref, sources))
         self._flush_refs(rows, stubs, stub_ids)
 
@@ -374,10 +375,10 @@ class BulkWriter:
                                 (work_id,)).fetchone()
         return all(not row[name] or row[name] == value for name, value in ids)
 
-    def _citations_of(self, citing_id: int) -> tuple[set[str], set[int]]:
-        rows = self.conn.execute("SELECT ref_key, cited_id FROM citations WHERE citing_id = ?",
-                                 (citing_id,)).fetchall()
-        return {r[0] for r in rows}, {r[1] for r in rows if r[1] is not None}
+    def _citations_of(self, citing_id: int) -> tuple[set[str], set[tuple[int, int]]]:
+        rows = self.conn.execute("SELECT ref_key, cited_id, occurrence FROM citations "
+                                 "WHERE citing_id = ?", (citing_id,)).fetchall()
+        return {r[0] for r in rows}, {(r[1], r[2]) for r in rows if r[1] is not None}
 
     def _flush_refs(self, rows: list[tuple], stubs: list[ReferenceRecord],
                     stub_ids: list[int]) -> None:
