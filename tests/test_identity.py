@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from kb import graph, store
 from kb.cli import cli
 from kb.export import export_citations
-from scrapers.crossref import to_record
+from kb.scrapers.crossref import to_record
 from tests.test_import import _snapshot
 
 REPO = Path(__file__).resolve().parents[1]
