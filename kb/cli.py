@@ -103,7 +103,7 @@ def kb_errors(settings: Settings | None = None) -> Iterator[None]:
         if settings is not None and settings.debug:
             raise
         error = click.ClickException(_redact(str(exc)))
-        error.exit_code = exc.exit_code
+        error.exit_code = exc.exit_code  # type: ignore[misc]  # click types it ClassVar; read per instance
         raise error from exc
     except sqlite3.DatabaseError as exc:  # OperationalError, and a damaged file
         if settings is not None and settings.debug:
@@ -171,7 +171,7 @@ def network_options(func: F) -> F:
                              help="Fetch again even when the cache has an answer.")(decorated)
     decorated = click.option("--no-cache", "no_cache", is_flag=True,
                              help="Neither read nor write the HTTP cache.")(decorated)
-    return decorated  # type: ignore[no-any-return]
+    return decorated
 
 
 def _log_to_stderr(verbosity: int) -> None:
@@ -229,7 +229,7 @@ def main() -> None:  # pragma: no cover - console entry point alias
 if __name__ == "__main__":  # pragma: no cover
     # run the imported kb.cli, not this __main__ copy: commands look up kb.cli.Settings
     from kb.cli import main as _main
-    sys.exit(_main())
+    _main()
 
 
 __all__ = ["cli", "Settings", "pass_settings", "kb_errors", "annotate_stored", "network_options",

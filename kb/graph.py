@@ -673,7 +673,8 @@ def gaps(conn: sqlite3.Connection, *, topic: str | None = None, min_citers: int 
     """
     if min_citers < 1:
         raise InputError("--min-citers must be at least 1")
-    where, params = "", [min_citers]
+    where = ""
+    params: list[object] = [min_citers]
     if topic:
         where = "AND c.citing_id IN (SELECT rowid FROM works_fts WHERE works_fts MATCH ?)"
         params = [_fts_terms(topic), min_citers]

@@ -11,7 +11,7 @@ import json
 import math
 from collections import Counter
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from .graph import REVIEW_DESIGNS, ROLES, TRIAL_DESIGNS, Graph, roles
 
@@ -45,7 +45,7 @@ DESIGN_COLOURS: dict[str, str] = {
 }
 UNKNOWN_COLOUR = "#f2f2f2"
 #: Drawing style per edge relation: (colour, width, line style).
-EDGE_STYLES: dict[str, tuple[str, float, str]] = {
+EDGE_STYLES: dict[str, tuple[str, float, Literal["solid", "dashed", "dotted"]]] = {
     "pools": ("#7b3fa0", 2.8, "solid"),
     "follow_up_of": ("#1e8449", 2.0, "dashed"),
     "same_trial": ("#1e8449", 2.0, "dotted"),

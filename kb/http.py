@@ -349,7 +349,7 @@ def _address_kinds(addresses: list[str]) -> set[str]:
 def _resolve(host: str) -> list[str]:
     """The addresses a host name resolves to ([] when it does not)."""
     try:
-        return sorted({info[4][0] for info in socket.getaddrinfo(host, None)})
+        return sorted({str(info[4][0]) for info in socket.getaddrinfo(host, None)})
     except (OSError, UnicodeError):
         return []
 

@@ -149,7 +149,7 @@ def clean_leftovers(path: str | os.PathLike[str], marker: str = TEMP_SUFFIX) -> 
     output files, ``building`` for a build's database."""
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
-    removed = []
+    removed: list[Path] = []
     try:
         candidates = list(folder.glob(f".{_glob_escape(path.name)}.*"))
     except OSError:

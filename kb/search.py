@@ -272,7 +272,7 @@ def _cell_type_filter(conn: sqlite3.Connection, cell_type: str) -> tuple[str, li
     found = " OR ".join("instr(kb_cell_types(coalesce(w.title, '') || ' ' || "
                         "coalesce(w.abstract, '')), ?)" for _ in names)
     found = f"({found})"
-    keys = [f"|{n}|" for n in names]
+    keys: list[object] = [f"|{n}|" for n in names]
     if not (_has_table(conn, "trial_reports") and _has_table(conn, "trials")):
         return found, keys
     product = "coalesce(t.cell_product, t.cell_type)"  # normalised, else as stated

@@ -4,7 +4,8 @@ from __future__ import annotations
 import sqlite3
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -86,7 +87,7 @@ def _import_each(settings: Settings, conn: sqlite3.Connection, files: tuple[Path
 _WARNINGS = 20
 
 
-def _bar(settings: Settings, path: Path):  # type: ignore[no-untyped-def]
+def _bar(settings: Settings, path: Path) -> Any:  # a tqdm bar or None
     if settings.verbosity < 0 or not sys.stderr.isatty():
         return None
     from tqdm import tqdm
@@ -94,7 +95,7 @@ def _bar(settings: Settings, path: Path):  # type: ignore[no-untyped-def]
                 leave=False, file=sys.stderr)
 
 
-def _updater(bar):  # type: ignore[no-untyped-def]
+def _updater(bar: Any) -> Callable[[int, int], None]:
     def update(done: int, total: int) -> None:
         bar.update(done - bar.n)
     return update

@@ -5,6 +5,8 @@ import json
 import shutil
 import sys
 import textwrap
+from collections.abc import Callable
+from typing import Any
 
 import click
 
@@ -14,7 +16,7 @@ _CSV_COLUMNS = ("doi", "pmid", "title", "year", "journal", "authors", "study_des
                 "is_retracted", "mark", "status", "unverified", "snippet")
 
 
-def filter_options(func):  # type: ignore[no-untyped-def]
+def filter_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """--year, --design, --mesh, --cell-type: the filters search and export share."""
     func = click.option("--cell-type", "cell_type", metavar="TYPE",
                         help="Only works about this cell type (UCB-MNC, UC-MSC, BM-MNC, …).")(func)

@@ -263,6 +263,7 @@ def _chart_svg(conn: sqlite3.Connection) -> str:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     rows = conn.execute("SELECT year, coalesce(study_design, 'unknown'), count(*) FROM works "
                         "WHERE year IS NOT NULL AND status = 'full' GROUP BY 1, 2").fetchall()
@@ -275,16 +276,18 @@ def _chart_svg(conn: sqlite3.Connection) -> str:
     counts = {(y, d): c for y, d, c in rows}
     fig, ax = plt.subplots(figsize=(9, 3.4), dpi=100)
     bottom = [0] * len(years)
-    colours = plt.get_cmap("tab20").colors
+    colours = plt.get_cmap("tab20")
     for i, design in enumerate(designs):
         heights = [counts.get((y, design), 0) for y in years]
-        ax.bar(years, heights, bottom=bottom, label=design, color=colours[i % len(colours)],
+        ax.bar(years, heights, bottom=bottom, label=design, color=colours(i % colours.N),
                width=0.8)
         bottom = [b + h for b, h in zip(bottom, heights)]
     ax.set_ylabel("works")
     ax.set_title("Works per year by study design", loc="left", fontsize=11)
     ax.spines[["top", "right"]].set_visible(False)
-    ax.yaxis.get_major_locator().set_params(integer=True)
+    locator = ax.yaxis.get_major_locator()
+    if isinstance(locator, MaxNLocator):
+        locator.set_params(integer=True)
     ax.legend(fontsize=8, frameon=False, ncol=2, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     out = io.StringIO()

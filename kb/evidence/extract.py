@@ -170,7 +170,7 @@ def canonical_age_range(text: str) -> str | None:
         match = pattern.search(text)
         if match:
             groups = [g for g in match.groups() if g]
-            numbers = [words_to_int(g) for g in groups if words_to_int(g) is not None]
+            numbers = [n for g in groups if (n := words_to_int(g)) is not None]
             units = [g for g in groups if words_to_int(g) is None]
             if len(numbers) >= 2 and units and numbers[0] < numbers[1]:
                 return f"{numbers[0]}-{numbers[1]} {_unit(units[-1])}"

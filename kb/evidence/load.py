@@ -110,8 +110,7 @@ def load_curated_trials(conn: sqlite3.Connection,
             registry_ids = registry_sort([r for e in group for r in e.get("registry_ids") or []]
                                           + [r for e in group for r in _same_as(e)
                                              if registry_of(r)])
-            refs = [e.get("doi") or e.get("work_id") for e in group]
-            refs = [r for r in refs if r]
+            refs = [r for e in group if (r := e.get("doi") or e.get("work_id"))]
             linked = [e["linked_publication"] for e in group if e.get("linked_publication")]
             same = [r for e in group for r in _same_as(e) if not registry_of(r)]
             linked += [r for r in same if r not in {x.lower() for x in refs}]

@@ -26,8 +26,9 @@ import string
 from collections.abc import Iterable, Sequence
 from functools import cache
 from typing import Any
-from re import _constants as sre  # the node names of re's own parser
-from re import _parser as sre_parse
+# re's own parser and its node names (private modules typeshed does not describe)
+from re import _constants as sre  # type: ignore[attr-defined]
+from re import _parser as sre_parse  # type: ignore[attr-defined]
 
 import ahocorasick
 
@@ -109,7 +110,8 @@ def _strings(items: Iterable[tuple[Any, Any]]) -> set[str] | None:
             part = _strings(value[-1]) or set()
         elif op is sre.BRANCH:
             branches = [_strings(b) for b in value[1]]
-            part = set().union(*branches) if all(b is not None for b in branches) else set()
+            known = [b for b in branches if b is not None]
+            part = set().union(*known) if len(known) == len(branches) else set()
         elif op in _REPEATS and value[:2] == (0, 1):
             part = {""} | (_strings(value[2]) or set())
             part = part if len(part) > 1 else set()

@@ -93,8 +93,8 @@ def ensure_trial(conn: sqlite3.Connection, key: str, *, registry_ids: Iterable[s
         found = find_trials(conn, registry_ids=registry_ids, work_ids=work_ids, key=key)
         if not found:
             stamp = now()
-            return conn.execute("INSERT INTO trials(key, created_at, updated_at) VALUES (?, ?, ?)",
-                                (key, stamp, stamp)).lastrowid
+            return conn.execute("INSERT INTO trials(key, created_at, updated_at) VALUES (?, ?, ?) "
+                                "RETURNING id", (key, stamp, stamp)).fetchone()[0]
         for other in found[1:]:
             merge_trials(conn, found[0], other)
         return found[0]
@@ -259,7 +259,7 @@ def refresh_trial(conn: sqlite3.Connection, trial_id: int) -> None:
     """Recompute a trial's columns from its best facts, registry ids and reports: the cell
     product, donor, route, control and blinding normalised by :mod:`kb.vocabulary`,
     beside the text as stated (``cell_type``, ``origin``, ``…_as_stated``)."""
-    best: dict[str, tuple[str, Any]] = {}
+    best: dict[str, tuple[int, Any]] = {}
     for row in conn.execute("SELECT field, provenance, value, data FROM trial_facts WHERE "
                             "trial_id = ?", (trial_id,)):
         current = best.get(row["field"])
