@@ -11,7 +11,7 @@ import json
 import logging
 import re
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, cast
 
 from kb.errors import FetchError, NotFoundError, QuotaError
 from kb.http import Client, quote_path
@@ -152,10 +152,10 @@ def _fetch_batch(client: Client, batch: list[str]) -> dict[str, WorkRecord]:
         record = _stamp(client, to_record(item))
         doi = record.get("doi")
         if doi in wanted:
-            found[doi] = record  # type: ignore[index]
+            found[doi] = record
             single = {"status": "ok", "message-type": "work", "message-version": "1.0.0",
                       "message": item}  # what /works/{doi} answers, cached for later runs
-            client.remember(_work_url(client, doi), _params(client),  # type: ignore[arg-type]
+            client.remember(_work_url(client, doi), _params(client),
                             json.dumps(single, ensure_ascii=False).encode())
     return found
 
@@ -324,7 +324,7 @@ def _references(message: dict[str, Any]) -> list[ReferenceRecord]:
             "first_page": ref.get("first-page") or None,
             "unstructured": _first(ref.get("unstructured")),
         }
-        refs.append({k: v for k, v in record.items() if v is not None})  # type: ignore[misc]
+        refs.append(cast(ReferenceRecord, {k: v for k, v in record.items() if v is not None}))
     return refs
 
 

@@ -304,7 +304,7 @@ def _measure_rows(measure: dict[str, Any], roles: dict[str, str], base: dict[str
                 value, stated = _float(m.get("value"))
                 if value is None:
                     continue
-                cell_rows = [(central, value, stated)]
+                cell_rows: list[tuple[str, float | None, str | None]] = [(central, value, stated)]
                 if spread and m.get("spread") is not None:
                     cell_rows.append((spread, *_float(m["spread"])))
                 if limits:

@@ -71,7 +71,7 @@ def _type(types: dict[str, Any]) -> str | None:
     """``JournalArticle`` → ``journal-article``; ``Text`` (untyped) → the citeproc type."""
     general = types.get("resourceTypeGeneral") or ""
     if general in ("", "Text", "Other"):
-        citeproc = types.get("citeproc")
+        citeproc = types.get("citeproc") or ""
         return {"article-journal": "journal-article"}.get(citeproc, citeproc) or None
     return re.sub(r"(?<!^)(?=[A-Z])", "-", general).lower()
 

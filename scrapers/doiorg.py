@@ -42,6 +42,6 @@ def fetch_work(client: Client, doi: str) -> WorkRecord:
     if record.get("doi") != doi:
         raise FetchError(f"doi.org answered for {record.get('doi')!r}, not {doi}",
                          url=response.url)
-    record.update(source="doi.org", source_id=doi, source_url=url, fetched_at=now(),
-                  raw=response.text)
+    record.update({"source": "doi.org", "source_id": doi, "source_url": url,
+                   "fetched_at": now(), "raw": response.text})
     return record

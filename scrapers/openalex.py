@@ -222,8 +222,8 @@ def to_record(work: Mapping[str, Any]) -> WorkRecord:
         for m in work.get("mesh") or [] if m.get("descriptor_name")]
     if mesh:
         record["mesh"] = mesh
-    keywords = [k.get("display_name") for k in work.get("keywords") or []
-                if isinstance(k, dict) and k.get("display_name")]
+    keywords = [name for k in work.get("keywords") or []
+                if isinstance(k, dict) and (name := k.get("display_name"))]
     if keywords:
         record["keywords"] = keywords
     return {k: v for k, v in record.items() if v is not None}  # type: ignore[return-value]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -216,10 +217,10 @@ def _authors(soup: Any, ld: list[dict[str, Any]]) -> list[AuthorRecord]:
             continue
         authors = item.get("author")
         for author in authors if isinstance(authors, list) else [authors]:
-            name = _ld_name(author)
-            if name and not is_url(name):
+            ld_name = _ld_name(author)
+            if ld_name and not is_url(ld_name):
                 organisation = isinstance(author, dict) and "organization" in _ld_types(author)
-                found.setdefault(name, {"name": name} if organisation else _person(name))
+                found.setdefault(ld_name, {"name": ld_name} if organisation else _person(ld_name))
         if found:
             break
     return list(found.values())
@@ -267,8 +268,9 @@ def parse_page(html: str | bytes, url: str | None = None) -> WorkRecord:
         "pub_date": date, "year": int(date[:4]) if date else None,
         "abstract": _meta(soup, "og:description", "description", "twitter:description"),
     }
-    if soup.html is not None and soup.html.get("lang"):
-        record["language"] = soup.html["lang"].split("-")[0].lower()
+    lang = soup.html.get("lang") if soup.html is not None else None
+    if lang and isinstance(lang, str):  # (a multi-valued attribute would be a list)
+        record["language"] = lang.split("-")[0].lower()
     authors = _authors(soup, ld)
     if authors:
         record["authors"] = authors
@@ -419,9 +421,9 @@ def _link_ids(href: str) -> dict[str, str]:
     pmid = normalize_pmid(href)
     if pmid and "ncbi.nlm.nih.gov" in host:
         return {"pmid": pmid}
-    doi = find_dois(href)
-    if doi and re.search(r"/doi/(?:abs/|full/|pdf/)?10\.", href):
-        return {"doi": doi[0]}  # a publisher's /doi/10.… page
+    dois = find_dois(href)
+    if dois and re.search(r"/doi/(?:abs/|full/|pdf/)?10\.", href):
+        return {"doi": dois[0]}  # a publisher's /doi/10.… page
     return {}
 
 
@@ -526,10 +528,11 @@ def _item_reference(item: Any, base_url: str) -> ReferenceRecord | None:
         ids = _link_ids(href)
         for field, value in ids.items():
             ref.setdefault(field, value)  # type: ignore[misc]
-        if not ids and normalize_url(href) and normalize_url(href) != base_url:
-            other_links.append(normalize_url(href))
+        url = normalize_url(href)
+        if not ids and url and url != base_url:
+            other_links.append(url)
     if not any(ref.get(f) for f in ("doi", "pmid", "pmcid")):
-        links = other_links or [normalize_url(u.rstrip(".,;)"))
+        links: Sequence[str | None] = other_links or [normalize_url(u.rstrip(".,;)"))
                                 for u in re.findall(r"https?://\S+", text)]
         if links and links[0]:
             ref["url"] = links[0]  # a cited web page: it becomes a work of its own
@@ -569,7 +572,7 @@ def _references(content: Any, base_url: str) -> list[ReferenceRecord]:
         refs.append(ref)
         for field in ("doi", "pmid", "pmcid"):
             if ref.get(field):
-                seen.add(f"{field}:{ref[field]}")  # type: ignore[literal-required]
+                seen.add(f"{field}:{ref[field]}")
     refs.extend(_inline_references(content, base_url, seen))
     for position, ref in enumerate(refs, 1):
         ref["position"] = position
