@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from . import store
 from .errors import FetchError, InputError, QuotaError
 from .identifiers import normalize_doi
-from .records import LinkRecord, WorkRef
+from .records import LinkRecord, WorkRecord, WorkRef
 from .resolve import normalize_text
 from .store import crawl as frontier
 
@@ -98,7 +98,7 @@ def _stored_text(conn: sqlite3.Connection, work_id: int) -> str:
     return " ".join(v for v in row if v) if row else ""
 
 
-def _record_text(record: dict[str, Any]) -> str:
+def _record_text(record: WorkRecord) -> str:
     parts = [record.get("title") or "", record.get("abstract") or ""]
     parts += record.get("keywords") or []
     parts += [m["descriptor"] for m in record.get("mesh") or []]
@@ -109,7 +109,7 @@ def _work_id(conn: sqlite3.Connection, ref: WorkRef) -> int | None:
     for column in ("doi", "pmid", "openalex_id", "pmcid"):
         if ref.get(column):
             row = conn.execute(f"SELECT id FROM works WHERE {column} = ?",
-                               (ref[column],)).fetchone()  # type: ignore[literal-required]
+                               (ref[column],)).fetchone()
             if row:
                 return row[0]
     return None
@@ -143,7 +143,7 @@ class _Round:
                     found.setdefault(by[kind][ref[kind]], work)  # type: ignore[literal-required]
         return found
 
-    def crossref(self, dois: list[str]) -> dict[str, dict[str, Any]]:
+    def crossref(self, dois: list[str]) -> dict[str, WorkRecord]:
         """Crossref's records of the batch, by DOI (metadata that outranks OpenAlex's, the
         reference lists as printed, and works OpenAlex does not have yet); failures are
         reported, not fatal."""
@@ -178,14 +178,14 @@ class _Round:
         if "openalex" in self.sources and objects:
             if refs:
                 wanted = sorted({w for o in objects for w in o.get("referenced_works") or []})
-                known = {openalex.work_ref(w).get("openalex_id"): w for w in
-                         openalex.fetch_by_openalex(self.client, wanted,
-                                                    select=openalex.REF_FIELDS)}
+                known = {oid: w for w in openalex.fetch_by_openalex(
+                             self.client, wanted, select=openalex.REF_FIELDS)
+                         if (oid := openalex.work_ref(w).get("openalex_id"))}
                 for work in objects:
-                    links += openalex.reference_links(work, known)  # type: ignore[arg-type]
+                    links += openalex.reference_links(work, known)
             if cited_by:
-                targets = {openalex.work_ref(o)["openalex_id"]: o for o in objects
-                           if openalex.work_ref(o).get("openalex_id")}
+                targets = {oid: o for o in objects
+                           if (oid := openalex.work_ref(o).get("openalex_id"))}
                 for work in openalex.fetch_citing(self.client, targets,
                                                   select=openalex.CITING_FIELDS):
                     links += openalex.citing_links(work, targets)
@@ -195,14 +195,14 @@ class _Round:
                 if not doi:
                     continue
                 if refs:
-                    links += self._guard(f"OpenCitations references of {doi}", lambda d=doi:
+                    links += self._guard(f"OpenCitations references of {doi}", lambda:
                                          opencitations.to_links(
-                                             opencitations.fetch_references(self.client, d)),
+                                             opencitations.fetch_references(self.client, doi)),
                                          [item])
                 if cited_by:
-                    links += self._guard(f"OpenCitations citations of {doi}", lambda d=doi:
+                    links += self._guard(f"OpenCitations citations of {doi}", lambda:
                                          opencitations.to_links(
-                                             opencitations.fetch_citations(self.client, d)),
+                                             opencitations.fetch_citations(self.client, doi)),
                                          [item])
         if "pubmed" in self.sources:
             pmids: dict[str, WorkRef] = {}
@@ -234,7 +234,7 @@ class _Round:
         for pmid, others in pubmed.fetch_links(self.client, sorted(pmids, key=int),
                                                linkname).items():
             for other in others:
-                pair = (pmids[pmid], {"pmid": other}) if outgoing else ({"pmid": other},
+                pair: tuple[WorkRef, WorkRef] = (pmids[pmid], {"pmid": other}) if outgoing else ({"pmid": other},
                                                                          pmids[pmid])
                 links.append({"citing": pair[0], "cited": pair[1], "source": "pubmed"})
         return links
@@ -314,7 +314,7 @@ def _run(conn: sqlite3.Connection, client: Client, crawl_id: int, doi: str,
         registered = step.crossref([i["doi"] for i in items if i["doi"]]) \
             if "crossref" in sources else {}
         states: dict[int, str] = {}
-        records: list[dict[str, Any]] = []
+        records: list[WorkRecord] = []
         expand = []
         for item in items:
             found = [r for r in (openalex.to_record(works[item["work_id"]])

@@ -371,7 +371,7 @@ def _add_pubmed(run: _Run, idents: list[Identifier]) -> list[WorkRecord]:
     for ident in idents:
         pmid = pmid_of.get(ident.value)
         if pmid in by_pmid:
-            stored += run.store(_label(ident), [by_pmid[pmid]])  # type: ignore[index]
+            stored += run.store(_label(ident), [by_pmid[pmid]])
         elif ident.kind == "pmcid" and ident.value not in reasons and pmid is None:
             run.fail(_label(ident), "the PMC ID converter knows no PMID for it")
         else:
@@ -393,7 +393,7 @@ def _add_openalex(run: _Run, idents: list[Identifier]) -> list[WorkRecord]:
         run.tick(len(idents))
         return []
     by_id = {r.get("openalex_id"): r for r in map(openalex.to_record, works)}
-    dois = sorted({r["doi"] for r in by_id.values() if r.get("doi")})  # type: ignore[misc]
+    dois = sorted({doi for r in by_id.values() if (doi := r.get("doi"))})
     found, _reasons = _fetch_dois(run, dois) if dois else ({}, {})
     stored: list[WorkRecord] = []
     for ident in idents:

@@ -363,7 +363,7 @@ class BulkWriter:
                     continue
                 keys.add(key)
                 if cited_id is not None:
-                    edges.add(edge)
+                    edges.add((cited_id, edge[1]))
                 rows.append(citation_row(citing_id, cited_id, key, ref, sources))
         self._flush_refs(rows, stubs, stub_ids)
 
