@@ -267,7 +267,7 @@ def crawl(conn: sqlite3.Connection, client: Client, seed: str, *, depth: int = 1
                                             "|".join(topics), fresh=fresh)
     report = CrawlReport(crawl_id, doi)
     totals = frontier.counts(conn, crawl_id)
-    report.resumed = status == "running" and sum(totals.values()) > totals.get("queued", 0)
+    report.resumed = status != "done" and sum(totals.values()) > totals.get("queued", 0)
     if status == "done":
         report.already_done, report.totals = True, totals
         return report
@@ -276,7 +276,8 @@ def crawl(conn: sqlite3.Connection, client: Client, seed: str, *, depth: int = 1
              sources=sources, topics=topics, max_works=max_works, batch_size=batch_size,
              progress=progress)
     except BaseException:
-        _drop_if_fruitless(conn, crawl_id, report)
+        if not _drop_if_fruitless(conn, crawl_id, report):
+            frontier.interrupt_crawl(conn, crawl_id)
         raise
     if report.totals.get("stored", 0) == 0 and not report.edges:
         report.failures.append(f"{doi}: no source knows this DOI (no OpenAlex or Crossref "
@@ -285,12 +286,14 @@ def crawl(conn: sqlite3.Connection, client: Client, seed: str, *, depth: int = 1
     return report
 
 
-def _drop_if_fruitless(conn: sqlite3.Connection, crawl_id: int, report: CrawlReport) -> None:
+def _drop_if_fruitless(conn: sqlite3.Connection, crawl_id: int, report: CrawlReport) -> bool:
     """A crawl that stored no work and found no edge leaves no row behind (none that says
-    "running" for ever); one that got somewhere stays, to be resumed."""
+    "running" for ever); one that got somewhere stays, to be resumed. True when dropped."""
     totals = frontier.counts(conn, crawl_id)
     if not totals.get("stored", 0) and not report.edges:
         frontier.drop_crawl(conn, crawl_id)
+        return True
+    return False
 
 
 def _run(conn: sqlite3.Connection, client: Client, crawl_id: int, doi: str,

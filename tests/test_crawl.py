@@ -272,3 +272,48 @@ def _stored_beyond_seed(db: Path) -> bool:
     except sqlite3.Error:
         return False
     return bool(row and row[0])
+
+
+def test_a_crawl_failing_part_way_is_interrupted_then_resumed(server, kb_env, runner,
+                                                              monkeypatch) -> None:
+    from tests.replay import Reply
+    monkeypatch.setenv("KB_RETRIES", "0")
+    openalex = FakeOpenAlex()
+    calls: list[int] = []
+
+    def failing_after_a_few(request):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        return openalex.list(request) if len(calls) <= 3 else Reply(500, "Internal Server Error")
+
+    server.add("GET", r"/openalex/works$", failing_after_a_few)
+    args = ["crawl", "--doi", POOLED, "--depth", "2", "--source", "openalex"]
+    failed = runner.invoke(cli, args)
+    assert failed.exit_code == 1
+    state = _state(Path(kb_env["KB_DB"]))
+    assert [c[-1] for c in state["crawls"]] == ["interrupted"]  # not 'running' for ever
+    assert any(s == "stored" for *_, s in state["frontier"])
+
+    server.routes.clear()
+    _services(server)
+    resumed = runner.invoke(cli, args)
+    assert resumed.exit_code == 0, resumed.output
+    assert "resumed" in resumed.stderr
+    assert [c[-1] for c in _state(Path(kb_env["KB_DB"]))["crawls"]] == ["done"]
+
+
+def test_schema_12_keeps_every_crawl_and_frontier_row(tmp_path: Path) -> None:
+    from kb import store
+    conn = store.connect(tmp_path / "old.db", migrate_schema=False)
+    store.migrate(conn, 11)
+    conn.execute("INSERT INTO works(id, doi, status, created_at, updated_at) "
+                 "VALUES (1, '10.5555/a', 'stub', 't', 't')")
+    conn.execute("INSERT INTO crawls(id, seed, direction, max_depth, started_at, updated_at) "
+                 "VALUES (7, '10.5555/a', 'refs', 1, 't', 't')")
+    conn.execute("INSERT INTO crawl_frontier VALUES (7, 1, 0, 1, 'stored')")
+    store.migrate(conn)
+    assert [tuple(r) for r in conn.execute("SELECT id, status FROM crawls")] == [(7, "running")]
+    assert [tuple(r) for r in conn.execute("SELECT * FROM crawl_frontier")] == [
+        (7, 1, 0, 1, "stored")]
+    conn.execute("UPDATE crawls SET status = 'interrupted'")  # allowed from schema 12 on
+    assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
+    conn.close()

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from . import now, transaction, upsert_work
 
 __all__ = ["start_crawl", "enqueue", "set_states", "drop_queued", "finish_crawl", "next_batch",
-           "counts", "drop_crawl"]
+           "counts", "interrupt_crawl", "drop_crawl"]
 
 
 def start_crawl(conn: sqlite3.Connection, seed: str, direction: str, max_depth: int,
@@ -19,6 +19,9 @@ def start_crawl(conn: sqlite3.Connection, seed: str, direction: str, max_depth: 
                            "max_depth = ? AND max_works = ? AND topic = ?",
                            (seed, direction, max_depth, max_works, topic)).fetchone()
         if row is not None and not fresh:
+            if row["status"] == "interrupted":
+                conn.execute("UPDATE crawls SET status = 'running', updated_at = ? WHERE id = ?",
+                             (now(), row["id"]))
             return row["id"], row["status"]
         if row is not None:
             conn.execute("DELETE FROM crawls WHERE id = ?", (row["id"],))
@@ -65,6 +68,14 @@ def finish_crawl(conn: sqlite3.Connection, crawl_id: int) -> None:
         stamp = now()
         conn.execute("UPDATE crawls SET status = 'done', updated_at = ?, finished_at = ? "
                      "WHERE id = ?", (stamp, stamp, crawl_id))
+
+
+def interrupt_crawl(conn: sqlite3.Connection, crawl_id: int) -> None:
+    """Mark a crawl that failed part-way ``interrupted``: the next run with the same settings
+    resumes it."""
+    with transaction(conn):
+        conn.execute("UPDATE crawls SET status = 'interrupted', updated_at = ? WHERE id = ?",
+                     (now(), crawl_id))
 
 
 def drop_crawl(conn: sqlite3.Connection, crawl_id: int) -> None:
