@@ -103,7 +103,8 @@ def kb_errors(settings: Settings | None = None) -> Iterator[None]:
         if settings is not None and settings.debug:
             raise
         error = click.ClickException(_redact(str(exc)))
-        error.exit_code = exc.exit_code  # type: ignore[misc]  # click types it ClassVar; read per instance
+        # click annotates exit_code as a ClassVar, yet reads it from the instance
+        error.exit_code = exc.exit_code  # type: ignore[misc]
         raise error from exc
     except sqlite3.DatabaseError as exc:  # OperationalError, and a damaged file
         if settings is not None and settings.debug:

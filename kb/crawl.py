@@ -234,8 +234,8 @@ class _Round:
         for pmid, others in pubmed.fetch_links(self.client, sorted(pmids, key=int),
                                                linkname).items():
             for other in others:
-                pair: tuple[WorkRef, WorkRef] = (pmids[pmid], {"pmid": other}) if outgoing else ({"pmid": other},
-                                                                         pmids[pmid])
+                ref: WorkRef = {"pmid": other}
+                pair = (pmids[pmid], ref) if outgoing else (ref, pmids[pmid])
                 links.append({"citing": pair[0], "cited": pair[1], "source": "pubmed"})
         return links
 

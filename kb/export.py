@@ -4,7 +4,7 @@ from __future__ import annotations
 import sqlite3
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
-from typing import IO
+from typing import TextIO
 
 from .store import chunked
 from .formats import ExportRecord, base_key, write
@@ -115,7 +115,7 @@ def _lists(conn: sqlite3.Connection, chunk: list[int], marks: str) -> dict[str, 
     return out
 
 
-def export_works(conn: sqlite3.Connection, query: str | None, fmt: str, out: IO[str], *,
+def export_works(conn: sqlite3.Connection, query: str | None, fmt: str, out: TextIO, *,
                  year: str | None = None, design: str | None = None,
                  mesh: Iterable[str] | None = None, cell_type: str | None = None,
                  stubs: bool = False) -> int:
@@ -128,7 +128,7 @@ def export_works(conn: sqlite3.Connection, query: str | None, fmt: str, out: IO[
     return write(load_records(conn, [hit.id for hit in result.hits]), fmt, out)
 
 
-def export_citations(conn: sqlite3.Connection, query: str | None, out: IO[str], *,
+def export_citations(conn: sqlite3.Connection, query: str | None, out: TextIO, *,
                      year: str | None = None, design: str | None = None,
                      mesh: Iterable[str] | None = None, cell_type: str | None = None,
                      stubs: bool = False) -> int:

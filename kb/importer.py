@@ -26,7 +26,7 @@ from collections.abc import Callable, Generator, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from .errors import InputError, KBError, ParseError
 from .records import WorkRecord
@@ -233,7 +233,8 @@ def _parse_here(path: Path, raw: bool, size: int) -> Chunks:
         counted = _TagCounter(gzip.GzipFile(fileobj=handle) if gzipped else handle, path)
         chunk: list[Any] = []
         keys: list[list[str] | None] = []
-        for item in parse_pubmed_xml(counted, raw=raw):
+        # (a RawIOBase: typeshed does not count it an IO[bytes]; lxml reads it as one)
+        for item in parse_pubmed_xml(cast(IO[bytes], counted), raw=raw):
             counted.tags, counted.number = 0, counted.number + 1
             chunk.append(item)
             keys.append(None if isinstance(item, Deletion)
@@ -253,7 +254,7 @@ class _TagCounter(io.RawIOBase):
     """The (decompressed) XML bytes, counting tags since :attr:`tags` was last reset to 0
     (after each record); refuses a record past :data:`MAX_RECORD_TAGS` before lxml builds it."""
 
-    def __init__(self, stream: IO[bytes], path: Path) -> None:
+    def __init__(self, stream: IO[bytes] | io.BufferedIOBase, path: Path) -> None:
         self._stream, self._path, self.tags = stream, path, 0
         self.name = str(path)  # parse_pubmed_xml names the file in its errors
         #: records read so far

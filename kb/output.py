@@ -10,7 +10,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, TypeVar
+from typing import IO, Any, BinaryIO, Literal, TextIO, TypeVar, overload
 
 from .errors import InputError, KBError
 
@@ -64,7 +64,18 @@ def _is_stream(path: str) -> bool:
     return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
 
 
-def write_output(out: str | os.PathLike[str] | None, produce: Callable[[IO[str]], T], *,
+@overload
+def write_output(out: str | os.PathLike[str] | None, produce: Callable[[TextIO], T], *,
+                 db_path: str | os.PathLike[str] | None = None,
+                 binary: Literal[False] = False) -> T: ...
+
+
+@overload
+def write_output(out: str | os.PathLike[str] | None, produce: Callable[[BinaryIO], T], *,
+                 db_path: str | os.PathLike[str] | None = None, binary: Literal[True]) -> T: ...
+
+
+def write_output(out: str | os.PathLike[str] | None, produce: Callable[[Any], T], *,
                  db_path: str | os.PathLike[str] | None = None, binary: bool = False) -> T:
     """Run ``produce(handle)`` on the output named ``out`` and return what it returns.
 
@@ -78,7 +89,7 @@ def write_output(out: str | os.PathLike[str] | None, produce: Callable[[IO[str]]
     """
     if out is None or str(out) == "-":
         stream = sys.stdout.buffer if binary else sys.stdout
-        result = produce(stream)  # type: ignore[arg-type]
+        result = produce(stream)
         stream.flush()
         return result
     check_out(out, db_path)
@@ -94,7 +105,7 @@ def write_output(out: str | os.PathLike[str] | None, produce: Callable[[IO[str]]
     return _write_atomically(Path(name), produce, binary)
 
 
-def _write_through(name: str, produce: Callable[[IO[str]], T], binary: bool) -> T:
+def _write_through(name: str, produce: Callable[[Any], T], binary: bool) -> T:
     try:
         fd = os.open(name, os.O_WRONLY | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
@@ -107,16 +118,16 @@ def _write_through(name: str, produce: Callable[[IO[str]], T], binary: bool) -> 
 
 
 @contextlib.contextmanager
-def _opened(fd: int, binary: bool) -> Iterator[IO[str]]:
+def _opened(fd: int, binary: bool) -> Iterator[IO[Any]]:
     if binary:
         with os.fdopen(fd, "wb") as handle:
-            yield handle  # type: ignore[misc]
+            yield handle
     else:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
             yield handle
 
 
-def _write_atomically(path: Path, produce: Callable[[IO[str]], T], binary: bool) -> T:
+def _write_atomically(path: Path, produce: Callable[[Any], T], binary: bool) -> T:
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise InputError(f"cannot write {path}: the folder {folder} does not exist")

@@ -6,7 +6,7 @@ Strings are plain text (no markup), DOIs canonical (see :mod:`kb.identifiers`).
 """
 from __future__ import annotations
 
-from typing import TypedDict
+from typing import Required, TypedDict
 
 __all__ = ["AuthorRecord", "MeshRecord", "ReferenceRecord", "UpdateRecord", "AccessionRecord",
            "WorkRecord", "WorkRef", "LinkRecord", "SOURCES"]
@@ -123,6 +123,6 @@ class WorkRef(TypedDict, total=False):
 class LinkRecord(TypedDict, total=False):
     """A citation edge from a cited-by / references service (no reference text)."""
 
-    citing: WorkRef           # required
-    cited: WorkRef            # required
-    source: str               # required: openalex, opencitations, pubmed, corpus, ...
+    citing: Required[WorkRef]
+    cited: Required[WorkRef]
+    source: Required[str]     # openalex, opencitations, pubmed, corpus, ...

@@ -1,7 +1,7 @@
 """kb export."""
 from __future__ import annotations
 
-from typing import IO
+from typing import TextIO
 
 import click
 
@@ -40,7 +40,7 @@ def export(settings: Settings, query: str | None, year: str | None, design: str 
         check_out(out, settings.db_path)
         conn = settings.open()
         try:
-            def produce(handle: IO[str]) -> int:
+            def produce(handle: TextIO) -> int:
                 if fmt == "citations-csv":
                     return export_citations(conn, query, handle, year=year, design=design,
                                             mesh=mesh, cell_type=cell_type, stubs=stubs)

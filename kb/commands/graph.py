@@ -21,8 +21,11 @@ GRAPH_FORMATS = ("text", "json", "graphml", "gexf", "dot", "png", "svg", "html")
 def _emit(payload: str | bytes, out: str | None, settings: Settings) -> None:
     """Write to --out (see :func:`kb.output.write_output`) or to standard output."""
     from ..output import write_output
-    write_output(out, lambda handle: handle.write(payload), db_path=settings.db_path,
-                 binary=isinstance(payload, bytes))
+    if isinstance(payload, bytes):
+        write_output(out, lambda handle: handle.write(payload), db_path=settings.db_path,
+                     binary=True)
+    else:
+        write_output(out, lambda handle: handle.write(payload), db_path=settings.db_path)
 
 
 def _focus_text(doi: str | None, pmid: str | None, work: str | None) -> str | None:

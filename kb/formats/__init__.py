@@ -36,7 +36,7 @@ import unicodedata
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import IO, TextIO
+from typing import IO, TextIO, cast
 
 from ..errors import InputError, ParseError
 from ..records import AuthorRecord, LinkRecord, WorkRecord
@@ -110,7 +110,7 @@ def _open_binary(path: Path) -> IO[bytes]:
         magic = handle.read(6)
     kind = next((k for m, k in _COMPRESSED.items() if magic.startswith(m)), None)
     if kind == "gzip":
-        return gzip.open(path, "rb")
+        return cast(IO[bytes], gzip.open(path, "rb"))  # typeshed: GzipFile is no IO[bytes]
     if kind == "bzip2":
         return bz2.open(path, "rb")
     if kind == "xz":
@@ -360,10 +360,10 @@ def read(path: str | Path, fmt: str | None = None, *, source: str = "import"
         try:
             for record in reader(handle):
                 if "citing" not in record:
-                    record["source"] = source  # type: ignore[typeddict-unknown-key]
+                    record["source"] = source
                     if fmt not in ("csv", "jsonl") and \
                             record.get("pub_date") == str(record.get("year")):
-                        del record["pub_date"]  # type: ignore[misc]  # only the year again
+                        del record["pub_date"]  # only the year again
                 yield record
         except ParseError as exc:
             raise ParseError(f"{path}: {exc.args[0]}", hint=exc.hint) from exc

@@ -62,9 +62,9 @@ def text_to_latex(text: str, *, protect: bool = False) -> str:
 
 
 def _name(author: AuthorRecord) -> str:
-    if author.get("family"):
-        family = text_to_latex(author["family"])
-        if " " in author["family"]:
+    if name := author.get("family"):
+        family = text_to_latex(name)
+        if " " in name:
             family = "{" + family + "}"
         given = author.get("given")
         return f"{family}, {text_to_latex(given)}" if given else family
@@ -74,8 +74,8 @@ def _name(author: AuthorRecord) -> str:
 def _kind(record: ExportRecord) -> str:
     """The entry type: kb types BibTeX has no type for (a web article, a dataset) are
     ``@misc`` with an ``entrysubtype`` naming kb's type."""
-    if record.get("type"):
-        return _TYPES.get(record["type"], "misc")
+    if kind := record.get("type"):
+        return _TYPES.get(kind, "misc")
     return "article" if record.get("journal") else "misc"
 
 
@@ -101,8 +101,8 @@ def _fields(record: ExportRecord) -> list[tuple[str, str]]:
         add("date", record["pub_date"])
     add("volume", record.get("volume"))
     add("number", record.get("issue"))
-    if record.get("pages"):
-        fields.append(("pages", text_to_latex(record["pages"]).replace("-", "--")))
+    if pages := record.get("pages"):
+        fields.append(("pages", text_to_latex(pages).replace("-", "--")))
     add("publisher", record.get("publisher"))
     add("issn", record.get("issn"))
     add("doi", record.get("doi"))
@@ -330,7 +330,9 @@ def _entries(text: str) -> Iterator[tuple[str, str, dict[str, str]]]:
 
 
 def _split_authors(value: str) -> list[str]:
-    names, depth, current = [], 0, []
+    names: list[str] = []
+    current: list[str] = []
+    depth = 0
     tokens = re.split(r"(\s+and\s+|[{}])", value)
     for token in tokens:
         if token == "{":

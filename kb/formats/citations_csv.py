@@ -71,7 +71,7 @@ def read(handle: TextIO) -> Iterator[LinkRecord]:
         if not citing or not cited:
             side = "citing" if not citing else "cited"
             raise ParseError(f"line {reader.line_num}: cannot read the {side} id "
-                             f"{row[fields[side]]!r}",  # type: ignore[index]
+                             f"{row[fields[side]]!r}",
                              hint="ids look like 10.1186/… , doi:10.… , pmid:123 or url:https://…")
         yield {"citing": citing, "cited": cited, "source": "import"}
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, TextIO
 
 from ..errors import ParseError
@@ -30,7 +30,7 @@ def _item(record: ExportRecord) -> dict[str, Any]:
     kind = _TYPES.get(record.get("type") or "",
                       "article-journal" if record.get("journal") else "document")
     item: dict[str, Any] = {"id": record["key"], "citation-key": record["key"], "type": kind}
-    authors = []
+    authors: list[Mapping[str, Any]] = []
     for author in record.get("authors") or []:
         if author.get("family"):
             authors.append(prune({"family": author["family"], "given": author.get("given")}))
@@ -127,13 +127,15 @@ def _keywords(value: Any) -> list[str]:
 def _record(item: Any, index: int) -> WorkRecord:
     if not isinstance(item, dict):
         raise ParseError(f"item {index} is not a JSON object")
-    custom = item.get("custom") if isinstance(item.get("custom"), dict) else {}
+    custom = item.get("custom")
+    if not isinstance(custom, dict):
+        custom = {}
     pub_date = _date(item.get("issued"))
     kind = item.get("type")
     mesh = [m for m in custom.get("mesh") or [] if isinstance(m, dict) and m.get("descriptor")]
     record = {
         **ids(item.get("DOI"), item.get("PMID"), item.get("PMCID")),
-        "type": _KB_TYPES.get(kind, "other" if kind else None),
+        "type": _KB_TYPES.get(kind, "other") if kind else None,
         "title": clean(item.get("title")),
         "authors": [a for a in map(_author, item.get("author") or []) if a],
         "journal": clean(item.get("container-title")),

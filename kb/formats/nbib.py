@@ -73,8 +73,8 @@ def _mesh_lines(mesh: list[MeshRecord]) -> list[str]:
         rows = groups[descriptor]
         bare_major = any(r.get("major") and not r.get("qualifier") for r in rows)
         head = ("*" if bare_major else "") + descriptor
-        qualifiers = [("*" if r.get("major") else "") + r["qualifier"] for r in rows
-                      if r.get("qualifier")]
+        qualifiers = [("*" if r.get("major") else "") + q for r in rows
+                      if (q := r.get("qualifier"))]
         lines.append("/".join([head] + qualifiers))
     return lines
 

@@ -67,8 +67,8 @@ def _lines(record: ExportRecord) -> Iterator[str]:
     yield from tag("T2", record.get("journal"))
     yield from tag("J2", record.get("journal_abbrev"))
     yield from tag("PY", record.get("year"))
-    if record.get("pub_date") and record["pub_date"] != str(record.get("year")):
-        yield from tag("DA", _date(record["pub_date"]))
+    if (pub_date := record.get("pub_date")) and pub_date != str(record.get("year")):
+        yield from tag("DA", _date(pub_date))
     yield from tag("VL", record.get("volume"))
     yield from tag("IS", record.get("issue"))
     first, last = split_pages(record.get("pages"))

@@ -166,17 +166,17 @@ def read_csv(handle: TextIO) -> Iterator[WorkRecord]:
             "is_retracted": True if get.get("is_retracted") in ("1", "true", "True") else None,
             "status": get.get("status") if get.get("status") in ("full", "stub") else None,
         }
-        record = prune(record)
-        if not record.keys() & {"doi", "pmid", "pmcid", "title", "url"}:
+        work = prune(record)
+        if not work.keys() & {"doi", "pmid", "pmcid", "title", "url"}:
             raise ParseError(f"line {reader.line_num}: the row has no doi, pmid or title")
-        yield record
+        yield work
 
 
 def write_jsonl(records: Iterable[ExportRecord], out: TextIO) -> int:
     """Write one JSON object per line with every field the work has."""
     count = 0
     for record in records:
-        item = {k: record[k] for k in _JSON_FIELDS if record.get(k) not in (None, "", [])}
+        item = {k: record.get(k) for k in _JSON_FIELDS if record.get(k) not in (None, "", [])}
         out.write(json.dumps(item, ensure_ascii=False, sort_keys=False) + "\n")
         count += 1
     return count
