@@ -74,6 +74,16 @@ def _per_work(state: dict[str, list[tuple]]) -> dict[str, dict[str, list[tuple]]
     return grouped
 
 
+def _sources_column(db: Path) -> int:
+    """Where ``sources`` stands in a canonical citation row (the surrogate id is left out)."""
+    conn = sqlite3.connect(db)
+    try:
+        names = [r[1] for r in conn.execute("PRAGMA table_info(citations)") if r[1] != "id"]
+    finally:
+        conn.close()
+    return names.index("sources")
+
+
 def _assert_no_half_written(db: Path, reference: dict[str, list[tuple]], *,
                             growing_edges: bool = False, skip: dict | None = None) -> int:
     """Every full work in ``db`` equals the same work in ``reference``; returns how many.
@@ -88,12 +98,13 @@ def _assert_no_half_written(db: Path, reference: dict[str, list[tuple]], *,
     if growing_edges:
         stubs = {row[0] for row in state.get("works", []) if "stub" in row}
         index = {(row[0], row[2]): row for row in reference.get("citations", [])}
+        at = _sources_column(db)
         for row in state.pop("citations", []):
             if (row[0], row[2]) not in index and row[1] in stubs:
                 continue
             assert (row[0], row[2]) in index, f"a citation row the clean run never made: {row}"
-            sources = set(json.loads(row[-3]))
-            wanted = set(json.loads(index[row[0], row[2]][-3]))
+            sources = set(json.loads(row[at]))
+            wanted = set(json.loads(index[row[0], row[2]][at]))
             assert sources <= wanted, f"edge sources {sources} not within {wanted}: {row}"
         reference = {**reference, "citations": []}
     mine, theirs = _per_work(state), _per_work(reference)
