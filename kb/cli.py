@@ -197,6 +197,15 @@ def format_option(*choices: str, default: str | None = None) -> Callable[[F], F]
                         show_default=True, help="Output format.")
 
 
+def refuse_binary_to_terminal(fmt: str, out: str | None) -> None:
+    """A PNG for standard output (no ``--out``, or ``-``) is refused while that is a terminal.
+
+    :raises click.UsageError: it would print binary into the terminal (exit status 2).
+    """
+    if fmt == "png" and out in (None, "-") and sys.stdout.isatty():
+        raise click.UsageError("PNG is binary: pass --out FILE or redirect standard output")
+
+
 def out_option(func: F) -> F:
     """--out FILE (default: standard output)."""
     return click.option("--out", "out", type=click.Path(dir_okay=False, allow_dash=True),

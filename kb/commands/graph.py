@@ -5,12 +5,12 @@ import io
 import json
 import re
 import shutil
-import sys
 from typing import Any
 
 import click
 
-from ..cli import Settings, format_option, kb_errors, out_option, pass_settings
+from ..cli import (Settings, format_option, kb_errors, out_option, pass_settings,
+                   refuse_binary_to_terminal)
 from ..errors import KBError
 from ..identifiers import normalize_doi, normalize_pmid
 from ..output import check_out
@@ -115,8 +115,7 @@ def graph(settings: Settings, doi: str | None, pmid: str | None, work: str | Non
     dot (Graphviz), png / svg (a drawn picture), html (one interactive page, works offline).
     """
     focus_text = _focus_text(doi, pmid, work)
-    if fmt == "png" and out in (None, "-") and sys.stdout.isatty():
-        raise click.UsageError("PNG is binary: pass --out FILE or redirect standard output")
+    refuse_binary_to_terminal(fmt, out)
     if (similar or rank_) and fmt not in ("text", "json"):
         raise click.UsageError("--similar and --rank print text or json")
     if similar and rank_:

@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import json
-import sys
 from typing import Any
 
 import click
 
-from ..cli import Settings, format_option, kb_errors, out_option, pass_settings
+from ..cli import (Settings, format_option, kb_errors, out_option, pass_settings,
+                   refuse_binary_to_terminal)
 from ..output import check_out
 from .graph import _emit
 from .outcomes import csv_text
@@ -111,8 +111,7 @@ def meta(settings: Settings, instrument: str, timepoint: float, measure: str, me
     from ..evidence import plots
     from ..evidence.meta import TooFewStudies, meta_analysis
 
-    if fmt == "png" and not out and sys.stdout.isatty():
-        raise click.UsageError("PNG is binary: pass --out FILE or redirect standard output")
+    refuse_binary_to_terminal(fmt, out)
     with kb_errors(settings):
         check_out(out, settings.db_path)
         conn = settings.open(create=False)

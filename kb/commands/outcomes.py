@@ -4,13 +4,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import click
 
-from ..cli import Settings, format_option, kb_errors, out_option, pass_settings
+from ..cli import (Settings, format_option, kb_errors, out_option, pass_settings,
+                   refuse_binary_to_terminal)
 from ..errors import InputError
 from ..output import check_out
 from .graph import _emit
@@ -198,8 +198,7 @@ def outcomes(settings: Settings, query: str | None, doi: str | None, trial: str 
     """
     from ..evidence.outcomes import select_outcomes
 
-    if fmt == "png" and not out and sys.stdout.isatty():
-        raise click.UsageError("PNG is binary: pass --out FILE or redirect standard output")
+    refuse_binary_to_terminal(fmt, out)
     with kb_errors(settings):
         check_out(out, settings.db_path)
         conn = settings.open(create=False)
