@@ -75,3 +75,39 @@ def test_refused_input_leaves_due_works_alone(runner: CliRunner, tmp_path: Path)
     assert result.exit_code == 2
     assert designs(db) == {CASE_REPORT: (None, None), REVIEW: (None, None)}
     assert db.read_bytes() == before
+
+
+_RESULTS = ("Seventy-two patients were randomly assigned. The primary score improved more in the "
+            "treatment group (mean difference 2.1, 95% CI 0.5 to 3.7; p = 0.01). {registry}")
+_FIELD_WORKS = {  # DOI: (title, registry id); each a randomised trial naming its registry id
+    "10.5555/oncology": ("Nivolumab versus docetaxel in advanced lung cancer: a randomized "
+                         "controlled trial", "NCT01642004"),
+    "10.5555/cp-botulinum": ("Botulinum toxin in children with cerebral palsy: a randomized "
+                             "controlled trial", "NCT01147653"),
+    "10.5555/cells-stroke": ("Bone marrow mononuclear cells after stroke: a randomized "
+                             "controlled trial", "NCT02345678"),
+}
+
+
+def test_only_works_of_the_field_make_trials_and_rule_outcomes(runner: CliRunner,
+                                                                 tmp_path: Path) -> None:
+    # a registry id in an oncology abstract makes no trial of cell therapy in cerebral palsy, and
+    # its numbers are no outcome of the field; cerebral palsy or a cell product makes both
+    ris = tmp_path / "trials.ris"
+    ris.write_text("".join(
+        f"TY  - JOUR\nTI  - {title}\nAB  - {_RESULTS.format(registry=f'Registered: {nct}.')}\n"
+        f"PY  - 2020\nDO  - {doi}\nER  - \n" for doi, (title, nct) in _FIELD_WORKS.items()),
+        encoding="utf-8")
+    result = runner.invoke(cli, ["--db", str(tmp_path / "kb.db"), "import", str(ris)])
+    assert result.exit_code == 0, result.output
+    conn = sqlite3.connect(tmp_path / "kb.db")
+    trials = dict(conn.execute(
+        "SELECT w.doi, i.registry_id FROM trial_reports r JOIN works w ON w.id = r.work_id "
+        "JOIN trial_registry_ids i ON i.trial_id = r.trial_id"))
+    outcomes = {r[0] for r in conn.execute(
+        "SELECT DISTINCT w.doi FROM outcomes o JOIN works w ON w.id = o.work_id")}
+    designs = {r[0] for r in conn.execute("SELECT study_design FROM works")}
+    conn.close()
+    assert designs == {"rct"}
+    assert trials == {"10.5555/cp-botulinum": "NCT01147653", "10.5555/cells-stroke": "NCT02345678"}
+    assert outcomes == {"10.5555/cp-botulinum", "10.5555/cells-stroke"}

@@ -16,8 +16,8 @@ from functools import cache
 
 from .screen import Screen
 
-__all__ = ["DESIGNS", "TRIAL_DESIGNS", "PRIMARY_DESIGNS", "SYNTHESIS_DESIGNS", "classify_design",
-           "design_from_publication_types", "design_from_text"]
+__all__ = ["DESIGNS", "TRIAL_DESIGNS", "PRIMARY_DESIGNS", "SYNTHESIS_DESIGNS", "WEB_TYPES",
+           "classify_design", "design_from_publication_types", "design_from_text"]
 
 DESIGNS = ("rct", "controlled-trial", "open-label-trial", "pooled-analysis", "meta-analysis",
            "systematic-review", "review", "case-report", "case-series", "cohort", "preclinical",
@@ -28,6 +28,8 @@ TRIAL_DESIGNS = ("rct", "controlled-trial", "open-label-trial", "protocol")
 PRIMARY_DESIGNS = TRIAL_DESIGNS + ("case-series", "case-report", "cohort")
 #: designs that stand on other studies' participants or findings.
 SYNTHESIS_DESIGNS = ("pooled-analysis", "meta-analysis", "systematic-review", "review")
+#: work types that are web pages (design ``web-article`` when nothing else says otherwise).
+WEB_TYPES = ("web-article", "webpage", "post", "blog-post")
 
 # PubMed publication type -> design, strongest first.
 _PUBTYPES: list[tuple[str, str]] = [
@@ -173,7 +175,7 @@ def classify_design(title: str | None, abstract: str | None = None,
         if text_design in ("rct", "controlled-trial", "open-label-trial", "protocol"):
             return text_design, "pubtype"
         return "open-label-trial", "pubtype"
-    if work_type in ("web-article", "webpage", "post", "blog-post"):
+    if work_type in WEB_TYPES:
         return "web-article", "rule"
     if text_design is not None:
         return text_design, "rule"

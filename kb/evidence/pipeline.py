@@ -8,11 +8,11 @@ from typing import Any
 
 from .. import store
 from ..store import evidence as ev
-from .design import PRIMARY_DESIGNS, SYNTHESIS_DESIGNS, classify_design
+from .design import PRIMARY_DESIGNS, SYNTHESIS_DESIGNS, WEB_TYPES, classify_design
 from .extract import extract_facts, facts_implied_by_design, screen
 from .lineage import CITED_DESIGNS, CITING_DESIGNS, infer_lineage, is_follow_up
 from .load import store_rule_pooled, store_rule_trial
-from .screen import may_name_cell_product, may_name_registry_id
+from .screen import may_name_cell_product, may_name_registry_id, of_the_field
 from .retractions import compute_flags
 
 __all__ = ["annotate", "assign_designs", "extract_trials", "link_registry_titles", "infer_edges",
@@ -28,15 +28,24 @@ def _grouped(conn: sqlite3.Connection, sql: str, ids: list[int]) -> dict[int, li
     return out
 
 
+#: A work with none of these is a bare stub (a reference's identifiers): no rule can give it a
+#: design, trial fact or outcome, so the annotation does not read it.
+_HAS_TEXT = ("w.title IS NOT NULL OR w.abstract IS NOT NULL OR w.type IN ({web}) OR "
+             + " OR ".join(f"EXISTS (SELECT 1 FROM {table} x WHERE x.work_id = w.id)"
+                           for table in ("publication_types", "mesh", "keywords", "accessions"))
+             ).format(web=", ".join(f"'{t}'" for t in WEB_TYPES))
+
+
 def _texts(conn: sqlite3.Connection, ids: list[int]) -> list[dict[str, Any]]:
-    rows = []
-    for chunk in store.chunked(ids):
-        marks = ",".join("?" * len(chunk))
-        rows += [dict(r) for r in conn.execute(
-            f"SELECT id, doi, url, title, abstract, type, year, study_design, design_source "
-            f"FROM works WHERE id IN ({marks})", chunk)]
+    """What the rules read of the works among ``ids`` that have any text (bare stubs left
+    out), in id order."""
+    table = _id_table(conn, ids)
+    rows = [dict(r) for r in conn.execute(
+        "SELECT id, doi, url, title, abstract, type, year, study_design, design_source "
+        f"FROM works w WHERE w.id IN (SELECT id FROM {table}) AND ({_HAS_TEXT}) ORDER BY w.id")]
+    read = [r["id"] for r in rows]
     lists = {name: _grouped(conn, f"SELECT DISTINCT work_id, {column} FROM {table} "
-                                  "WHERE work_id IN ({marks})", ids)
+                                  "WHERE work_id IN ({marks})", read)
              for name, table, column in (("publication_types", "publication_types", "type"),
                                          ("mesh", "mesh", "descriptor"),
                                          ("keywords", "keywords", "keyword"),
@@ -67,16 +76,29 @@ def _key(work: dict[str, Any]) -> str:
     return f"url:{work['url']}" if work["url"] else f"work:{work['id']}"
 
 
-def extract_trials(conn: sqlite3.Connection, works: list[dict[str, Any]]) -> int:
-    """Replace the rule facts these works give; a work that names a registry id, or a primary
-    study that names a cell type, becomes (or joins) a trial. A pooled analysis, meta-analysis
-    or review that names registry ids becomes a pooled-analysis report of each of those trials
-    instead (never merging them). Returns the trials touched."""
-    ids = [w["id"] for w in works]
+def _of_the_field(work: dict[str, Any]) -> bool:
+    """:func:`kb.evidence.screen.of_the_field` of a work from :func:`_texts` (kept on it)."""
+    if "field" not in work:
+        work["field"] = of_the_field(work["title"], work["abstract"], work["mesh"],
+                                     work["keywords"])
+    return bool(work["field"])
+
+
+def extract_trials(conn: sqlite3.Connection, works: list[dict[str, Any]],
+                   work_ids: Iterable[int] | None = None) -> int:
+    """Replace the rule facts these works give (and those ``work_ids`` gave, when it names more
+    works); a work of the field (:func:`kb.evidence.screen.of_the_field`) that names a
+    registry id, or a primary study that names a cell type, becomes (or joins) a trial. A
+    pooled analysis, meta-analysis or review of the field that names registry ids becomes a
+    pooled-analysis report of each of those trials instead (never merging them). Returns the
+    trials touched."""
+    ids = [w["id"] for w in works] if work_ids is None else list(work_ids)
     touched: set[int] = set()
     with store.transaction(conn):
         touched.update(ev.delete_rule_evidence(conn, ids))
         for work in works:
+            if not _of_the_field(work):
+                continue  # neither a cell product nor cerebral palsy: no trial of the field
             text = (work["title"], work["abstract"], work["mesh"], work["keywords"])
             design = work["study_design"]
             if not (may_name_registry_id(*text, work["accessions"])
@@ -86,7 +108,7 @@ def extract_trials(conn: sqlite3.Connection, works: list[dict[str, Any]]) -> int
             if design in SYNTHESIS_DESIGNS:
                 if registry_ids:
                     touched.update(store_rule_pooled(conn, work["id"], registry_ids,
-                                                        f"this {design}"))
+                                                     f"this {design}"))
                 continue
             if not registry_ids and not (design in PRIMARY_DESIGNS and cell_types):
                 continue
@@ -100,7 +122,7 @@ def extract_trials(conn: sqlite3.Connection, works: list[dict[str, Any]]) -> int
                       if facts.get("registry_ids")
                       else f"{design} naming {', '.join(cell_types)}")
             touched.add(store_rule_trial(conn, work["id"], facts, key=_key(work), role=role,
-                                            reason=reason))
+                                         reason=reason))
         ev.refresh_or_drop_trials(conn, sorted(touched))
     return len(touched)
 
@@ -195,18 +217,21 @@ def infer_edges(conn: sqlite3.Connection, work_ids: list[int] | None) -> int:
     return added
 
 
-def extract_outcomes(conn: sqlite3.Connection, works: list[dict[str, Any]]) -> int:
+def extract_outcomes(conn: sqlite3.Connection, works: list[dict[str, Any]],
+                     work_ids: Iterable[int] | None = None) -> int:
     """Replace the outcome numbers the rules read in the abstracts of these works' trials and
-    syntheses (:func:`kb.evidence.outcomes.rule_rows`), each tied to the trial the work reports;
-    other works keep none. Returns how many numbers there are."""
+    syntheses of the field (:func:`kb.evidence.outcomes.rule_rows`), each tied to the trial the
+    work reports; other works (and ``work_ids`` not among them) keep none. Returns how many
+    numbers there are."""
     from ..store.outcomes import delete_rule_outcomes, store_rule_outcomes
     from .outcomes import rule_rows
 
     studies = [w for w in works if w["abstract"]
-               and w["study_design"] in PRIMARY_DESIGNS + SYNTHESIS_DESIGNS]
+               and w["study_design"] in PRIMARY_DESIGNS + SYNTHESIS_DESIGNS and _of_the_field(w)]
+    ids = {w["id"] for w in works} if work_ids is None else set(work_ids)
     stored = 0
     with store.transaction(conn):
-        delete_rule_outcomes(conn, set(w["id"] for w in works) - {w["id"] for w in studies})
+        delete_rule_outcomes(conn, ids - {w["id"] for w in studies})
         for work in studies:
             rows = rule_rows(work["abstract"], _key(work), f"rule:work/{work['id']}")
             trials = ev.find_trials(conn, work_ids=[work["id"]])
@@ -265,11 +290,11 @@ def annotate(conn: sqlite3.Connection, work_ids: Iterable[int] | None = None) ->
                  else set(work_ids))
     works = _texts(conn, ids)
     designs = assign_designs(conn, works)
-    trials = extract_trials(conn, works)
+    trials = extract_trials(conn, works, ids)
     trials += link_registry_titles(conn)
-    outcomes = extract_outcomes(conn, works)
+    outcomes = extract_outcomes(conn, works, ids)
     edges = infer_edges(conn, None if work_ids is None else ids)
     flags = flag_retractions(conn)
     ev.mark_annotated(conn, ids)
-    return {"works": len(works), "designs_changed": designs, "trials_touched": trials,
+    return {"works": len(ids), "designs_changed": designs, "trials_touched": trials,
             "rule_edges": edges, "flags": flags, "rule_outcomes": outcomes}

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import re
 import string
+import sys
 from collections.abc import Iterable, Sequence
 from functools import cache
 from typing import Any
@@ -36,7 +37,8 @@ from ..identifiers import REGISTRIES, registry_of
 from ..vocabulary import terms
 from .extract import _texts
 
-__all__ = ["Screen", "factors", "fold", "may_name_registry_id", "may_name_cell_product"]
+__all__ = ["Screen", "factors", "fold", "may_name_registry_id", "may_name_cell_product",
+           "of_the_field", "FIELD_CONDITION"]
 
 _MAX_EXPANSION = 64  # strings a run of literals and small character classes may expand to
 _ZERO_WIDTH = (sre.AT, sre.ASSERT, sre.ASSERT_NOT)
@@ -44,15 +46,18 @@ _REPEATS = (sre.MAX_REPEAT, sre.MIN_REPEAT, sre.POSSESSIVE_REPEAT)
 
 
 @cache
-def _ascii_twins() -> tuple[re.Pattern[str], dict[str, str]]:
+def _ascii_twins() -> tuple[re.Pattern[str], dict[str, str], frozenset[str]]:
     """Non-ASCII characters ``re`` matches as ASCII: those ``re.IGNORECASE`` matches to an ASCII
     letter (the Kelvin sign, dotted and dotless i, long s), found by asking ``re`` itself over
     the Basic Multilingual Plane (no other plane has case pairs with ASCII), and the digits
-    ``\\d`` matches beside 0-9; with what each stands for, and one pattern finding them all."""
+    ``\\d`` matches beside 0-9 (``str.isdecimal``, what ``re`` tests); with what each stands
+    for, one pattern finding them all, and the set of them all."""
     found = re.findall("[a-z]", "".join(map(chr, range(128, 0x10000))), re.I)
     twins = {c: next(a for a in string.ascii_lowercase if re.fullmatch(a, c, re.I))
              for c in found}
-    return re.compile("[" + "".join(twins) + r"]|(?![0-9])\d"), twins
+    digits = (chr(i) for i in range(128, sys.maxunicode + 1) if chr(i).isdecimal())
+    return (re.compile("[" + "".join(twins) + r"]|(?![0-9])\d"), twins,
+            frozenset(twins).union(digits))
 
 
 def fold(text: str) -> str:
@@ -64,7 +69,9 @@ def fold(text: str) -> str:
     """
     if text.isascii():
         return text.lower()
-    pattern, twins = _ascii_twins()
+    pattern, twins, special = _ascii_twins()
+    if special.isdisjoint(text):  # most non-ASCII text: accents, dashes, symbols
+        return text.lower()
     return pattern.sub(lambda m: twins.get(m.group()) or str(int(m.group())), text).lower()
 
 
@@ -216,9 +223,22 @@ class Screen:
         return found
 
     def search(self, text: str | None) -> bool:
-        """Whether any of the patterns matches ``text`` (only the candidates are run)."""
-        return bool(text) and any(self._patterns[i].search(text)  # type: ignore[arg-type]
-                                  for i in self.candidates(text))
+        """Whether any of the patterns matches ``text`` (only the candidates are run, each
+        once, until one matches)."""
+        if not text:
+            return False
+        tried: set[int] = set()
+        for index in self.always:
+            tried.add(index)
+            if self._patterns[index].search(text):
+                return True
+        if len(self._automaton):
+            for _, indexes in self._automaton.iter(fold(text)):
+                for index in indexes - tried:
+                    tried.add(index)
+                    if self._patterns[index].search(text):
+                        return True
+        return False
 
 
 @cache
@@ -226,9 +246,19 @@ def _registry_screen() -> Screen:
     return Screen(list(REGISTRIES.values()))
 
 
+#: The condition kb's field treats (with the cell products of the vocabulary, what makes a work
+#: one of the field: :func:`of_the_field`).
+FIELD_CONDITION = r"cerebral\s+pals(?:y|ies)"
+
+
 @cache
 def _product_screen() -> Screen:
     return Screen([t.regex for t in terms() if t.kind == "product"])
+
+
+@cache
+def _field_screen() -> Screen:
+    return Screen([*(t.regex for t in terms() if t.kind == "product"), FIELD_CONDITION])
 
 
 def may_name_registry_id(title: str | None, abstract: str | None = None,
@@ -253,3 +283,18 @@ def may_name_cell_product(title: str | None, abstract: str | None = None,
     (False, True)
     """
     return _product_screen().search(_texts(title, abstract, mesh, keywords)[1])
+
+
+def of_the_field(title: str | None, abstract: str | None = None, mesh: Iterable[str] = (),
+                 keywords: Iterable[str] = ()) -> bool:
+    """Whether a work is of kb's field, cell therapy or cerebral palsy: its title, abstract, MeSH
+    or keywords name a cell product of the vocabulary (any of its product rows matches) or
+    cerebral palsy. Only such works can report or pool a trial, or give rule outcomes: a
+    registry id in an oncology abstract makes no trial of the field.
+
+    >>> of_the_field("Hip surveillance in cerebral palsy"), of_the_field("hUC-MSC for stroke")
+    (True, True)
+    >>> of_the_field("Nivolumab in melanoma (NCT01721772)")
+    False
+    """
+    return _field_screen().search(_texts(title, abstract, mesh, keywords)[1])
