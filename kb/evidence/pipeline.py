@@ -21,9 +21,11 @@ __all__ = ["annotate", "assign_designs", "extract_trials", "link_registry_titles
 
 def _grouped(conn: sqlite3.Connection, sql: str, ids: list[int]) -> dict[int, list[Any]]:
     out: dict[int, list[Any]] = {}
+    cursor = conn.cursor()
+    cursor.row_factory = None  # plain tuples: hundreds of thousands of MeSH rows
     for chunk in store.chunked(ids):
         marks = ",".join("?" * len(chunk))
-        for work_id, value in conn.execute(sql.format(marks=marks), chunk):
+        for work_id, value in cursor.execute(sql.format(marks=marks), chunk):
             out.setdefault(work_id, []).append(value)
     return out
 
@@ -97,13 +99,13 @@ def extract_trials(conn: sqlite3.Connection, works: list[dict[str, Any]],
     with store.transaction(conn):
         touched.update(ev.delete_rule_evidence(conn, ids))
         for work in works:
-            if not _of_the_field(work):
-                continue  # neither a cell product nor cerebral palsy: no trial of the field
             text = (work["title"], work["abstract"], work["mesh"], work["keywords"])
             design = work["study_design"]
             if not (may_name_registry_id(*text, work["accessions"])
                     or design in PRIMARY_DESIGNS and may_name_cell_product(*text)):
                 continue  # no registry id, and no cell type that could make it a trial
+            if not _of_the_field(work):
+                continue  # neither a cell product nor cerebral palsy: no trial of the field
             registry_ids, cell_types = screen(*text, work["accessions"])
             if design in SYNTHESIS_DESIGNS:
                 if registry_ids:
@@ -135,14 +137,14 @@ def link_registry_titles(conn: sqlite3.Connection) -> int:
     """A trial known only from a registry record whose title (or official title), word for word,
     is a work's title or begins it (at least 40 letters, one such work only) is reported by that
     work: link and merge them. Returns how many trials were linked."""
-    titles = [(r[0], _norm_title(r[1])) for r in conn.execute(
-        "SELECT id, title FROM works WHERE title IS NOT NULL")]
     linked = 0
     with store.transaction(conn):
         orphans = conn.execute(
             "SELECT t.id, f.value, f.provenance, f.source_url FROM trials t "
             "JOIN trial_facts f ON f.trial_id = t.id AND f.field IN ('title', 'official_title') "
             "WHERE NOT EXISTS (SELECT 1 FROM trial_reports r WHERE r.trial_id = t.id)").fetchall()
+        titles = [(r[0], _norm_title(r[1])) for r in conn.execute(
+            "SELECT id, title FROM works WHERE title IS NOT NULL")] if orphans else []
         done: set[int] = set()
         for trial_id, title, provenance, source in orphans:
             if trial_id in done:
