@@ -30,7 +30,7 @@ from kb.evidence.extract import (canonical_age_range, canonical_blinding, canoni
                                  canonical_control, canonical_origin, canonical_outcomes,
                                  canonical_routes, extract_facts, facts_implied_by_design,
                                  find_doses)
-from kb.seed_reader import seed_files
+from kb.ingest.seed import seed_files
 
 GOAL_P, GOAL_R = 0.9, 0.8
 SET_FIELDS = ("registry_ids", "cell_type", "route", "outcomes", "follow_up_months")

@@ -17,7 +17,7 @@ Data, downloaded at bench time into ``bench/data/`` (git-ignored) with
 * kb's own small fixtures of real exports (``tests/fixtures/formats``), MEDLINE (nbib) read
   by Bio.Medline when Biopython is installed.
 
-Each file is imported into a fresh KB with ``kb.importer.import_file``. Per file: works
+Each file is imported into a fresh KB with ``kb.ingest.files.import_file``. Per file: works
 expected (the reader's count) vs stored; agreement of titles, years, DOIs and author counts
 over the expected works found in the KB (matched by PMID, DOI, else normalised title); the
 identity conflicts and merges the import met; a summary line at the end.
@@ -297,7 +297,7 @@ def compare(path: Path, folder: Path) -> Result:
     import time
 
     from kb import store
-    from kb.importer import import_file
+    from kb.ingest.files import import_file
     label, read = reader_for(path)  # type: ignore[misc]
     result = Result(path.name, label)
     db = folder / f"{path.name}.db"

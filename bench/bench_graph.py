@@ -104,7 +104,8 @@ print(ego.number_of_nodes(), ego.number_of_edges())
 
 def run(quick: bool = False) -> list[dict[str, Any]]:
     """Rows of {measure, kb, anchor, ratio, goal}; times in seconds, ratio kb / anchor."""
-    from kb import graph, graph_render
+    from kb.query import graph
+    from kb.render import graph as graph_render
     from kb import store
 
     db = build_db()

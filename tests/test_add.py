@@ -7,7 +7,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from kb import ingest
+from kb.ingest import add as ingest
 from kb.cli import cli
 from kb.config import Config
 from kb.http import Client

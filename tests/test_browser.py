@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from kb.build import build_kb
+from kb.ingest.build import build_kb
 from tests.serving import start_serve, stop
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from kb import seed_reader
-from kb.build import build_kb
+from kb.ingest import seed as seed_reader
+from kb.ingest.build import build_kb
 from kb.cli import cli
 
 REPO_DB = Path(__file__).resolve().parent.parent / "kb.db"

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from kb.cli import cli
-from kb.crawl import on_topic
+from kb.ingest.crawl import on_topic
 from tests.crossref_fake import FakeCrossref
 from tests.scholarly_fake import FakeElink, FakeOpenAlex, FakeOpenCitations, request_filters
 

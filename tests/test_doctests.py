@@ -18,7 +18,7 @@ MODULES = sorted({"kb", "kb.scrapers"} | {
 
 
 def test_every_module_is_collected() -> None:
-    assert {"kb.graph", "kb.identifiers", "kb.scrapers.webpage", "kb.store"} <= set(MODULES)
+    assert {"kb.query.graph", "kb.identifiers", "kb.scrapers.webpage", "kb.store"} <= set(MODULES)
 
 
 @pytest.mark.parametrize("name", MODULES)

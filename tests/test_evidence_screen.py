@@ -23,7 +23,7 @@ from kb.evidence.screen import (Screen, factors, fold, may_name_cell_product,
                                 may_name_registry_id)
 from kb.vocabulary import terms
 from kb.identifiers import REGISTRIES
-from kb.importer import import_file
+from kb.ingest.files import import_file
 
 ROOT = Path(__file__).resolve().parent.parent
 BUNDLED = ROOT / "kb.db"

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from kb import store
 from kb.cli import cli
-from kb.seed_reader import read_works
+from kb.ingest.seed import read_works
 
 AMANAT = "10.1186/s13287-021-02513-4"
 ZARRABI = "10.1186/s12883-022-02636-y"
@@ -112,14 +112,14 @@ def test_kb_import_reads_kb_export(db: Path, tmp_path: Path, fmt: str) -> None:
     assert result.exit_code == 0, result.output
     conn = store.connect(fresh)
     source = store.connect(db)
-    from kb.search import search
+    from kb.query.search import search
     expected = {h.doi for h in search(source, "mesenchymal", limit=None, stubs=False).hits}
     assert {r[0] for r in conn.execute("SELECT doi FROM works")} == expected
 
 
 def test_citation_pairs_round_trip(db: Path, tmp_path: Path) -> None:
     conn = store.connect(db)
-    from kb.seed_reader import read_links
+    from kb.ingest.seed import read_links
     links, _lineage = read_links()
     store.add_links(conn, links)
     expected = {(r[0] or f"url:{r[1]}", r[2] or f"url:{r[3]}") for r in conn.execute(

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from kb import export, search
+from kb.query import export, search
 from kb.formats.citations_csv import cell
 from tests import graph_kb
 

@@ -12,9 +12,9 @@ import pytest
 
 from kb import store
 from kb.errors import InputError, ParseError
-from kb.export import citation_keys, load_records
+from kb.query.export import citation_keys, load_records
 from kb.formats import base_key, detect, read, write
-from kb.seed_reader import read_works
+from kb.ingest.seed import read_works
 
 FIXTURES = Path(__file__).parent / "fixtures" / "formats"
 

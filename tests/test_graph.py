@@ -1,4 +1,4 @@
-"""kb.graph and `kb graph` / `kb gaps` on a small KB of real CP cell-therapy works."""
+"""kb.query.graph and `kb graph` / `kb gaps` on a small KB of real CP cell-therapy works."""
 from __future__ import annotations
 
 import csv
@@ -15,7 +15,8 @@ import networkx as nx
 import pytest
 from click.testing import CliRunner
 
-from kb import graph, store
+from kb.query import graph
+from kb import store
 from kb.cli import cli
 from kb.errors import InputError, KBError
 from tests import graph_kb
@@ -154,7 +155,7 @@ def test_roles_of_a_trial_and_of_a_review(kb) -> None:
 def test_plain_neighbourhood_is_the_networkx_one(kb) -> None:
     """The terminal view's networkx-free graph holds the same nodes, edges, attributes and
     adjacency order as the networkx graph, so roles and the text view agree for every work."""
-    from kb import graph_render
+    from kb.render import graph as graph_render
     conn, ids, _ = kb
     for work_id in ids.values():
         for depth, direction in ((1, "both"), (2, "both"), (1, "refs"), (2, "cited-by")):

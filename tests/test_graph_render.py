@@ -15,7 +15,9 @@ import pydot
 import pytest
 from click.testing import CliRunner
 
-from kb import graph, graph_render, store
+from kb.query import graph
+from kb.render import graph as graph_render
+from kb import store
 from kb.cli import cli
 from tests import graph_kb
 from tests.graph_kb import AMANAT, C4L, KIASAT, POOLED, QU, RETRACTED, ZARRABI

@@ -67,7 +67,7 @@ def test_a_dot_dot_doi_stays_inside_the_api_path(hostile: HostileServer, tmp_pat
 
 
 @pytest.mark.parametrize("module", ["kb.http", "kb.config", "kb.scrapers", "kb.serve",
-                                    "kb.scrapers.crossref", "kb.output"])
+                                    "kb.scrapers.crossref", "kb.render.output"])
 def test_doctests(module: str) -> None:
     import doctest
     import importlib
@@ -223,7 +223,7 @@ def test_add_from_a_silent_fifo_gives_up(tmp_path: Path, monkeypatch: pytest.Mon
 
     from click.testing import CliRunner
 
-    from kb import ingest
+    from kb.ingest import add as ingest
     from kb.cli import cli
     fifo = tmp_path / "ids"
     os.mkfifo(fifo)
@@ -238,7 +238,7 @@ def test_add_from_a_fifo_reads_what_is_written(tmp_path: Path,
     import os
     import threading
 
-    from kb import ingest
+    from kb.ingest import add as ingest
     fifo = tmp_path / "ids"
     os.mkfifo(fifo)
     monkeypatch.setattr(ingest, "FIFO_WAIT", 10)

@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from kb import graph, store
+from kb.query import graph
+from kb import store
 from kb.cli import cli
-from kb.export import export_citations
+from kb.query.export import export_citations
 from kb.scrapers.crossref import to_record
 from tests.test_import import _snapshot
 

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from kb import store
 from kb.cli import cli
-from kb.importer import import_pubmed_xml
+from kb.ingest.files import import_pubmed_xml
 from kb.scrapers.pubmed_xml import parse_pubmed_xml
 from tests.replay import FIXTURES
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from kb.build import build_kb
+from kb.ingest.build import build_kb
 from kb.cli import cli
 from kb.evidence.effects import Effect, Exclusion, se_from_ci, smd_from_means, study_effect
 from kb.evidence.meta import pool

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from kb import store
-from kb.build import build_kb
+from kb.ingest.build import build_kb
 from kb.cli import cli
 from kb.evidence.outcomes import (INSTRUMENTS, extract_effects, instrument_matches,
                                   normalise_instrument, parse_timeframe, read_seed_outcomes,

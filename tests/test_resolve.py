@@ -11,7 +11,7 @@ import pytest
 
 from kb import store
 from kb.cli import cli
-from kb.resolve import THRESHOLD, Candidate, normalize_text, parse_reference, resolve, score
+from kb.ingest.resolve import THRESHOLD, Candidate, normalize_text, parse_reference, resolve, score
 from tests.replay import fixture_json
 
 _IDS = re.compile(r"(?:doi\s*:\s*)?(?:https?://(?:dx\.)?doi\.org/)?\b10\.\d{4,9}/\S+"

@@ -13,8 +13,8 @@ from click.testing import CliRunner
 from kb import store
 from kb.cli import cli
 from kb.errors import InputError
-from kb.search import parse_years, quote, search, translate
-from kb.seed_reader import read_works
+from kb.query.search import parse_years, quote, search, translate
+from kb.ingest.seed import read_works
 
 AMANAT = "10.1186/s13287-021-02513-4"
 ZARRABI = "10.1186/s12883-022-02636-y"

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from kb import store
 from kb.cli import cli
-from kb.search import search
+from kb.query.search import search
 
 BUNDLED = Path(__file__).resolve().parent.parent / "kb.db"
 AMANAT = "10.1186/s13287-021-02513-4"

@@ -34,7 +34,7 @@ def test_ci_runs_the_readme_test_command_exactly() -> None:
 
 def test_contributing_maps_every_package_and_how_to_correct_a_fact() -> None:
     text = (ROOT / "CONTRIBUTING.md").read_text(encoding="utf-8")
-    for path in ("kb/evidence/", "kb/formats/", "kb/seed/", "kb/build.py", ".ci/run",
+    for path in ("kb/evidence/", "kb/formats/", "kb/seed/", "kb/ingest/build.py", ".ci/run",
                  "kb/datasette/"):
         assert f"`{path}`" in text or f"`{path}" in text, path
         assert (ROOT / path.rstrip("/")).exists(), path

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from kb import store
 from kb.cli import cli
 from kb.evidence import load
-from kb.search import search
+from kb.query.search import search
 from kb.store import evidence as ev
 from kb.store import outcomes as oc
 

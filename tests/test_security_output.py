@@ -122,7 +122,7 @@ def test_a_failed_export_leaves_the_old_file_and_no_temp(small_kb: Path, tmp_pat
 
     def broken(*args: object, **kwargs: object) -> int:
         raise OSError(28, "No space left on device")
-    monkeypatch.setattr("kb.export.write", broken)
+    monkeypatch.setattr("kb.query.export.write", broken)
     code, output = _run(small_kb, "export", "--format", "ris", "--out", str(out))
     assert code == 1 and "No space left" in output
     assert out.read_text() == "old\n"

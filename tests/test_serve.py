@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from kb.build import build_kb
+from kb.ingest.build import build_kb
 from kb.cli import cli
 from kb.serve import is_loopback, load_metadata, make_datasette
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from kb import seed_reader
+from kb.ingest import seed as seed_reader
 from kb import vocabulary as v
 
 _TERMS = v.terms()

@@ -246,7 +246,7 @@ def test_references_heading_then_a_div_of_numbered_paragraphs() -> None:
 def test_one_page_is_one_work_whatever_the_url_variant(tmp_path) -> None:
     """The seed article added again from the live site (canonical with a trailing slash, a
     tracking link) lands on the seed's work, not a duplicate."""
-    from kb import seed_reader
+    from kb.ingest import seed as seed_reader
 
     conn = store.connect(tmp_path / "kb.db")
     seed = next(w for w in seed_reader.read_works() if w.get("url") == SEED_URL)

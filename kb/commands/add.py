@@ -31,7 +31,7 @@ def add(settings: Settings, ids: tuple[str, ...], from_file: str | None, refs: b
 
     Example: kb add 10.1186/s13287-021-02513-4 PMID:34085782 --refs
     """
-    from .. import ingest
+    from ..ingest import add as ingest
     from ..http import Client
 
     with kb_errors(settings):

@@ -33,7 +33,7 @@ def build(settings: Settings, out: Path | None, offline: bool, refresh: bool,
     """
     from contextlib import nullcontext
 
-    from ..build import build_kb
+    from ..ingest.build import build_kb
     from ..config import load_config
     from ..http import Client
 

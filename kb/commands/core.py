@@ -27,7 +27,7 @@ def init(settings: Settings) -> None:
 @pass_settings
 def stats(settings: Settings, fmt: str) -> None:
     """Count works by status, type and design, citations, and sources."""
-    from ..stats import collect_stats
+    from ..query.stats import collect_stats
     with kb_errors(settings):
         conn = settings.open()
         report = collect_stats(conn)

@@ -42,7 +42,7 @@ def crawl(settings: Settings, seed: str, depth: int, direction: str, max_works: 
 
     Example: kb crawl --doi 10.22074/cellj.2024.2032098.1600 --depth 2 --topic "cerebral palsy"
     """
-    from ..crawl import SOURCES, crawl as run
+    from ..ingest.crawl import SOURCES, crawl as run
     from ..http import Client
     with kb_errors(settings):
         conn = settings.open(create=True)

@@ -161,7 +161,7 @@ def evidence(settings: Settings, query: str | None, fmt: str, refresh_registry: 
     """
     from ..evidence.table import evidence_rows
 
-    from ..output import check_out, write_output
+    from ..render.output import check_out, write_output
 
     with kb_errors(settings):
         check_out(out, settings.db_path)

@@ -34,8 +34,8 @@ def export(settings: Settings, query: str | None, year: str | None, design: str 
       kb export --format ris --out everything.ris
       kb export --year 2020- --format csljson > recent.json
     """
-    from ..export import export_citations, export_works
-    from ..output import check_out, write_output
+    from ..query.export import export_citations, export_works
+    from ..render.output import check_out, write_output
     with kb_errors(settings):
         check_out(out, settings.db_path)
         conn = settings.open()

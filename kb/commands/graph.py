@@ -13,14 +13,14 @@ from ..cli import (Settings, format_option, kb_errors, out_option, pass_settings
                    refuse_binary_to_terminal)
 from ..errors import KBError
 from ..identifiers import normalize_doi, normalize_pmid
-from ..output import check_out
+from ..render.output import check_out
 
 GRAPH_FORMATS = ("text", "json", "graphml", "gexf", "dot", "png", "svg", "html")
 
 
 def _emit(payload: str | bytes, out: str | None, settings: Settings) -> None:
-    """Write to --out (see :func:`kb.output.write_output`) or to standard output."""
-    from ..output import write_output
+    """Write to --out (see :func:`kb.render.output.write_output`) or to standard output."""
+    from ..render.output import write_output
     if isinstance(payload, bytes):
         write_output(out, lambda handle: handle.write(payload), db_path=settings.db_path,
                      binary=True)
@@ -44,7 +44,7 @@ def _focus_text(doi: str | None, pmid: str | None, work: str | None) -> str | No
 
 
 def _resolve(conn: Any, text: str) -> int:
-    from ..graph import find_work
+    from ..query.graph import find_work
     if text.isdigit() and conn.execute("SELECT 1 FROM works WHERE id = ?",
                                        (int(text),)).fetchone():
         return int(text)
@@ -58,8 +58,8 @@ def _width() -> int:
 def _table_text(works: dict[int, dict[str, Any]], rows: list[dict[str, Any]],
                 columns: list[tuple[str, str]],
                 title: str) -> str:
-    from ..graph import short_title
-    from ..graph_render import work_ident
+    from ..query.graph import short_title
+    from ..render.graph import work_ident
     lines = [title, ""]
     cells = [[f"{row[key]:.4f}" if isinstance(row[key], float) else str(row[key])
               for key, _name in columns] for row in rows]
@@ -124,8 +124,8 @@ def graph(settings: Settings, doi: str | None, pmid: str | None, work: str | Non
         raise click.UsageError("--path takes its two works instead of --doi/--pmid/--id")
     if not path and not focus_text and not rank_:
         raise click.UsageError("name a work: --doi, --pmid or --id (or use --path A B)")
-    from .. import graph as kbgraph
-    from .. import graph_render
+    from ..query import graph as kbgraph
+    from ..render import graph as graph_render
     with kb_errors(settings):
         check_out(out, settings.db_path)
         conn = settings.open()
@@ -158,7 +158,7 @@ def graph(settings: Settings, doi: str | None, pmid: str | None, work: str | Non
 
 
 def _similar(conn: Any, focus: int, fmt: str, limit: int) -> str:
-    from .. import graph as kbgraph
+    from ..query import graph as kbgraph
     rows = kbgraph.similar(conn, focus, limit=limit)
     attrs = kbgraph.work_attributes(conn, [focus] + [r["id"] for r in rows])
     if fmt == "json":
@@ -172,7 +172,7 @@ def _similar(conn: Any, focus: int, fmt: str, limit: int) -> str:
 
 
 def _rank_neighbourhood(conn: Any, G: Any, focus: int, fmt: str, limit: int) -> str:
-    from .. import graph as kbgraph
+    from ..query import graph as kbgraph
     ranked = kbgraph.rank(kbgraph.full_graph(conn))
     position = {row["id"]: i + 1 for i, row in enumerate(ranked)}
     rows = [{**row, "position": position[row["id"]]} for row in ranked if row["id"] in G]
@@ -212,7 +212,7 @@ def _about_the_field(conn: Any, ids: list[int]) -> set[int]:
 
 
 def _rank_kb(conn: Any, fmt: str, limit: int) -> str:
-    from .. import graph as kbgraph
+    from ..query import graph as kbgraph
     ranked = kbgraph.rank(kbgraph.full_graph(conn))
     field = _about_the_field(conn, [row["id"] for row in ranked])
     ranked.sort(key=lambda row: row["id"] not in field)  # stable: PageRank order within each
@@ -231,8 +231,8 @@ def _rank_kb(conn: Any, fmt: str, limit: int) -> str:
 
 
 def _path(conn: Any, ends: tuple[str, str], fmt: str) -> str | bytes:
-    from .. import graph as kbgraph
-    from .. import graph_render
+    from ..query import graph as kbgraph
+    from ..render import graph as graph_render
     a, b = (_resolve(conn, text) for text in ends)
     P = kbgraph.path_graph(conn, a, b)
     if P is None:
@@ -270,8 +270,8 @@ def gaps(settings: Settings, topic: str | None, min_citers: int, limit: int, ids
       kb gaps --topic "cerebral palsy"
       kb gaps --format csv --out to-add.csv
     """
-    from .. import graph as kbgraph
-    from ..graph_render import work_ident
+    from ..query import graph as kbgraph
+    from ..render.graph import work_ident
     with kb_errors(settings):
         check_out(out, settings.db_path)
         conn = settings.open()

@@ -14,7 +14,7 @@ _WORK = "coalesce('pmid:' || {0}.pmid, 'doi:' || {0}.doi, 'work:' || {0}.id)"
 
 def _work_id(conn: sqlite3.Connection, text: str) -> int:
     """A work named by ``work:N`` (its row id) or by a DOI, PMID, PMCID, OpenAlex id or URL."""
-    from ..graph import find_work
+    from ..query.graph import find_work
     if text.lower().startswith("work:"):
         row = conn.execute("SELECT id FROM works WHERE id = ?", (text[5:].strip(),)).fetchone()
         if row is None:

@@ -12,7 +12,7 @@ import click
 from ..cli import Settings, annotate_stored, kb_errors, pass_settings
 
 if TYPE_CHECKING:
-    from ..importer import FileReport
+    from ..ingest.files import FileReport
 
 
 @click.command(name="import")
@@ -61,7 +61,7 @@ def import_(settings: Settings, files: tuple[Path, ...], keep_raw: bool, annotat
 def _import_each(settings: Settings, conn: sqlite3.Connection, files: tuple[Path, ...],
                  keep_raw: bool) -> list[FileReport]:
     """Import the files one by one (a transaction each); return the reports of those that failed."""
-    from ..importer import import_file
+    from ..ingest.files import import_file
 
     failed = []
     for path in files:

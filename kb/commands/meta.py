@@ -8,7 +8,7 @@ import click
 
 from ..cli import (Settings, format_option, kb_errors, out_option, pass_settings,
                    refuse_binary_to_terminal)
-from ..output import check_out
+from ..render.output import check_out
 from .graph import _emit
 from .outcomes import csv_text
 
@@ -69,7 +69,7 @@ def _csv(result: Any) -> str:
 
 
 def _html(result: Any) -> str:
-    from ..evidence import plots
+    from ..render import plots
 
     rows = [(s["caption"], f"{s['yi']:.3f}",
              f"{s['vi']:.4f}", f"[{s['ci_low']:.2f}, {s['ci_high']:.2f}]", s["computed_from"],
@@ -108,7 +108,7 @@ def meta(settings: Settings, instrument: str, timepoint: float, measure: str, me
 
     Example: kb meta --instrument GMFM --timepoint 12 --measure smd --format png --out forest.png
     """
-    from ..evidence import plots
+    from ..render import plots
     from ..evidence.meta import TooFewStudies, meta_analysis
 
     refuse_binary_to_terminal(fmt, out)

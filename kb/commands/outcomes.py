@@ -12,7 +12,7 @@ import click
 from ..cli import (Settings, format_option, kb_errors, out_option, pass_settings,
                    refuse_binary_to_terminal)
 from ..errors import InputError
-from ..output import check_out
+from ..render.output import check_out
 from .graph import _emit
 
 FORMATS = ("table", "json", "csv", "png", "svg", "html")
@@ -150,7 +150,7 @@ def _csv(rows: Sequence[dict[str, Any]]) -> str:
 def _picture(rows: Sequence[dict[str, Any]], fmt: str) -> bytes | str:
     """The time course of the instrument with the most per-arm numbers among ``rows`` (already
     narrowed to an instrument or family by --instrument)."""
-    from ..evidence import plots
+    from ..render import plots
 
     drawable = [r for r in rows if r["instrument"] and r["quantity"] in
                 ("final", "change_from_baseline") and r["timepoint_months"] is not None]

@@ -26,7 +26,7 @@ def pubmed(settings: Settings, query: str, max_results: int, config: Config) -> 
     """
     from ..errors import KBError
     from ..http import Client
-    from ..importer import import_pubmed_query
+    from ..ingest.files import import_pubmed_query
 
     with kb_errors(settings):
         conn = settings.open(create=True)

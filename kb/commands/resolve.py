@@ -25,7 +25,7 @@ def resolve(settings: Settings, dry_run: bool, fmt: str) -> None:
     first author and year for "Min et al, 2013"-style references). Works with the same title,
     year and first author and no conflicting identifier are merged.
     """
-    from ..resolve import resolve as run
+    from ..ingest.resolve import resolve as run
     with kb_errors(settings):
         conn = settings.open()
         try:

@@ -60,7 +60,7 @@ def search(settings: Settings, words: tuple[str, ...], year: str | None, design:
     Without QUERY, the works passing the filters are listed, newest first.
     """
     from ..identifiers import classify
-    from ..search import search as run_search
+    from ..query.search import search as run_search
     query = _join(words)
     with kb_errors(settings):
         conn = settings.open()
@@ -69,7 +69,7 @@ def search(settings: Settings, words: tuple[str, ...], year: str | None, design:
                                 cell_type=cell_type, limit=limit, fuzzy=fuzzy)
             records = None
             if fmt in ("bibtex", "ris") and result.hits:
-                from ..export import load_records
+                from ..query.export import load_records
                 records = load_records(conn, [hit.id for hit in result.hits])
         finally:
             conn.close()

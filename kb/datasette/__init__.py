@@ -134,8 +134,8 @@ def _keys(row: Any) -> list[str]:
 def _fts_query(text: str | None) -> str:
     """kb search's reading of a query, as FTS5 syntax (plain quoted words when unreadable)."""
     from kb.errors import InputError
-    from kb.search import quote as quote_words
-    from kb.search import translate
+    from kb.query.search import quote as quote_words
+    from kb.query.search import translate
     try:
         return translate(text or "")[0] or '""'
     except InputError:
@@ -154,7 +154,7 @@ def canned_queries(database: str) -> dict[str, Any] | None:
     record's completeness) over the full-text index, with a snippet of where it matched."""
     if database != DB_NAME:
         return None
-    from kb.search import _COMPLETENESS, _COMPLETENESS_SCALE, WEIGHTS
+    from kb.query.search import _COMPLETENESS, _COMPLETENESS_SCALE, WEIGHTS
     weights = ", ".join(str(w) for w in WEIGHTS)
     return {"search_works": {
         "title": "Search works (best matches first)",
@@ -298,7 +298,8 @@ def _chart_svg(conn: sqlite3.Connection) -> str:
 
 def _seed_svg(conn: sqlite3.Connection) -> str | None:
     """The seed's picture: the pooled study's citation neighbourhood, as ``kb graph`` draws it."""
-    from kb import graph, graph_render
+    from kb.query import graph
+    from kb.render import graph as graph_render
 
     row_factory, conn.row_factory = conn.row_factory, sqlite3.Row
     try:

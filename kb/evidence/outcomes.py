@@ -193,7 +193,7 @@ def read_seed_outcomes(folder: Any = None) -> list[dict[str, Any]]:
     import json
 
     from ..errors import ParseError
-    from ..seed_reader import seed_files
+    from ..ingest.seed import seed_files
 
     try:
         records = json.loads((folder or seed_files()).joinpath("outcomes.json")

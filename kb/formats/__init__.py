@@ -13,7 +13,7 @@ format              read    write   what it is
 ``nbib``            yes     yes     PubMed's MEDLINE text export (``PMID- …``, ``.nbib``/``.txt``)
 ``citations-csv``   yes     yes     citation pairs ``citing,cited`` (OpenCitations; kb corpus
                                     ``citing,cited,relation,source``); written by
-                                    :func:`kb.export.export_citations`
+                                    :func:`kb.query.export.export_citations`
 ``csv``             yes     yes     one work per row, kb's column names
 ``jsonl``           yes     yes     one work record per line (every field)
 ``pubmed-xml``      detect  no      PubMed/MEDLINE XML: read by kb's PubMed importer

@@ -14,9 +14,9 @@ from importlib import resources
 from importlib.resources.abc import Traversable
 from typing import Any, NamedTuple
 
-from .errors import ParseError
-from .identifiers import normalize_doi, normalize_pmcid, normalize_pmid, normalize_url
-from .records import AuthorRecord, LinkRecord, MeshRecord, ReferenceRecord, WorkRecord, WorkRef
+from ..errors import ParseError
+from ..identifiers import normalize_doi, normalize_pmcid, normalize_pmid, normalize_url
+from ..records import AuthorRecord, LinkRecord, MeshRecord, ReferenceRecord, WorkRecord, WorkRef
 
 __all__ = ["seed_files", "SEED_ARTICLE_URL", "work_from_csl", "read_works", "read_links",
            "read_trials", "ref_for_id", "Lineage"]
@@ -122,7 +122,7 @@ def work_from_csl(item: dict[str, Any]) -> WorkRecord:
     Curated facts kept: the study design (``custom.design``), ``unverified``, ``note`` (as
     ``curation_note``: a caveat of the corpus, not the user's note),
     PubMed publication types and MeSH headings, a review's included trials as printed (reference rows for
-    :mod:`kb.resolve`); the whole item, with the pages it was read from
+    :mod:`kb.ingest.resolve`); the whole item, with the pages it was read from
     (``custom.sources``), is the record's raw payload.
     """
     custom = item.get("custom") or {}

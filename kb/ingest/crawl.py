@@ -20,15 +20,15 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from . import store
-from .errors import FetchError, InputError, QuotaError
-from .identifiers import normalize_doi
-from .records import LinkRecord, WorkRecord, WorkRef
+from .. import store
+from ..errors import FetchError, InputError, QuotaError
+from ..identifiers import normalize_doi
+from ..records import LinkRecord, WorkRecord, WorkRef
 from .resolve import normalize_text
-from .store import crawl as frontier
+from ..store import crawl as frontier
 
 if TYPE_CHECKING:
-    from .http import Client
+    from ..http import Client
 
 __all__ = ["crawl", "CrawlReport", "on_topic", "DIRECTIONS", "SOURCES", "BATCH_SIZE"]
 
@@ -126,7 +126,7 @@ class _Round:
 
     def fetch(self) -> dict[int, dict[str, Any]]:
         """OpenAlex work objects of the batch, by frontier work id."""
-        from .scrapers import openalex
+        from ..scrapers import openalex
         by: dict[str, dict[str, int]] = {"doi": {}, "openalex_id": {}, "pmid": {}}
         for item in self.items:
             kind = next((k for k in ("doi", "openalex_id", "pmid") if item[k]), None)
@@ -149,7 +149,7 @@ class _Round:
         reported, not fatal."""
         if not dois:
             return {}
-        from .scrapers import crossref
+        from ..scrapers import crossref
         errors: dict[str, str] = {}
         records, _ = crossref.fetch_works(self.client, dois, errors=errors)
         self.report.failures += [f"Crossref record of {doi}: {why}"
@@ -170,7 +170,7 @@ class _Round:
     def edges(self, expand: list[sqlite3.Row], works: dict[int, dict[str, Any]]
               ) -> list[LinkRecord]:
         """Citation edges of the works to expand, from every source asked."""
-        from .scrapers import openalex, opencitations
+        from ..scrapers import openalex, opencitations
         links: list[LinkRecord] = []
         refs = self.direction in ("refs", "both")
         cited_by = self.direction in ("cited-by", "both")
@@ -229,7 +229,7 @@ class _Round:
 
     def _elink(self, pmids: dict[str, WorkRef], linkname: str, *, outgoing: bool
                ) -> list[LinkRecord]:
-        from .scrapers import pubmed
+        from ..scrapers import pubmed
         links: list[LinkRecord] = []
         for pmid, others in pubmed.fetch_links(self.client, sorted(pmids, key=int),
                                                linkname).items():
@@ -301,7 +301,7 @@ def _run(conn: sqlite3.Connection, client: Client, crawl_id: int, doi: str,
          sources: tuple[str, ...], topics: list[str], max_works: int | None, batch_size: int,
          progress: Callable[[int, int], None] | None) -> None:
     """The crawl's rounds, breadth first, until the frontier or ``max_works`` runs out."""
-    from .scrapers import openalex
+    from ..scrapers import openalex
     stored = totals.get("stored", 0)
     unfinished: set[int] = set()
     while True:

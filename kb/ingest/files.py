@@ -28,9 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, cast
 
-from .errors import InputError, KBError, ParseError
-from .records import WorkRecord
-from .store import add_links, transaction, upsert_works
+from ..errors import InputError, KBError, ParseError
+from ..records import WorkRecord
+from ..store import add_links, transaction, upsert_works
 
 __all__ = ["FileReport", "QueryReport", "detect_format", "import_file", "import_files",
            "import_pubmed_xml", "import_pubmed_query"]
@@ -87,8 +87,8 @@ def detect_format(path: Path) -> str:
 
     :raises InputError: the file cannot be read or its format is not recognised.
     """
-    from .formats import regular_file
-    from .scrapers.pubmed_xml import is_pubmed_xml
+    from ..formats import regular_file
+    from ..scrapers.pubmed_xml import is_pubmed_xml
     regular_file(path)
     try:
         with open(path, "rb") as handle:
@@ -97,7 +97,7 @@ def detect_format(path: Path) -> str:
         raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
     if is_pubmed_xml(head):
         return PUBMED_XML
-    from . import formats
+    from .. import formats
     fmt = formats.detect(path)
     if fmt not in (PUBMED_XML, *formats.READ_FORMATS):
         raise InputError(f"{path}: kb cannot import {fmt} files")
@@ -130,8 +130,8 @@ def import_pubmed_xml(conn: sqlite3.Connection, path: Path, *, keep_raw: bool = 
     :param background: parse in a helper process while this one writes (default: for files
         over a few MB); the transaction, and so all-or-nothing, stays here.
     """
-    from .scrapers.pubmed_xml import Deletion
-    from .store.bulk import BulkWriter, indexes_rebuilt_after
+    from ..scrapers.pubmed_xml import Deletion
+    from ..store.bulk import BulkWriter, indexes_rebuilt_after
 
     report = FileReport(str(path), PUBMED_XML)
     started = time.perf_counter()
@@ -221,8 +221,8 @@ def _parse_here(path: Path, raw: bool, size: int) -> Chunks:
     """Items in lists of ``size``, parsed in this process, with each record's citation keys
     (:func:`kb.store.ref_keys`, computed here so a helper process takes that work off the
     writer)."""
-    from .scrapers.pubmed_xml import Deletion, parse_pubmed_xml
-    from .store import ref_keys
+    from ..scrapers.pubmed_xml import Deletion, parse_pubmed_xml
+    from ..store import ref_keys
     try:
         handle: IO[bytes] = open(path, "rb")
     except OSError as exc:
@@ -304,7 +304,7 @@ def _parse_elsewhere(path: Path, raw: bool, size: int) -> Chunks:
     import subprocess
     import tempfile
 
-    code = ("import sys; from kb.importer import parse_to_stdout; "
+    code = ("import sys; from kb.ingest.files import parse_to_stdout; "
             "parse_to_stdout(sys.argv[1], sys.argv[2] == '1', int(sys.argv[3]))")
     with tempfile.TemporaryFile() as errors:
         helper = subprocess.Popen([sys.executable, "-c", code, str(path), str(int(raw)),
@@ -351,7 +351,7 @@ def _position(handle: IO[bytes]) -> int:
 def _import_other(conn: sqlite3.Connection, path: Path, fmt: str) -> FileReport:
     """A non-PubMed file through :mod:`kb.formats`, streamed in batches of works and citation
     links inside the file's one transaction."""
-    from .formats import read
+    from ..formats import read
     report = FileReport(str(path), fmt)
     started = time.perf_counter()
     works: list[Any] = []
@@ -394,7 +394,7 @@ _OTHER_BATCH = 1000
 def _bounded(report: FileReport, record: WorkRecord, number: int, *, deep: bool = True) -> None:
     """Cut the record's over-long fields (:func:`kb.formats.bound`), noting it in the report.
     (A PubMed record's lists are bounded by :data:`MAX_RECORD_TAGS`.)"""
-    from .formats import bound
+    from ..formats import bound
     cut = bound(record, deep=deep)
     if cut:
         name = (f"PMID {record['pmid']}" if record.get("pmid") else
@@ -438,8 +438,8 @@ def import_pubmed_query(conn: sqlite3.Connection, client: Any, query: str, *,
                         progress: Callable[[int], None] | None = None) -> QueryReport:
     """Search PubMed, fetch the records found and store them (one transaction per batch, so
     an interrupted run keeps what it stored)."""
-    from .scrapers import pubmed
-    from .store.bulk import BulkWriter
+    from ..scrapers import pubmed
+    from ..store.bulk import BulkWriter
 
     result = pubmed.search(client, query, max_results=max_results)
     report = QueryReport(query, count=result.count, warnings=list(result.warnings),

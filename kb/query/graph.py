@@ -20,8 +20,8 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Union
 
-from .errors import InputError, KBError
-from .identifiers import parse_identifier
+from ..errors import InputError, KBError
+from ..identifiers import parse_identifier
 
 if TYPE_CHECKING:  # networkx is imported inside functions: `kb search` never loads it
     import networkx as nx
@@ -220,7 +220,7 @@ def _add_trial_facts(conn: sqlite3.Connection, works: dict[int, dict[str, Any]])
     """Give each work that reports a trial (not as a pooled analysis) the trial's normalised
     cell product, route and participants, and a caption "Amanat 2021 · UC-MSC · IT · n=72"
     that every picture format shows."""
-    from .vocabulary import trial_caption
+    from ..vocabulary import trial_caption
 
     if not works or not _has_table(conn, "trial_reports"):
         return
@@ -656,7 +656,7 @@ def gaps(conn: sqlite3.Connection, *, topic: str | None = None, min_citers: int 
          limit: int | None = 50, unlinked: bool = True) -> list[dict[str, Any]]:
     """Works cited by several KB works but not in the KB yet: what to add next. Those are
     stubs (works known by an identifier from a reference), and references linked to no work
-    that name the same work (grouped by :func:`kb.resolve.reference_identity`: the same
+    that name the same work (grouped by :func:`kb.ingest.resolve.reference_identity`: the same
     title and year, the same printed head, year, volume and first page, or the same text).
 
     :param topic: count only citing works whose title, abstract, keywords or MeSH match
@@ -720,7 +720,7 @@ def _unlinked_references(conn: sqlite3.Connection, topic_where: str, topic_param
                          min_citers: int) -> list[tuple[sqlite3.Row, list[int]]]:
     """References of full KB works linked to no work, grouped by what they name: (the first
     reference of each group, the citing work ids) for groups cited by ``min_citers`` works."""
-    from .resolve import parse_reference, reference_identity
+    from ..ingest.resolve import parse_reference, reference_identity
     groups: dict[tuple[Any, ...], dict[int, sqlite3.Row]] = {}
     for row in conn.execute(
             "SELECT c.citing_id, c.unstructured, c.title, c.year, c.first_author, c.journal, "
@@ -739,7 +739,7 @@ def _unlinked_references(conn: sqlite3.Connection, topic_where: str, topic_param
 
 def _unlinked_attrs(ref: sqlite3.Row) -> dict[str, Any]:
     """A gaps row's work attributes for an unlinked reference: what the reference gives."""
-    from .resolve import printed_year
+    from ..ingest.resolve import printed_year
     printed = ref["unstructured"] or " ".join(
         str(ref[f]) for f in ("first_author", "year", "title", "journal") if ref[f])
     attrs = dict.fromkeys(_NODE_COLUMNS)

@@ -1,7 +1,7 @@
 """Ways to show a citation neighbourhood: a terminal view grouped by role, networkx node-link
 JSON, GraphML, GEXF, Graphviz DOT, a drawn PNG / SVG, and one self-contained HTML page.
 
-Every renderer takes the graph from :func:`kb.graph.neighbourhood` and its focus, and returns
+Every renderer takes the graph from :func:`kb.query.graph.neighbourhood` and its focus, and returns
 ``str`` (text formats) or ``bytes`` (PNG). networkx and matplotlib are imported inside.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
-from .graph import REVIEW_DESIGNS, ROLES, TRIAL_DESIGNS, Graph, roles
+from ..query.graph import REVIEW_DESIGNS, ROLES, TRIAL_DESIGNS, Graph, roles
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -59,7 +59,7 @@ def _colour(design: str | None) -> str:
 
 
 def annotate(G: Graph, focus: int) -> dict[str, list[int]]:
-    """Set each node's ``role`` (see :func:`kb.graph.roles`; the focus gets ``focus``) and
+    """Set each node's ``role`` (see :func:`kb.query.graph.roles`; the focus gets ``focus``) and
     return the groups."""
     groups = roles(G, focus)
     G.nodes[focus]["role"] = "focus"
@@ -160,7 +160,7 @@ def render_text(G: Graph, focus: int, *, width: int = 120, limit: int | None = 2
 
 
 def render_path_text(P: nx.DiGraph) -> str:
-    """A citation path (from :func:`kb.graph.path_graph`) as one work a line, with arrows."""
+    """A citation path (from :func:`kb.query.graph.path_graph`) as one work a line, with arrows."""
     found = P.graph["path"]
     lines = [f"{len(found) - 1} step{'' if len(found) == 2 else 's'} from "
              f"{P.nodes[found[0]]['label']} to {P.nodes[found[-1]]['label']}:"]
@@ -544,7 +544,7 @@ def _page_template() -> tuple[Any, str, str]:
     from importlib.resources import files
 
     import jinja2
-    folder = files("kb") / "templates"
+    folder = files("kb.render") / "templates"
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     env.policies["json.dumps_kwargs"] = {"sort_keys": True, "ensure_ascii": False}
     script = (folder / "graph.js").read_text(encoding="utf-8")

@@ -14,7 +14,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .meta import MetaResult, Pooled
+from ..evidence.meta import MetaResult, Pooled
 
 __all__ = ["time_course", "forest", "html_page", "PALETTE"]
 

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any, BinaryIO, Literal, TextIO, TypeVar, overload
 
-from .errors import InputError, KBError
+from ..errors import InputError, KBError
 
 __all__ = ["write_output", "check_out", "clean_leftovers", "TEMP_SUFFIX"]
 

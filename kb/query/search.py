@@ -19,8 +19,8 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 
-from .errors import InputError
-from .store import chunked
+from ..errors import InputError
+from ..store import chunked
 
 __all__ = ["Hit", "SearchResult", "search", "translate", "quote", "parse_years",
            "suggest", "FIELDS"]
@@ -228,7 +228,7 @@ def parse_years(text: str | None) -> tuple[int | None, int | None]:
 def _designs(design: str | Sequence[str] | None) -> list[str]:
     if not design:
         return []
-    from .evidence.design import DESIGNS
+    from ..evidence.design import DESIGNS
     items = design.split(",") if isinstance(design, str) else list(design)
     wanted = [d.strip().lower() for d in items if d.strip()]
     unknown = [d for d in wanted if d not in DESIGNS]
@@ -253,8 +253,8 @@ def _cell_type_filter(conn: sqlite3.Connection, cell_type: str) -> tuple[str, li
     reports a trial of that type (``trials`` / ``trial_reports``, when that schema is there) or
     when the lexicon finds the type in its title or abstract.
     """
-    from .evidence.screen import may_name_cell_product
-    from .vocabulary import cell_products, values
+    from ..evidence.screen import may_name_cell_product
+    from ..vocabulary import cell_products, values
 
     names = cell_products(cell_type)
     if not names:
@@ -508,7 +508,7 @@ def search(conn: sqlite3.Connection, query: str | None, *,
 
 def _by_identifier(conn: sqlite3.Connection, text: str) -> list[int]:
     """The works a query that is one DOI, PMID, PMCID or OpenAlex id names (none: a word)."""
-    from .identifiers import classify
+    from ..identifiers import classify
 
     ident = classify(text) if text and not any(c.isspace() for c in text) else None
     column = {"doi": "doi", "pmid": "pmid", "pmcid": "pmcid", "openalex": "openalex_id"}.get(

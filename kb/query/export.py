@@ -6,8 +6,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TextIO
 
-from .store import chunked
-from .formats import ExportRecord, base_key, write
+from ..store import chunked
+from ..formats import ExportRecord, base_key, write
 
 __all__ = ["citation_keys", "load_records", "export_works", "export_citations"]
 
@@ -135,7 +135,7 @@ def export_citations(conn: sqlite3.Connection, query: str | None, out: TextIO, *
     """Write ``citing,cited`` pairs for the resolved references of the works matching
     ``query`` and the filters (ids: DOI, else ``pmid:…``, else ``url:…``); returns the number
     of pairs."""
-    from .formats.citations_csv import cell, write as write_pairs
+    from ..formats.citations_csv import cell, write as write_pairs
     pairs = ((cell(*row[1:4]), cell(*row[4:])) for row in _citation_rows(
         conn, query, year=year, design=design, mesh=mesh, cell_type=cell_type, stubs=stubs))
     return write_pairs(((a, b) for a, b in pairs if a and b), out)

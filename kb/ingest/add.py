@@ -18,13 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
-from . import store
-from .errors import FetchError, InputError, KBError, NotFoundError, QuotaError
-from .identifiers import Identifier, normalize_doi, parse_identifier
-from .records import WorkRecord
+from .. import store
+from ..errors import FetchError, InputError, KBError, NotFoundError, QuotaError
+from ..identifiers import Identifier, normalize_doi, parse_identifier
+from ..records import WorkRecord
 
 if TYPE_CHECKING:
-    from .http import Client
+    from ..http import Client
 
 __all__ = ["AddReport", "add", "parse_inputs", "read_id_file"]
 
@@ -249,7 +249,7 @@ class _Run:
 
 def _pubmed_by_doi(run: _Run, dois: list[str]) -> dict[str, WorkRecord]:
     """PubMed records for these DOIs (via the PMC ID converter); {} when PubMed cannot say."""
-    from .scrapers import pubmed
+    from ..scrapers import pubmed
     if not dois:
         return {}
     try:
@@ -279,7 +279,7 @@ def _fetch_dois(run: _Run, dois: list[str], progress: Callable[[int], None] | No
     for a DOI only when both said so: a DOI a service failed to answer for fails, so that a
     rerun fetches it whole. Two DataCite failures in a row (or a quota) stop asking DataCite.
     """
-    from .scrapers import crossref, datacite
+    from ..scrapers import crossref, datacite
     found: dict[str, list[WorkRecord]] = {}
     errors: dict[str, str] = {}
     records, missing = crossref.fetch_works(run.client, dois, errors=errors,
@@ -316,7 +316,7 @@ def _from_doi_org(run: _Run, doi: str, found: dict[str, list[WorkRecord]],
                   reasons: dict[str, str], errors: dict[str, str]) -> None:
     """Ask doi.org's content negotiation (other registration agencies) for a DOI that
     Crossref and DataCite do not know."""
-    from .scrapers import doiorg
+    from ..scrapers import doiorg
     try:
         found[doi] = [doiorg.fetch_work(run.client, doi)]
     except NotFoundError:
@@ -345,7 +345,7 @@ def _add_dois(run: _Run, idents: list[Identifier]) -> list[WorkRecord]:
 
 
 def _add_pubmed(run: _Run, idents: list[Identifier]) -> list[WorkRecord]:
-    from .scrapers import pubmed
+    from ..scrapers import pubmed
     pmid_of = {i.value: i.value for i in idents if i.kind == "pmid"}
     pmcids = [i.value for i in idents if i.kind == "pmcid"]
     reasons: dict[str, str] = {}
@@ -382,7 +382,7 @@ def _add_pubmed(run: _Run, idents: list[Identifier]) -> list[WorkRecord]:
 
 def _add_openalex(run: _Run, idents: list[Identifier]) -> list[WorkRecord]:
     """OpenAlex ids: the OpenAlex record, merged with Crossref's/DataCite's for its DOI."""
-    from .scrapers import openalex
+    from ..scrapers import openalex
     try:
         works = openalex.fetch_by_openalex(run.client, [i.value for i in idents])
     except QuotaError:
@@ -407,7 +407,7 @@ def _add_openalex(run: _Run, idents: list[Identifier]) -> list[WorkRecord]:
 
 
 def _add_pages(run: _Run, idents: list[Identifier]) -> list[WorkRecord]:
-    from .scrapers import webpage
+    from ..scrapers import webpage
     stored: list[WorkRecord] = []
     for ident in idents:
         try:

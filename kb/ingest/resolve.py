@@ -51,8 +51,8 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import store
-from .identifiers import find_dois, normalize_pmcid, normalize_pmid
+from .. import store
+from ..identifiers import find_dois, normalize_pmcid, normalize_pmid
 
 __all__ = ["resolve", "ResolveReport", "FuzzyLink", "Merge", "Candidate", "ParsedRef",
            "parse_reference", "reference_identity", "printed_year", "score", "normalize_text",
@@ -210,7 +210,7 @@ def parse_reference(*, unstructured: str | None = None, title: str | None = None
 
 def reference_identity(ref: ParsedRef) -> tuple[Any, ...] | None:
     """What two references without identifiers must share to count as naming one work
-    (:func:`kb.graph.gaps` groups unlinked references by it), strictest evidence first: a
+    (:func:`kb.query.graph.gaps` groups unlinked references by it), strictest evidence first: a
     structured title and year; the printed head (first author, or the journal in PubMed's
     citation style), year, volume and first page; else the whole normalised text. None for
     what cannot identify a work ("Min et al [39], 2013").

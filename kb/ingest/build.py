@@ -1,6 +1,6 @@
 """Build a knowledge base from the embedded seed, through the same importers every user runs.
 
-Order: the corpus works (:mod:`kb.seed_reader` → :func:`kb.store.upsert_works`), the seed news
+Order: the corpus works (:mod:`kb.ingest.seed` → :func:`kb.store.upsert_works`), the seed news
 article through the web-article scraper (:func:`kb.scrapers.webpage.parse_page`; its reference
 list gives the citation rows their position and text), the corpus citation links
 (:func:`kb.store.add_links`), the vocabulary's synonyms, the curated trials and ``pools``
@@ -21,11 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import seed_reader, store
-from .errors import DatabaseError, InputError, KBError
+from . import seed as seed_reader
+from .. import store
+from ..errors import DatabaseError, InputError, KBError
 
 if TYPE_CHECKING:
-    from .http import Client
+    from ..http import Client
 
 __all__ = ["BuildReport", "build_kb", "load_seed", "SEED_ARTICLE"]
 
@@ -53,7 +54,7 @@ class BuildReport:
 def load_seed(conn: sqlite3.Connection, say: Callable[[str], None] = lambda _: None
               ) -> dict[str, Any]:
     """Import the embedded seed into ``conn`` through the normal importers (no network)."""
-    from .scrapers.webpage import parse_page
+    from ..scrapers.webpage import parse_page
 
     steps: dict[str, Any] = {}
     works = seed_reader.read_works()
@@ -79,9 +80,9 @@ def _load_evidence(conn: sqlite3.Connection, lineage: list[seed_reader.Lineage],
                    trials: list[dict[str, Any]], say: Callable[[str], None]) -> dict[str, Any]:
     """The vocabulary's synonyms, curated trials and ``pools`` lineage through the evidence
     store."""
-    from . import vocabulary
-    from .evidence.load import load_curated_trials
-    from .store import evidence
+    from .. import vocabulary
+    from ..evidence.load import load_curated_trials
+    from ..store import evidence
 
     steps = {"synonyms": evidence.store_synonyms(conn, vocabulary.terms())}
     loaded = load_curated_trials(conn, trials)
@@ -101,8 +102,8 @@ def _load_evidence(conn: sqlite3.Connection, lineage: list[seed_reader.Lineage],
 def _load_outcomes(conn: sqlite3.Connection, say: Callable[[str], None]) -> dict[str, Any]:
     """The curated outcome numbers, each tied to its trial (after annotation, so that trials the
     rules found are there too; loading again re-links, changing nothing else)."""
-    from .evidence.outcomes import read_seed_outcomes
-    from .store.outcomes import load_curated_outcomes
+    from ..evidence.outcomes import read_seed_outcomes
+    from ..store.outcomes import load_curated_outcomes
 
     loaded = load_curated_outcomes(conn, read_seed_outcomes())
     say(f"outcomes: {loaded.rows} curated numbers ({len(loaded.without_trial)} sources' numbers "
@@ -113,7 +114,8 @@ def _load_outcomes(conn: sqlite3.Connection, say: Callable[[str], None]) -> dict
 def _annotate(conn: sqlite3.Connection, say: Callable[[str], None]) -> dict[str, Any]:
     """Reference resolution, then the derived layers that read the resolved edges: study
     designs, trial facts, lineage and flags."""
-    from . import evidence, resolve
+    from .. import evidence
+    from . import resolve
 
     steps: dict[str, Any] = {"resolution": resolve.resolve(conn)}
     steps["evidence"] = evidence.annotate(conn)
@@ -127,7 +129,7 @@ def _refresh(conn: sqlite3.Connection, client: Client, report: BuildReport,
     references and citing works around each through OpenAlex, OpenCitations and PubMed
     (``kb crawl --depth 1 --topic "cerebral palsy"``). Failures are collected, not raised; when
     nothing answers, the crawl is skipped rather than retried work by work."""
-    from . import crawl, ingest
+    from . import crawl, add as ingest
 
     dois = [r[0] for r in conn.execute("SELECT doi FROM works WHERE doi IS NOT NULL ORDER BY doi")]
     pmids = [r[0] for r in conn.execute(
@@ -181,7 +183,7 @@ def build_kb(out: str | Path, *, client: Client | None = None,
         raise InputError(f"cannot write {out}: folder {out.parent} does not exist")
     if not force:
         _check_replaceable(out)
-    from .output import clean_leftovers
+    from ..render.output import clean_leftovers
     clean_leftovers(out, "building")
     tmp = out.with_name(f".{out.name}.building-{os.getpid()}")
     for leftover in (tmp, *_sidecars(tmp)):
