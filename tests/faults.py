@@ -653,7 +653,7 @@ _VOLATILE = re.compile(r"(^|_)(at|time|timestamp)$|^(created|updated|fetched|sta
                        r"finished|checked)", re.I)
 
 
-def _work_keys(conn: sqlite3.Connection) -> dict[int, str]:
+def work_keys(conn: sqlite3.Connection) -> dict[int, str]:
     keys = {}
     for row in conn.execute("SELECT id, doi, pmid, pmcid, openalex_id, url, title FROM works"):
         for name, value in zip(("doi", "pmid", "pmcid", "openalex", "url"), row[1:6]):
@@ -669,6 +669,23 @@ def _work_keys(conn: sqlite3.Connection) -> dict[int, str]:
 _SNAPSHOTS = frozenset(("merges.absorbed", "merges.kept_before", "merges.kept_after"))
 
 
+def canonical_columns(conn: sqlite3.Connection, table: str,
+                      skip_columns: frozenset[str] = frozenset()) -> list[str]:
+    """The columns of ``table`` that :func:`canonical_state` keeps, in order: all but
+    timestamps, ``records.url``, the merge snapshots, ``skip_columns`` and a surrogate rowid."""
+    columns = conn.execute(f"PRAGMA table_info({table})").fetchall()
+    keep = []
+    for _cid, name, ctype, _notnull, _default, pk in columns:
+        if _VOLATILE.search(name) or (table == "records" and name == "url") \
+                or f"{table}.{name}" in skip_columns | _SNAPSHOTS:
+            continue  # when, and by which request (batch or single), it was fetched
+        if pk == 1 and ctype.upper() == "INTEGER" and table != "works" and \
+                sum(c[5] > 0 for c in columns) == 1:
+            continue  # a surrogate rowid
+        keep.append(name)
+    return keep
+
+
 def canonical_state(path: Path | str, *, skip_tables: frozenset[str] = frozenset(),
                     skip_columns: frozenset[str] = frozenset()) -> dict[str, list[tuple]]:
     """Every table's rows, sorted, with timestamps dropped and ids replaced by identities.
@@ -681,7 +698,7 @@ def canonical_state(path: Path | str, *, skip_tables: frozenset[str] = frozenset
     """
     conn = sqlite3.connect(str(path))
     try:
-        works = _work_keys(conn)
+        works = work_keys(conn)
         authors = {r[0]: r[1] for r in conn.execute("SELECT id, key FROM authors")}
         state: dict[str, list[tuple]] = {}
         tables = [r[0] for r in conn.execute(
@@ -690,22 +707,13 @@ def canonical_state(path: Path | str, *, skip_tables: frozenset[str] = frozenset
         for table in tables:
             if table in skip_tables:
                 continue
-            columns = conn.execute(f"PRAGMA table_info({table})").fetchall()
             fks = {fk[3]: fk[2] for fk in conn.execute(f"PRAGMA foreign_key_list({table})")}
             if table == "works_fts":
                 rows = conn.execute("SELECT rowid, * FROM works_fts").fetchall()
                 state[table] = sorted((works.get(r[0], f"missing:{r[0]}"),) + tuple(r[1:])
                                       for r in rows)
                 continue
-            keep = []
-            for cid, name, ctype, _notnull, _default, pk in columns:
-                if _VOLATILE.search(name) or (table == "records" and name == "url") \
-                        or f"{table}.{name}" in skip_columns | _SNAPSHOTS:
-                    continue  # when, and by which request (batch or single), it was fetched
-                if pk == 1 and ctype.upper() == "INTEGER" and table != "works" and \
-                        sum(c[5] > 0 for c in columns) == 1:
-                    continue  # a surrogate rowid
-                keep.append(name)
+            keep = canonical_columns(conn, table, skip_columns)
             rows = conn.execute(f"SELECT {', '.join(keep)} FROM {table}").fetchall()
             out = []
             for row in rows:

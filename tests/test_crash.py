@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from kb.config import BASE_URLS
-from tests.faults import SyntheticCorpus, canonical_state, pubmed_file
+from tests.faults import SyntheticCorpus, canonical_columns, canonical_state, pubmed_file, work_keys
 from tests.replay import Reply, ReplayServer, Request
 
 pytestmark = pytest.mark.slow
@@ -74,14 +74,34 @@ def _per_work(state: dict[str, list[tuple]]) -> dict[str, dict[str, list[tuple]]
     return grouped
 
 
-def _sources_column(db: Path) -> int:
-    """Where ``sources`` stands in a canonical citation row (the surrogate id is left out)."""
+def _column(db: Path, table: str, name: str) -> int:
+    """Where ``name`` stands in a canonical row of ``table``."""
     conn = sqlite3.connect(db)
     try:
-        names = [r[1] for r in conn.execute("PRAGMA table_info(citations)") if r[1] != "id"]
+        return canonical_columns(conn, table).index(name)
     finally:
         conn.close()
-    return names.index("sources")
+
+
+#: What annotation derives on a work row. `kb import` stores a file's works in one transaction
+#: and annotates them in the next, so a kill between the two leaves these unset on works whose
+#: ``annotated_at`` is NULL; the next command annotates what is due (kb.evidence.annotate_due).
+DERIVED = ("study_design", "design_source")
+
+
+def _blank_derived(db: Path, *states: dict[str, list[tuple]]) -> None:
+    """In each state, blank :data:`DERIVED` on the works ``db`` has not annotated yet."""
+    conn = sqlite3.connect(db)
+    try:
+        keys = work_keys(conn)
+        waiting = {keys[r[0]] for r in conn.execute(
+            "SELECT id FROM works WHERE annotated_at IS NULL")}
+    finally:
+        conn.close()
+    at = [_column(db, "works", name) for name in DERIVED]
+    for state in states:
+        state["works"] = [tuple(None if row[0] in waiting and i in at else v
+                                for i, v in enumerate(row)) for row in state["works"]]
 
 
 def _assert_no_half_written(db: Path, reference: dict[str, list[tuple]], *,
@@ -92,13 +112,17 @@ def _assert_no_half_written(db: Path, reference: dict[str, list[tuple]], *,
     citation rows need only be among the reference's (by citing work and reference key), each
     with a subset of its sources; a row to a stub the clean run does not have is allowed (a
     PMID-only stub from PubMed that a later round merges into the work OpenAlex describes).
+    A work not annotated yet may lack what annotation derives (:data:`DERIVED`).
     """
     state = canonical_state(db, **(skip or {}))
+    if not skip:  # (with the evidence skipped there is nothing derived left to blank)
+        reference = {**reference, "works": list(reference["works"])}
+        _blank_derived(db, state, reference)
     full = {row[0] for row in state.get("works", []) if "full" in row}
     if growing_edges:
         stubs = {row[0] for row in state.get("works", []) if "stub" in row}
         index = {(row[0], row[2]): row for row in reference.get("citations", [])}
-        at = _sources_column(db)
+        at = _column(db, "citations", "sources")
         for row in state.pop("citations", []):
             if (row[0], row[2]) not in index and row[1] in stubs:
                 continue
