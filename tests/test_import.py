@@ -2,9 +2,13 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
 import shutil
 import sqlite3
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -239,6 +243,29 @@ def test_parsing_in_a_helper_process_gives_the_same_kb(tmp_path: Path) -> None:
     conn = store.connect(tmp_path / "broken.db")
     report = import_pubmed_xml(conn, PUBMED / "malformed.xml", batch_size=2, background=True)
     assert report.error_code == 2 and "malformed.xml: not well-formed" in report.error
+    assert conn.execute("SELECT count(*) FROM works").fetchone()[0] == 0
+
+
+@pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(),
+                    reason="the broken parser reaches the helper process by fork")
+@pytest.mark.parametrize("failure, message", [
+    (lambda: 1 / 0, "the PubMed parser failed: ZeroDivisionError"),
+    (lambda: os._exit(3), "the PubMed parser process stopped (exit code 3)"),
+])
+def test_a_parser_process_that_fails_is_named_and_stores_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: Callable[[], Any],
+        message: str) -> None:
+    """An unexpected error, or the helper process dying, is one message naming the file."""
+    from kb.ingest import files
+
+    def broken(path: Path, raw: bool, size: int) -> Iterator[Any]:
+        yield [], [], 0
+        failure()
+    monkeypatch.setattr(files, "_parse_here", broken)  # the fork-started helper inherits it
+    conn = store.connect(tmp_path / "kb.db")
+    report = import_pubmed_xml(conn, PUBMED / "articles.xml", background=True)
+    assert report.error is not None and message in report.error, report.error
+    assert str(PUBMED / "articles.xml") in report.error
     assert conn.execute("SELECT count(*) FROM works").fetchone()[0] == 0
 
 

@@ -22,7 +22,8 @@ if TYPE_CHECKING:
               help="Also store each PubMed record's XML in the records table (slower, larger).")
 @click.option("--annotate/--no-annotate", default=True, show_default=True,
               help="Derive study designs, trial facts, lineage and retraction flags for the "
-                   "imported works (about 1 ms a work). Skipped, they are annotated by the next "
+                   "imported works (about a quarter of the import's time on a PubMed file). "
+                   "Skipped, they are annotated by the next "
                    "command that stores works, or by `kb evidence --annotate`.")
 @pass_settings
 def import_(settings: Settings, files: tuple[Path, ...], keep_raw: bool, annotate: bool) -> None:

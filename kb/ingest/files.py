@@ -3,7 +3,7 @@
 PubMed XML (efetch output, baseline and update files, ``.xml`` or ``.xml.gz``) streams through
 :func:`kb.scrapers.pubmed_xml.parse_pubmed_xml` into :class:`kb.store.bulk.BulkWriter`, one
 transaction per file: a malformed or truncated file leaves the database as it was. Files of a
-few MB and more are parsed by a helper process (``parse_to_stdout``) that pickles batches
+few MB and more are parsed by a :mod:`multiprocessing` helper process that sends batches
 down a pipe, so parsing and writing overlap; the transaction stays in this process. Versions
 of one PMID within a batch collapse to the last one. Other formats (RIS, BibTeX, CSL-JSON,
 MEDLINE, citation CSV) come from :mod:`kb.formats` and are stored with
@@ -20,7 +20,6 @@ from __future__ import annotations
 import gzip
 import io
 import sqlite3
-import sys
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -280,58 +279,52 @@ class _TagCounter(io.RawIOBase):
         return len(data)
 
 
-def parse_to_stdout(path: str, raw: bool, size: int) -> None:
-    """The helper process: parse ``path`` and pickle (kind, payload, position) to stdout."""
-    import pickle
-    out = sys.stdout.buffer
-
-    def send(*message: Any) -> None:
-        pickle.dump(message, out, protocol=pickle.HIGHEST_PROTOCOL)
-        out.flush()
-
+def _parse_into(sender: Any, path: str, raw: bool, size: int) -> None:
+    """The helper process: send (kind, payload, position) messages down the pipe ``sender``."""
     try:
         for chunk, keys, position in _parse_here(Path(path), raw, size):
-            send("items", (chunk, keys), position)
-        send("done", None, 0)
+            sender.send(("items", (chunk, keys), position))
+        sender.send(("done", None, 0))
     except KBError as exc:
-        send("error", exc, 0)
+        sender.send(("error", exc, 0))
+    except Exception as exc:  # reported by the importing process, which names the file
+        sender.send(("error", KBError(f"{path}: the PubMed parser failed: {exc!r}"), 0))
+    finally:
+        sender.close()
 
 
 def _parse_elsewhere(path: Path, raw: bool, size: int) -> Chunks:
-    """Like :func:`_parse_here`, with the parsing done by a helper process that pickles its
-    batches down a pipe, so this process writes while that one parses."""
-    import pickle
-    import subprocess
-    import tempfile
+    """Like :func:`_parse_here`, with the parsing done by a :mod:`multiprocessing` process that
+    sends its batches down a pipe, so this process writes while that one parses. Started by
+    fork where the platform has it (no second interpreter start-up), else by spawn."""
+    import multiprocessing
 
-    code = ("import sys; from kb.ingest.files import parse_to_stdout; "
-            "parse_to_stdout(sys.argv[1], sys.argv[2] == '1', int(sys.argv[3]))")
-    with tempfile.TemporaryFile() as errors:
-        helper = subprocess.Popen([sys.executable, "-c", code, str(path), str(int(raw)),
-                                   str(size)], stdin=subprocess.DEVNULL,
-                                  stdout=subprocess.PIPE, stderr=errors)
-        assert helper.stdout is not None
-        try:
-            while True:
-                try:
-                    kind, payload, position = pickle.load(helper.stdout)
-                except EOFError:
-                    helper.wait()
-                    errors.seek(0)
-                    detail = errors.read().decode("utf-8", "replace").strip().splitlines()
-                    raise KBError(f"{path}: the PubMed parser process failed"
-                                  + (f": {detail[-1]}" if detail else "")) from None
-                if kind == "items":
-                    yield payload[0], payload[1], position
-                elif kind == "done":
-                    return
-                else:
-                    raise payload
-        finally:
-            helper.stdout.close()
-            if helper.poll() is None:
-                helper.kill()
-            helper.wait()
+    forks = "fork" in multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork") if forks else multiprocessing.get_context("spawn")
+    receiver, sender = context.Pipe(duplex=False)
+    helper = context.Process(target=_parse_into, args=(sender, str(path), raw, size),
+                             name="kb-pubmed-parser", daemon=True)
+    helper.start()
+    sender.close()  # this process only reads; EOF then means the helper is gone
+    try:
+        while True:
+            try:
+                kind, payload, position = receiver.recv()
+            except EOFError:
+                helper.join()
+                raise KBError(f"{path}: the PubMed parser process stopped "
+                              f"(exit code {helper.exitcode})") from None
+            if kind == "items":
+                yield payload[0], payload[1], position
+            elif kind == "done":
+                return
+            else:
+                raise payload
+    finally:
+        receiver.close()
+        if helper.is_alive():
+            helper.kill()
+        helper.join()
 
 
 def _write_batch(writer: Any, batch: dict[Any, tuple[WorkRecord, list[str] | None]]) -> None:
