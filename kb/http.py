@@ -561,23 +561,23 @@ class Client:
         item's answer from a bulk request). Does nothing when the cache is off."""
         if not self._cached:
             return
-        from requests.structures import CaseInsensitiveDict
-        from requests_cache import CachedResponse
-        from requests_cache.models import CachedHTTPResponse, CachedRequest
-        from requests_cache.policy.expiration import get_expiration_datetime
+        import io
+
+        from requests_cache import get_expiration_datetime
+        from urllib3 import HTTPResponse
 
         prepared = self._prepare(url, params)
-        expires = get_expiration_datetime(CACHE_EXPIRE)
-        response = CachedResponse(status_code=200, url=prepared.url or url, reason="OK",
-                                  encoding="utf-8", expires=expires,
-                                  headers=CaseInsensitiveDict({
-                                      "Content-Type": content_type,
-                                      "Content-Length": str(len(content))}))
-        response._content = content
-        response.request = CachedRequest.from_request(prepared)
-        response.raw = CachedHTTPResponse.from_cached_response(response)
+        headers = {"Content-Type": content_type, "Content-Length": str(len(content))}
+        response = requests.Response()
+        response.status_code, response.reason, response.encoding = 200, "OK", "utf-8"
+        response.url, response.request = prepared.url or url, prepared
+        response.headers.update(headers)
+        response.raw = HTTPResponse(body=io.BytesIO(content), headers=headers, status=200,
+                                    reason="OK", preload_content=False)
         cache = self._session.cache  # type: ignore[attr-defined]
-        cache.save_response(response, cache.create_key(prepared), expires)
+        # the cache's own conversion (CachedResponse.from_response), as for a fetched answer
+        cache.save_response(response, cache.create_key(prepared),
+                            get_expiration_datetime(CACHE_EXPIRE))
 
     def _prepare(self, url: str, params: Mapping[str, Any] | None) -> requests.PreparedRequest:
         return self._session.prepare_request(requests.Request("GET", url, params=params))
