@@ -1,10 +1,6 @@
 """kb evidence."""
 from __future__ import annotations
 
-import csv
-import io
-import json
-import shutil
 import sys
 from typing import Any
 
@@ -13,6 +9,7 @@ import click
 from ..cli import Settings, format_option, kb_errors, network_options, out_option, pass_settings
 from ..config import Config
 from ..errors import KBError
+from ..render.emit import csv_text, emit, json_text, terminal_width
 from ..vocabulary import NOT_REPORTED
 
 
@@ -88,14 +85,7 @@ def _table(rows: list[dict[str, Any]], width: int | None) -> str:
 
 def _csv(rows: list[dict[str, Any]]) -> str:
     from ..evidence.table import COLUMNS
-    from ..formats.tabular import neutralise
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(COLUMNS), extrasaction="ignore",
-                            lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: neutralise(v) for k, v in _flat(row).items()})
-    return buffer.getvalue()
+    return csv_text(COLUMNS, (_flat(row) for row in rows))
 
 
 def _json(rows: list[dict[str, Any]]) -> str:
@@ -104,8 +94,7 @@ def _json(rows: list[dict[str, Any]]) -> str:
             "age_range", "blinding", "blinding_as_stated", "control", "control_as_stated",
             "outcomes", "follow_up_months", "registry_ids", "phase", "status", "country", "arms",
             "reports", "pools", "marks", "note", "same_as", "provenance")
-    return json.dumps([{k: row.get(k) for k in keep} for row in rows], indent=2,
-                      ensure_ascii=False) + "\n"
+    return json_text([{k: row.get(k) for k in keep} for row in rows])
 
 
 def _refresh_registry(settings: Settings, conn: Any, rows: list[dict[str, Any]],
@@ -161,7 +150,7 @@ def evidence(settings: Settings, query: str | None, fmt: str, refresh_registry: 
     """
     from ..evidence.table import evidence_rows
 
-    from ..render.output import check_out, write_output
+    from ..render.output import check_out
 
     with kb_errors(settings):
         check_out(out, settings.db_path)
@@ -187,9 +176,9 @@ def evidence(settings: Settings, query: str | None, fmt: str, refresh_registry: 
             conn.close()
         if fmt == "table":
             tty = out is None and sys.stdout.isatty()
-            payload = _table(rows, max(80, shutil.get_terminal_size().columns) if tty else None)
+            payload = _table(rows, terminal_width(80) if tty else None)
         else:
             payload = _csv(rows) if fmt == "csv" else _json(rows)
-        write_output(out, lambda handle: handle.write(payload), db_path=settings.db_path)
+        emit(payload, out, settings)
         if failures:
             raise KBError("; ".join(failures))

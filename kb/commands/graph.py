@@ -1,10 +1,7 @@
 """kb graph, kb gaps."""
 from __future__ import annotations
 
-import io
-import json
 import re
-import shutil
 from typing import Any
 
 import click
@@ -13,19 +10,9 @@ from ..cli import (Settings, format_option, kb_errors, out_option, pass_settings
                    refuse_binary_to_terminal)
 from ..errors import KBError
 from ..identifiers import normalize_doi, normalize_pmid
+from ..render.emit import csv_text, emit, json_text, terminal_width
+from ..render.graph import FORMATS
 from ..render.output import check_out
-
-GRAPH_FORMATS = ("text", "json", "graphml", "gexf", "dot", "png", "svg", "html")
-
-
-def _emit(payload: str | bytes, out: str | None, settings: Settings) -> None:
-    """Write to --out (see :func:`kb.render.output.write_output`) or to standard output."""
-    from ..render.output import write_output
-    if isinstance(payload, bytes):
-        write_output(out, lambda handle: handle.write(payload), db_path=settings.db_path,
-                     binary=True)
-    else:
-        write_output(out, lambda handle: handle.write(payload), db_path=settings.db_path)
 
 
 def _focus_text(doi: str | None, pmid: str | None, work: str | None) -> str | None:
@@ -49,10 +36,6 @@ def _resolve(conn: Any, text: str) -> int:
                                        (int(text),)).fetchone():
         return int(text)
     return find_work(conn, text)
-
-
-def _width() -> int:
-    return max(80, shutil.get_terminal_size((120, 24)).columns)
 
 
 def _table_text(works: dict[int, dict[str, Any]], rows: list[dict[str, Any]],
@@ -87,7 +70,7 @@ def _table_text(works: dict[int, dict[str, Any]], rows: list[dict[str, Any]],
               help="Citation steps to follow from the work.")
 @click.option("--direction", type=click.Choice(["refs", "cited-by", "both"]), default="both",
               show_default=True, help="Follow references, citing works, or both.")
-@format_option(*GRAPH_FORMATS)
+@format_option(*FORMATS)
 @out_option
 @click.option("--similar", is_flag=True,
               help="List the works most like it (co-citation and bibliographic coupling).")
@@ -144,7 +127,7 @@ def graph(settings: Settings, doi: str | None, pmid: str | None, work: str | Non
                     if rank_:
                         payload = _rank_neighbourhood(conn, G, focus, fmt, limit)
                     elif fmt == "text":
-                        payload = graph_render.render_text(G, focus, width=_width(),
+                        payload = graph_render.render_text(G, focus, width=terminal_width(),
                                                            limit=limit or None)
                     else:
                         payload = graph_render.render(G, focus, fmt)
@@ -152,7 +135,7 @@ def graph(settings: Settings, doi: str | None, pmid: str | None, work: str | Non
                         settings.say("warning: the neighbourhood was truncated; lower --depth")
         finally:
             conn.close()
-        _emit(payload, out, settings)
+        emit(payload, out, settings)
     if out:
         settings.say(f"wrote {out}", level=1)
 
@@ -162,10 +145,10 @@ def _similar(conn: Any, focus: int, fmt: str, limit: int) -> str:
     rows = kbgraph.similar(conn, focus, limit=limit)
     attrs = kbgraph.work_attributes(conn, [focus] + [r["id"] for r in rows])
     if fmt == "json":
-        return json.dumps({"focus": attrs[focus], "similar": [
+        return json_text({"focus": attrs[focus], "similar": [
             {**r, **{k: attrs[r["id"]][k] for k in ("doi", "pmid", "label", "title", "year",
                                                     "study_design", "status", "mark")}}
-            for r in rows]}, indent=2, ensure_ascii=False) + "\n"
+            for r in rows]})
     return _table_text(attrs, rows, [("cocitation", "co-cited"), ("coupling", "coupled")],
                        f"Works like {attrs[focus]['label']} (co-cited: cited together by the "
                        "same works; coupled: shared references)")
@@ -179,10 +162,10 @@ def _rank_neighbourhood(conn: Any, G: Any, focus: int, fmt: str, limit: int) -> 
     rows = rows[:limit] if limit else rows
     attrs = dict(G.nodes(data=True))
     if fmt == "json":
-        return json.dumps({"works_in_kb": len(ranked), "focus": focus, "ranked": [
+        return json_text({"works_in_kb": len(ranked), "focus": focus, "ranked": [
             {**row, **{k: attrs[row["id"]].get(k) for k in ("doi", "pmid", "label", "title",
                                                           "year", "study_design")}}
-            for row in rows]}, indent=2, ensure_ascii=False) + "\n"
+            for row in rows]})
     return _table_text(attrs, rows, [("position", "#"), ("pagerank", "pagerank"),
                                      ("in_degree", "cited by")],
                        f"The neighbourhood of {attrs[focus]['label']} ranked within the KB "
@@ -219,10 +202,10 @@ def _rank_kb(conn: Any, fmt: str, limit: int) -> str:
     rows = [{**row, "position": i + 1} for i, row in enumerate(ranked[:limit or None])]
     attrs = kbgraph.work_attributes(conn, [r["id"] for r in rows])
     if fmt == "json":
-        return json.dumps({"works_in_kb": len(ranked), "ranked": [
+        return json_text({"works_in_kb": len(ranked), "ranked": [
             {**row, **{k: attrs[row["id"]].get(k) for k in ("doi", "pmid", "label", "title",
                                                           "year", "study_design", "status")}}
-            for row in rows]}, indent=2, ensure_ascii=False) + "\n"
+            for row in rows]})
     return _table_text(attrs, rows, [("position", "#"), ("pagerank", "pagerank"),
                                      ("in_degree", "cited by")],
                        f"The most central works of the KB ({len(ranked)} works; the "
@@ -281,29 +264,25 @@ def gaps(settings: Settings, topic: str | None, min_citers: int, limit: int, ids
         finally:
             conn.close()
         if fmt == "json":
-            payload = json.dumps(rows, indent=2, ensure_ascii=False) + "\n"
+            payload = json_text(rows)
         elif fmt == "csv":
-            from ..formats.tabular import SafeWriter
-            buffer = io.StringIO()
-            writer = SafeWriter(buffer)
-            writer.writerow(["n_citers", "status", "doi", "pmid", "first_author", "year",
-                             "title", "journal", "reference", "cited_by"])
-            for row in rows:
-                writer.writerow([row["n_citers"], row["status"], row["doi"], row["pmid"],
-                                 row["first_author"], row["year"], row["title"], row["journal"],
-                                 row["reference"],
-                                 "; ".join(c["doi"] or c["label"] for c in row["citers"])])
-            payload = buffer.getvalue()
+            payload = csv_text(_GAPS_COLUMNS, (
+                {**row, "cited_by": "; ".join(c["doi"] or c["label"] for c in row["citers"])}
+                for row in rows))
         else:
             payload = _gaps_table(rows, work_ident)
-        _emit(payload, out, settings)
+        emit(payload, out, settings)
     if not rows:
         settings.say("no missing work is cited by "
                      f"{min_citers} or more KB works{' on ' + repr(topic) if topic else ''}")
 
 
+_GAPS_COLUMNS = ("n_citers", "status", "doi", "pmid", "first_author", "year", "title", "journal",
+                 "reference", "cited_by")
+
+
 def _gaps_table(rows: list[dict[str, Any]], ident: Any) -> str:
-    width = _width()
+    width = terminal_width()
     lines = []
     for row in rows:
         title = row["title"] or row["reference"] or "(title not known yet)"

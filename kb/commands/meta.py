@@ -1,16 +1,14 @@
 """kb meta."""
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import click
 
 from ..cli import (Settings, format_option, kb_errors, out_option, pass_settings,
                    refuse_binary_to_terminal)
+from ..render.emit import csv_text, emit, json_text
 from ..render.output import check_out
-from .graph import _emit
-from .outcomes import csv_text
 
 FORMATS = ("table", "json", "csv", "png", "svg", "html")
 CSV_COLUMNS = ("label", "caption", "cell_product", "route", "donor", "yi", "vi", "se", "ci_low",
@@ -65,7 +63,7 @@ def _csv(result: Any) -> str:
         rows.append({"label": f"pooled ({p.method}, k={p.k}, tau2={p.tau2:.6g}, "
                               f"I2={p.i2:.1f}%)", "yi": p.estimate, "vi": p.se ** 2, "se": p.se,
                      "ci_low": p.ci_low, "ci_high": p.ci_high})
-    return csv_text(CSV_COLUMNS, rows)
+    return csv_text(CSV_COLUMNS, rows, neutralise=False)
 
 
 def _html(result: Any) -> str:
@@ -121,19 +119,19 @@ def meta(settings: Settings, instrument: str, timepoint: float, measure: str, me
                                        method=method, by=by)
             except TooFewStudies as exc:
                 if fmt in ("json", "csv"):
-                    _emit(json.dumps(exc.result.as_dict(), indent=2, ensure_ascii=False) + "\n"
-                          if fmt == "json" else _csv(exc.result), out, settings)
+                    emit(json_text(exc.result.as_dict()) if fmt == "json" else _csv(exc.result),
+                         out, settings)
                 raise
         finally:
             conn.close()
         if fmt == "table":
             payload: str | bytes = _table(result)
         elif fmt == "json":
-            payload = json.dumps(result.as_dict(), indent=2, ensure_ascii=False) + "\n"
+            payload = json_text(result.as_dict())
         elif fmt == "csv":
             payload = _csv(result)
         elif fmt == "html":
             payload = _html(result)
         else:
             payload = plots.forest(result, fmt)
-        _emit(payload, out, settings)
+        emit(payload, out, settings)

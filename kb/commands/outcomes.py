@@ -1,10 +1,7 @@
 """kb outcomes."""
 from __future__ import annotations
 
-import csv
-import io
-import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import click
@@ -12,8 +9,8 @@ import click
 from ..cli import (Settings, format_option, kb_errors, out_option, pass_settings,
                    refuse_binary_to_terminal)
 from ..errors import InputError
+from ..render.emit import csv_text, emit, json_text
 from ..render.output import check_out
-from .graph import _emit
 
 FORMATS = ("table", "json", "csv", "png", "svg", "html")
 _QUANTITY = {"final": "final", "change_from_baseline": "change from baseline",
@@ -128,23 +125,12 @@ def _json(rows: Sequence[dict[str, Any]], query: dict[str, Any]) -> str:
     for trial in trials.values():
         for outcome in trial["outcomes"]:
             outcome["where"] = outcome.pop("location")
-    return json.dumps({"query": query, "trials": list(trials.values())}, indent=2,
-                      ensure_ascii=False) + "\n"
-
-
-def csv_text(columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> str:
-    """``rows`` as CSV with these columns (other keys ignored); lists joined with "; "."""
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n",
-                            extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows({k: "; ".join(map(str, v)) if isinstance(v, list) else v
-                      for k, v in row.items()} for row in rows)
-    return buffer.getvalue()
+    return json_text({"query": query, "trials": list(trials.values())})
 
 
 def _csv(rows: Sequence[dict[str, Any]]) -> str:
-    return csv_text(CSV_COLUMNS, (dict(r, trial=r["label"], where=r["location"]) for r in rows))
+    return csv_text(CSV_COLUMNS, (dict(r, trial=r["label"], where=r["location"]) for r in rows),
+                    neutralise=False)
 
 
 def _picture(rows: Sequence[dict[str, Any]], fmt: str) -> bytes | str:
@@ -223,4 +209,4 @@ def outcomes(settings: Settings, query: str | None, doi: str | None, trial: str 
             payload = _csv(rows)
         else:
             payload = _picture(rows, fmt)
-        _emit(payload, out, settings)
+        emit(payload, out, settings)

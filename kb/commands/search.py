@@ -1,8 +1,7 @@
 """kb search."""
 from __future__ import annotations
 
-import json
-import shutil
+import io
 import sys
 import textwrap
 from collections.abc import Callable
@@ -11,6 +10,7 @@ from typing import Any
 import click
 
 from ..cli import Settings, format_option, kb_errors, pass_settings
+from ..render.emit import csv_text, emit, json_text, terminal_width
 
 _CSV_COLUMNS = ("doi", "pmid", "title", "year", "journal", "authors", "study_design", "score",
                 "is_retracted", "mark", "status", "unverified", "snippet")
@@ -90,22 +90,21 @@ def search(settings: Settings, words: tuple[str, ...], year: str | None, design:
             settings.say("Did you mean: " + ", ".join(result.suggestions) + "?"
                          + ("" if fuzzy else "  (or try --fuzzy)"))
         if fmt == "json":
-            click.echo("[]")
+            emit(json_text([]), None, settings)
         return
     if fmt == "json":
-        click.echo(json.dumps([h.to_dict() for h in result.hits], indent=2, ensure_ascii=False))
+        payload = json_text([h.to_dict() for h in result.hits])
     elif fmt == "csv":
-        from ..formats.tabular import SafeWriter
-        writer = SafeWriter(sys.stdout)
-        writer.writerow(_CSV_COLUMNS)
-        for hit in result.hits:
-            row = hit.to_dict()
-            writer.writerow(["" if row[c] is None else row[c] for c in _CSV_COLUMNS])
+        payload = csv_text(_CSV_COLUMNS, (hit.to_dict() for hit in result.hits))
     elif fmt in ("bibtex", "ris"):
         from ..formats import write
-        write(records or [], fmt, sys.stdout)
+        buffer = io.StringIO()
+        write(records or [], fmt, buffer)
+        payload = buffer.getvalue()
     else:
-        _table(result.hits)
+        payload = _table(result.hits, color=sys.stdout.isatty())
+    emit(payload, None, settings)
+    if fmt == "table":
         if len(result.hits) == limit:
             settings.say(f"Showing the best {_works(limit)} (--limit for more)." if limit > 1
                          else "Showing the best match (--limit for more).")
@@ -125,10 +124,12 @@ def _join(words: tuple[str, ...]) -> str | None:
     return " ".join(f"({w})" if any(c.isspace() for c in w.strip()) else w for w in words)
 
 
-def _table(hits: list) -> None:
-    """One block per hit: rank, tags, authors and year, title, ids, snippet."""
-    width = max(60, min(shutil.get_terminal_size((100, 24)).columns, 120))
+def _table(hits: list, *, color: bool) -> str:
+    """One block per hit: rank, tags, authors and year, title, ids, snippet (styled only when
+    ``color``)."""
+    width = terminal_width(100, least=60, most=120)
     indent = "     "
+    lines = []
     for rank, hit in enumerate(hits, 1):
         tags = []
         if hit.mark and hit.mark != "RETRACTED":
@@ -145,24 +146,26 @@ def _table(hits: list) -> None:
         authors = hit.authors.split("; ")
         byline = ", ".join(authors[:3]) + (" et al." if len(authors) > 3 else "")
         source = " · ".join(str(p) for p in (byline or None, hit.year, hit.journal) if p)
-        click.echo(f"{rank:>3}. " + " ".join(f"[{t}]" for t in tags) + (" " if tags else "")
-                   + source)
+        lines.append(f"{rank:>3}. " + " ".join(f"[{t}]" for t in tags) + (" " if tags else "")
+                     + source)
         title = hit.title or "(untitled)"
         marked = hit.title_marked if hit.title_marked.replace("\x02", "").replace(
             "\x03", "") == title else title
         for line in _marked_lines(marked, width - len(indent), "\x1b[33m", "\x1b[39m"):
-            click.echo(indent + click.style(line, bold=True))
+            lines.append(indent + click.style(line, bold=True))
         ids = "  ".join(p for p in (f"doi:{hit.doi}" if hit.doi else "",
                                     f"pmid:{hit.pmid}" if hit.pmid else "",
                                     f"score {hit.score:.1f}" if hit.score else "") if p)
         if ids:
-            click.echo(indent + click.style(ids, dim=True))
+            lines.append(indent + click.style(ids, dim=True))
         snippet = hit.snippet_text("\x02", "\x03")
         plain = hit.snippet_text().strip("… ")
         if plain and plain not in title:
             for line in _marked_lines(snippet, width - len(indent)):
-                click.echo(indent + line)
-        click.echo("")
+                lines.append(indent + line)
+        lines.append("")
+    text = "".join(line + "\n" for line in lines)
+    return text if color else click.unstyle(text)
 
 
 def _marked_lines(text: str, width: int, on: str = "\x1b[1;33m", off: str = "\x1b[22;39m"
