@@ -10,8 +10,6 @@ from importlib.metadata import packages_distributions
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-#: declared though not imported yet, with the reason
-NOT_IMPORTED = {"sqlite-utils": "the bench anchor's writer; the store is to use it (issue 19)"}
 
 
 def _declared(*sections: str) -> set[str]:
@@ -57,7 +55,7 @@ def test_kb_imports_only_declared_distributions_and_all_of_them() -> None:
     runtime = _declared(("options", "install_requires"))
     used = _distributions(_imported("kb", "scrapers"))
     assert {d: where for d, where in used.items() if d not in runtime} == {}
-    assert runtime - set(used) == set(NOT_IMPORTED)
+    assert runtime - set(used) == set()
 
 
 def test_tests_import_only_declared_distributions() -> None:
