@@ -86,7 +86,7 @@ def detect_format(path: Path) -> str:
 
     :raises InputError: the file cannot be read or its format is not recognised.
     """
-    from ..formats import regular_file
+    from ..formats import detect, regular_file
     from ..scrapers.pubmed_xml import is_pubmed_xml
     regular_file(path)
     try:
@@ -96,11 +96,7 @@ def detect_format(path: Path) -> str:
         raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
     if is_pubmed_xml(head):
         return PUBMED_XML
-    from .. import formats
-    fmt = formats.detect(path)
-    if fmt not in (PUBMED_XML, *formats.READ_FORMATS):
-        raise InputError(f"{path}: kb cannot import {fmt} files")
-    return fmt
+    return detect(path)
 
 
 def import_file(conn: sqlite3.Connection, path: Path, *, keep_raw: bool = False,
