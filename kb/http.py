@@ -71,7 +71,6 @@ _SECRET_RE = re.compile(
 _SECRET_VALUES: set[str] = set()
 #: Headers that carry secrets: never sent to a host other than the one asked.
 _SECRET_HEADERS = ("Authorization", "Crossref-Plus-API-Token", "api-key", "api_key")
-#: Redirect hops followed per request.
 MAX_REDIRECTS = 5
 #: Decoded bytes produced per step when inflating a compressed body.
 _PIECE = 1 << 20

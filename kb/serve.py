@@ -31,7 +31,6 @@ __all__ = ["load_metadata", "make_datasette", "schema_version", "is_loopback", "
 
 #: The name (and URL path) of the database in Datasette.
 DB_NAME = "kb"
-#: Datasette settings for kb.
 SETTINGS: dict[str, Any] = {"sql_time_limit_ms": 3000, "max_returned_rows": 2000,
                             "default_page_size": 50, "facet_time_limit_ms": 500}
 
@@ -40,7 +39,6 @@ SETTINGS: dict[str, Any] = {"sql_time_limit_ms": 3000, "max_returned_rows": 2000
 MAX_VALUE_BYTES = 32 * 2**20
 #: Queries are interrupted while the server holds this much more memory than at start.
 QUERY_MEMORY_BUDGET = 300 * 2**20
-#: SQL functions no query may call.
 DENIED_FUNCTIONS = frozenset({"fts3_tokenizer", "load_extension", "readfile", "writefile",
                               "edit", "fts5_source_id"})
 

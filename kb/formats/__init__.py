@@ -54,7 +54,6 @@ class ExportRecord(WorkRecord, total=False):
 
 #: Formats :func:`read` understands (``pubmed-xml`` is only detected here).
 READ_FORMATS = ("bibtex", "ris", "csljson", "nbib", "citations-csv", "csv", "jsonl")
-#: Formats :func:`write` produces.
 WRITE_FORMATS = ("bibtex", "ris", "csljson", "nbib", "csv", "jsonl")
 _SNIFF = 16384
 #: kb's work types (``works.type``).
