@@ -118,6 +118,7 @@ def reference_add(corpus: SyntheticCorpus, tmp_path_factory: pytest.TempPathFact
         server.stop()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_add_through_faults_then_rerun(seed: int, corpus: SyntheticCorpus, server: ReplayServer,
                                        kb_env: dict[str, str], tmp_path: Path,
@@ -211,6 +212,7 @@ def reference_small(corpus: SyntheticCorpus, tmp_path_factory: pytest.TempPathFa
         server.stop()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", FAULT_KINDS)
 def test_add_survives_each_fault_kind_on_every_request(kind: str, corpus: SyntheticCorpus,
                                                        server: ReplayServer,
@@ -258,6 +260,7 @@ def reference_crawl(corpus: SyntheticCorpus, tmp_path_factory: pytest.TempPathFa
         server.stop()
 
 
+@pytest.mark.slow
 def test_crawl_through_faults_then_rerun(corpus: SyntheticCorpus, server: ReplayServer,
                                          kb_env: dict[str, str], tmp_path: Path,
                                          reference_crawl: dict[str, list[tuple]]) -> None:
@@ -364,6 +367,7 @@ def reference_small_crawl(corpus: SyntheticCorpus, tmp_path_factory: pytest.Temp
         server.stop()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", FAULT_KINDS)
 def test_crawl_survives_each_fault_kind_on_every_request(
         kind: str, corpus: SyntheticCorpus, server: ReplayServer, kb_env: dict[str, str],
