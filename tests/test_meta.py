@@ -158,6 +158,21 @@ def test_subgroups_and_pictures(built: Path, runner, tmp_path: Path) -> None:
     assert csv_out.output.startswith("label,caption,cell_product,route,donor,yi,vi")
 
 
+def test_too_few_studies_still_writes_the_one_that_enters(built: Path, runner) -> None:
+    """One trial reports PEDI at 12 months: no pool (exit 1), but json and csv still give it."""
+    as_json = _meta(runner, built, "--instrument", "PEDI", "--timepoint", "12", "--format", "json")
+    assert as_json.exit_code == 1 and "at least 2 needed" in as_json.stderr
+    data = json.loads(as_json.stdout)
+    assert data["pooled"] is None and [s["label"] for s in data["studies"]] == ["Amanat 2021"]
+    as_csv = _meta(runner, built, "--instrument", "PEDI", "--timepoint", "12", "--format", "csv")
+    assert as_csv.exit_code == 1
+    lines = as_csv.stdout.splitlines()
+    assert lines[0].startswith("label,caption,") and len(lines) == 2
+    assert lines[1].startswith("Amanat 2021,")
+    table = _meta(runner, built, "--instrument", "PEDI", "--timepoint", "12")
+    assert table.exit_code == 1 and table.stdout == ""
+
+
 def test_meta_bad_input_says_what_exists(built: Path, runner) -> None:
     before = hashlib.sha256(built.read_bytes()).hexdigest()
     unknown = _meta(runner, built, "--instrument", "Bayley", "--timepoint", "12")

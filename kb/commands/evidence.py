@@ -9,92 +9,8 @@ import click
 from ..cli import Settings, format_option, kb_errors, network_options, out_option, pass_settings
 from ..config import Config
 from ..errors import KBError
-from ..render.emit import csv_text, emit, json_text, terminal_width
-from ..vocabulary import NOT_REPORTED
-
-
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, list):
-        return "; ".join(_text(v) for v in value)
-    return str(value)
-
-
-def _arms(arms: list[dict[str, Any]]) -> str:
-    return "; ".join(f"{a['name']}" + (f" ({a['n']})" if a.get("n") else "") for a in arms)
-
-
-def _report(report: dict[str, Any]) -> str:
-    ident = report.get("doi") or (f"PMID {report['pmid']}" if report.get("pmid") else None) \
-        or report.get("url") or ""
-    mark = f" [{report['mark']}]" if report.get("mark") else ""
-    if report.get("unverified"):
-        mark += " [unverified]"
-    return f"{report['label']} ({report['role']}){mark} {ident}".strip()
-
-
-def _flat(row: dict[str, Any]) -> dict[str, str]:
-    """A row as the strings the table and CSV print."""
-    from ..evidence.table import COLUMNS
-    flat = {key: _text(row.get(key)) for key in COLUMNS if key not in ("arms", "pools", "reports")}
-    flat["arms"] = _arms(row["arms"])
-    flat["pools"] = "; ".join(p["label"] + (f" [{p['mark']}]" if p.get("mark") else "")
-                              for p in row["pools"])
-    flat["reports"] = " | ".join(_report(r) for r in row["reports"])
-    if row["marks"]:
-        flat["label"] = f"{flat['label']} [{', '.join(row['marks'])}]"
-    return flat
-
-
-def _stated(flat: dict[str, str], name: str) -> str:
-    """A normalised fact with its text as stated when that differs: "UC-MSC (as stated: UCT-MSC)"."""
-    value, stated = flat[name], flat[f"{name}_as_stated"]
-    return f"{value} (as stated: {stated})" if stated and stated != value else value
-
-
-def _table(rows: list[dict[str, Any]], width: int | None) -> str:
-    """One block per trial; lines are cut at ``width`` (a terminal) or kept whole (a pipe)."""
-    lines = []
-    for row in rows:
-        flat = _flat(row)
-        head = f"{flat['label']} — {flat['design'] or 'design ?'}"
-        if flat["registry_ids"]:
-            head += f" — {flat['registry_ids']}"
-        lines.append(head)
-        cells = [("cells", _stated(flat, "cell_product") + (
-                     f"; donor {_stated(flat, 'donor')}" if row["donor"] != [NOT_REPORTED]
-                     else "")),
-                 ("route", _stated(flat, "route")), ("dose", flat["dose"]),
-                 ("N", flat["n"] + (f" ({flat['arms']})" if flat["arms"] else "")),
-                 ("ages", flat["age_range"]), ("blinding", _stated(flat, "blinding")),
-                 ("control", _stated(flat, "control")), ("outcomes", flat["outcomes"]),
-                 ("follow-up", flat["follow_up_months"] and flat["follow_up_months"] + " months"),
-                 ("registry", " ".join(v for v in (flat["phase"] and f"phase {flat['phase']}",
-                                                   flat["status"]) if v)),
-                 ("pools", flat["pools"]), ("same as", row.get("same_as") or "")]
-        for name, value in cells:
-            if value:
-                lines.append(f"  {name:<10}{value}"[:width])
-        for report in row["reports"]:
-            lines.append(f"  {'report':<10}{_report(report)}"[:width])
-        lines.append("")
-    lines.append(f"{len(rows)} trial{'s' if len(rows) != 1 else ''}")
-    return "\n".join(lines) + "\n"
-
-
-def _csv(rows: list[dict[str, Any]]) -> str:
-    from ..evidence.table import COLUMNS
-    return csv_text(COLUMNS, (_flat(row) for row in rows))
-
-
-def _json(rows: list[dict[str, Any]]) -> str:
-    keep = ("id", "key", "label", "title", "design", "cell_product", "cell_product_as_stated",
-            "donor", "donor_as_stated", "route", "route_as_stated", "dose", "n", "enrollment",
-            "age_range", "blinding", "blinding_as_stated", "control", "control_as_stated",
-            "outcomes", "follow_up_months", "registry_ids", "phase", "status", "country", "arms",
-            "reports", "pools", "marks", "note", "same_as", "provenance")
-    return json_text([{k: row.get(k) for k in keep} for row in rows])
+from ..render import evidence as evidence_render
+from ..render.emit import emit, terminal_width
 
 
 def _refresh_registry(settings: Settings, conn: Any, rows: list[dict[str, Any]],
@@ -120,7 +36,7 @@ def _refresh_registry(settings: Settings, conn: Any, rows: list[dict[str, Any]],
 
 @click.command()
 @click.argument("query", required=False)
-@format_option("table", "csv", "json")
+@format_option(*evidence_render.FORMATS)
 @click.option("--refresh-registry", is_flag=True,
               help="First fetch the listed trials' records from ClinicalTrials.gov "
                    "(enrolment, phase, status, masking, arms).")
@@ -174,11 +90,8 @@ def evidence(settings: Settings, query: str | None, fmt: str, refresh_registry: 
                 rows = evidence_rows(conn, query)
         finally:
             conn.close()
-        if fmt == "table":
-            tty = out is None and sys.stdout.isatty()
-            payload = _table(rows, terminal_width(80) if tty else None)
-        else:
-            payload = _csv(rows) if fmt == "csv" else _json(rows)
-        emit(payload, out, settings)
+        tty = out is None and sys.stdout.isatty()
+        emit(evidence_render.render(rows, fmt, width=terminal_width(80) if tty else None),
+             out, settings)
         if failures:
             raise KBError("; ".join(failures))

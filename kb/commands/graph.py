@@ -10,8 +10,9 @@ from ..cli import (Settings, format_option, kb_errors, out_option, pass_settings
                    refuse_binary_to_terminal)
 from ..errors import KBError
 from ..identifiers import normalize_doi, normalize_pmid
-from ..render.emit import csv_text, emit, json_text, terminal_width
+from ..render.emit import emit, json_text, terminal_width
 from ..render.graph import FORMATS
+from ..render.lists import GAPS_FORMATS, render_gaps, works_table
 from ..render.output import check_out
 
 
@@ -36,29 +37,6 @@ def _resolve(conn: Any, text: str) -> int:
                                        (int(text),)).fetchone():
         return int(text)
     return find_work(conn, text)
-
-
-def _table_text(works: dict[int, dict[str, Any]], rows: list[dict[str, Any]],
-                columns: list[tuple[str, str]],
-                title: str) -> str:
-    from ..query.graph import short_title
-    from ..render.graph import work_ident
-    lines = [title, ""]
-    cells = [[f"{row[key]:.4f}" if isinstance(row[key], float) else str(row[key])
-              for key, _name in columns] for row in rows]
-    widths = [max((len(cell[i]) for cell in cells), default=0) for i in range(len(columns))]
-    for row, cell in zip(rows, cells):
-        attrs = works[row["id"]]
-        figures = "  ".join(f"{name} {value:>{width}}"
-                            for (_key, name), value, width in zip(columns, cell, widths))
-        mark = f"[{attrs['mark']}] " if attrs.get("mark") else ""
-        title = short_title(mark + (attrs.get("title") or "(no title)"), 50)
-        lines.append(f"  {figures}  {attrs['label'][:22]:<22} "
-                     f"{(attrs.get('study_design') or 'design ?'):<17} "
-                     f"{title:<50}  {work_ident(attrs)}")
-    if not rows:
-        lines.append("  (none)")
-    return "\n".join(lines) + "\n"
 
 
 @click.command()
@@ -149,7 +127,7 @@ def _similar(conn: Any, focus: int, fmt: str, limit: int) -> str:
             {**r, **{k: attrs[r["id"]][k] for k in ("doi", "pmid", "label", "title", "year",
                                                     "study_design", "status", "mark")}}
             for r in rows]})
-    return _table_text(attrs, rows, [("cocitation", "co-cited"), ("coupling", "coupled")],
+    return works_table(attrs, rows, [("cocitation", "co-cited"), ("coupling", "coupled")],
                        f"Works like {attrs[focus]['label']} (co-cited: cited together by the "
                        "same works; coupled: shared references)")
 
@@ -166,7 +144,7 @@ def _rank_neighbourhood(conn: Any, G: Any, focus: int, fmt: str, limit: int) -> 
             {**row, **{k: attrs[row["id"]].get(k) for k in ("doi", "pmid", "label", "title",
                                                           "year", "study_design")}}
             for row in rows]})
-    return _table_text(attrs, rows, [("position", "#"), ("pagerank", "pagerank"),
+    return works_table(attrs, rows, [("position", "#"), ("pagerank", "pagerank"),
                                      ("in_degree", "cited by")],
                        f"The neighbourhood of {attrs[focus]['label']} ranked within the KB "
                        f"({len(ranked)} works)")
@@ -206,7 +184,7 @@ def _rank_kb(conn: Any, fmt: str, limit: int) -> str:
             {**row, **{k: attrs[row["id"]].get(k) for k in ("doi", "pmid", "label", "title",
                                                           "year", "study_design", "status")}}
             for row in rows]})
-    return _table_text(attrs, rows, [("position", "#"), ("pagerank", "pagerank"),
+    return works_table(attrs, rows, [("position", "#"), ("pagerank", "pagerank"),
                                      ("in_degree", "cited by")],
                        f"The most central works of the KB ({len(ranked)} works; the "
                        f"{len(ranked) - len(field)} background works that name no cell "
@@ -235,7 +213,7 @@ def _path(conn: Any, ends: tuple[str, str], fmt: str) -> str | bytes:
 @click.option("--ids-only", is_flag=True,
               help="Only works known by a DOI, PMID or URL (what `kb add` can fetch); skips "
                    "reading every unlinked reference, which takes seconds on a large KB.")
-@format_option("table", "json", "csv")
+@format_option(*GAPS_FORMATS)
 @out_option
 @pass_settings
 def gaps(settings: Settings, topic: str | None, min_citers: int, limit: int, ids_only: bool,
@@ -254,7 +232,6 @@ def gaps(settings: Settings, topic: str | None, min_citers: int, limit: int, ids
       kb gaps --format csv --out to-add.csv
     """
     from ..query import graph as kbgraph
-    from ..render.graph import work_ident
     with kb_errors(settings):
         check_out(out, settings.db_path)
         conn = settings.open()
@@ -263,35 +240,7 @@ def gaps(settings: Settings, topic: str | None, min_citers: int, limit: int, ids
                                 unlinked=not ids_only)
         finally:
             conn.close()
-        if fmt == "json":
-            payload = json_text(rows)
-        elif fmt == "csv":
-            payload = csv_text(_GAPS_COLUMNS, (
-                {**row, "cited_by": "; ".join(c["doi"] or c["label"] for c in row["citers"])}
-                for row in rows))
-        else:
-            payload = _gaps_table(rows, work_ident)
-        emit(payload, out, settings)
+        emit(render_gaps(rows, fmt), out, settings)
     if not rows:
         settings.say("no missing work is cited by "
                      f"{min_citers} or more KB works{' on ' + repr(topic) if topic else ''}")
-
-
-_GAPS_COLUMNS = ("n_citers", "status", "doi", "pmid", "first_author", "year", "title", "journal",
-                 "reference", "cited_by")
-
-
-def _gaps_table(rows: list[dict[str, Any]], ident: Any) -> str:
-    width = terminal_width()
-    lines = []
-    for row in rows:
-        title = row["title"] or row["reference"] or "(title not known yet)"
-        label = row["label"] if row["first_author"] or row["journal"] else "(author unknown)"
-        where = ident(row) if row["id"] else "(not linked)"
-        head = f"{row['n_citers']:>4}  {label[:24]:<24}  {where}"
-        room = max(20, width - len(head) - 2)
-        lines.append(f"{head}  {title[:room - 1] + '…' if len(title) > room else title}")
-        names = [c["label"] for c in row["citers"]]
-        lines.append(f"      cited by: {', '.join(names[:6])}"
-                     f"{f' and {len(names) - 6} more' if len(names) > 6 else ''}")
-    return "\n".join(lines) + ("\n" if lines else "")

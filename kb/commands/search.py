@@ -1,19 +1,15 @@
 """kb search."""
 from __future__ import annotations
 
-import io
 import sys
-import textwrap
 from collections.abc import Callable
 from typing import Any
 
 import click
 
 from ..cli import Settings, format_option, kb_errors, pass_settings
-from ..render.emit import csv_text, emit, json_text, terminal_width
-
-_CSV_COLUMNS = ("doi", "pmid", "title", "year", "journal", "authors", "study_design", "score",
-                "is_retracted", "mark", "status", "unverified", "snippet")
+from ..render import search as search_render
+from ..render.emit import emit
 
 
 def filter_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -36,7 +32,7 @@ def filter_options(func: Callable[..., Any]) -> Callable[..., Any]:
               help="Show at most this many works.")
 @click.option("--fuzzy", is_flag=True,
               help="Also match words of the KB spelled like the query's words.")
-@format_option("table", "json", "csv", "bibtex", "ris")
+@format_option(*search_render.FORMATS)
 @pass_settings
 def search(settings: Settings, words: tuple[str, ...], year: str | None, design: str | None,
            mesh: tuple[str, ...], cell_type: str | None, limit: int, fuzzy: bool,
@@ -90,20 +86,10 @@ def search(settings: Settings, words: tuple[str, ...], year: str | None, design:
             settings.say("Did you mean: " + ", ".join(result.suggestions) + "?"
                          + ("" if fuzzy else "  (or try --fuzzy)"))
         if fmt == "json":
-            emit(json_text([]), None, settings)
+            emit(search_render.render([], fmt), None, settings)
         return
-    if fmt == "json":
-        payload = json_text([h.to_dict() for h in result.hits])
-    elif fmt == "csv":
-        payload = csv_text(_CSV_COLUMNS, (hit.to_dict() for hit in result.hits))
-    elif fmt in ("bibtex", "ris"):
-        from ..formats import write
-        buffer = io.StringIO()
-        write(records or [], fmt, buffer)
-        payload = buffer.getvalue()
-    else:
-        payload = _table(result.hits, color=sys.stdout.isatty())
-    emit(payload, None, settings)
+    emit(search_render.render(result.hits, fmt, records=records or [],
+                              color=sys.stdout.isatty()), None, settings)
     if fmt == "table":
         if len(result.hits) == limit:
             settings.say(f"Showing the best {_works(limit)} (--limit for more)." if limit > 1
@@ -122,61 +108,3 @@ def _join(words: tuple[str, ...]) -> str | None:
     if len(words) <= 1:
         return words[0] if words else None
     return " ".join(f"({w})" if any(c.isspace() for c in w.strip()) else w for w in words)
-
-
-def _table(hits: list, *, color: bool) -> str:
-    """One block per hit: rank, tags, authors and year, title, ids, snippet (styled only when
-    ``color``)."""
-    width = terminal_width(100, least=60, most=120)
-    indent = "     "
-    lines = []
-    for rank, hit in enumerate(hits, 1):
-        tags = []
-        if hit.mark and hit.mark != "RETRACTED":
-            tags.append(click.style(hit.mark, fg="red" if "RETRACT" in hit.mark else "yellow",
-                                    bold=True))
-        if hit.is_retracted or hit.mark == "RETRACTED":
-            tags.append(click.style("RETRACTED", fg="red", bold=True))
-        if hit.status == "stub":
-            tags.append(click.style("stub", fg="yellow"))
-        if hit.unverified:
-            tags.append(click.style("unverified", fg="yellow"))
-        if hit.study_design:
-            tags.append(click.style(hit.study_design, fg="cyan"))
-        authors = hit.authors.split("; ")
-        byline = ", ".join(authors[:3]) + (" et al." if len(authors) > 3 else "")
-        source = " · ".join(str(p) for p in (byline or None, hit.year, hit.journal) if p)
-        lines.append(f"{rank:>3}. " + " ".join(f"[{t}]" for t in tags) + (" " if tags else "")
-                     + source)
-        title = hit.title or "(untitled)"
-        marked = hit.title_marked if hit.title_marked.replace("\x02", "").replace(
-            "\x03", "") == title else title
-        for line in _marked_lines(marked, width - len(indent), "\x1b[33m", "\x1b[39m"):
-            lines.append(indent + click.style(line, bold=True))
-        ids = "  ".join(p for p in (f"doi:{hit.doi}" if hit.doi else "",
-                                    f"pmid:{hit.pmid}" if hit.pmid else "",
-                                    f"score {hit.score:.1f}" if hit.score else "") if p)
-        if ids:
-            lines.append(indent + click.style(ids, dim=True))
-        snippet = hit.snippet_text("\x02", "\x03")
-        plain = hit.snippet_text().strip("… ")
-        if plain and plain not in title:
-            for line in _marked_lines(snippet, width - len(indent)):
-                lines.append(indent + line)
-        lines.append("")
-    text = "".join(line + "\n" for line in lines)
-    return text if color else click.unstyle(text)
-
-
-def _marked_lines(text: str, width: int, on: str = "\x1b[1;33m", off: str = "\x1b[22;39m"
-                  ) -> list[str]:
-    """Wrap text whose matches sit between \x02 and \x03, which become ``on`` / ``off`` (ANSI,
-    which click drops when the output is not a terminal)."""
-    lines = []
-    open_mark = False
-    for line in textwrap.wrap(text, width) or [text]:
-        line = ("\x02" if open_mark else "") + line
-        open_mark = line.count("\x02") > line.count("\x03")
-        line += "\x03" if open_mark else ""
-        lines.append(line.replace("\x02", on).replace("\x03", off))
-    return lines

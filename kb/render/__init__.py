@@ -1,3 +1,5 @@
-"""Turning results into output: ``graph`` (text, DOT, GraphML, SVG/PNG and the HTML page from
-``templates/``), ``plots`` (forest and time-course figures) and ``output`` (safe writing of
-``--out`` files)."""
+"""Turning results into output. ``emit`` writes a finished payload to standard output or
+``--out`` (through ``output``'s safe writing) and reads the terminal width; ``evidence``,
+``outcomes``, ``meta``, ``search``, ``lists`` and ``graph`` each map their formats to writers
+(``FORMATS`` and ``render``: adding a format is one entry there); ``plots`` draws the forest and
+time-course figures, ``templates/`` holds the HTML page."""

@@ -23,7 +23,6 @@ __all__ = ["FORMATS", "BINARY_FORMATS", "DESIGN_COLOURS", "render", "annotate", 
            "render_gexf", "render_dot",
            "render_image", "render_html"]
 
-FORMATS = ("text", "json", "graphml", "gexf", "dot", "png", "svg", "html")
 BINARY_FORMATS = frozenset({"png"})
 
 #: Node colour per study design (trials blue, syntheses warm, observational green).
@@ -597,6 +596,8 @@ _RENDERERS: dict[str, Callable[[nx.DiGraph, int], str | bytes]] = {
     "dot": render_dot, "png": lambda G, focus: render_image(G, focus, "png"),
     "svg": lambda G, focus: render_image(G, focus, "svg"), "html": render_html,
 }
+#: The formats of ``kb graph``, the default first.
+FORMATS = tuple(_RENDERERS)
 
 
 def render(G: nx.DiGraph, focus: int, fmt: str) -> bytes:
