@@ -9,6 +9,7 @@ import pytest
 from kb import store
 from kb.errors import DatabaseError, InputError
 from kb.records import WorkRecord
+from kb.store import connection
 
 AMANAT_DOI = "10.1186/s13287-021-02513-4"
 ZARRABI_DOI = "10.1186/s12883-022-02636-y"
@@ -92,7 +93,7 @@ def test_empty_file_is_migrated(tmp_path: Path) -> None:
     assert conn.execute("SELECT count(*) FROM works").fetchone()[0] == 0
 
 
-@pytest.mark.parametrize("previous", [n for n, _ in store._scripts()][:-1])  # numbers in use
+@pytest.mark.parametrize("previous", [n for n, _ in connection._scripts()][:-1])  # numbers in use
 def test_file_at_previous_version_is_migrated_with_its_data(tmp_path: Path, previous: int) -> None:
     old = sqlite3.connect(tmp_path / "old.db", isolation_level=None)
     store.migrate(old, target=previous)

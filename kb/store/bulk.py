@@ -19,10 +19,11 @@ from operator import itemgetter
 from typing import Any
 
 from ..records import ReferenceRecord, WorkRecord
-from . import (ID_FIELDS, INSERT_CITATION, RECORDS_UPSERT, SCALAR_FIELDS, STUB_FIELDS,
-               UPDATES_INSERT, _add_citation, _author_key, _author_name, _ensure_work, _upsert,
-               chunked, citation_row, delete_works, fts_insert, new_work_row, now, occurrence,
-               provenance_json, raw_row, ref_keys, stub_record, sync_fts)
+from .citations import (INSERT_CITATION, STUB_FIELDS, _add_citation, _ensure_work, citation_row,
+                        occurrence, ref_keys, stub_record)
+from .connection import chunked, fts_insert, now, sync_fts
+from .works import (ID_FIELDS, RECORDS_UPSERT, SCALAR_FIELDS, UPDATES_INSERT, _author_key,
+                    _author_name, _upsert, delete_works, new_work_row, provenance_json, raw_row)
 
 __all__ = ["BulkWriter", "BulkStats", "indexes_rebuilt_after"]
 

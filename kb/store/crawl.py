@@ -4,7 +4,8 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable
 
-from . import now, transaction, upsert_work
+from .connection import now, transaction
+from .works import upsert_work
 
 __all__ = ["start_crawl", "enqueue", "set_states", "drop_queued", "finish_crawl", "next_batch",
            "counts", "interrupt_crawl", "drop_crawl"]

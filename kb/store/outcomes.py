@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from ..errors import InputError
-from . import chunked, sync_fts_of_trials, transaction
+from .connection import chunked, sync_fts_of_trials, transaction
 from .evidence import find_trials, work_id_for
 
 __all__ = ["COLUMNS", "OutcomeLoad", "load_curated_outcomes", "store_registry_outcomes",
