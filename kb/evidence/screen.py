@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import re
 import string
-import sys
 from collections.abc import Iterable, Sequence
 from functools import cache
 from typing import Any
@@ -46,18 +45,16 @@ _REPEATS = (sre.MAX_REPEAT, sre.MIN_REPEAT, sre.POSSESSIVE_REPEAT)
 
 
 @cache
-def _ascii_twins() -> tuple[re.Pattern[str], dict[str, str], frozenset[str]]:
+def _ascii_twins() -> tuple[re.Pattern[str], dict[str, str]]:
     """Non-ASCII characters ``re`` matches as ASCII: those ``re.IGNORECASE`` matches to an ASCII
     letter (the Kelvin sign, dotted and dotless i, long s), found by asking ``re`` itself over
     the Basic Multilingual Plane (no other plane has case pairs with ASCII), and the digits
-    ``\\d`` matches beside 0-9 (``str.isdecimal``, what ``re`` tests); with what each stands
-    for, one pattern finding them all, and the set of them all."""
+    ``\\d`` matches beside 0-9; with what each letter stands for and one pattern finding them
+    all (``re`` itself tests the digits, so they need not be listed)."""
     found = re.findall("[a-z]", "".join(map(chr, range(128, 0x10000))), re.I)
     twins = {c: next(a for a in string.ascii_lowercase if re.fullmatch(a, c, re.I))
              for c in found}
-    digits = (chr(i) for i in range(128, sys.maxunicode + 1) if chr(i).isdecimal())
-    return (re.compile("[" + "".join(twins) + r"]|(?![0-9])\d"), twins,
-            frozenset(twins).union(digits))
+    return re.compile("[" + "".join(twins) + r"]|(?![0-9])\d"), twins
 
 
 def fold(text: str) -> str:
@@ -69,8 +66,8 @@ def fold(text: str) -> str:
     """
     if text.isascii():
         return text.lower()
-    pattern, twins, special = _ascii_twins()
-    if special.isdisjoint(text):  # most non-ASCII text: accents, dashes, symbols
+    pattern, twins = _ascii_twins()
+    if pattern.search(text) is None:  # most non-ASCII text: accents, dashes, symbols
         return text.lower()
     return pattern.sub(lambda m: twins.get(m.group()) or str(int(m.group())), text).lower()
 
