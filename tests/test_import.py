@@ -259,7 +259,7 @@ def test_a_parser_process_that_fails_is_named_and_stores_nothing(
     from kb.ingest import files
 
     def broken(path: Path, raw: bool, size: int) -> Iterator[Any]:
-        yield [], [], 0
+        yield [], [], [], 0
         failure()
     monkeypatch.setattr(files, "_parse_here", broken)  # the fork-started helper inherits it
     conn = store.connect(tmp_path / "kb.db")

@@ -7,6 +7,8 @@ import sqlite3
 from collections.abc import Iterable
 from typing import Any
 
+from ..records import WorkRecord
+
 from .. import store
 from ..store import evidence as ev
 from .design import PRIMARY_DESIGNS, SYNTHESIS_DESIGNS, WEB_TYPES, classify_design
@@ -16,7 +18,7 @@ from .load import store_rule_pooled, store_rule_trial
 from .screen import may_name_cell_product, may_name_registry_id, of_the_field
 from .retractions import compute_flags
 
-__all__ = ["annotate", "assign_designs", "extract_trials", "link_registry_titles", "infer_edges",
+__all__ = ["annotate", "assign_designs", "design_at_insert", "extract_trials", "link_registry_titles", "infer_edges",
            "extract_outcomes", "flag_retractions"]
 
 
@@ -39,13 +41,32 @@ _HAS_TEXT = ("w.title IS NOT NULL OR w.abstract IS NOT NULL OR w.type IN ({web})
              ).format(web=", ".join(f"'{t}'" for t in WEB_TYPES))
 
 
+def design_at_insert(record: WorkRecord) -> tuple[str | None, str | None] | None:
+    """``(design, source)`` (or ``(None, None)``) that annotating a new work of ``record``
+    would give it, when the record alone shows that is all it would read the work for: the
+    work is not of the field (:func:`kb.evidence.screen.of_the_field`), so it can give no
+    trial, pooled report or rule outcome. None when the annotation must read it. Pure: the
+    PubMed parser process computes it beside the record (:mod:`kb.ingest.files`)."""
+    if record.get("study_design"):
+        return None  # a design of its own: the annotation decides between them
+    row = store.new_work_row(record, "")
+    mesh = [m["descriptor"] for m in record.get("mesh") or []]
+    keywords = [k for k in record.get("keywords") or [] if k]
+    if of_the_field(row["title"], row["abstract"], mesh, keywords):
+        return None
+    types = [t for t in record.get("publication_types") or [] if t]
+    return classify_design(row["title"], row["abstract"], types, mesh, row["type"]) or (None, None)
+
+
 def _texts(conn: sqlite3.Connection, ids: list[int]) -> list[dict[str, Any]]:
-    """What the rules read of the works among ``ids`` that have any text (bare stubs left
-    out), in id order."""
+    """What the rules read of the works among ``ids`` that have any text, in id order. Left
+    out: bare stubs, and works given their design at insert
+    (:data:`kb.store.evidence.PREANNOTATED`) and unchanged since."""
     table = _id_table(conn, ids)
     rows = [dict(r) for r in conn.execute(
         "SELECT id, doi, url, title, abstract, type, year, study_design, design_source "
-        f"FROM works w WHERE w.id IN (SELECT id FROM {table}) AND ({_HAS_TEXT}) ORDER BY w.id")]
+        f"FROM works w WHERE w.id IN (SELECT id FROM {table}) AND ({_HAS_TEXT}) "
+        f"AND w.annotated_at IS NOT '{ev.PREANNOTATED}' || w.updated_at ORDER BY w.id")]
     read = [r["id"] for r in rows]
     lists = {name: _grouped(conn, f"SELECT DISTINCT work_id, {column} FROM {table} "
                                   "WHERE work_id IN ({marks})", read)

@@ -145,10 +145,10 @@ def import_pubmed_xml(conn: sqlite3.Connection, path: Path, *, keep_raw: bool = 
             writer = BulkWriter(conn, batch_size=batch_size + 1, defer_fts=not background)
             if writer.rows_before < _SMALL_KB:  # counted inside the file's transaction
                 stack.enter_context(indexes_rebuilt_after(conn))
-            batch: dict[Any, tuple[WorkRecord, list[str] | None]] = {}
+            batch: dict[Any, _Parsed] = {}
             deletions: list[str] = []
-            for items, ref_keys, position in chunks:
-                for item, keys in zip(items, ref_keys):
+            for items, ref_keys, designs, position in chunks:
+                for item, keys, design in zip(items, ref_keys, designs):
                     if isinstance(item, Deletion):
                         deletions.append(item.pmid)
                         continue
@@ -159,7 +159,7 @@ def import_pubmed_xml(conn: sqlite3.Connection, path: Path, *, keep_raw: bool = 
                     # versions of one PMID (Version="2", "3", ...) follow each other: last wins
                     key = item.get("pmid") or id(item)
                     batch.pop(key, None)
-                    batch[key] = (item, keys)
+                    batch[key] = (item, keys, design)
                     report.records += 1
                     _bounded(report, item, report.records, deep=False)
                 if len(batch) >= batch_size:
@@ -208,14 +208,20 @@ def _bulk_pragmas(conn: sqlite3.Connection) -> Iterator[None]:
         conn.execute(f"PRAGMA cache_size = {before}")
 
 
-#: (items, each item's reference keys or None, bytes read so far)
-Chunks = Generator[tuple[list[Any], list[list[str] | None], int], None, None]
+#: A design :func:`kb.evidence.pipeline.design_at_insert` gives, or None
+Design = tuple[str | None, str | None] | None
+#: (items, each item's reference keys or None, each item's design at insert, bytes read so far)
+Chunks = Generator[tuple[list[Any], list[list[str] | None], list[Design], int], None, None]
+#: a record with its reference keys and design at insert, queued for the writer
+_Parsed = tuple[WorkRecord, list[str] | None, Design]
 
 
 def _parse_here(path: Path, raw: bool, size: int) -> Chunks:
     """Items in lists of ``size``, parsed in this process, with each record's citation keys
-    (:func:`kb.store.ref_keys`, computed here so a helper process takes that work off the
-    writer)."""
+    (:func:`kb.store.ref_keys`) and design at insert
+    (:func:`kb.evidence.pipeline.design_at_insert`), computed here so that a helper process
+    takes that work off the writer and the annotation after the import."""
+    from ..evidence.pipeline import design_at_insert
     from ..scrapers.pubmed_xml import Deletion, parse_pubmed_xml
     from ..store import ref_keys
     try:
@@ -228,16 +234,21 @@ def _parse_here(path: Path, raw: bool, size: int) -> Chunks:
         counted = _TagCounter(gzip.GzipFile(fileobj=handle) if gzipped else handle, path)
         chunk: list[Any] = []
         keys: list[list[str] | None] = []
+        designs: list[Design] = []
         # (a RawIOBase: typeshed does not count it an IO[bytes]; lxml reads it as one)
         for item in parse_pubmed_xml(cast(IO[bytes], counted), raw=raw):
             counted.tags, counted.number = 0, counted.number + 1
             chunk.append(item)
-            keys.append(None if isinstance(item, Deletion)
-                        else ref_keys(item.get("references") or ()))
+            if isinstance(item, Deletion):
+                keys.append(None)
+                designs.append(None)
+            else:
+                keys.append(ref_keys(item.get("references") or ()))
+                designs.append(design_at_insert(item))
             if len(chunk) >= size:
-                yield chunk, keys, _position(handle)
-                chunk, keys = [], []
-        yield chunk, keys, _position(handle)
+                yield chunk, keys, designs, _position(handle)
+                chunk, keys, designs = [], [], []
+        yield chunk, keys, designs, _position(handle)
 
 
 #: A PubMed record whose XML holds more tags than this is refused (an element bomb: a title
@@ -278,8 +289,8 @@ class _TagCounter(io.RawIOBase):
 def _parse_into(sender: Any, path: str, raw: bool, size: int) -> None:
     """The helper process: send (kind, payload, position) messages down the pipe ``sender``."""
     try:
-        for chunk, keys, position in _parse_here(Path(path), raw, size):
-            sender.send(("items", (chunk, keys), position))
+        for chunk, keys, designs, position in _parse_here(Path(path), raw, size):
+            sender.send(("items", (chunk, keys, designs), position))
         sender.send(("done", None, 0))
     except KBError as exc:
         sender.send(("error", exc, 0))
@@ -311,7 +322,7 @@ def _parse_elsewhere(path: Path, raw: bool, size: int) -> Chunks:
                 raise KBError(f"{path}: the PubMed parser process stopped "
                               f"(exit code {helper.exitcode})") from None
             if kind == "items":
-                yield payload[0], payload[1], position
+                yield *payload, position
             elif kind == "done":
                 return
             else:
@@ -323,9 +334,9 @@ def _parse_elsewhere(path: Path, raw: bool, size: int) -> Chunks:
         helper.join()
 
 
-def _write_batch(writer: Any, batch: dict[Any, tuple[WorkRecord, list[str] | None]]) -> None:
-    for record, keys in batch.values():
-        writer.add(record, keys)
+def _write_batch(writer: Any, batch: dict[Any, _Parsed]) -> None:
+    for record, keys, design in batch.values():
+        writer.add(record, keys, design)
     writer.flush()
     batch.clear()
 

@@ -24,6 +24,7 @@ from .citations import (INSERT_CITATION, STUB_FIELDS, _add_citation, _ensure_wor
 from .connection import chunked, fts_insert, now, sync_fts
 from .works import (ID_FIELDS, RECORDS_UPSERT, SCALAR_FIELDS, UPDATES_INSERT, _author_key,
                     _author_name, _upsert, delete_works, new_work_row, provenance_json, raw_row)
+from .evidence import PREANNOTATED
 
 __all__ = ["BulkWriter", "BulkStats", "indexes_rebuilt_after"]
 
@@ -64,7 +65,7 @@ def _id_pairs(record: WorkRecord | ReferenceRecord) -> list[tuple[str, str]]:
 
 _WORK_COLUMNS = ("id",) + ID_FIELDS + SCALAR_FIELDS + (
     "status", "provenance", "study_design", "design_source", "is_retracted", "unverified",
-    "created_at", "updated_at")
+    "created_at", "updated_at", "annotated_at")
 _work_values = itemgetter(*_WORK_COLUMNS)
 _INSERT_WORK = (f"INSERT INTO works({', '.join(_WORK_COLUMNS)}) "
                 f"VALUES ({', '.join('?' * len(_WORK_COLUMNS))})")
@@ -106,19 +107,27 @@ class BulkWriter:
         self.stats = BulkStats()
         self._pending: list[WorkRecord] = []
         self._ref_keys: dict[int, list[str]] = {}  # id(record) -> its references' _ref_key
+        self._designs: dict[int, tuple[str | None, str | None]] = {}  # id(record) -> design
         #: works in the KB before this writer's first write
         self.rows_before: int = conn.execute("SELECT count(*) FROM works").fetchone()[0]
 
     # -- public API -----------------------------------------------------------------------
 
-    def add(self, record: WorkRecord, ref_keys: list[str] | None = None) -> None:
+    def add(self, record: WorkRecord, ref_keys: list[str] | None = None,
+            design: tuple[str | None, str | None] | None = None) -> None:
         """Queue one record (written when the batch is full, or by :meth:`flush`).
 
         :param ref_keys: ``_ref_key`` of each of its references, when already computed.
+        :param design: :func:`kb.evidence.pipeline.design_at_insert` of the record, when
+            computed: a new work gets it at insert and is marked
+            :data:`kb.store.evidence.PREANNOTATED` (a work it updates or merges is annotated
+            as usual).
         """
         self._pending.append(record)
         if ref_keys is not None:
             self._ref_keys[id(record)] = ref_keys
+        if design is not None:
+            self._designs[id(record)] = design
         if len(self._pending) >= self.batch_size:
             self.flush()
 
@@ -135,6 +144,7 @@ class BulkWriter:
         if records:
             self._write(records)
         self._ref_keys.clear()
+        self._designs.clear()
 
     def finish(self) -> BulkStats:
         """Flush, then bring the full-text index up to date."""
@@ -202,8 +212,7 @@ class BulkWriter:
         if ids is None:
             first = self._next_id()
             ids = list(range(first, first + len(records)))
-        conn.executemany(_INSERT_WORK, [_work_values({**new_work_row(r, stamp), "id": i})
-                                        for r, i in zip(records, ids)])
+        conn.executemany(_INSERT_WORK, [self._work_row(r, i, stamp) for r, i in zip(records, ids)])
         authors: dict[str, tuple] = {}
         links: list[tuple[int, int, str, str | None]] = []
         mesh, keywords, types, accessions, updates, raws = [], [], [], [], [], []
@@ -256,6 +265,14 @@ class BulkWriter:
             self.stats.added += len(records)
         self._touch(ids)
         return ids
+
+    def _work_row(self, record: WorkRecord, work_id: int, stamp: str) -> tuple:
+        row = {**new_work_row(record, stamp), "id": work_id, "annotated_at": None}
+        design = self._designs.get(id(record))
+        if design is not None:
+            row.update(study_design=design[0], design_source=design[1],
+                       annotated_at=PREANNOTATED + stamp)
+        return _work_values(row)
 
     def _touch(self, ids: Iterable[int]) -> None:
         if self.defer_fts:

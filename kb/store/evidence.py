@@ -19,7 +19,7 @@ from ..identifiers import registry_of
 from ..vocabulary import Term, normalise_trial
 from .connection import chunked, now, sync_fts, sync_fts_of_trials, transaction
 
-__all__ = ["due_for_annotation", "mark_annotated", "PROVENANCE", "RELATIONS", "REPORT_ROLES",
+__all__ = ["due_for_annotation", "mark_annotated", "PREANNOTATED", "PROVENANCE", "RELATIONS", "REPORT_ROLES",
            "TRIAL_COLUMNS", "ensure_trial", "find_trials", "set_fact", "has_fact",
            "delete_facts", "set_arms", "add_registry_id", "add_report", "add_lineage",
            "delete_lineage", "replace_flags", "refresh_trial", "merge_trials", "registry_sort",
@@ -404,6 +404,13 @@ def replace_flags(conn: sqlite3.Connection, flags: Iterable[Mapping[str, Any]]) 
             conn.execute("UPDATE works SET is_retracted = 1, updated_at = ? WHERE id = ? AND "
                          "is_retracted = 0", (stamp, work_id))
     return len(rows)
+
+
+#: The start of ``annotated_at`` for a work the bulk importer gave its design at insert, from
+#: its record alone (:func:`kb.evidence.pipeline.design_at_insert`), followed by the work's
+#: ``updated_at``: still due (it sorts before every time), so the global steps run as for
+#: any new work, but the annotation does not read it again while it is unchanged.
+PREANNOTATED = "!"
 
 
 def due_for_annotation(conn: sqlite3.Connection) -> list[int]:
