@@ -111,3 +111,58 @@ def test_only_works_of_the_field_make_trials_and_rule_outcomes(runner: CliRunner
     assert designs == {"rct"}
     assert trials == {"10.5555/cp-botulinum": "NCT01147653", "10.5555/cells-stroke": "NCT02345678"}
     assert outcomes == {"10.5555/cp-botulinum", "10.5555/cells-stroke"}
+
+
+
+def _imported(db: Path, designs: bool) -> sqlite3.Connection:
+    from kb import store
+    from kb.ingest.files import import_pubmed_xml
+
+    conn = store.connect(db)
+    report = import_pubmed_xml(conn, ARTICLES, background=designs, designs=designs)
+    assert report.error is None and report.added == 8
+    return conn
+
+
+def test_designs_given_at_insert_are_those_the_annotation_gives(tmp_path: Path) -> None:
+    """With ``designs`` the parser process designs the new works (none of the field here), the
+    annotation does not read them again, and every design ends up the same as without."""
+    from kb.evidence import annotate_due
+    from kb.store.evidence import PREANNOTATED
+
+    dumps = []
+    for designs in (True, False):
+        conn = _imported(tmp_path / f"{designs}.db", designs)
+        marked = conn.execute("SELECT count(*) FROM works WHERE annotated_at LIKE ?",
+                              (PREANNOTATED + "%",)).fetchone()[0]
+        assert marked == (8 if designs else 0)
+        assert annotate_due(conn)["designs_changed"] == (0 if designs else 8)
+        dumps.append([tuple(r) for r in conn.execute(
+            "SELECT id, study_design, design_source, annotated_at < updated_at FROM works "
+            "ORDER BY id")])
+        conn.close()
+    assert dumps[0] == dumps[1]
+
+
+def test_design_at_insert_leaves_works_of_the_field_to_the_annotation() -> None:
+    from kb.evidence.pipeline import design_at_insert
+
+    record = {"source": "pubmed", "pmid": "1", "publication_types": ["Journal Article"],
+              "title": "Gait in children with cerebral palsy"}
+    assert design_at_insert(record) is None  # type: ignore[arg-type]
+    record["title"] = "Gait in children with asthma"
+    assert design_at_insert(record) == ("other", "rule")  # type: ignore[arg-type]
+
+
+def test_a_work_changed_after_its_design_at_insert_is_read_again(tmp_path: Path) -> None:
+    from kb import store
+    from kb.evidence import annotate_due
+
+    conn = _imported(tmp_path / "kb.db", True)
+    with conn:
+        conn.execute("UPDATE works SET abstract = 'This randomized controlled trial enrolled "
+                     "40 women.', updated_at = ? WHERE pmid = '39345789'", (store.now(),))
+    annotate_due(conn)
+    assert tuple(conn.execute("SELECT study_design, design_source FROM works WHERE pmid = "
+                              "'39345789'").fetchone()) == ("rct", "rule")
+    conn.close()

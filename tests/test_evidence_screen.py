@@ -143,6 +143,30 @@ def test_real_pubmed_records_annotate_the_same_with_and_without_the_screen(
     assert counts["trial_reports"] > 10 and counts["outcomes"] > 0  # the rules found some
 
 
+@pytest.mark.slow
+def test_real_pubmed_records_designed_at_insert_annotate_the_same(tmp_path: Path) -> None:
+    """Designs given at insert by the parser process (:func:`pipeline.design_at_insert`)
+    leave every annotation as the annotation alone makes it."""
+    from kb.evidence import annotate_due
+
+    files = [_selected(path, 1000, tmp_path / path.name.replace(".gz", ""))
+             for path in _pubmed_files(tmp_path)]
+    dumps, marked = [], []
+    for designs in (True, False):
+        db = tmp_path / f"designs-{designs}.db"
+        conn = store.connect(db)
+        for path in files:
+            assert import_file(conn, path, designs=designs).error is None
+        marked.append(conn.execute("SELECT count(*) FROM works WHERE annotated_at LIKE '!%'")
+                      .fetchone()[0])
+        annotate_due(conn)
+        conn.close()
+        dumps.append(_dump(db))
+    assert dumps[0] == dumps[1]
+    assert 1000 < marked[0] < 2000 and marked[1] == 0  # the field's works are left to annotate
+    assert len(dumps[0]["trial_reports"]) > 10
+
+
 def test_every_product_row_and_registry_id_passes_the_screen() -> None:
     products = [t.term for t in terms() if t.kind == "product"]
     ids = ["NCT01147653", "irct20140528017891N3", "ChiCTR-TRC-12002568", "ISRCTN12345678",

@@ -258,7 +258,7 @@ def test_a_parser_process_that_fails_is_named_and_stores_nothing(
     """An unexpected error, or the helper process dying, is one message naming the file."""
     from kb.ingest import files
 
-    def broken(path: Path, raw: bool, size: int) -> Iterator[Any]:
+    def broken(path: Path, raw: bool, size: int, designs: bool) -> Iterator[Any]:
         yield [], [], [], 0
         failure()
     monkeypatch.setattr(files, "_parse_here", broken)  # the fork-started helper inherits it

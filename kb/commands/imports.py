@@ -47,7 +47,7 @@ def import_(settings: Settings, files: tuple[Path, ...], keep_raw: bool, annotat
     with kb_errors(settings):
         conn = settings.open(create=True)
         try:
-            failed = _import_each(settings, conn, files, keep_raw)
+            failed = _import_each(settings, conn, files, keep_raw, annotate)
             annotate_stored(settings, conn, annotate and len(failed) < len(files))
         finally:
             conn.close()
@@ -60,7 +60,7 @@ def import_(settings: Settings, files: tuple[Path, ...], keep_raw: bool, annotat
 
 
 def _import_each(settings: Settings, conn: sqlite3.Connection, files: tuple[Path, ...],
-                 keep_raw: bool) -> list[FileReport]:
+                 keep_raw: bool, annotate: bool) -> list[FileReport]:
     """Import the files one by one (a transaction each); return the reports of those that failed."""
     from ..ingest.files import import_file
 
@@ -68,7 +68,7 @@ def _import_each(settings: Settings, conn: sqlite3.Connection, files: tuple[Path
     for path in files:
         bar = _bar(settings, path)
         try:
-            report = import_file(conn, path, keep_raw=keep_raw,
+            report = import_file(conn, path, keep_raw=keep_raw, designs=annotate,
                                  progress=_updater(bar) if bar else None)
         finally:
             if bar is not None:

@@ -100,11 +100,13 @@ def detect_format(path: Path) -> str:
 
 
 def import_file(conn: sqlite3.Connection, path: Path, *, keep_raw: bool = False,
-                progress: Progress | None = None) -> FileReport:
+                progress: Progress | None = None, designs: bool = False) -> FileReport:
     """Import one file of any supported format in one transaction.
 
     Errors in the file are reported in :attr:`FileReport.error` (and nothing of it is
     stored); database errors propagate.
+
+    :param designs: see :func:`import_pubmed_xml`.
     """
     path = Path(path)
     try:
@@ -112,18 +114,23 @@ def import_file(conn: sqlite3.Connection, path: Path, *, keep_raw: bool = False,
     except KBError as exc:
         return FileReport(str(path), "unknown", error=str(exc), error_code=exc.exit_code)
     if fmt == PUBMED_XML:
-        return import_pubmed_xml(conn, path, keep_raw=keep_raw, progress=progress)
+        return import_pubmed_xml(conn, path, keep_raw=keep_raw, progress=progress,
+                                 designs=designs)
     return _import_other(conn, path, fmt)
 
 
 def import_pubmed_xml(conn: sqlite3.Connection, path: Path, *, keep_raw: bool = False,
                       progress: Progress | None = None, batch_size: int = 500,
-                      background: bool | None = None) -> FileReport:
+                      background: bool | None = None, designs: bool = False) -> FileReport:
     """Import a PubMed XML file (``.xml`` / ``.xml.gz``): records, citations, deletions.
 
     :param keep_raw: store each record's XML in the ``records`` table (slower, larger).
     :param background: parse in a helper process while this one writes (default: for files
         over a few MB); the transaction, and so all-or-nothing, stays here.
+    :param designs: the caller annotates the works next (:func:`kb.evidence.annotate_due`):
+        the parser gives each record the design that annotation would, where it is all the
+        annotation would derive from the record (:func:`kb.evidence.pipeline.design_at_insert`),
+        and a new work is stored with it, so the annotation does not read it again.
     """
     from ..scrapers.pubmed_xml import Deletion
     from ..store.bulk import BulkWriter, indexes_rebuilt_after
@@ -137,7 +144,7 @@ def import_pubmed_xml(conn: sqlite3.Connection, path: Path, *, keep_raw: bool = 
         return report
     if background is None:
         background = total >= _BACKGROUND_BYTES
-    chunks = (_parse_elsewhere if background else _parse_here)(path, keep_raw, batch_size)
+    chunks = (_parse_elsewhere if background else _parse_here)(path, keep_raw, batch_size, designs)
     try:
         with _bulk_pragmas(conn), transaction(conn), ExitStack() as stack:
             # with a helper process parsing, the writer waits for it part of the time: index
@@ -147,8 +154,8 @@ def import_pubmed_xml(conn: sqlite3.Connection, path: Path, *, keep_raw: bool = 
                 stack.enter_context(indexes_rebuilt_after(conn))
             batch: dict[Any, _Parsed] = {}
             deletions: list[str] = []
-            for items, ref_keys, designs, position in chunks:
-                for item, keys, design in zip(items, ref_keys, designs):
+            for items, ref_keys, found, position in chunks:
+                for item, keys, design in zip(items, ref_keys, found):
                     if isinstance(item, Deletion):
                         deletions.append(item.pmid)
                         continue
@@ -159,9 +166,10 @@ def import_pubmed_xml(conn: sqlite3.Connection, path: Path, *, keep_raw: bool = 
                     # versions of one PMID (Version="2", "3", ...) follow each other: last wins
                     key = item.get("pmid") or id(item)
                     batch.pop(key, None)
-                    batch[key] = (item, keys, design)
                     report.records += 1
-                    _bounded(report, item, report.records, deep=False)
+                    if _bounded(report, item, report.records, deep=False):
+                        design = None  # it was the design of the uncut text
+                    batch[key] = (item, keys, design)
                 if len(batch) >= batch_size:
                     _write_batch(writer, batch)
                 if progress is not None:
@@ -216,9 +224,9 @@ Chunks = Generator[tuple[list[Any], list[list[str] | None], list[Design], int], 
 _Parsed = tuple[WorkRecord, list[str] | None, Design]
 
 
-def _parse_here(path: Path, raw: bool, size: int) -> Chunks:
+def _parse_here(path: Path, raw: bool, size: int, designs: bool) -> Chunks:
     """Items in lists of ``size``, parsed in this process, with each record's citation keys
-    (:func:`kb.store.ref_keys`) and design at insert
+    (:func:`kb.store.ref_keys`) and, when ``designs``, design at insert
     (:func:`kb.evidence.pipeline.design_at_insert`), computed here so that a helper process
     takes that work off the writer and the annotation after the import."""
     from ..evidence.pipeline import design_at_insert
@@ -234,21 +242,21 @@ def _parse_here(path: Path, raw: bool, size: int) -> Chunks:
         counted = _TagCounter(gzip.GzipFile(fileobj=handle) if gzipped else handle, path)
         chunk: list[Any] = []
         keys: list[list[str] | None] = []
-        designs: list[Design] = []
+        found: list[Design] = []
         # (a RawIOBase: typeshed does not count it an IO[bytes]; lxml reads it as one)
         for item in parse_pubmed_xml(cast(IO[bytes], counted), raw=raw):
             counted.tags, counted.number = 0, counted.number + 1
             chunk.append(item)
             if isinstance(item, Deletion):
                 keys.append(None)
-                designs.append(None)
+                found.append(None)
             else:
                 keys.append(ref_keys(item.get("references") or ()))
-                designs.append(design_at_insert(item))
+                found.append(design_at_insert(item) if designs else None)
             if len(chunk) >= size:
-                yield chunk, keys, designs, _position(handle)
-                chunk, keys, designs = [], [], []
-        yield chunk, keys, designs, _position(handle)
+                yield chunk, keys, found, _position(handle)
+                chunk, keys, found = [], [], []
+        yield chunk, keys, found, _position(handle)
 
 
 #: A PubMed record whose XML holds more tags than this is refused (an element bomb: a title
@@ -286,11 +294,11 @@ class _TagCounter(io.RawIOBase):
         return len(data)
 
 
-def _parse_into(sender: Any, path: str, raw: bool, size: int) -> None:
+def _parse_into(sender: Any, path: str, raw: bool, size: int, designs: bool) -> None:
     """The helper process: send (kind, payload, position) messages down the pipe ``sender``."""
     try:
-        for chunk, keys, designs, position in _parse_here(Path(path), raw, size):
-            sender.send(("items", (chunk, keys, designs), position))
+        for chunk, keys, found, position in _parse_here(Path(path), raw, size, designs):
+            sender.send(("items", (chunk, keys, found), position))
         sender.send(("done", None, 0))
     except KBError as exc:
         sender.send(("error", exc, 0))
@@ -300,7 +308,7 @@ def _parse_into(sender: Any, path: str, raw: bool, size: int) -> None:
         sender.close()
 
 
-def _parse_elsewhere(path: Path, raw: bool, size: int) -> Chunks:
+def _parse_elsewhere(path: Path, raw: bool, size: int, designs: bool) -> Chunks:
     """Like :func:`_parse_here`, with the parsing done by a :mod:`multiprocessing` process that
     sends its batches down a pipe, so this process writes while that one parses. Started by
     fork where the platform has it (no second interpreter start-up), else by spawn."""
@@ -309,7 +317,7 @@ def _parse_elsewhere(path: Path, raw: bool, size: int) -> Chunks:
     forks = "fork" in multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork") if forks else multiprocessing.get_context("spawn")
     receiver, sender = context.Pipe(duplex=False)
-    helper = context.Process(target=_parse_into, args=(sender, str(path), raw, size),
+    helper = context.Process(target=_parse_into, args=(sender, str(path), raw, size, designs),
                              name="kb-pubmed-parser", daemon=True)
     helper.start()
     sender.close()  # this process only reads; EOF then means the helper is gone
@@ -391,15 +399,16 @@ def _import_other(conn: sqlite3.Connection, path: Path, fmt: str) -> FileReport:
 _OTHER_BATCH = 1000
 
 
-def _bounded(report: FileReport, record: WorkRecord, number: int, *, deep: bool = True) -> None:
-    """Cut the record's over-long fields (:func:`kb.formats.bound`), noting it in the report.
-    (A PubMed record's lists are bounded by :data:`MAX_RECORD_TAGS`.)"""
+def _bounded(report: FileReport, record: WorkRecord, number: int, *, deep: bool = True) -> bool:
+    """Cut the record's over-long fields (:func:`kb.formats.bound`), noting it in the report;
+    whether any was cut. (A PubMed record's lists are bounded by :data:`MAX_RECORD_TAGS`.)"""
     from ..formats import bound
     cut = bound(record, deep=deep)
     if cut:
         name = (f"PMID {record['pmid']}" if record.get("pmid") else
                 f"DOI {record['doi']}" if record.get("doi") else f"record {number:,}")
         report.warnings.append(f"{report.path}: {name}: " + "; ".join(cut))
+    return bool(cut)
 
 
 def import_files(conn: sqlite3.Connection, paths: Iterable[Path], *, keep_raw: bool = False,
