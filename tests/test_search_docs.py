@@ -40,3 +40,14 @@ def test_contributing_maps_every_package_and_how_to_correct_a_fact() -> None:
         assert (ROOT / path.rstrip("/")).exists(), path
     section = text[text.index("## Correcting a curated fact"):]
     assert "kb build --offline --out kb.db" in section and "sources" in section
+
+
+def test_every_path_contributing_names_exists() -> None:
+    text = (ROOT / "CONTRIBUTING.md").read_text(encoding="utf-8")
+    named = [token for token in re.findall(r"`([^`\s]+)`", text)
+             if re.match(r"(kb|scrapers|schema|tests|bench|\.ci)/", token)
+             and not re.search(r"[<*]|NNNN", token)]  # patterns such as scrapers/<source>.py
+    assert "kb/store/works.py" in named and "kb/render/" in named
+    for token in named:
+        path = re.split(r"::|:(?=[A-Za-z_])", token)[0]  # file.py:NAME, tests/x.py::test_y
+        assert (ROOT / path.rstrip("/")).exists(), token
