@@ -9,11 +9,13 @@ from __future__ import annotations
 from typing import Required, TypedDict
 
 __all__ = ["AuthorRecord", "MeshRecord", "ReferenceRecord", "UpdateRecord", "AccessionRecord",
-           "WorkRecord", "WorkRef", "LinkRecord", "SOURCES"]
+           "WorkRecord", "WorkRef", "LinkRecord", "SOURCES", "DIRECTIONS"]
 
 #: Source names, highest precedence first (see :mod:`kb.store` for the merge rule).
 SOURCES = ("crossref", "pubmed", "datacite", "doi.org", "openalex", "corpus", "webpage",
            "import", "reference")
+#: Which way to follow citations: what works cite, who cites them, or both.
+DIRECTIONS = ("refs", "cited-by", "both")
 
 
 class AuthorRecord(TypedDict, total=False):

@@ -15,7 +15,7 @@ import networkx as nx
 import pytest
 from click.testing import CliRunner
 
-from kb.query import graph
+from kb.query import gaps, graph
 from kb import store
 from kb.cli import cli
 from kb.errors import InputError, KBError
@@ -249,13 +249,13 @@ def test_citation_paths_over_the_kb(kb) -> None:
 
 def test_gaps_ranks_stubs_by_citing_kb_works(kb) -> None:
     conn, ids, _ = kb
-    rows = graph.gaps(conn)
+    rows = gaps.gaps(conn)
     assert [row["doi"] for row in rows] == [DEFINITION]
     row = rows[0]
     assert row["n_citers"] == 2 and row["status"] == "stub"
     assert row["title"] == "The Definition and Classification of Cerebral Palsy"
     assert [c["doi"] for c in row["citers"]] == [AKAT, KIASAT]  # newest first
-    everything = graph.gaps(conn, min_citers=1, limit=None)
+    everything = gaps.gaps(conn, min_citers=1, limit=None)
     assert len(everything) == 12 and everything[0]["doi"] == DEFINITION
     assert all(r["n_citers"] >= 1 for r in everything)
     # eleven stubs, and Akat 2024's reference to Novak 2016, linked to no work
@@ -265,13 +265,13 @@ def test_gaps_ranks_stubs_by_citing_kb_works(kb) -> None:
     assert novak["reference"].startswith("Novak I, et al. Concise review")
     assert [c["doi"] for c in novak["citers"]] == [AKAT]
     assert PARENTS in {r["url"] for r in everything}
-    on_topic = graph.gaps(conn, topic="systematic review", min_citers=1, limit=None)
+    on_topic = gaps.gaps(conn, topic="systematic review", min_citers=1, limit=None)
     assert {r["id"] for r in on_topic} == {None} | {row[0] for row in conn.execute(
         "SELECT cited_id FROM citations WHERE citing_id = ? AND cited_id IS NOT NULL",
         (ids[AKAT],))}
-    assert graph.gaps(conn, topic="systematic review") == []
+    assert gaps.gaps(conn, topic="systematic review") == []
     with pytest.raises(InputError):
-        graph.gaps(conn, topic="***")
+        gaps.gaps(conn, topic="***")
 
 
 def test_gaps_groups_unlinked_references_naming_one_work(kb) -> None:
@@ -292,7 +292,7 @@ def test_gaps_groups_unlinked_references_naming_one_work(kb) -> None:
         for doi, refs in cites.items():
             store.upsert_work(conn, {"source": "crossref", "doi": doi, "references": [
                 {**ref, "position": 90 + i} for i, ref in enumerate(refs)]})
-    rows = graph.gaps(conn)  # each cited by two: newest first
+    rows = gaps.gaps(conn)  # each cited by two: newest first
     assert [r["status"] for r in rows] == ["unlinked", "unlinked", "stub"]
     assert rows[2]["doi"] == DEFINITION
     by_reference = {r["reference"]: r for r in rows[:2]}
@@ -301,7 +301,7 @@ def test_gaps_groups_unlinked_references_naming_one_work(kb) -> None:
     assert {c["doi"] for c in printed["citers"]} == {AMANAT, ZARRABI}
     titled = next(r for r in rows[:2] if r["title"])
     assert titled["label"] == "Novak 2013" and titled["title"] == novak_2013
-    assert not any("Min et al" in (r["reference"] or "") for r in graph.gaps(
+    assert not any("Min et al" in (r["reference"] or "") for r in gaps.gaps(
         conn, min_citers=1, limit=None))
     table = _run(kb[2], "gaps")
     assert "(not linked)" in table.output and "Dev Med Child Neurol. 2013" in table.output
@@ -316,7 +316,7 @@ def test_gaps_reads_citations_once(kb) -> None:
     conn, _, _ = kb
     statements: list[str] = []
     conn.set_trace_callback(statements.append)
-    graph.gaps(conn, topic="cerebral palsy")
+    gaps.gaps(conn, topic="cerebral palsy")
     conn.set_trace_callback(None)
     ranking = next(s for s in statements if "GROUP BY c.cited_id" in s)
     plan = [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {ranking}")]

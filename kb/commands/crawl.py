@@ -8,13 +8,14 @@ import click
 
 from ..cli import Settings, annotate_stored, kb_errors, network_options, pass_settings
 from ..config import Config
+from ..records import DIRECTIONS
 
 
 @click.command()
 @click.option("--doi", "seed", required=True, help="The DOI to start from.")
 @click.option("--depth", type=click.IntRange(0, 5), default=1, show_default=True,
               help="Citation steps from the seed to store.")
-@click.option("--direction", type=click.Choice(["refs", "cited-by", "both"]), default="both",
+@click.option("--direction", type=click.Choice(DIRECTIONS), default="both",
               show_default=True, help="Follow references, citing works, or both.")
 @click.option("--max-works", type=click.IntRange(1), default=None,
               help="Stop after storing this many works (the seed included).")

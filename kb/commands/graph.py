@@ -10,6 +10,7 @@ from ..cli import (Settings, format_option, kb_errors, out_option, pass_settings
                    refuse_binary_to_terminal)
 from ..errors import KBError
 from ..identifiers import normalize_doi, normalize_pmid
+from ..records import DIRECTIONS
 from ..render.emit import emit, json_text, terminal_width
 from ..render.graph import FORMATS
 from ..render.lists import GAPS_FORMATS, render_gaps, works_table
@@ -46,7 +47,7 @@ def _resolve(conn: Any, text: str) -> int:
               help="A kb work id, or any identifier: PMCID, OpenAlex id, URL.")
 @click.option("--depth", type=click.IntRange(0, 4), default=1, show_default=True,
               help="Citation steps to follow from the work.")
-@click.option("--direction", type=click.Choice(["refs", "cited-by", "both"]), default="both",
+@click.option("--direction", type=click.Choice(DIRECTIONS), default="both",
               show_default=True, help="Follow references, citing works, or both.")
 @format_option(*FORMATS)
 @out_option
@@ -231,13 +232,13 @@ def gaps(settings: Settings, topic: str | None, min_citers: int, limit: int, ids
       kb gaps --topic "cerebral palsy"
       kb gaps --format csv --out to-add.csv
     """
-    from ..query import graph as kbgraph
+    from ..query.gaps import gaps as find_gaps
     with kb_errors(settings):
         check_out(out, settings.db_path)
         conn = settings.open()
         try:
-            rows = kbgraph.gaps(conn, topic=topic, min_citers=min_citers, limit=limit or None,
-                                unlinked=not ids_only)
+            rows = find_gaps(conn, topic=topic, min_citers=min_citers, limit=limit or None,
+                             unlinked=not ids_only)
         finally:
             conn.close()
         emit(render_gaps(rows, fmt), out, settings)

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from .. import store
 from ..errors import FetchError, InputError, QuotaError
 from ..identifiers import normalize_doi
-from ..records import LinkRecord, WorkRecord, WorkRef
+from ..records import DIRECTIONS, LinkRecord, WorkRecord, WorkRef
 from .resolve import normalize_text
 from ..store import crawl as frontier
 
@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 
 __all__ = ["crawl", "CrawlReport", "on_topic", "DIRECTIONS", "SOURCES", "BATCH_SIZE"]
 
-DIRECTIONS = ("refs", "cited-by", "both")
 #: Sources a crawl can ask: OpenAlex (works and edges), Crossref (the stored works' metadata
 #: and printed reference lists), OpenCitations and PubMed (edges).
 SOURCES = ("openalex", "crossref", "opencitations", "pubmed")

@@ -210,7 +210,7 @@ def parse_reference(*, unstructured: str | None = None, title: str | None = None
 
 def reference_identity(ref: ParsedRef) -> tuple[Any, ...] | None:
     """What two references without identifiers must share to count as naming one work
-    (:func:`kb.query.graph.gaps` groups unlinked references by it), strictest evidence first: a
+    (:func:`kb.query.gaps.gaps` groups unlinked references by it), strictest evidence first: a
     structured title and year; the printed head (first author, or the journal in PubMed's
     citation style), year, volume and first page; else the whole normalised text. None for
     what cannot identify a work ("Min et al [39], 2013").

@@ -1,7 +1,7 @@
 """The citation graph: a work's neighbourhood from indexed SQL, and algorithms over it.
 
 Graph queries never load the whole knowledge base: :func:`neighbourhood` walks the
-``citations`` table (and the evidence layer's typed ``lineage`` edges, when present) outward
+``citations`` table (and the evidence layer's typed ``lineage`` edges) outward
 from one work through its indexes, level by level, and returns a small :class:`networkx.DiGraph`
 whose nodes are work ids. Edges point from the citing (pooling, following-up) work to the cited
 one. The other functions are plain functions of such a graph, networkx style; only
@@ -22,13 +22,14 @@ from typing import TYPE_CHECKING, Any, Union
 
 from ..errors import InputError, KBError
 from ..identifiers import parse_identifier
+from ..records import DIRECTIONS
 
 if TYPE_CHECKING:  # networkx is imported inside functions: `kb search` never loads it
     import networkx as nx
 
 __all__ = ["TRIAL_DESIGNS", "REVIEW_DESIGNS", "RELATIONS", "ROLES", "PlainDiGraph", "find_work",
            "work_attributes", "neighbourhood", "subgraph", "path_graph", "roles", "similar",
-           "rank", "citation_path", "gaps", "full_graph", "short_title"]
+           "rank", "citation_path", "full_graph", "short_title"]
 
 #: Designs that make a work a trial report ("source trials" of a synthesis).
 TRIAL_DESIGNS = frozenset({"rct", "controlled-trial", "open-label-trial"})
@@ -38,7 +39,6 @@ REVIEW_DESIGNS = frozenset({"review", "systematic-review", "meta-analysis", "poo
 RELATIONS = ("pools", "follow_up_of", "same_trial", "cites")
 #: The groups of :func:`roles`, in display order.
 ROLES = ("source trials", "same trial", "reviews", "other references", "cited by", "further out")
-DIRECTIONS = ("refs", "cited-by", "both")
 #: Neighbourhoods stop growing past this many works (the graph says it was truncated).
 MAX_NODES = 20000
 
@@ -119,7 +119,7 @@ class PlainDiGraph:
 Graph = Union["nx.DiGraph", PlainDiGraph]
 
 #: The keys of :func:`work_attributes`' dicts.
-_NODE_COLUMNS = ("id", "doi", "pmid", "pmcid", "title", "year", "journal", "journal_abbrev",
+NODE_COLUMNS = ("id", "doi", "pmid", "pmcid", "title", "year", "journal", "journal_abbrev",
                  "study_design", "status", "is_retracted", "unverified", "type", "url",
                  "first_author", "mark", "short_title", "label", "caption")
 
@@ -148,7 +148,7 @@ def short_title(title: str | None, width: int = 60) -> str:
     return cut + "…"
 
 
-def _label(attrs: dict[str, Any]) -> str:
+def work_label(attrs: dict[str, Any]) -> str:
     """ "Author Year", else the site or journal and year, else a short title or id."""
     who = attrs.get("first_author") or attrs.get("journal")
     if not who and attrs.get("url") and not attrs.get("doi"):
@@ -165,11 +165,6 @@ def _is_trial(attrs: dict[str, Any]) -> bool:
 
 def _is_review(attrs: dict[str, Any]) -> bool:
     return attrs.get("study_design") in REVIEW_DESIGNS
-
-
-def _has_table(conn: sqlite3.Connection, name: str) -> bool:
-    return conn.execute("SELECT 1 FROM sqlite_master WHERE name = ? AND type IN ('table', 'view')",
-                        (name,)).fetchone() is not None
 
 
 # -- reading works --------------------------------------------------------------------------
@@ -199,7 +194,7 @@ def work_attributes(conn: sqlite3.Connection, ids: Iterable[int]) -> dict[int, d
     participants (also as ``cell_product``, ``route`` and ``n``)."""
     wanted = sorted(set(ids))
     marks: dict[int, str] = {}
-    if wanted and _has_table(conn, "work_marks"):
+    if wanted:
         marks = {row[0]: row[1] for row in conn.execute(
             "SELECT work_id, mark FROM work_marks WHERE work_id IN "
             "(SELECT value FROM json_each(?))", (json.dumps(wanted),))}
@@ -210,7 +205,7 @@ def work_attributes(conn: sqlite3.Connection, ids: Iterable[int]) -> dict[int, d
         attrs["unverified"] = bool(attrs["unverified"])
         attrs["mark"] = "RETRACTED" if attrs["is_retracted"] else marks.get(row["id"])
         attrs["short_title"] = short_title(attrs["title"])
-        attrs["label"] = attrs["caption"] = _label(attrs)
+        attrs["label"] = attrs["caption"] = work_label(attrs)
         out[row["id"]] = attrs
     _add_trial_facts(conn, out)
     return out
@@ -222,7 +217,7 @@ def _add_trial_facts(conn: sqlite3.Connection, works: dict[int, dict[str, Any]])
     that every picture format shows."""
     from ..vocabulary import trial_caption
 
-    if not works or not _has_table(conn, "trial_reports"):
+    if not works:
         return
     for row in conn.execute(
             "SELECT r.work_id, t.cell_product, t.route, t.n FROM trial_reports r "
@@ -258,13 +253,12 @@ def _edge_rows(conn: sqlite3.Connection, ids: Sequence[int], side: str) -> Itera
             "AND cited_id IS NOT NULL GROUP BY citing_id, cited_id",
             param):
         yield row[0], row[1], "cites", json.loads(row[2] or "[]"), row[3], row[4], None
-    if _has_table(conn, "lineage"):
-        column = "from_work_id" if side == "citing" else "to_work_id"
-        for row in conn.execute(
-                "SELECT from_work_id, to_work_id, relation, provenance, source, reason "
-                f"FROM lineage WHERE {column} IN (SELECT value FROM json_each(?))", param):
-            sources = [s for s in (row[4],) if s]
-            yield row[0], row[1], row[2], sources, row[3], None, row[5]
+    column = "from_work_id" if side == "citing" else "to_work_id"
+    for row in conn.execute(
+            "SELECT from_work_id, to_work_id, relation, provenance, source, reason "
+            f"FROM lineage WHERE {column} IN (SELECT value FROM json_each(?))", param):
+        sources = [s for s in (row[4],) if s]
+        yield row[0], row[1], row[2], sources, row[3], None, row[5]
 
 
 def _add_edge(G: Graph, u: int, v: int, relation: str, sources: list[str],
@@ -638,121 +632,6 @@ def path_graph(conn: sqlite3.Connection, a: int, b: int, *, max_depth: int = 8
     return None
 
 
-# -- gaps -----------------------------------------------------------------------------------
-
-def _fts_terms(topic: str) -> str:
-    """A user's topic as an FTS5 query: every word required, each quoted (no syntax errors).
-
-    >>> _fts_terms('cerebral palsy "stem"')
-    '"cerebral" "palsy" "stem"'
-    """
-    words = re.findall(r"\w+", topic)
-    if not words:
-        raise InputError(f"the topic {topic!r} has no words to search for")
-    return " ".join(f'"{w}"' for w in words)
-
-
-def gaps(conn: sqlite3.Connection, *, topic: str | None = None, min_citers: int = 2,
-         limit: int | None = 50, unlinked: bool = True) -> list[dict[str, Any]]:
-    """Works cited by several KB works but not in the KB yet: what to add next. Those are
-    stubs (works known by an identifier from a reference), and references linked to no work
-    that name the same work (grouped by :func:`kb.ingest.resolve.reference_identity`: the same
-    title and year, the same printed head, year, volume and first page, or the same text).
-
-    :param topic: count only citing works whose title, abstract, keywords or MeSH match
-        every word of ``topic``.
-    :param min_citers: how many distinct KB works must cite it.
-    :param unlinked: also group the unlinked references (off: stubs only, without reading
-        every unlinked reference).
-
-    Each row carries the work's attributes (as :func:`work_attributes`; for unlinked
-    references ``id`` is None, ``status`` is ``"unlinked"`` and the fields come from the
-    reference), ``reference`` (the printed reference, for unlinked ones), ``n_citers`` and
-    ``citers`` (the citing works' id, label, DOI, PMID, title, year), most-cited first,
-    newest first among equals.
-    """
-    if min_citers < 1:
-        raise InputError("--min-citers must be at least 1")
-    where = ""
-    params: list[object] = [min_citers]
-    if topic:
-        where = "AND c.citing_id IN (SELECT rowid FROM works_fts WHERE works_fts MATCH ?)"
-        params = [_fts_terms(topic), min_citers]
-    # CROSS JOIN keeps SQLite's join order: one pass over citations, primary-key lookups
-    # (left to the planner, it may pair every stub with every full work first)
-    sql = ("SELECT c.cited_id, count(DISTINCT c.citing_id) AS n FROM citations c "
-           "CROSS JOIN works s ON s.id = c.cited_id CROSS JOIN works k ON k.id = c.citing_id "
-           f"WHERE s.status = 'stub' AND k.status = 'full' {where} "
-           "GROUP BY c.cited_id HAVING n >= ? ORDER BY n DESC, s.year DESC, c.cited_id")
-    if limit:
-        sql += f" LIMIT {int(limit)}"
-    try:
-        counts = conn.execute(sql, params).fetchall()
-    except sqlite3.OperationalError as exc:
-        raise InputError(f"cannot search for the topic {topic!r}: {exc}") from exc
-    stub_ids = [row[0] for row in counts]
-    citing: dict[int, list[int]] = {n: [] for n in stub_ids}
-    topic_filter = where.replace("c.citing_id", "citing_id")
-    for cited, citer in conn.execute(
-            "SELECT DISTINCT cited_id, citing_id FROM citations WHERE cited_id IN "
-            f"(SELECT value FROM json_each(?)) {topic_filter}",
-            [json.dumps(stub_ids)] + params[:-1]):
-        citing[cited].append(citer)
-    groups = _unlinked_references(conn, where, params[:-1], min_citers) if unlinked else []
-    attrs = work_attributes(conn, set(stub_ids) | {c for cs in citing.values() for c in cs}
-                            | {c for _, cs in groups for c in cs})
-    rows = [{**attrs[stub], "reference": None, "n_citers": n,
-             "citers": _citers(attrs, citing[stub])} for stub, n in counts]
-    rows += [{**_unlinked_attrs(example), "n_citers": len(citers),
-              "citers": _citers(attrs, citers)} for example, citers in groups]
-    rows.sort(key=lambda row: (-row["n_citers"], -(row["year"] or 0)))  # stable: SQL order
-    return rows[:limit] if limit else rows
-
-
-def _citers(attrs: dict[int, dict[str, Any]], ids: Iterable[int]) -> list[dict[str, Any]]:
-    """The full KB works among ``ids``, newest first, as gaps rows list them."""
-    citers = sorted((attrs[c] for c in ids if attrs[c]["status"] == "full"),
-                    key=lambda w: (-(w["year"] or 0), w["label"]))
-    return [{k: w[k] for k in ("id", "label", "doi", "pmid", "title", "year")} for w in citers]
-
-
-def _unlinked_references(conn: sqlite3.Connection, topic_where: str, topic_params: list[Any],
-                         min_citers: int) -> list[tuple[sqlite3.Row, list[int]]]:
-    """References of full KB works linked to no work, grouped by what they name: (the first
-    reference of each group, the citing work ids) for groups cited by ``min_citers`` works."""
-    from ..ingest.resolve import parse_reference, reference_identity
-    groups: dict[tuple[Any, ...], dict[int, sqlite3.Row]] = {}
-    for row in conn.execute(
-            "SELECT c.citing_id, c.unstructured, c.title, c.year, c.first_author, c.journal, "
-            "c.volume, c.first_page FROM citations c CROSS JOIN works k ON k.id = c.citing_id "
-            f"WHERE c.cited_id IS NULL AND k.status = 'full' {topic_where} "
-            "ORDER BY c.citing_id, c.position", topic_params):
-        key = reference_identity(parse_reference(
-            unstructured=row["unstructured"], title=row["title"], year=row["year"],
-            first_author=row["first_author"], journal=row["journal"], volume=row["volume"],
-            first_page=row["first_page"]))
-        if key is not None:
-            groups.setdefault(key, {}).setdefault(row["citing_id"], row)
-    return [(next(iter(group.values())), list(group)) for group in groups.values()
-            if len(group) >= min_citers]
-
-
-def _unlinked_attrs(ref: sqlite3.Row) -> dict[str, Any]:
-    """A gaps row's work attributes for an unlinked reference: what the reference gives."""
-    from ..ingest.resolve import printed_year
-    printed = ref["unstructured"] or " ".join(
-        str(ref[f]) for f in ("first_author", "year", "title", "journal") if ref[f])
-    attrs = dict.fromkeys(_NODE_COLUMNS)
-    attrs.update(title=ref["title"], year=ref["year"] or printed_year(printed),
-                 journal=ref["journal"], first_author=ref["first_author"], status="unlinked",
-                 is_retracted=False, unverified=False, reference=printed)
-    attrs["short_title"] = short_title(attrs["title"])
-    attrs["label"] = attrs["caption"] = (
-        _label(attrs) if ref["first_author"] or ref["journal"] or ref["title"]
-        else short_title(printed, 30))
-    return attrs
-
-
 # -- the whole graph (only where asked) -----------------------------------------------------
 
 def full_graph(conn: sqlite3.Connection) -> nx.DiGraph:
@@ -767,9 +646,7 @@ def full_graph(conn: sqlite3.Connection) -> nx.DiGraph:
     G.add_nodes_from(row[0] for row in conn.execute("SELECT id FROM works"))
     G.add_edges_from(conn.execute(
         "SELECT citing_id, cited_id FROM citations WHERE cited_id IS NOT NULL"), relation="cites")
-    if _has_table(conn, "lineage"):
-        for u, v, relation in conn.execute(
-                "SELECT from_work_id, to_work_id, relation FROM lineage"):
-            if not G.has_edge(u, v):
-                G.add_edge(u, v, relation=relation)
+    for u, v, relation in conn.execute("SELECT from_work_id, to_work_id, relation FROM lineage"):
+        if not G.has_edge(u, v):
+            G.add_edge(u, v, relation=relation)
     return G

@@ -238,19 +238,14 @@ def _designs(design: str | Sequence[str] | None) -> list[str]:
     return wanted
 
 
-# -- the evidence layer, when it is there ---------------------------------------------------
-
-def _has_table(conn: sqlite3.Connection, name: str) -> bool:
-    return conn.execute("SELECT 1 FROM sqlite_master WHERE type IN ('table', 'view') "
-                        "AND name = ?", (name,)).fetchone() is not None
-
+# -- the evidence layer ---------------------------------------------------------------------
 
 def _cell_type_filter(conn: sqlite3.Connection, cell_type: str) -> tuple[str, list[object]]:
     """SQL (and parameters) keeping works about ``cell_type``.
 
     The name is read with the evidence layer's vocabulary (``WJ-MSC`` and
     ``umbilical cord mesenchymal stem cells`` are both ``UC-MSC``). A work qualifies when it
-    reports a trial of that type (``trials`` / ``trial_reports``, when that schema is there) or
+    reports a trial of that type (``trials`` / ``trial_reports``) or
     when the lexicon finds the type in its title or abstract.
     """
     from ..evidence.screen import may_name_cell_product
@@ -273,8 +268,6 @@ def _cell_type_filter(conn: sqlite3.Connection, cell_type: str) -> tuple[str, li
                         "coalesce(w.abstract, '')), ?)" for _ in names)
     found = f"({found})"
     keys: list[object] = [f"|{n}|" for n in names]
-    if not (_has_table(conn, "trial_reports") and _has_table(conn, "trials")):
-        return found, keys
     product = "coalesce(t.cell_product, t.cell_type)"  # normalised, else as stated
     trials = " OR ".join(f"instr(kb_cell_types({product}), ?)" for _ in names)
     return (f"(w.id IN (SELECT tr.work_id FROM trial_reports tr JOIN trials t ON t.id = "
@@ -431,8 +424,8 @@ def _snippet(columns: Sequence[str], size: int = 14) -> str:
 
 
 def _marks(conn: sqlite3.Connection, work_ids: list[int]) -> dict[int, str]:
-    """The evidence layer's mark per work (``work_marks``, when that schema is there)."""
-    if not work_ids or not _has_table(conn, "work_marks"):
+    """The evidence layer's mark per work (``work_marks``)."""
+    if not work_ids:
         return {}
     marks: dict[int, str] = {}
     for chunk in chunked(work_ids):

@@ -69,6 +69,6 @@ GAPS_FORMATS = tuple(_GAPS_WRITERS)
 
 
 def render_gaps(rows: list[dict[str, Any]], fmt: str) -> str:
-    """The missing works (:func:`kb.query.graph.gaps`) as a document in ``fmt`` (one of
+    """The missing works (:func:`kb.query.gaps.gaps`) as a document in ``fmt`` (one of
     :data:`GAPS_FORMATS`)."""
     return _GAPS_WRITERS[fmt](rows)
