@@ -188,7 +188,7 @@ def measure(db: Path, focus: list[str], repeats: int) -> dict[str, Any]:
     neighbours = []
     for doi in focus:
         work_id = conn.execute("SELECT id FROM works WHERE doi = ?", (doi,)).fetchone()[0]
-        neighbours.append(kbgraph.neighbourhood(conn, work_id, plain=True).number_of_nodes())
+        neighbours.append(len(kbgraph.neighbourhood_data(conn, work_id).nodes))
     conn.close()
     gaps = _run("gaps", db=db)
     gaps_ids = _run("gaps", "--ids-only", db=db)

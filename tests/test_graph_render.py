@@ -103,14 +103,15 @@ def test_dot_parses_with_pydot(kb, tmp_path: Path) -> None:
 
 def test_dot_escapes_quotes_and_backslashes(pooled) -> None:
     G, ids = pooled
-    G.nodes[ids[QU]]["title"] = 'A "quoted" title \\ with a backslash'
-    G.nodes[ids[POOLED]]["caption"] = 'Line one\nC:\\ "two"'
+    G.nodes[ids[QU]]["title"] = 'A "quoted" title \\ with a backslash, ending in one\\'
+    G.nodes[ids[POOLED]]["caption"] = 'Line one\nC:\\ "two"\\'
     (dot,) = pydot.graph_from_dot_data(graph_render.render_dot(G, ids[POOLED]))
     nodes = {_dot_text(n.get_name()): n for n in dot.get_nodes()
              if n.get_name() not in ("node", "edge")}
     assert set(nodes) == {str(node) for node in G}
-    assert _dot_text(nodes[str(ids[QU])].get("tooltip")) == 'A "quoted" title \\ with a backslash'
-    assert _dot_text(nodes[str(ids[POOLED])].get("label")) == 'Line one\nC:\\ "two"'
+    assert (_dot_text(nodes[str(ids[QU])].get("tooltip"))
+            == 'A "quoted" title \\ with a backslash, ending in one\\')
+    assert _dot_text(nodes[str(ids[POOLED])].get("label")) == 'Line one\nC:\\ "two"\\'
     for node, data in G.nodes(data=True):
         if data.get("title") and node != ids[QU]:
             assert _dot_text(nodes[str(node)].get("tooltip")) == data["title"]

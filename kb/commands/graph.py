@@ -101,8 +101,10 @@ def graph(settings: Settings, doi: str | None, pmid: str | None, work: str | Non
                 if similar:
                     payload = _similar(conn, focus, fmt, limit)
                 else:
-                    G = kbgraph.neighbourhood(conn, focus, depth=depth, direction=direction,
-                                              plain=fmt in ("text", "json") and not rank_)
+                    N = kbgraph.neighbourhood_data(conn, focus, depth=depth,
+                                                   direction=direction)
+                    # text and json read the plain data: no networkx import
+                    G = N if fmt in ("text", "json") and not rank_ else N.to_networkx()
                     if rank_:
                         payload = _rank_neighbourhood(conn, G, focus, fmt, limit)
                     elif fmt == "text":

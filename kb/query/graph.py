@@ -7,9 +7,9 @@ whose nodes are work ids. Edges point from the citing (pooling, following-up) wo
 one. The other functions are plain functions of such a graph, networkx style; only
 :func:`full_graph` (and :func:`rank` over it) reads every edge, and only when asked.
 
-`kb graph`'s default terminal view fills a :class:`PlainDiGraph` instead: the slice of the
-DiGraph interface the neighbourhood and :func:`roles` use, in plain dicts, because importing
-networkx takes about as long as the whole rest of the command (bench/bench_graph.py).
+:func:`neighbourhood_data` reads the neighbourhood as plain data (:class:`Neighbourhood`),
+which `kb graph`'s terminal view and JSON use as is: importing networkx takes about as long
+as the whole rest of the command (bench/bench_graph.py).
 """
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ import json
 import re
 import sqlite3
 from collections import deque
+from dataclasses import dataclass, field
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Union
 
@@ -27,8 +28,8 @@ from ..records import DIRECTIONS
 if TYPE_CHECKING:  # networkx is imported inside functions: `kb search` never loads it
     import networkx as nx
 
-__all__ = ["TRIAL_DESIGNS", "REVIEW_DESIGNS", "RELATIONS", "ROLES", "PlainDiGraph", "find_work",
-           "work_attributes", "neighbourhood", "subgraph", "path_graph", "roles", "similar",
+__all__ = ["TRIAL_DESIGNS", "REVIEW_DESIGNS", "RELATIONS", "ROLES", "Neighbourhood", "find_work",
+           "work_attributes", "neighbourhood_data", "neighbourhood", "subgraph", "path_graph", "roles", "similar",
            "rank", "citation_path", "full_graph", "short_title"]
 
 #: Designs that make a work a trial report ("source trials" of a synthesis).
@@ -52,60 +53,24 @@ FROM works w WHERE w.id IN (SELECT value FROM json_each(?))
 """
 
 
-class PlainDiGraph:
-    """A directed graph in plain dicts with the part of :class:`networkx.DiGraph`'s interface
-    that :func:`neighbourhood`, :func:`roles` and the terminal view use (``graph``, ``nodes``,
-    ``edges``, ``add_edge``, ``add_nodes_from``, ``has_edge``, ``out_edges``, ``successors``,
-    ``predecessors``, ``number_of_nodes``, ``number_of_edges``); :meth:`to_networkx` gives
-    the real thing.
+@dataclass
+class Neighbourhood:
+    """A citation neighbourhood as plain data, read by SQL: ``graph`` (facts about it),
+    ``nodes`` (work id -> attributes) and ``edges`` ((citing, cited) -> attributes), in the
+    order found. It is read the way a :class:`networkx.DiGraph` is (``G.graph``,
+    ``G.nodes[n]``, ``(u, v) in G.edges``, ``G.edges[u, v]``), so :func:`roles`, the terminal
+    view and node-link JSON take either; :meth:`to_networkx` gives the graph that the other
+    formats and the algorithms take.
 
-    >>> G = PlainDiGraph(focus=1)
-    >>> G.add_edge(1, 2, relation="cites")
-    >>> G.add_nodes_from([3])
-    >>> sorted(G.nodes), G.edges[1, 2], list(G.predecessors(2)), G.has_edge(2, 1)
-    ([1, 2, 3], {'relation': 'cites'}, [1], False)
-    >>> G.to_networkx().graph, G.to_networkx().number_of_edges()
-    ({'focus': 1}, 1)
+    >>> N = Neighbourhood({"focus": 1}, {1: {}, 2: {}}, {(1, 2): {"relation": "cites"}})
+    >>> G = N.to_networkx()
+    >>> G.graph, list(G.edges(data=True))
+    ({'focus': 1}, [(1, 2, {'relation': 'cites'})])
     """
 
-    def __init__(self, **graph: Any) -> None:
-        self.graph: dict[str, Any] = graph
-        self.nodes: dict[int, dict[str, Any]] = {}
-        self.edges: dict[tuple[int, int], dict[str, Any]] = {}
-        self._succ: dict[int, list[int]] = {}
-        self._pred: dict[int, list[int]] = {}
-
-    def add_nodes_from(self, nodes: Iterable[int]) -> None:
-        for node in nodes:
-            if node not in self.nodes:
-                self.nodes[node] = {}
-                self._succ[node], self._pred[node] = [], []
-
-    def add_edge(self, u: int, v: int, **attrs: Any) -> None:
-        self.add_nodes_from((u, v))
-        if (u, v) not in self.edges:
-            self._succ[u].append(v)
-            self._pred[v].append(u)
-            self.edges[u, v] = {}
-        self.edges[u, v].update(attrs)
-
-    def has_edge(self, u: int, v: int) -> bool:
-        return (u, v) in self.edges
-
-    def out_edges(self, node: int, data: bool = False) -> list[tuple[Any, ...]]:
-        return [(node, v, self.edges[node, v]) if data else (node, v) for v in self._succ[node]]
-
-    def successors(self, node: int) -> Iterable[int]:
-        return iter(self._succ[node])
-
-    def predecessors(self, node: int) -> Iterable[int]:
-        return iter(self._pred[node])
-
-    def number_of_nodes(self) -> int:
-        return len(self.nodes)
-
-    def number_of_edges(self) -> int:
-        return len(self.edges)
+    graph: dict[str, Any] = field(default_factory=dict)
+    nodes: dict[int, dict[str, Any]] = field(default_factory=dict)
+    edges: dict[tuple[int, int], dict[str, Any]] = field(default_factory=dict)
 
     def to_networkx(self) -> nx.DiGraph:
         import networkx as nx
@@ -116,7 +81,7 @@ class PlainDiGraph:
 
 
 #: What the neighbourhood functions and :func:`roles` take.
-Graph = Union["nx.DiGraph", PlainDiGraph]
+Graph = Union["nx.DiGraph", Neighbourhood]
 
 #: The keys of :func:`work_attributes`' dicts.
 NODE_COLUMNS = ("id", "doi", "pmid", "pmcid", "title", "year", "journal", "journal_abbrev",
@@ -261,13 +226,14 @@ def _edge_rows(conn: sqlite3.Connection, ids: Sequence[int], side: str) -> Itera
         yield row[0], row[1], row[2], sources, row[3], None, row[5]
 
 
-def _add_edge(G: Graph, u: int, v: int, relation: str, sources: list[str],
+def _add_edge(N: Neighbourhood, u: int, v: int, relation: str, sources: list[str],
               resolved_by: str | None, score: float | None, reason: str | None) -> None:
     """Add or fold an edge: one edge per pair, all its relations, sources and reasons kept.
     ``resolved_by`` / ``score`` describe the citation link; ``reason`` the typed ones."""
-    if not G.has_edge(u, v):
-        G.add_edge(u, v, relations=[], sources=[], resolved_by=None, score=None, reason=None)
-    data = G.edges[u, v]
+    for node in (u, v):
+        N.nodes.setdefault(node, {})
+    data = N.edges.setdefault((u, v), {"relations": [], "sources": [], "resolved_by": None,
+                                       "score": None, "reason": None})
     if relation not in data["relations"]:
         data["relations"] = sorted(data["relations"] + [relation], key=RELATIONS.index)
     data["sources"] += [s for s in sources if s not in data["sources"]]
@@ -275,14 +241,19 @@ def _add_edge(G: Graph, u: int, v: int, relation: str, sources: list[str],
         data["resolved_by"], data["score"] = resolved_by, score
     elif reason:
         data["reason"] = "; ".join(filter(None, (data["reason"], f"{relation}: {reason}")))
-    G.edges[u, v]["relation"] = G.edges[u, v]["relations"][0]
+    data["relation"] = data["relations"][0]
 
 
 # -- the neighbourhood ----------------------------------------------------------------------
 
-def neighbourhood(conn: sqlite3.Connection, work_id: int, *, depth: int = 1,
-                  direction: str = "both", reviews: bool = True, max_nodes: int = MAX_NODES,
-                  plain: bool = False) -> nx.DiGraph | PlainDiGraph:
+def neighbourhood(conn: sqlite3.Connection, work_id: int, **options: Any) -> nx.DiGraph:
+    """:func:`neighbourhood_data` as a :class:`networkx.DiGraph` (same options)."""
+    return neighbourhood_data(conn, work_id, **options).to_networkx()
+
+
+def neighbourhood_data(conn: sqlite3.Connection, work_id: int, *, depth: int = 1,
+                       direction: str = "both", reviews: bool = True,
+                       max_nodes: int = MAX_NODES) -> Neighbourhood:
     """The works within ``depth`` citation steps of ``work_id``, from indexed SQL only.
 
     :param direction: ``refs`` follows what works cite, ``cited-by`` who cites them,
@@ -292,8 +263,6 @@ def neighbourhood(conn: sqlite3.Connection, work_id: int, *, depth: int = 1,
         and a meta-analysis makes the meta-analysis a review "around" the pooled study), and
         those citing or pooling the trials it cites.
     :param max_nodes: stop growing past this many works; ``G.graph["truncated"]`` says so.
-    :param plain: return a :class:`PlainDiGraph` (same nodes, edges and attributes) and
-        leave networkx unimported.
 
     Every edge among the collected works is included (the induced subgraph, like
     :func:`networkx.ego_graph`). Node attributes come from :func:`work_attributes` plus
@@ -308,7 +277,8 @@ def neighbourhood(conn: sqlite3.Connection, work_id: int, *, depth: int = 1,
         raise InputError(f"direction must be one of {', '.join(DIRECTIONS)}, not {direction!r}")
     if depth < 0:
         raise InputError("depth must be 0 or more")
-    G = PlainDiGraph(focus=work_id, depth=depth, direction=direction, truncated=False)
+    G = Neighbourhood({"focus": work_id, "depth": depth, "direction": direction,
+                       "truncated": False})
     level, distance = {work_id: 0}, {work_id: 0}
     frontier = [work_id]
     sides = [s for s, d in (("citing", "refs"), ("cited", "cited-by")) if direction in (d, "both")]
@@ -342,7 +312,7 @@ def neighbourhood(conn: sqlite3.Connection, work_id: int, *, depth: int = 1,
     G.graph["unresolved_references"] = conn.execute(
         "SELECT count(*) FROM citations WHERE citing_id = ? AND cited_id IS NULL",
         (work_id,)).fetchone()[0]
-    return G if plain else G.to_networkx()
+    return G
 
 
 def _with_design(conn: sqlite3.Connection, ids: Iterable[int], designs: frozenset[str]
@@ -370,7 +340,7 @@ def _reviews_around(conn: sqlite3.Connection, level: dict[int, int], distance: d
     return {"co_cited": co_cited, "coupled": _with_design(conn, sharing, REVIEW_DESIGNS)}
 
 
-def _close(conn: sqlite3.Connection, G: Graph, level: dict[int, int],
+def _close(conn: sqlite3.Connection, G: Neighbourhood, level: dict[int, int],
            edges: list[_Edge] | None = None) -> None:
     """Add the works of ``level`` (work id -> level) with their attributes, and every edge
     among them: each such edge has its citing end in the set, so the edges leaving the set
@@ -379,17 +349,17 @@ def _close(conn: sqlite3.Connection, G: Graph, level: dict[int, int],
     for edge in _edge_rows(conn, list(level), "citing") if edges is None else edges:
         if edge[1] in members:
             _add_edge(G, *edge)
-    G.add_nodes_from(members)
+    for node in members:
+        G.nodes.setdefault(node, {})
     for node, attrs in work_attributes(conn, members).items():
         G.nodes[node].update(attrs, level=level[node])
 
 
 def subgraph(conn: sqlite3.Connection, ids: Sequence[int]) -> nx.DiGraph:
     """The works ``ids`` and every edge among them (levels = their order in ``ids``)."""
-    import networkx as nx
-    G = nx.DiGraph()
-    _close(conn, G, {node: i for i, node in enumerate(ids)})
-    return G
+    N = Neighbourhood()
+    _close(conn, N, {node: i for i, node in enumerate(ids)})
+    return N.to_networkx()
 
 
 # -- roles ----------------------------------------------------------------------------------
@@ -416,22 +386,22 @@ def roles(G: Graph, focus: int) -> dict[str, list[int]]:
     {'source trials': [2, 3], 'reviews': [4], 'cited by': [5]}
     """
     focus_attrs = G.nodes[focus]
-    pools = any(d.get("relation") == "pools" for _, _, d in G.out_edges(focus, data=True))
+    refs, citers = links(G, focus)
+    pools = any(d.get("relation") == "pools" for d in refs.values())
     synthesis = pools or _is_review(focus_attrs)
     groups: dict[str, list[int]] = {name: [] for name in ROLES}
     for node in G.nodes:
         if node == focus:
             continue
         attrs = G.nodes[node]
-        out = G.edges[focus, node] if G.has_edge(focus, node) else None
-        into = G.edges[node, focus] if G.has_edge(node, focus) else None
+        out, into = refs.get(node), citers.get(node)
         relations = {r for d in (out, into) if d for r in d.get("relations", [d.get("relation")])}
         if out and "pools" in relations or (synthesis and out and _is_trial(attrs)):
             group = "source trials"
         elif relations & {"follow_up_of", "same_trial"}:
             group = "same trial"
-        elif _is_review(attrs) and (out or into or _co_cited(G, focus, node)
-                                    or _coupled(G, focus, node)):
+        elif _is_review(attrs) and (out or into or co_cited(G, citers, node)
+                                    or coupled(G, refs, node)):
             group = "reviews"
         elif out:
             group = "other references"
@@ -447,17 +417,33 @@ def roles(G: Graph, focus: int) -> dict[str, list[int]]:
     return groups
 
 
-def _co_cited(G: Graph, a: int, b: int) -> bool:
-    """Some work cites both ``a`` and ``b``."""
-    return any(G.has_edge(citer, b) for citer in G.predecessors(a))
+def links(G: Graph, focus: int) -> tuple[dict[int, dict[str, Any]], dict[int, dict[str, Any]]]:
+    """The focus's edges: (cited work -> edge attributes, citing work -> edge attributes)."""
+    refs = {v: G.edges[u, v] for u, v in G.edges if u == focus}
+    citers = {u: G.edges[u, v] for u, v in G.edges if v == focus}
+    return refs, citers
 
 
-def _coupled(G: Graph, a: int, b: int) -> bool:
-    """``a`` and ``b`` cite (or pool) a work in common."""
-    return any(G.has_edge(b, ref) for ref in G.successors(a))
+def co_cited(G: Graph, citers: Iterable[int], node: int) -> bool:
+    """Some work of ``citers`` (the focus's, :func:`links`) cites ``node`` too."""
+    return any((citer, node) in G.edges for citer in citers)
+
+
+def coupled(G: Graph, refs: Iterable[int], node: int) -> bool:
+    """``node`` cites (or pools) one of ``refs`` (the focus's, :func:`links`) too."""
+    return any((node, ref) in G.edges for ref in refs)
 
 
 # -- similarity, rank, paths ----------------------------------------------------------------
+
+def _pairs(source: sqlite3.Connection | nx.DiGraph, ids: Sequence[int], side: str
+           ) -> Iterable[tuple[int, int]]:
+    """The (citing, cited) edges whose ``side`` end (citing | cited) is one of ``ids``: from
+    the indexed tables of a knowledge base (:func:`_edge_rows`), or from a graph."""
+    if isinstance(source, sqlite3.Connection):
+        return ((u, v) for u, v, *_ in _edge_rows(source, ids, side))
+    return source.out_edges(ids) if side == "citing" else source.in_edges(ids)
+
 
 def similar(source: sqlite3.Connection | nx.DiGraph, focus: int, *, limit: int = 20
             ) -> list[dict[str, Any]]:
@@ -465,7 +451,7 @@ def similar(source: sqlite3.Connection | nx.DiGraph, focus: int, *, limit: int =
     bibliographic coupling (citing the same works), best first.
 
     ``source`` is a knowledge base (the whole KB is ranked with indexed SQL, citations and
-    lineage edges alike) or a graph.
+    lineage edges alike) or a graph: the same counts over :func:`_pairs`.
     Each row: ``id``, ``cocitation``, ``coupling``, ``score`` (their sum).
 
     >>> import networkx as nx
@@ -475,55 +461,19 @@ def similar(source: sqlite3.Connection | nx.DiGraph, focus: int, *, limit: int =
     """
     cocitation: dict[int, int] = {}
     coupling: dict[int, int] = {}
-    if isinstance(source, sqlite3.Connection):
-        citers = sorted({u for u, *_ in _edge_rows(source, [focus], "cited")})
-        pairs = {(u, v) for u, v, *_ in _edge_rows(source, citers, "citing") if v != focus}
-        for _, other in pairs:
+    citers = sorted({u for u, _ in _pairs(source, [focus], "cited")})
+    for _, other in set(_pairs(source, citers, "citing")):
+        if other != focus:
             cocitation[other] = cocitation.get(other, 0) + 1
-        refs = sorted({v for _, v, *_ in _edge_rows(source, [focus], "citing")})
-        pairs = {(u, v) for u, v, *_ in _edge_rows(source, refs, "cited") if u != focus}
-        for other, _ in pairs:
+    refs = sorted({v for _, v in _pairs(source, [focus], "citing")})
+    for other, _ in set(_pairs(source, refs, "cited")):
+        if other != focus:
             coupling[other] = coupling.get(other, 0) + 1
-    else:
-        for citer in source.predecessors(focus):
-            for other in source.successors(citer):
-                if other != focus:
-                    cocitation[other] = cocitation.get(other, 0) + 1
-        for ref in source.successors(focus):
-            for other in source.predecessors(ref):
-                if other != focus:
-                    coupling[other] = coupling.get(other, 0) + 1
     rows = [{"id": n, "cocitation": cocitation.get(n, 0), "coupling": coupling.get(n, 0),
              "score": cocitation.get(n, 0) + coupling.get(n, 0)}
             for n in set(cocitation) | set(coupling)]
     rows.sort(key=lambda r: (-r["score"], -r["cocitation"], r["id"]))
     return rows[:limit] if limit else rows
-
-
-def _pagerank(G: nx.DiGraph, alpha: float = 0.85, tol: float = 1.0e-10,
-              max_iter: int = 200) -> dict[Any, float]:
-    """PageRank by power iteration over numpy arrays (dangling mass spread evenly)."""
-    import numpy as np
-
-    nodes = list(G)
-    n = len(nodes)
-    if n == 0:
-        return {}
-    index = {node: i for i, node in enumerate(nodes)}
-    src = np.fromiter((index[u] for u, _ in G.edges), dtype=np.int64, count=G.number_of_edges())
-    dst = np.fromiter((index[v] for _, v in G.edges), dtype=np.int64, count=G.number_of_edges())
-    out_degree = np.bincount(src, minlength=n).astype(float)
-    dangling = out_degree == 0
-    weight = np.divide(1.0, out_degree, out=np.zeros(n), where=~dangling)
-    rank = np.full(n, 1.0 / n)
-    for _ in range(max_iter):
-        spread = np.bincount(dst, weights=rank[src] * weight[src], minlength=n)
-        new = alpha * (spread + rank[dangling].sum() / n) + (1 - alpha) / n
-        done = np.abs(new - rank).sum() < n * tol
-        rank = new
-        if done:
-            break
-    return dict(zip(nodes, rank.tolist()))
 
 
 def rank(G: nx.DiGraph, *, limit: int | None = None) -> list[dict[str, Any]]:
@@ -536,7 +486,8 @@ def rank(G: nx.DiGraph, *, limit: int | None = None) -> list[dict[str, Any]]:
     >>> [(r["id"], r["in_degree"]) for r in rank(G, limit=2)]
     [(5, 2), (3, 3)]
     """
-    scores = _pagerank(G)
+    import networkx as nx
+    scores = nx.pagerank(G, tol=1.0e-10, max_iter=200)  # dangling works' rank spread evenly
     rows = [{"id": n, "pagerank": scores[n], "in_degree": G.in_degree(n)} for n in G]
     rows.sort(key=lambda r: (-r["pagerank"], -r["in_degree"], r["id"]))
     return rows[:limit] if limit else rows
@@ -547,8 +498,8 @@ def citation_path(source: sqlite3.Connection | nx.DiGraph, a: int, b: int, *,
     """The shortest chain of citations from ``a`` to ``b`` (``a`` cites … cites ``b``),
     or None. ``directed=False`` lets the chain run either way along each edge.
 
-    On a knowledge base the search is a bidirectional breadth-first search over the indexed
-    ``citations`` / ``lineage`` tables, up to ``max_depth`` edges; nothing else is loaded.
+    A bidirectional breadth-first search, up to ``max_depth`` edges, over a graph or over
+    the indexed ``citations`` / ``lineage`` tables of a knowledge base (nothing else loaded).
 
     >>> import networkx as nx
     >>> G = nx.DiGraph([(1, 2), (2, 3), (4, 3)])
@@ -557,21 +508,12 @@ def citation_path(source: sqlite3.Connection | nx.DiGraph, a: int, b: int, *,
     """
     if a == b:
         return [a]
-    if not isinstance(source, sqlite3.Connection):
-        import networkx as nx
-        graph = source if directed else source.to_undirected(as_view=True)
-        try:
-            return list(nx.shortest_path(graph, a, b))
-        except (nx.NetworkXNoPath, nx.NodeNotFound):
-            return None
-    conn = source
-
     def step(ids: list[int], forward: bool) -> dict[int, int]:
         """next node -> the node it was reached from, one step along (or against) citations."""
         found: dict[int, int] = {}
         sides = ["citing" if forward else "cited"] if directed else ["citing", "cited"]
         for side in sides:
-            for u, v, *_ in _edge_rows(conn, ids, side):
+            for u, v in _pairs(source, ids, side):
                 nxt, prev = (v, u) if side == "citing" else (u, v)
                 found.setdefault(nxt, prev)
         return found

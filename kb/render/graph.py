@@ -3,6 +3,11 @@ JSON, GraphML, GEXF, Graphviz DOT, a drawn PNG / SVG, and one self-contained HTM
 
 Every renderer takes the graph from :func:`kb.query.graph.neighbourhood` and its focus, and returns
 ``str`` (text formats) or ``bytes`` (PNG). networkx and matplotlib are imported inside.
+
+DOT is written here rather than by ``networkx.nx_pydot.to_pydot``: pydot (4.0) escapes the
+double quotes in a value but not its backslashes, so a title ending in ``\\`` yields DOT
+that neither Graphviz nor pydot can parse; it would also make pydot a dependency for one
+format. :func:`_dot_id` escapes both, and the tests parse the DOT back with pydot.
 """
 from __future__ import annotations
 
@@ -13,7 +18,8 @@ from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
-from ..query.graph import REVIEW_DESIGNS, ROLES, TRIAL_DESIGNS, Graph, roles
+from ..query.graph import (REVIEW_DESIGNS, ROLES, TRIAL_DESIGNS, Graph, co_cited, links,
+                           roles)
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -90,18 +96,21 @@ def _marks(attrs: dict[str, Any]) -> list[str]:
     return marks
 
 
-def _how(G: Graph, focus: int, node: int) -> str:
-    """How a neighbour relates to the focus, in a word or two."""
-    if G.has_edge(focus, node):
-        relation = G.edges[focus, node]["relation"]
+def _how(G: Graph, focus: int, node: int,
+         around: tuple[dict[int, dict[str, Any]], dict[int, dict[str, Any]]]) -> str:
+    """How a neighbour relates to the focus, in a word or two (``around``: the focus's
+    :func:`~kb.query.graph.links`)."""
+    refs, citers = around
+    if node in refs:
+        relation = refs[node]["relation"]
         return "cited" if relation == "cites" else relation.replace("_", " ")
-    if G.has_edge(node, focus):
-        relation = G.edges[node, focus]["relation"]
+    if node in citers:
+        relation = citers[node]["relation"]
         return {"cites": "cites it", "pools": "pools it", "follow_up_of": "follows it up",
                 "same_trial": "same trial"}.get(relation, relation)
-    if any(G.has_edge(citer, node) for citer in G.predecessors(focus)):
+    if co_cited(G, citers, node):
         return "co-cited"
-    shared = [ref for ref in G.successors(focus) if G.has_edge(node, ref)]
+    shared = [ref for ref in refs if (node, ref) in G.edges]
     if shared:
         trials = any(G.nodes[r].get("study_design") in TRIAL_DESIGNS for r in shared)
         return "same trials" if trials else "same refs"
@@ -121,7 +130,7 @@ def render_text(G: Graph, focus: int, *, width: int = 120, limit: int | None = 2
     lines.append(" · ".join(f for f in facts if f))
     depth, direction = G.graph.get("depth", 1), G.graph.get("direction", "both")
     summary = (f"depth {depth}, {'both directions' if direction == 'both' else direction}: "
-               f"{G.number_of_nodes() - 1} related works, {G.number_of_edges()} edges")
+               f"{len(G.nodes) - 1} related works, {len(G.edges)} edges")
     if G.graph.get("unresolved_references"):
         summary += (f"; {G.graph['unresolved_references']} of its references not linked to a "
                     "work yet")
@@ -129,7 +138,8 @@ def render_text(G: Graph, focus: int, *, width: int = 120, limit: int | None = 2
     if G.graph.get("truncated"):
         lines.append("(neighbourhood truncated: too many works; lower --depth)")
     shown = {name: members[:limit] if limit else members for name, members in groups.items()}
-    rows = [(n, _how(G, focus, n)) for members in shown.values() for n in members]
+    around = links(G, focus)
+    rows = [(n, _how(G, focus, n, around)) for members in shown.values() for n in members]
     widths = [max([len(text) for text in column] + [1]) for column in zip(*(
         ((G.nodes[n].get("label") or "")[:24], G.nodes[n].get("study_design") or "design ?",
          how, work_ident(G.nodes[n])) for n, how in rows))] or [1, 1, 1, 1]
@@ -181,13 +191,15 @@ def render_path_text(P: nx.DiGraph) -> str:
 
 def render_json(G: Graph, focus: int) -> str:
     """networkx node-link JSON (``nodes``, ``edges``; what ``networkx.node_link_graph`` reads),
-    each node with its ``role``. Written from the graph's dicts, so a :class:`PlainDiGraph`
-    needs no networkx (its import is half of a ``kb graph`` run)."""
+    each node with its ``role``. Written from the graph's dicts, so a
+    :class:`~kb.query.graph.Neighbourhood` needs no networkx (its import is half of a
+    ``kb graph`` run). Edges are listed by their citing work, in node order, as networkx does."""
     annotate(G, focus)
+    position = {n: i for i, n in enumerate(G.nodes)}
     data = {"directed": True, "multigraph": False, "graph": G.graph,
             "nodes": [{**G.nodes[n], "id": n} for n in G.nodes],
             "edges": [{**G.edges[u, v], "source": u, "target": v}
-                      for u in G.nodes for v in G.successors(u)]}
+                      for u, v in sorted(G.edges, key=lambda edge: position[edge[0]])]}
     return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
 
 
