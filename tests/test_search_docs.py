@@ -49,5 +49,8 @@ def test_every_path_contributing_names_exists() -> None:
              and not re.search(r"[<*]|NNNN", token)]  # patterns such as scrapers/<source>.py
     assert "kb/store/works.py" in named and "kb/render/" in named
     for token in named:
-        path = re.split(r"::|:(?=[A-Za-z_])", token)[0]  # file.py:NAME, tests/x.py::test_y
+        path, _, test = token.partition("::")  # tests/x.py::test_y
+        path = re.split(r":(?=[A-Za-z_])", path)[0]  # kb/x.py:NAME
         assert (ROOT / path.rstrip("/")).exists(), token
+        if test:
+            assert f"def {test}(" in (ROOT / path).read_text(encoding="utf-8"), token
