@@ -13,12 +13,12 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any, cast
 
+from kb.clock import now
 from kb.errors import FetchError, NotFoundError, QuotaError
 from kb.http import Client, quote_path
 from kb.identifiers import normalize_doi
 from kb.records import AuthorRecord, ReferenceRecord, UpdateRecord, WorkRecord
 from kb.scrapers import sound, well_formed
-from kb.store import now
 
 __all__ = ["BATCH_SIZE", "fetch_works", "fetch_work", "to_record", "jats_to_text"]
 

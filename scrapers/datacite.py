@@ -9,12 +9,12 @@ import json
 import re
 from typing import Any
 
+from kb.clock import now
 from kb.errors import FetchError
 from kb.http import Client, quote_path
 from kb.identifiers import normalize_doi
 from kb.records import AuthorRecord, ReferenceRecord, WorkRecord
 from kb.scrapers import well_formed
-from kb.store import now
 
 from .crossref import jats_to_text
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from kb.clock import now
 from kb.errors import FetchError, ParseError
 from kb.formats.csljson import work_from_item
 from kb.http import Client, quote_path
 from kb.records import WorkRecord
 from kb.scrapers import well_formed
-from kb.store import now
 
 __all__ = ["fetch_work", "CSL_JSON"]
 

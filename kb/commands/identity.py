@@ -35,7 +35,8 @@ def _rows(settings: Settings, sql: str) -> list[dict]:
 
 def _resolve_distinct(settings: Settings, conflict_id: int) -> None:
     """Mark an open conflict resolved: the two works are distinct."""
-    from ..store import now, transaction
+    from ..clock import now
+    from ..store import transaction
     with kb_errors(settings):
         conn = settings.open()
         try:

@@ -34,7 +34,8 @@ database, ``updated_at`` included, as it was.
 from __future__ import annotations
 
 from .citations import add_links, link_citation, ref_keys, stub_record
-from .connection import (chunked, connect, fts_insert, latest_version, migrate, now, rebuild_fts,
+from ..clock import now
+from .connection import (chunked, connect, fts_insert, latest_version, migrate, rebuild_fts,
                          sync_fts, sync_fts_of_trials, transaction)
 from .merges import merge_works, unmerge
 from .works import (PRECEDENCE, UpsertResult, delete_works, new_work_row, plan_identity,

@@ -18,10 +18,11 @@ from functools import lru_cache
 from operator import itemgetter
 from typing import Any
 
+from ..clock import now
 from ..records import ReferenceRecord, WorkRecord
 from .citations import (INSERT_CITATION, STUB_FIELDS, _add_citation, _ensure_work, citation_row,
                         occurrence, ref_keys, stub_record)
-from .connection import chunked, fts_insert, now, sync_fts
+from .connection import chunked, fts_insert, sync_fts
 from .works import (ID_FIELDS, RECORDS_UPSERT, SCALAR_FIELDS, UPDATES_INSERT, _author_key,
                     _author_name, _upsert, delete_works, new_work_row, provenance_json, raw_row)
 from .evidence import PREANNOTATED

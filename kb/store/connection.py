@@ -6,7 +6,6 @@ import re
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -14,11 +13,6 @@ from typing import Any
 from ..errors import DatabaseError
 
 _SQLITE_HEADER = b"SQLite format 3\x00"
-
-
-def now() -> str:
-    """The current UTC time, ISO 8601 to the millisecond (fine enough for "changed since")."""
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 # -- opening and migrating ------------------------------------------------------------------

@@ -4,7 +4,8 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable
 
-from .connection import now, transaction
+from ..clock import now
+from .connection import transaction
 from .works import upsert_work
 
 __all__ = ["start_crawl", "enqueue", "set_states", "drop_queued", "finish_crawl", "next_batch",

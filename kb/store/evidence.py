@@ -14,10 +14,11 @@ import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from ..clock import now
 from ..errors import InputError
 from ..identifiers import registry_of
 from ..vocabulary import Term, normalise_trial
-from .connection import chunked, now, sync_fts, sync_fts_of_trials, transaction
+from .connection import chunked, sync_fts, sync_fts_of_trials, transaction
 
 __all__ = ["due_for_annotation", "mark_annotated", "PREANNOTATED", "PROVENANCE", "RELATIONS", "REPORT_ROLES",
            "TRIAL_COLUMNS", "ensure_trial", "find_trials", "set_fact", "has_fact",

@@ -6,9 +6,10 @@ import json
 import sqlite3
 from typing import Any
 
+from ..clock import now
 from ..errors import InputError
 from .citations import _fold_citation, link_citation
-from .connection import now, sync_fts, transaction
+from .connection import sync_fts, transaction
 from .works import (_ID_ROW, ID_FIELDS, LIST_FIELDS, SCALAR_FIELDS, _apply, _author_ids,
                     _drop_orphan_authors, _rank, _read_list, _write_list, set_study_design)
 

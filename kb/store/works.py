@@ -9,10 +9,11 @@ from functools import lru_cache
 from typing import Any, Literal, NamedTuple
 from urllib.parse import urlsplit
 
+from ..clock import now
 from ..errors import InputError
 from ..identifiers import classify
 from ..records import SOURCES, ReferenceRecord, WorkRecord, WorkRef
-from .connection import now, sync_fts, transaction
+from .connection import sync_fts, transaction
 
 ID_FIELDS = ("doi", "pmid", "pmcid", "openalex_id")
 SCALAR_FIELDS = ("title", "subtitle", "abstract", "journal", "journal_abbrev", "issn",
