@@ -1,4 +1,5 @@
-"""kb's controlled vocabulary of trial facts: cell product, donor, route, control and blinding.
+"""kb's controlled vocabulary of trial facts: cell product, donor, route, control and blinding
+(and the numbers and age ranges pages state).
 
 The synonyms are data: ``vocabulary.csv`` beside this module, one row per synonym —
 ``kind,normalised,term,pattern``. ``term`` is a text as a page states it that means
@@ -33,7 +34,8 @@ from typing import Any, NamedTuple
 __all__ = ["KINDS", "LIST_KINDS", "NOT_REPORTED", "OTHER", "Term", "terms", "values", "lexicon",
            "screening_pattern", "spans", "Mention", "mentions", "normalise", "cell_products",
            "donors", "routes", "control", "blinding", "broader_donor", "normalise_trial",
-           "ROUTE_SHORT", "trial_caption"]
+           "ROUTE_SHORT", "trial_caption", "NUMBER", "NUMBER_WORD", "words_to_int",
+           "canonical_age_range"]
 
 #: kinds of fact the vocabulary normalises.
 KINDS = ("product", "donor", "route", "control", "blinding")
@@ -378,3 +380,91 @@ def trial_caption(label: str | None, products: Iterable[str], route_names: Itera
                                                                                 OTHER)),
              f"n={n}" if n else ""]
     return " · ".join(p for p in parts if p)
+
+
+# -- numbers and ages -----------------------------------------------------------------------------
+
+_UNITS = {w: i for i, w in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+    "fifteen sixteen seventeen eighteen nineteen".split())}
+_TENS = {w: 10 * i for i, w in enumerate(
+    "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()) if w != "_"}
+#: A number written in words (one to one hundred and ...).
+NUMBER_WORD = (r"(?:(?:twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)"
+                r"(?:[- ](?:one|two|three|four|five|six|seven|eight|nine))?"
+                r"|one hundred(?: and [a-z-]+)?|zero|one|two|three|"
+                r"four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|"
+                r"sixteen|seventeen|eighteen|nineteen)")
+#: A number in digits or words, as one regex group.
+NUMBER = rf"(\d{{1,4}}|{NUMBER_WORD})"
+
+
+def words_to_int(text: str) -> int | None:
+    """``"72"``, ``"seventy-two"`` or ``"Forty"`` as an int.
+
+    >>> words_to_int("Seventy-two"), words_to_int("105"), words_to_int("many")
+    (72, 105, None)
+    """
+    text = text.strip().lower()
+    if text.isdigit():
+        return int(text)
+    if text.startswith("one hundred"):
+        rest = text[len("one hundred"):].replace(" and ", " ").strip()
+        return 100 + (words_to_int(rest) or 0) if rest else 100
+    parts = re.split(r"[- ]", text)
+    total = 0
+    for part in parts:
+        if part in _TENS:
+            total += _TENS[part]
+        elif part in _UNITS:
+            total += _UNITS[part]
+        else:
+            return None
+    return total
+
+
+_UNIT = r"(years?|yrs?|months?|mo)"
+_AGE_PATTERNS = [
+    rf"aged?(?: between| from)? {NUMBER}(?:\.\d+)?(?: {_UNIT})?\s*(?:-|–|to|and)\s*"
+    rf"{NUMBER}(?:\.\d+)? {_UNIT}",
+    rf"between {NUMBER} and {NUMBER} {_UNIT} (?:of age|old)",
+    rf"{NUMBER}\s*(?:-|–|to)\s*{NUMBER}[- ]{_UNIT}[- ]old",
+    rf"{NUMBER}\s*(?:-|–|to)\s*{NUMBER} {_UNIT} of age",
+    rf"(?:children|patients|participants)(?: \w+){{0,4}} "
+    rf"\({NUMBER}\s*(?:-|–|to)\s*{NUMBER} {_UNIT}\)",
+    rf"\bage(?: range)?[,:]? (?:from )?{NUMBER}\s*(?:-|–|to)\s*{NUMBER} {_UNIT}",
+]
+_AGE_RES = [re.compile(p, _I) for p in _AGE_PATTERNS]
+
+
+def _unit(word: str) -> str:
+    return "months" if word.lower().startswith("mo") else "years"
+
+
+def canonical_age_range(text: str) -> str | None:
+    """An age range normalised to ``"4-14 years"`` (the first one ``text`` states).
+
+    >>> canonical_age_range("children aged 4 to 14 years with spastic CP")
+    '4-14 years'
+    >>> canonical_age_range("24-60 months")
+    '24-60 months'
+    >>> canonical_age_range("6 months-20 years")
+    '6 months-20 years'
+    """
+    text = text or ""
+    mixed = re.search(rf"{NUMBER} {_UNIT}\s*(?:-|–|to)\s*{NUMBER} {_UNIT}", text, _I)
+    if mixed and _unit(mixed.group(2)) != _unit(mixed.group(4)):
+        return (f"{words_to_int(mixed.group(1))} {_unit(mixed.group(2))}-"
+                f"{words_to_int(mixed.group(3))} {_unit(mixed.group(4))}")
+    for pattern in _AGE_RES:
+        match = pattern.search(text)
+        if match:
+            groups = [g for g in match.groups() if g]
+            numbers = [n for g in groups if (n := words_to_int(g)) is not None]
+            units = [g for g in groups if words_to_int(g) is None]
+            if len(numbers) >= 2 and units and numbers[0] < numbers[1]:
+                return f"{numbers[0]}-{numbers[1]} {_unit(units[-1])}"
+    bare = re.match(rf"^\s*{NUMBER}\s*(?:-|–)\s*{NUMBER} {_UNIT}", text, _I)
+    if bare:
+        return f"{words_to_int(bare.group(1))}-{words_to_int(bare.group(2))} {_unit(bare.group(3))}"
+    return None

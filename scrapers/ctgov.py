@@ -14,8 +14,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..errors import FetchError, InputError, NotFoundError
-from ..evidence.extract import canonical_age_range
-from ..vocabulary import cell_products, donors, routes
+from ..vocabulary import canonical_age_range, cell_products, donors, routes
 
 __all__ = ["fetch_studies", "fetch_study", "to_trial", "parse_results", "normalize_nct",
            "STUDY_URL", "RESULTS_URL"]

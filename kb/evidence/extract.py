@@ -21,7 +21,10 @@ from typing import Any
 
 from ..identifiers import find_registry_ids, registry_of
 from ..vocabulary import blinding as canonical_blinding
-from ..vocabulary import broader_donor, donors, lexicon, mentions, spans
+from ..vocabulary import NUMBER as _NUM
+from ..vocabulary import NUMBER_WORD as _NUMBER_WORD
+from ..vocabulary import broader_donor, canonical_age_range, donors, lexicon, mentions, spans
+from ..vocabulary import words_to_int
 from ..vocabulary import cell_products as canonical_cell_types
 from ..vocabulary import control as canonical_control
 from ..vocabulary import routes as canonical_routes
@@ -32,45 +35,6 @@ __all__ = ["canonical_cell_types", "canonical_routes", "canonical_origin", "cano
            "words_to_int"]
 
 _I = re.IGNORECASE
-
-# -- number words -----------------------------------------------------------------------------
-
-_UNITS = {w: i for i, w in enumerate(
-    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
-    "fifteen sixteen seventeen eighteen nineteen".split())}
-_TENS = {w: 10 * i for i, w in enumerate(
-    "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()) if w != "_"}
-_NUMBER_WORD = (r"(?:(?:twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)"
-                r"(?:[- ](?:one|two|three|four|five|six|seven|eight|nine))?"
-                r"|one hundred(?: and [a-z-]+)?|zero|one|two|three|"
-                r"four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|"
-                r"sixteen|seventeen|eighteen|nineteen)")
-_NUM = rf"(\d{{1,4}}|{_NUMBER_WORD})"
-
-
-def words_to_int(text: str) -> int | None:
-    """``"72"``, ``"seventy-two"`` or ``"Forty"`` as an int.
-
-    >>> words_to_int("Seventy-two"), words_to_int("105"), words_to_int("many")
-    (72, 105, None)
-    """
-    text = text.strip().lower()
-    if text.isdigit():
-        return int(text)
-    if text.startswith("one hundred"):
-        rest = text[len("one hundred"):].replace(" and ", " ").strip()
-        return 100 + (words_to_int(rest) or 0) if rest else 100
-    parts = re.split(r"[- ]", text)
-    total = 0
-    for part in parts:
-        if part in _TENS:
-            total += _TENS[part]
-        elif part in _UNITS:
-            total += _UNITS[part]
-        else:
-            return None
-    return total
-
 
 # -- lexicons ---------------------------------------------------------------------------------
 # Cell products, donors, routes, control and blinding are kb.vocabulary's (its data
@@ -131,53 +95,6 @@ def canonical_outcomes(text: str) -> list[str]:
     ['GMFM-66', 'MAS', 'PEDI', 'DTI']
     """
     return _ordered(name for _, name in spans(text or "", _OUTCOME_RES))
-
-
-_UNIT = r"(years?|yrs?|months?|mo)"
-_AGE_PATTERNS = [
-    rf"aged?(?: between| from)? {_NUM}(?:\.\d+)?(?: {_UNIT})?\s*(?:-|–|to|and)\s*"
-    rf"{_NUM}(?:\.\d+)? {_UNIT}",
-    rf"between {_NUM} and {_NUM} {_UNIT} (?:of age|old)",
-    rf"{_NUM}\s*(?:-|–|to)\s*{_NUM}[- ]{_UNIT}[- ]old",
-    rf"{_NUM}\s*(?:-|–|to)\s*{_NUM} {_UNIT} of age",
-    rf"(?:children|patients|participants)(?: \w+){{0,4}} "
-    rf"\({_NUM}\s*(?:-|–|to)\s*{_NUM} {_UNIT}\)",
-    rf"\bage(?: range)?[,:]? (?:from )?{_NUM}\s*(?:-|–|to)\s*{_NUM} {_UNIT}",
-]
-_AGE_RES = [re.compile(p, _I) for p in _AGE_PATTERNS]
-
-
-def _unit(word: str) -> str:
-    return "months" if word.lower().startswith("mo") else "years"
-
-
-def canonical_age_range(text: str) -> str | None:
-    """An age range normalised to ``"4-14 years"`` (the first one ``text`` states).
-
-    >>> canonical_age_range("children aged 4 to 14 years with spastic CP")
-    '4-14 years'
-    >>> canonical_age_range("24-60 months")
-    '24-60 months'
-    >>> canonical_age_range("6 months-20 years")
-    '6 months-20 years'
-    """
-    text = text or ""
-    mixed = re.search(rf"{_NUM} {_UNIT}\s*(?:-|–|to)\s*{_NUM} {_UNIT}", text, _I)
-    if mixed and _unit(mixed.group(2)) != _unit(mixed.group(4)):
-        return (f"{words_to_int(mixed.group(1))} {_unit(mixed.group(2))}-"
-                f"{words_to_int(mixed.group(3))} {_unit(mixed.group(4))}")
-    for pattern in _AGE_RES:
-        match = pattern.search(text)
-        if match:
-            groups = [g for g in match.groups() if g]
-            numbers = [n for g in groups if (n := words_to_int(g)) is not None]
-            units = [g for g in groups if words_to_int(g) is None]
-            if len(numbers) >= 2 and units and numbers[0] < numbers[1]:
-                return f"{numbers[0]}-{numbers[1]} {_unit(units[-1])}"
-    bare = re.match(rf"^\s*{_NUM}\s*(?:-|–)\s*{_NUM} {_UNIT}", text, _I)
-    if bare:
-        return f"{words_to_int(bare.group(1))}-{words_to_int(bare.group(2))} {_unit(bare.group(3))}"
-    return None
 
 
 _DOSE = re.compile(
