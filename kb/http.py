@@ -45,7 +45,7 @@ from .errors import FetchError, KBError, NoNetworkError, NotFoundError, OfflineE
 
 __all__ = ["Client", "default_rates", "user_agent", "redact", "check_json", "check_xml",
            "RETRY_STATUSES", "MAX_REDIRECTS", "quote_path",
-           "SECRET_PARAMS", "CACHE_EXPIRE"]
+           "SECRET_PARAMS", "CACHE_EXPIRE", "Breaker"]
 
 log = logging.getLogger(__name__)
 
@@ -195,6 +195,26 @@ class _Pacer:
                 self._interval[key] = seconds / limit
                 if key in self._last:
                     self._next[key] = self._last[key] + self._interval[key]
+
+
+class Breaker:
+    """Gives up on a service for the rest of a run: at a quota (a rate limit) or after
+    ``limit`` failures in a row. ``down`` is then the error that tripped it."""
+
+    def __init__(self, limit: int = 2) -> None:
+        self.limit = limit
+        self.failures = 0
+        self.down: FetchError | None = None
+
+    def success(self) -> None:
+        """The service answered (a "not found" counts): the failures in a row start over."""
+        self.failures = 0
+
+    def failure(self, exc: FetchError) -> None:
+        """The service failed with ``exc``."""
+        self.failures += 1
+        if isinstance(exc, QuotaError) or self.failures >= self.limit:
+            self.down = exc
 
 
 class _Transient(Exception):

@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterable
 from typing import Any, cast
 
 from kb.clock import now
-from kb.errors import FetchError, NotFoundError, QuotaError
-from kb.http import Client, quote_path
+from kb.errors import FetchError, NotFoundError
+from kb.http import Breaker, Client, quote_path
 from kb.identifiers import normalize_doi
 from kb.records import AuthorRecord, ReferenceRecord, UpdateRecord, WorkRecord
 from kb.scrapers import sound, well_formed
@@ -65,13 +65,12 @@ def fetch_works(client: Client, dois: Iterable[str], *, errors: dict[str, str] |
         if record is not None:
             found[doi] = record
     _report(progress, len(found))
-    down: FetchError | None = None  # Crossref is rate limiting us or not answering
-    failures = 0
+    breaker = Breaker(_GIVE_UP_AFTER)  # Crossref is rate limiting us or not answering
     batchable = sorted(d for d in wanted if d not in found and normalize_doi(d) and "," not in d)
     for start in range(0, len(batchable), BATCH_SIZE):
         batch = batchable[start:start + BATCH_SIZE]
-        if down is not None:
-            reasons.update({d: f"Crossref: {down.args[0]}" for d in batch})
+        if breaker.down is not None:
+            reasons.update({d: f"Crossref: {breaker.down.args[0]}" for d in batch})
             continue
         try:
             fetched = _fetch_batch(client, batch)
@@ -80,31 +79,27 @@ def fetch_works(client: Client, dois: Iterable[str], *, errors: dict[str, str] |
                 log.info("Crossref batch refused (%s); asking for its DOIs one by one", exc)
                 continue
             reasons.update({d: f"Crossref: {exc.args[0]}" for d in batch})
-            failures += 1
-            if isinstance(exc, QuotaError) or failures >= _GIVE_UP_AFTER:
-                down = exc
+            breaker.failure(exc)
             continue
-        failures = 0
+        breaker.success()
         found.update(fetched)
         _report(progress, len(fetched))
     for doi in wanted:
         if doi in found or doi in reasons:
             continue
-        if down is not None:
-            reasons[doi] = f"Crossref: {down.args[0]}"
+        if breaker.down is not None:
+            reasons[doi] = f"Crossref: {breaker.down.args[0]}"
             continue
         try:
             found[doi] = fetch_work(client, doi)
         except NotFoundError:
-            failures = 0
+            breaker.success()
             continue
         except FetchError as exc:
             reasons[doi] = f"Crossref: {exc.args[0]}"
-            failures += 1
-            if isinstance(exc, QuotaError) or failures >= _GIVE_UP_AFTER:
-                down = exc
+            breaker.failure(exc)
             continue
-        failures = 0
+        breaker.success()
         _report(progress, 1)
     if errors is not None:
         errors.update(reasons)

@@ -279,6 +279,7 @@ def _fetch_dois(run: _Run, dois: list[str], progress: Callable[[int], None] | No
     for a DOI only when both said so: a DOI a service failed to answer for fails, so that a
     rerun fetches it whole. Two DataCite failures in a row (or a quota) stop asking DataCite.
     """
+    from ..http import Breaker
     from ..scrapers import crossref, datacite
     found: dict[str, list[WorkRecord]] = {}
     errors: dict[str, str] = {}
@@ -287,25 +288,22 @@ def _fetch_dois(run: _Run, dois: list[str], progress: Callable[[int], None] | No
     for record in records:
         found[record["doi"]] = [record]  # type: ignore[index]
     reasons: dict[str, str] = {}
-    down: FetchError | None = None  # DataCite is rate limiting us or not answering
-    failures = 0
+    breaker = Breaker()  # DataCite is rate limiting us or not answering
     for doi in missing:
         if doi in errors:  # Crossref could not say; a rerun will ask it again
             reasons[doi] = errors[doi]
-        elif down is not None:
-            reasons[doi] = errors[doi] = f"not found in Crossref; DataCite: {down.args[0]}"
+        elif breaker.down is not None:
+            reasons[doi] = errors[doi] = f"not found in Crossref; DataCite: {breaker.down.args[0]}"
         else:
             try:
                 found[doi] = [datacite.fetch_work(run.client, doi)]
-                failures = 0
+                breaker.success()
             except NotFoundError:
-                failures = 0
+                breaker.success()
                 _from_doi_org(run, doi, found, reasons, errors)
             except FetchError as exc:
                 reasons[doi] = errors[doi] = f"not found in Crossref; DataCite: {exc.args[0]}"
-                failures += 1
-                if isinstance(exc, QuotaError) or failures >= 2:
-                    down = exc
+                breaker.failure(exc)
     for doi, record in _pubmed_by_doi(run, [d for d in dois if d not in errors]).items():
         found.setdefault(doi, []).append(record)
         reasons.pop(doi, None)
