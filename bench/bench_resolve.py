@@ -54,7 +54,7 @@ def _prepare(source: Path, work_dir: Path) -> tuple[Path, dict[int, int]]:
 def _anchor_seconds_per_ref(db: Path, sample: int) -> float:
     """Brute force: score each sampled reference against every work (no blocking)."""
     from kb import store
-    from kb.ingest.resolve import _load_candidates, parse_reference, score
+    from kb.ingest.resolve import _load_candidates, normalize_reference, score
     conn = store.connect(db)
     works = list(_load_candidates(conn).values())
     rows = conn.execute("SELECT unstructured FROM citations WHERE cited_id IS NULL AND "
@@ -63,7 +63,7 @@ def _anchor_seconds_per_ref(db: Path, sample: int) -> float:
     picked = random.Random(6).sample(rows, min(sample, len(rows)))
     start = time.perf_counter()
     for (text,) in picked:
-        ref = parse_reference(unstructured=text)
+        ref = normalize_reference(unstructured=text)
         max((score(ref, w) or 0.0 for w in works), default=0.0)
     return (time.perf_counter() - start) / len(picked)
 

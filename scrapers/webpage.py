@@ -23,7 +23,7 @@ from kb.identifiers import (find_dois, is_url, normalize_doi, normalize_pmcid, n
                             normalize_url)
 from kb.records import AuthorRecord, ReferenceRecord, WorkRecord
 
-__all__ = ["parse_page", "fetch_page", "parse_reference"]
+__all__ = ["parse_page", "fetch_page", "parse_printed_reference"]
 
 _REF_HEADING = re.compile(
     r"^\s*(?:\d+\.?\s*)?(references?|sources?|bibliography|citations?|works cited|literature cited|"
@@ -431,16 +431,16 @@ def _strip_marker(text: str) -> str:
     return _BACKLINK.sub("", _MARKER.sub("", text, count=1)).strip()
 
 
-def parse_reference(text: str) -> ReferenceRecord:
+def parse_printed_reference(text: str) -> ReferenceRecord:
     """Ids, first author, year and title from a reference as printed (APA, Harvard,
     Vancouver/AMA styles); anything not recognised is left out.
 
-    >>> ref = parse_reference("Qu, J., et al. (2022). Efficacy and safety of stem cell therapy "
-    ...     "in cerebral palsy: A systematic review and meta-analysis. Frontiers in "
+    >>> ref = parse_printed_reference("Qu, J., et al. (2022). Efficacy and safety of stem cell "
+    ...     "therapy in cerebral palsy: A systematic review and meta-analysis. Frontiers in "
     ...     "Bioengineering and Biotechnology, 10. doi:https://doi.org/10.3389/fbioe.2022.1006845")
     >>> ref["doi"], ref["first_author"], ref["year"], ref["title"][:40]
     ('10.3389/fbioe.2022.1006845', 'Qu', 2022, 'Efficacy and safety of stem cell therapy')
-    >>> ref = parse_reference("Min K, Song J, Kang JY, et al. Umbilical cord blood therapy "
+    >>> ref = parse_printed_reference("Min K, Song J, Kang JY, et al. Umbilical cord blood therapy "
     ...     "potentiated with erythropoietin for children with cerebral palsy: a double-blind, "
     ...     "randomized, placebo-controlled trial. Stem Cells. 2013;31(3):581-91.")
     >>> ref["first_author"], ref["year"], ref["journal"], ref["volume"], ref["first_page"]
@@ -521,7 +521,7 @@ def _item_reference(item: Any, base_url: str) -> ReferenceRecord | None:
     text = _strip_marker(_clean(item.get_text()))
     if len(text) < 8:
         return None
-    ref = parse_reference(text)
+    ref = parse_printed_reference(text)
     other_links: list[str] = []
     for anchor in item.find_all("a", href=True):
         href = urljoin(base_url, anchor["href"])

@@ -11,7 +11,8 @@ import pytest
 
 from kb import store
 from kb.cli import cli
-from kb.ingest.resolve import THRESHOLD, Candidate, normalize_text, parse_reference, resolve, score
+from kb.ingest.resolve import (THRESHOLD, Candidate, normalize_reference, normalize_text, resolve,
+                              score)
 from tests.replay import fixture_json
 
 _IDS = re.compile(r"(?:doi\s*:\s*)?(?:https?://(?:dx\.)?doi\.org/)?\b10\.\d{4,9}/\S+"
@@ -148,14 +149,14 @@ def test_identifiers_printed_in_references_link_by_id(tmp_path: Path) -> None:
 
 
 def test_parse_reference_forms() -> None:
-    ref = parse_reference(unstructured="Mancías-Guerra C, Marroquín-Escamilla AR, et al. "
+    ref = normalize_reference(unstructured="Mancías-Guerra C, Marroquín-Escamilla AR, et al. "
                                        "Safety and tolerability. Cytotherapy. 2014;16:810-20.")
     assert ref.first_author == "mancias guerra" and ref.years == {2014}
-    assert parse_reference(unstructured="Abi Chahine NH, Wehbe TW. Treatment of cerebral "
+    assert normalize_reference(unstructured="Abi Chahine NH, Wehbe TW. Treatment of cerebral "
                                         "palsy with stem cells. 2016").first_author == "abi chahine"
-    assert not parse_reference(unstructured="Kang XQ, Zang WJ (2006) Differentiating cells in "
+    assert not normalize_reference(unstructured="Kang XQ, Zang WJ (2006) Differentiating cells in "
                                             "vitro").author_year_only
-    structured = parse_reference(title="Stem cells therapy in cerebral palsy: A systematic "
+    structured = normalize_reference(title="Stem cells therapy in cerebral palsy: A systematic "
                                        "review", year=2016, first_author="Shroff")
     assert structured.title == "stem cells therapy in cerebral palsy a systematic review"
 
@@ -165,30 +166,32 @@ def test_score_rules() -> None:
                            "umbilical cord tissue mesenchymal stem cells in cerebral palsy")
     work = Candidate(1, title, 2021, "amanat")
     printed = "Amanat M, et al. " + title + ". Stem Cell Res Ther. 2021;12:439."
-    assert score(parse_reference(unstructured=printed), work) == 100.0
+    assert score(normalize_reference(unstructured=printed), work) == 100.0
     # one year off (online vs print) costs a little, two years rejects
-    assert score(parse_reference(unstructured=printed.replace("2021", "2022")), work) == 97.0
-    assert score(parse_reference(unstructured=printed.replace("2021", "2023")), work) is None
+    assert score(normalize_reference(unstructured=printed.replace("2021", "2022")), work) == 97.0
+    assert score(normalize_reference(unstructured=printed.replace("2021", "2023")), work) is None
     # another first author costs 12 points: an exact long title still just reaches the
     # threshold (a mis-parsed or group author), anything less does not
-    other = parse_reference(unstructured=printed.replace("Amanat M", "Zarrabi M"))
+    other = normalize_reference(unstructured=printed.replace("Amanat M", "Zarrabi M"))
     assert score(other, work) == THRESHOLD
     assert score(other, Candidate(1, title.replace("tissue", "blood"), 2021, "amanat")) < THRESHOLD
     # a correction notice is not the paper it corrects
-    notice = score(parse_reference(unstructured="Amanat M. Correction to: " + title + ". 2021"),
+    notice = score(normalize_reference(unstructured="Amanat M. Correction to: " + title + ". 2021"),
                    work)
     assert notice is not None and notice < THRESHOLD
     # printed in another volume at another page: an erratum or a reprint, not this paper
     located = Candidate(3, title, 2021, "amanat", volume="12", first_page="439")
-    assert score(parse_reference(unstructured=printed), located) == 100.0
-    assert score(parse_reference(unstructured=printed.replace("12:439", "13:88")), located) is None
-    assert score(parse_reference(unstructured=printed.replace("12:439", "12:88")), located) == 90.0
+    assert score(normalize_reference(unstructured=printed), located) == 100.0
+    moved = printed.replace("12:439", "13:88")
+    assert score(normalize_reference(unstructured=moved), located) is None
+    page = printed.replace("12:439", "12:88")
+    assert score(normalize_reference(unstructured=page), located) == 90.0
     # a reply to the paper is not the paper
     reply = Candidate(4, normalize_text("Response to: ") + " " + title, 2021, "amanat")
-    assert score(parse_reference(unstructured=printed), reply) < THRESHOLD
+    assert score(normalize_reference(unstructured=printed), reply) < THRESHOLD
     # short titles need the same author and year
     short = Candidate(2, normalize_text("Cerebral palsy"), 2009, "pakula")
-    assert score(parse_reference(unstructured="Smith J. Cerebral palsy. Lancet. 2009"),
+    assert score(normalize_reference(unstructured="Smith J. Cerebral palsy. Lancet. 2009"),
                  short) is None
 
 
@@ -308,8 +311,8 @@ def test_empty_references_do_not_match(text: str) -> None:
     title = "a title long enough to be matched on its own words"
     works = [Candidate(1, title, 2020, "smith"), Candidate(2, "", None, None, status="stub"),
              Candidate(3, "12", None, None)]
-    assert score(parse_reference(unstructured=f"Smith J. {title}. 2020"), works[0]) >= THRESHOLD
-    ref = parse_reference(unstructured=text)
+    assert score(normalize_reference(unstructured=f"Smith J. {title}. 2020"), works[0]) >= THRESHOLD
+    ref = normalize_reference(unstructured=text)
     assert [score(ref, work) or 0.0 for work in works] == [0.0, 0.0, 0.0]
 
 
@@ -318,15 +321,15 @@ def test_journal_only_pubmed_citations_match_on_their_locator() -> None:
     work = Candidate(1, normalize_text("Responses of macaque lateral geniculate cells to "
                                        "luminance and color figures."), 1977, "kruger",
                      journals=("sens processes",), volume="1", first_page="244")
-    ref = parse_reference(unstructured="Sens Processes. 1977 May;1(3):244-59")
+    ref = normalize_reference(unstructured="Sens Processes. 1977 May;1(3):244-59")
     assert (ref.volume, ref.first_page, ref.author_year_only) == ("1", "244", False)
     assert score(ref, work) == 95.0
     # same volume and page in another journal, or another page: no match
     for other in ("J Mol Biol. 1977 May;1(3):244-59", "Sens Processes. 1977;1(3):245-59"):
-        assert (score(parse_reference(unstructured=other), work) or 0) < THRESHOLD
+        assert (score(normalize_reference(unstructured=other), work) or 0) < THRESHOLD
     # a journal-only string is never read as "author and year"
-    assert not parse_reference(unstructured="Gastroenterology. 1990 Mar;98(3):639-46"
+    assert not normalize_reference(unstructured="Gastroenterology. 1990 Mar;98(3):639-46"
                                ).author_year_only
-    springer = parse_reference(unstructured="Kurtzberg J, Laughlin M (1996) Placental blood. "
+    springer = normalize_reference(unstructured="Kurtzberg J, Laughlin M (1996) Placental blood. "
                                             "N Engl J Med 335:157–166")
     assert (springer.volume, springer.first_page) == ("335", "157")

@@ -10,7 +10,7 @@ from kb import store
 from kb.errors import ParseError
 from kb.http import Client
 from kb.scrapers import webpage
-from kb.scrapers.webpage import fetch_page, parse_page, parse_reference
+from kb.scrapers.webpage import fetch_page, parse_page, parse_printed_reference
 from tests.replay import FIXTURES, Reply
 
 PAGES = FIXTURES / "webpage"
@@ -164,7 +164,7 @@ def test_page_references_become_citation_rows(tmp_path) -> None:
      {"year": 2019}),
 ])
 def test_reference_styles(text: str, fields: dict) -> None:
-    ref = parse_reference(text)
+    ref = parse_printed_reference(text)
     assert {k: ref.get(k) for k in fields} == fields
     assert ref["unstructured"] == text
 

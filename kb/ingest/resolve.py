@@ -55,7 +55,7 @@ from .. import store
 from ..identifiers import find_dois, normalize_pmcid, normalize_pmid
 
 __all__ = ["resolve", "ResolveReport", "FuzzyLink", "Merge", "Candidate", "ParsedRef",
-           "parse_reference", "reference_identity", "printed_year", "score", "normalize_text",
+           "normalize_reference", "reference_identity", "printed_year", "score", "normalize_text",
            "THRESHOLD", "MARGIN", "SHORT_TITLE"]
 
 #: Minimum score (0–100) for a fuzzy link.
@@ -169,16 +169,18 @@ def _page_key(value: str | None) -> str | None:
     return head.lstrip("0") or None
 
 
-def parse_reference(*, unstructured: str | None = None, title: str | None = None,
-                    year: int | None = None, first_author: str | None = None,
-                    journal: str | None = None, volume: str | None = None,
-                    first_page: str | None = None) -> ParsedRef:
-    """Read title, years and first author from a reference's fields and printed text.
+def normalize_reference(*, unstructured: str | None = None, title: str | None = None,
+                        year: int | None = None, first_author: str | None = None,
+                        journal: str | None = None, volume: str | None = None,
+                        first_page: str | None = None) -> ParsedRef:
+    """Read title, years and first author from a reference's fields and printed text,
+    normalised for matching (:func:`score`); parsing identifiers out of a printed reference is
+    :func:`kb.scrapers.webpage.parse_printed_reference`'s.
 
-    >>> ref = parse_reference(unstructured="Min et al [39], 2013 (South Korea, n=105)")
+    >>> ref = normalize_reference(unstructured="Min et al [39], 2013 (South Korea, n=105)")
     >>> ref.first_author, sorted(ref.years), ref.author_year_only
     ('min', [2013], True)
-    >>> parse_reference(unstructured="[4] Amanat, M., et al. (2021). Clinical and imaging "
+    >>> normalize_reference(unstructured="[4] Amanat, M., et al. (2021). Clinical and imaging "
     ...                 "outcomes. Stem Cell Research & Therapy, 12(1).").first_author
     'amanat'
     """
@@ -215,11 +217,11 @@ def reference_identity(ref: ParsedRef) -> tuple[Any, ...] | None:
     citation style), year, volume and first page; else the whole normalised text. None for
     what cannot identify a work ("Min et al [39], 2013").
 
-    >>> a = parse_reference(unstructured="Nat Neurosci. 1998 Nov;1(7):610-5")
-    >>> b = parse_reference(unstructured="Nat Neurosci. 1998 Nov;1(7):610-615.")
+    >>> a = normalize_reference(unstructured="Nat Neurosci. 1998 Nov;1(7):610-5")
+    >>> b = normalize_reference(unstructured="Nat Neurosci. 1998 Nov;1(7):610-615.")
     >>> reference_identity(a) == reference_identity(b)
     True
-    >>> reference_identity(parse_reference(unstructured="Min et al [39], 2013 (n=105)")) is None
+    >>> reference_identity(normalize_reference(unstructured="Min et al [39], 2013 (n=105)")) is None
     True
     """
     year = min(ref.years) if ref.years else None
@@ -266,7 +268,7 @@ def _author_in_head(ref: ParsedRef, work_author: str) -> bool:
 def score(ref: ParsedRef, work: Candidate) -> float | None:
     """The match score (0–100) of a reference and a work, or None when they cannot match.
 
-    >>> ref = parse_reference(unstructured="Min K, Song J, Kang JY et al (2013) Umbilical cord "
+    >>> ref = normalize_reference(unstructured="Min K, Song J, Kang JY et al (2013) Umbilical cord "
     ...     "blood therapy potentiated with erythropoietin for children with cerebral palsy: a "
     ...     "double-blind, randomized, placebo-controlled trial. Stem Cells 31:581-591")
     >>> work = Candidate(1, normalize_text("Umbilical Cord Blood Therapy Potentiated with "
@@ -635,7 +637,7 @@ def _link_rows(conn: sqlite3.Connection, rows: list[sqlite3.Row], index: _Index,
         if decided is not None:
             links.append((row["id"], decided[0], decided[1], None))
             continue
-        ref = parse_reference(unstructured=row["unstructured"], title=row["title"],
+        ref = normalize_reference(unstructured=row["unstructured"], title=row["title"],
                               year=row["year"], first_author=row["first_author"],
                               journal=row["journal"], volume=row["volume"],
                               first_page=row["first_page"])

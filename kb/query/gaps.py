@@ -94,14 +94,14 @@ def _unlinked_references(conn: sqlite3.Connection, topic_where: str, topic_param
                          min_citers: int) -> list[tuple[sqlite3.Row, list[int]]]:
     """References of full KB works linked to no work, grouped by what they name: (the first
     reference of each group, the citing work ids) for groups cited by ``min_citers`` works."""
-    from ..ingest.resolve import parse_reference, reference_identity
+    from ..ingest.resolve import normalize_reference, reference_identity
     groups: dict[tuple[Any, ...], dict[int, sqlite3.Row]] = {}
     for row in conn.execute(
             "SELECT c.citing_id, c.unstructured, c.title, c.year, c.first_author, c.journal, "
             "c.volume, c.first_page FROM citations c CROSS JOIN works k ON k.id = c.citing_id "
             f"WHERE c.cited_id IS NULL AND k.status = 'full' {topic_where} "
             "ORDER BY c.citing_id, c.position", topic_params):
-        key = reference_identity(parse_reference(
+        key = reference_identity(normalize_reference(
             unstructured=row["unstructured"], title=row["title"], year=row["year"],
             first_author=row["first_author"], journal=row["journal"], volume=row["volume"],
             first_page=row["first_page"]))
