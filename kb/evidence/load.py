@@ -11,10 +11,10 @@ from typing import Any, NamedTuple
 
 from ..errors import InputError
 from ..identifiers import registry_of
-from ..store import transaction, upsert_work
-from ..store.evidence import (add_registry_id, add_report, delete_facts, ensure_trial,
-                              find_trials, has_fact, refresh_trial, registry_sort, set_arms,
-                              set_fact, work_id_for)
+from ..store import transaction
+from ..store.evidence import (add_registry_id, add_report, delete_facts, ensure_corpus_work,
+                              ensure_trial, find_trials, has_fact, refresh_trial, registry_sort,
+                              set_arms, set_fact, work_id_for)
 
 __all__ = ["CuratedLoad", "load_curated_trials", "store_registry_trial", "store_rule_trial",
            "store_rule_pooled"]
@@ -22,16 +22,6 @@ __all__ = ["CuratedLoad", "load_curated_trials", "store_registry_trial", "store_
 #: fields of a curated entry that are not trial facts.
 _NOT_FACTS = {"doi", "work_id", "registry_ids", "sources", "arms", "linked_publication",
               "same_as", "note"}
-
-
-def _ensure_work(conn: sqlite3.Connection, ref: str) -> int:
-    """The work a corpus id names; a stub work when the KB has none."""
-    work_id = work_id_for(conn, ref)
-    if work_id is not None:
-        return work_id
-    record: dict[str, Any] = {"source": "corpus", "status": "stub"}
-    record.update({"url": ref[4:]} if ref.startswith("url:") else {"doi": ref.lower()})
-    return upsert_work(conn, record).work_id  # type: ignore[arg-type]
 
 
 class CuratedLoad(NamedTuple):
@@ -118,7 +108,7 @@ def load_curated_trials(conn: sqlite3.Connection,
             for ref in dict.fromkeys(refs + linked):
                 if work_id_for(conn, ref) is None:
                     stubs.append(ref)
-                work_ids[ref] = _ensure_work(conn, ref)
+                work_ids[ref] = ensure_corpus_work(conn, ref)
             key = registry_ids[0] if registry_ids else (
                 f"doi:{refs[0].lower()}" if not refs[0].startswith("url:") else refs[0])
             trial_id = ensure_trial(conn, key, registry_ids=registry_ids,

@@ -58,10 +58,11 @@ def occurrence(key: str) -> int:
 _REPEAT = re.compile(r"#(\d+)$")
 
 
-def stub_record(ref: ReferenceRecord | WorkRef) -> WorkRecord:
+def stub_record(ref: ReferenceRecord | WorkRef, source: str = "reference") -> WorkRecord:
     """The stub work a reference that names an unknown work becomes: its identifiers,
-    title, year, journal, URL, volume and first author, credited to ``reference``."""
-    stub: dict[str, Any] = {"source": "reference", "status": "stub",
+    title, year, journal, URL, volume and first author, credited to ``source`` (a reference
+    list's, or the corpus's for a work only the curated seed names)."""
+    stub: dict[str, Any] = {"source": source, "status": "stub",
                             **{f: ref.get(f) for f in ID_FIELDS if ref.get(f)},
                             **{f: ref.get(f) for f in STUB_FIELDS}}
     if first_author := ref.get("first_author"):

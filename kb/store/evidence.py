@@ -17,14 +17,18 @@ from typing import Any
 from ..clock import now
 from ..errors import InputError
 from ..identifiers import registry_of
+from ..records import WorkRef
 from ..vocabulary import Term, normalise_trial
+from .citations import stub_record
 from .connection import chunked, sync_fts, sync_fts_of_trials, transaction
+from .works import upsert_work
 
 __all__ = ["due_for_annotation", "mark_annotated", "PREANNOTATED", "PROVENANCE", "RELATIONS", "REPORT_ROLES",
            "TRIAL_COLUMNS", "ensure_trial", "find_trials", "set_fact", "has_fact",
            "delete_facts", "set_arms", "add_registry_id", "add_report", "add_lineage",
            "delete_lineage", "replace_flags", "refresh_trial", "merge_trials", "registry_sort",
-           "work_id_for", "store_synonyms", "refresh_trials", "delete_rule_evidence",
+           "work_id_for", "ensure_corpus_work", "store_synonyms", "refresh_trials",
+           "delete_rule_evidence",
            "refresh_or_drop_trials"]
 
 #: provenances, highest first.
@@ -442,6 +446,16 @@ def work_id_for(conn: sqlite3.Connection, ref: str) -> int | None:
     else:
         row = conn.execute("SELECT id FROM works WHERE doi = ?", (ref.lower(),)).fetchone()
     return row[0] if row else None
+
+
+def ensure_corpus_work(conn: sqlite3.Connection, ref: str) -> int:
+    """The work a corpus id names (:func:`work_id_for`); a stub credited to the corpus
+    (:func:`kb.store.stub_record`) when the KB has none."""
+    work_id = work_id_for(conn, ref)
+    if work_id is not None:
+        return work_id
+    named: WorkRef = {"url": ref[4:]} if ref.startswith("url:") else {"doi": ref.lower()}
+    return upsert_work(conn, stub_record(named, "corpus")).work_id
 
 
 def has_fact(conn: sqlite3.Connection, trial_id: int, field: str, provenance: str) -> bool:
