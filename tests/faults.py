@@ -690,8 +690,9 @@ def canonical_state(path: Path | str, *, skip_tables: frozenset[str] = frozenset
                     skip_columns: frozenset[str] = frozenset()) -> dict[str, list[tuple]]:
     """Every table's rows, sorted, with timestamps dropped and ids replaced by identities.
 
-    Work ids become ``doi:…``/``pmid:…`` keys, author ids become author keys, and other
-    surrogate integer primary keys are dropped, so two KBs that hold the same facts compare
+    Work ids become ``doi:…``/``pmid:…`` keys, author ids become author keys, MeSH term ids
+    their (descriptor, descriptor UI, qualifier), and other surrogate integer primary keys
+    are dropped, so two KBs that hold the same facts compare
     equal even if rows were inserted in another order. Also left out: ``records.url`` (which
     request, batch or single, brought a payload) and the order of a ``sources`` list.
     ``skip_tables`` / ``skip_columns`` (``table.column``) leave out more.
@@ -704,6 +705,9 @@ def canonical_state(path: Path | str, *, skip_tables: frozenset[str] = frozenset
         tables = [r[0] for r in conn.execute(
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
             "AND name NOT LIKE 'works_fts_%'")]
+        terms = {r[0]: tuple(r[1:]) for r in conn.execute(
+            "SELECT id, descriptor, descriptor_ui, qualifier FROM mesh_terms")
+            } if "mesh_terms" in tables else {}
         for table in tables:
             if table in skip_tables:
                 continue
@@ -725,6 +729,8 @@ def canonical_state(path: Path | str, *, skip_tables: frozenset[str] = frozenset
                         value = works.get(value, f"missing:{value}")
                     elif target == "authors" and value is not None:
                         value = authors.get(value, f"missing:{value}")
+                    elif target == "mesh_terms" and value is not None:
+                        value = terms.get(value, f"missing:{value}")
                     elif name == "sources" and isinstance(value, str):
                         value = json.dumps(sorted(json.loads(value)))  # a set, in arrival order
                     values.append(value)

@@ -66,7 +66,7 @@ def _integrity(db: Path) -> None:
 def _per_work(state: dict[str, list[tuple]]) -> dict[str, dict[str, list[tuple]]]:
     """Group the rows of work-owned tables under their work key (first column that is one)."""
     grouped: dict[str, dict[str, list[tuple]]] = {}
-    for table in ("works", "work_authors", "mesh", "keywords", "publication_types",
+    for table in ("works", "work_authors", "work_mesh", "keywords", "publication_types",
                   "accessions", "citations"):
         for row in state.get(table, []):
             key = row[0]

@@ -107,7 +107,7 @@ def test_year_says_how_many_works_without_a_year_it_left_out(kb_copy: Path) -> N
 
 def test_a_filter_with_no_data_behind_it_says_so(kb_copy: Path) -> None:
     conn = sqlite3.connect(kb_copy)
-    conn.execute("DELETE FROM mesh")
+    conn.execute("DELETE FROM work_mesh")
     conn.commit()
     conn.close()
     code, out, err = run(kb_copy, "search", "--mesh", "Cerebral Palsy")

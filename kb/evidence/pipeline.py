@@ -37,7 +37,7 @@ def _grouped(conn: sqlite3.Connection, sql: str, ids: list[int]) -> dict[int, li
 #: design, trial fact or outcome, so the annotation does not read it.
 _HAS_TEXT = ("w.title IS NOT NULL OR w.abstract IS NOT NULL OR w.type IN ({web}) OR "
              + " OR ".join(f"EXISTS (SELECT 1 FROM {table} x WHERE x.work_id = w.id)"
-                           for table in ("publication_types", "mesh", "keywords", "accessions"))
+                           for table in ("publication_types", "work_mesh", "keywords", "accessions"))
              ).format(web=", ".join(f"'{t}'" for t in WEB_TYPES))
 
 

@@ -100,7 +100,7 @@ def _lists(conn: sqlite3.Connection, chunk: list[int], marks: str) -> dict[str, 
             else {"name": r[3], "orcid": r[4], "affiliation": r[5]}
         out["authors"][r[0]].append({k: v for k, v in author.items() if v})
     for r in conn.execute("SELECT work_id, descriptor, descriptor_ui, qualifier, major FROM mesh "
-                          f"WHERE work_id IN ({marks}) ORDER BY rowid", chunk):
+                          f"WHERE work_id IN ({marks}) ORDER BY work_id, position", chunk):
         out["mesh"][r[0]].append({k: v for k, v in {
             "descriptor": r[1], "descriptor_ui": r[2], "qualifier": r[3]}.items() if v}
             | {"major": bool(r[4])})

@@ -19,13 +19,14 @@ from operator import itemgetter
 from typing import Any
 
 from ..clock import now
-from ..records import ReferenceRecord, WorkRecord
+from ..records import MeshRecord, ReferenceRecord, WorkRecord
 from .citations import (INSERT_CITATION, STUB_FIELDS, _add_citation, _ensure_work, citation_row,
                         occurrence, ref_keys, stub_record)
 from .connection import chunked, fts_insert, sync_fts
 from .works import (ID_FIELDS, RECORDS_UPSERT, SCALAR_FIELDS, UPDATES_INSERT, _author_key,
                     _author_name, _upsert, delete_works, new_work_row, provenance_json, raw_row)
 from .evidence import PREANNOTATED
+from .mesh import insert_mesh
 
 __all__ = ["BulkWriter", "BulkStats", "indexes_rebuilt_after"]
 
@@ -74,8 +75,8 @@ _INSERT_WORK = (f"INSERT INTO works({', '.join(_WORK_COLUMNS)}) "
 
 #: Secondary indexes no write of an import reads (browsing and search use them): an import
 #: into a small KB drops them and builds each once, sorted, at the end.
-REBUILT_INDEXES = ("mesh_descriptor", "works_year", "works_design", "works_status",
-                   "accessions_accession")
+REBUILT_INDEXES = ("mesh_descriptor", "work_mesh_term", "works_year", "works_design",
+                   "works_status", "accessions_accession")
 
 
 @contextmanager
@@ -216,7 +217,8 @@ class BulkWriter:
         conn.executemany(_INSERT_WORK, [self._work_row(r, i, stamp) for r, i in zip(records, ids)])
         authors: dict[str, tuple] = {}
         links: list[tuple[int, int, str, str | None]] = []
-        mesh, keywords, types, accessions, updates, raws = [], [], [], [], [], []
+        headings: list[tuple[int, list[MeshRecord]]] = []
+        keywords, types, accessions, updates, raws = [], [], [], [], []
         for work_id, record in zip(ids, records):
             source = record["source"]
             position = 0
@@ -229,8 +231,7 @@ class BulkWriter:
                 authors.setdefault(key, (key, author.get("family"), author.get("given"), name,
                                          author.get("orcid")))
                 links.append((work_id, position, key, author.get("affiliation")))
-            mesh += [(work_id, m["descriptor"], m.get("descriptor_ui"), m.get("qualifier"),
-                      int(bool(m.get("major")))) for m in record.get("mesh") or []]
+            headings.append((work_id, record.get("mesh") or []))
             keywords += [(work_id, k) for k in record.get("keywords") or [] if k]
             types += [(work_id, t) for t in record.get("publication_types") or [] if t]
             accessions += [(work_id, a["bank"], a["accession"])
@@ -252,8 +253,7 @@ class BulkWriter:
             conn.executemany("INSERT INTO work_authors(work_id, position, author_id, affiliation) "
                              "VALUES (?, ?, ?, ?)",
                              [(w, p, author_ids[k], a) for w, p, k, a in links])
-        conn.executemany("INSERT INTO mesh(work_id, descriptor, descriptor_ui, qualifier, major) "
-                         "VALUES (?, ?, ?, ?, ?)", mesh)
+        insert_mesh(conn, headings)
         conn.executemany("INSERT OR IGNORE INTO keywords(work_id, keyword) VALUES (?, ?)",
                          keywords)
         conn.executemany("INSERT OR IGNORE INTO publication_types(work_id, type) VALUES (?, ?)",

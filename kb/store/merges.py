@@ -15,7 +15,7 @@ from .works import (_ID_ROW, ID_FIELDS, LIST_FIELDS, SCALAR_FIELDS, _apply, _aut
 
 def _referencing_columns(conn: sqlite3.Connection) -> list[tuple[str, str]]:
     """Every (table, column) with a foreign key to works.id, outside the ones merged by hand."""
-    handled = {"citations", "work_authors", "mesh", "keywords", "publication_types",
+    handled = {"citations", "work_authors", "work_mesh", "keywords", "publication_types",
                "accessions", "updates", "records", "identity_conflicts"}
     pairs = []
     for (table,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'"):
@@ -92,7 +92,7 @@ def _fold_work(conn: sqlite3.Connection, keep_id: int, drop_id: int) -> None:
     for table in ("keywords", "publication_types", "accessions", "updates"):
         conn.execute(f"UPDATE OR IGNORE {table} SET work_id = ? WHERE work_id = ?",
                      (keep_id, drop_id))
-    for field, table in (("authors", "work_authors"), ("mesh", "mesh")):
+    for field, table in (("authors", "work_authors"), ("mesh", "work_mesh")):
         has = conn.execute(f"SELECT 1 FROM {table} WHERE work_id = ?", (keep_id,)).fetchone()
         keep_prov = json.loads(conn.execute("SELECT provenance FROM works WHERE id = ?",
                                             (keep_id,)).fetchone()[0])

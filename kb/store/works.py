@@ -14,6 +14,7 @@ from ..errors import InputError
 from ..identifiers import classify
 from ..records import SOURCES, ReferenceRecord, WorkRecord, WorkRef
 from .connection import sync_fts, transaction
+from .mesh import insert_mesh
 
 ID_FIELDS = ("doi", "pmid", "pmcid", "openalex_id")
 SCALAR_FIELDS = ("title", "subtitle", "abstract", "journal", "journal_abbrev", "issn",
@@ -236,12 +237,8 @@ def _write_list(conn: sqlite3.Connection, work_id: int, field: str, items: list)
                                                  author.get("affiliation")))
         _drop_orphan_authors(conn, previous)
     elif field == "mesh":
-        conn.execute("DELETE FROM mesh WHERE work_id = ?", (work_id,))
-        conn.executemany(
-            "INSERT INTO mesh(work_id, descriptor, descriptor_ui, qualifier, major) "
-            "VALUES (?, ?, ?, ?, ?)",
-            [(work_id, m["descriptor"], m.get("descriptor_ui"), m.get("qualifier"),
-              int(bool(m.get("major")))) for m in items])
+        conn.execute("DELETE FROM work_mesh WHERE work_id = ?", (work_id,))
+        insert_mesh(conn, [(work_id, items)])
     elif field == "keywords":
         conn.execute("DELETE FROM keywords WHERE work_id = ?", (work_id,))
         conn.executemany("INSERT OR IGNORE INTO keywords(work_id, keyword) VALUES (?, ?)",
@@ -275,7 +272,7 @@ def _read_list(conn: sqlite3.Connection, work_id: int, field: str) -> list:
     if field == "mesh":
         return [dict(r) for r in conn.execute(
             "SELECT descriptor, descriptor_ui, qualifier, major FROM mesh WHERE work_id = ? "
-            "ORDER BY rowid", (work_id,))]
+            "ORDER BY position", (work_id,))]
     table, column = {"keywords": ("keywords", "keyword"),
                      "publication_types": ("publication_types", "type")}[field]
     return [r[0] for r in conn.execute(f"SELECT {column} FROM {table} WHERE work_id = ?",
