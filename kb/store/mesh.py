@@ -33,15 +33,11 @@ def _term(heading: MeshRecord) -> Term:
 
 def _term_ids(conn: sqlite3.Connection, terms: set[Term]) -> dict[Term, int]:
     """The id of each term, the missing ones inserted (in a fixed order)."""
-    if not terms:
-        return {}
-    ids = _known(conn, terms)
-    missing = sorted((t for t in terms if t not in ids),
-                     key=lambda t: (t[0], t[1] or "", t[2] or ""))
-    if missing:
-        conn.executemany("INSERT INTO mesh_terms(descriptor, descriptor_ui, qualifier) "
-                         "VALUES (?, ?, ?)", missing)
-        ids = _known(conn, terms)
+    ids = _known(conn, terms) if terms else {}
+    for term in sorted((t for t in terms if t not in ids),
+                       key=lambda t: (t[0], t[1] or "", t[2] or "")):
+        ids[term] = conn.execute("INSERT INTO mesh_terms(descriptor, descriptor_ui, qualifier) "
+                                 "VALUES (?, ?, ?) RETURNING id", term).fetchone()[0]
     return ids
 
 
