@@ -75,8 +75,8 @@ _INSERT_WORK = (f"INSERT INTO works({', '.join(_WORK_COLUMNS)}) "
 
 #: Secondary indexes no write of an import reads (browsing and search use them): an import
 #: into a small KB drops them and builds each once, sorted, at the end.
-REBUILT_INDEXES = ("mesh_descriptor", "work_mesh_term", "works_year", "works_design",
-                   "works_status", "accessions_accession")
+REBUILT_INDEXES = ("work_mesh_term", "works_year", "works_design", "works_status",
+                   "accessions_accession")
 
 
 @contextmanager
