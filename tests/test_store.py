@@ -1,6 +1,7 @@
 """The store: migrations, merge by identity, source precedence, idempotence, edges."""
 from __future__ import annotations
 
+import re
 import sqlite3
 from pathlib import Path
 
@@ -245,3 +246,12 @@ def test_delete_works_removes_rows_and_index(conn: sqlite3.Connection) -> None:
     assert store.delete_works(conn, ["34362453", "999"]) == 1
     assert conn.execute("SELECT count(*) FROM works").fetchone()[0] == 0
     assert conn.execute("SELECT count(*) FROM works_fts").fetchone()[0] == 0
+
+
+def test_no_scraper_imports_the_store() -> None:
+    """Scrapers fetch and parse; only the store writes (their clock is kb.clock)."""
+    root = Path(__file__).parent.parent / "scrapers"
+    offenders = [p.name for p in sorted(root.glob("*.py"))
+                 if re.search(r"^\s*(from kb(\.store| import store)|import kb\.store)",
+                              p.read_text(encoding="utf-8"), re.M)]
+    assert offenders == []
