@@ -23,9 +23,9 @@ from ..records import MeshRecord, ReferenceRecord, WorkRecord
 from .citations import (INSERT_CITATION, STUB_FIELDS, _add_citation, _ensure_work, citation_row,
                         occurrence, ref_keys, stub_record)
 from .connection import chunked, fts_insert, sync_fts
+from .evidence import PREANNOTATED
 from .works import (ID_FIELDS, RECORDS_UPSERT, SCALAR_FIELDS, UPDATES_INSERT, _author_key,
                     _author_name, _upsert, delete_works, new_work_row, provenance_json, raw_row)
-from .evidence import PREANNOTATED
 from .mesh import insert_mesh
 
 __all__ = ["BulkWriter", "BulkStats", "indexes_rebuilt_after"]
